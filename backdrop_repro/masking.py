@@ -1,0 +1,242 @@
+"""Backdrop masking: identity in the forward pass, a random 0/1 mask on the gradient backward.
+
+A backdrop mask is "dropout along the backward pass". The forward value is untouched, so the
+loss is always computed on the whole input; only the gradient that flows back through the mask
+is multiplied by a random keep-mask ``m`` (1 = kept, 0 = blocked), renormalised so that the
+gradient keeps its scale:
+
+    forward:   y = x
+    backward:  dL/dx = dL/dy * m / s,   s = mean(m) ("realized", the authors' choice)
+                                        s = 1 - mask_prob ("expected", unbiased on average)
+                                        s = 1 ("none")
+
+The mask has the size of ``x`` along the masked ``dims`` and size 1 along every other dim, so
+one mask is shared by every index of the unmasked dims. Spatial masking of an NCHW feature map
+uses ``dims=(-2, -1)`` (one mask per batch, shared by the channels); per-sample masking for
+non-decomposable losses uses ``dims=(0,)``.
+
+Example
+-------
+>>> import torch
+>>> from backdrop_repro.masking import BackdropMask
+>>> layer = BackdropMask(mask_prob=0.5, dims=(-2, -1), generator=torch.Generator().manual_seed(0))
+>>> x = torch.ones(1, 1, 4, 4, requires_grad=True)
+>>> y = layer(x)
+>>> torch.equal(y, x)                 # forward is the identity
+True
+>>> y.sum().backward()
+>>> bool(((x.grad == 0) | (x.grad == x.grad.max())).all())   # gradient is 0 or 1/mean(mask)
+True
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+NORMALIZATIONS = ("realized", "expected", "none")
+
+__all__ = ["BackdropMask", "BackdropFunction", "backdrop", "draw_mask", "NORMALIZATIONS"]
+
+
+class BackdropFunction(torch.autograd.Function):
+    """Autograd function ``y = x`` whose backward multiplies the gradient by ``mask``.
+
+    ``mask`` must broadcast against ``x`` and already carry its normalisation.
+    The forward returns a view of ``x`` (no copy of the data).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(mask)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+def backdrop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Functional backdrop: return ``x`` unchanged; its gradient is multiplied by ``mask``.
+
+    Parameters
+    ----------
+    x : Tensor of any shape.
+    mask : Tensor broadcastable to ``x`` (already normalised, e.g. from :func:`draw_mask`).
+        It is cast to ``x``'s dtype and device.
+
+    Example
+    -------
+    >>> x = torch.arange(4.0, requires_grad=True)
+    >>> backdrop(x, torch.tensor([0.0, 2.0, 0.0, 2.0])).sum().backward()
+    >>> x.grad
+    tensor([0., 2., 0., 2.])
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    try:
+        torch.broadcast_shapes(mask.shape, x.shape)
+    except RuntimeError:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to x of shape {tuple(x.shape)}") from None
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return x
+    return BackdropFunction.apply(x, mask.to(device=x.device, dtype=x.dtype))
+
+
+def _check_prob(mask_prob: float) -> float:
+    if isinstance(mask_prob, bool) or not isinstance(mask_prob, (int, float)):
+        raise ValueError(f"mask_prob must be a float in [0, 1), got {mask_prob!r}")
+    mask_prob = float(mask_prob)
+    if not 0.0 <= mask_prob < 1.0:
+        raise ValueError(f"mask_prob must be in [0, 1) (probability of blocking a cell), got {mask_prob}")
+    return mask_prob
+
+
+def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(dims, int):
+        dims = (dims,)
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}") from None
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}")
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"dims must not contain duplicates, got {dims!r}")
+    return dims
+
+
+def _check_normalization(normalization: str) -> str:
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    return normalization
+
+
+def _resolve_dims(dims: tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    out = []
+    for d in dims:
+        if not -ndim <= d < ndim:
+            raise ValueError(f"dims entry {d} is out of range for a tensor with {ndim} dims (accepted: {-ndim}..{ndim - 1})")
+        out.append(d % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"dims {dims} name the same dim twice for a tensor with {ndim} dims")
+    return tuple(out)
+
+
+def draw_mask(
+    shape: Sequence[int],
+    mask_prob: float,
+    dims: Sequence[int] = (-2, -1),
+    normalization: str = "realized",
+    generator: Optional[torch.Generator] = None,
+    pinned: Optional[Sequence[int]] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw a backdrop mask for a tensor of ``shape``.
+
+    Parameters
+    ----------
+    shape : shape of the tensor the mask is for, e.g. ``(N, C, H, W)``.
+    mask_prob : probability of *blocking* a cell, in [0, 1).
+    dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere.
+    normalization : ``"realized"`` (divide by the mean of the drawn mask, default),
+        ``"expected"`` (divide by ``1 - mask_prob``) or ``"none"``.
+    generator : optional CPU ``torch.Generator`` for reproducible masks.
+    pinned : optional index (one int per masked dim) of the single cell to keep.
+
+    Returns
+    -------
+    (keep, scaled) : ``keep`` is the 0/1 float32 mask, ``scaled`` the normalised mask that
+    multiplies the gradient; both of shape ``[shape[d] if d in dims else 1 for d]``, on the CPU.
+    If every cell comes out blocked, one cell chosen at random is kept.
+
+    Example
+    -------
+    >>> keep, scaled = draw_mask((2, 3, 4, 4), 0.5, generator=torch.Generator().manual_seed(1))
+    >>> keep.shape, float(scaled.mean())
+    (torch.Size([1, 1, 4, 4]), 1.0)
+    """
+    mask_prob = _check_prob(mask_prob)
+    normalization = _check_normalization(normalization)
+    shape = tuple(int(s) for s in shape)
+    rdims = _resolve_dims(_check_dims(dims), len(shape))
+    mshape = [shape[d] if d in rdims else 1 for d in range(len(shape))]
+    grid = [shape[d] for d in rdims]
+    if pinned is not None:
+        pinned = tuple(int(i) for i in pinned)
+        if len(pinned) != len(grid) or not all(0 <= i < g for i, g in zip(pinned, grid)):
+            raise ValueError(f"pinned must be one index per masked dim inside the grid {tuple(grid)}, got {pinned}")
+        keep = torch.zeros(grid, dtype=torch.float32)
+        keep[pinned] = 1.0
+    else:
+        keep = (torch.rand(grid, generator=generator) >= mask_prob).to(torch.float32)
+        if not keep.any():
+            flat = keep.view(-1)
+            flat[torch.randint(flat.numel(), (1,), generator=generator)] = 1.0
+    keep = keep.reshape(mshape)
+    if normalization == "realized":
+        scaled = keep / keep.mean()
+    elif normalization == "expected":
+        scaled = keep / (1.0 - mask_prob)
+    else:
+        scaled = keep.clone()
+    return keep, scaled
+
+
+class BackdropMask(nn.Module):
+    """A backdrop masking layer (identity forward, random gradient mask backward).
+
+    Parameters
+    ----------
+    mask_prob : probability of blocking a cell, in [0, 1). 0 = identity (no mask drawn).
+    dims : masked dims, e.g. ``(-2, -1)`` for the H, W of an NCHW map, ``(0,)`` per sample.
+    normalization : ``"realized"`` (default), ``"expected"`` or ``"none"`` (see :func:`draw_mask`).
+    generator : optional ``torch.Generator`` (CPU) for reproducible masks.
+    pinned : optional cell (one index per masked dim) to keep alone, for diagnosis.
+
+    A new mask is drawn at every forward pass in training mode when the input requires a
+    gradient. In ``eval()`` mode, under ``torch.no_grad()`` and with ``mask_prob == 0`` (and no
+    ``pinned`` cell) the layer returns its input and draws nothing. The last drawn 0/1 mask is
+    kept in ``last_mask`` (shape broadcastable to the input) for plotting.
+
+    Example
+    -------
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), BackdropMask(0.5))
+    >>> net(torch.zeros(1, 1, 8, 8)).shape
+    torch.Size([1, 2, 8, 8])
+    """
+
+    def __init__(
+        self,
+        mask_prob: float = 0.5,
+        dims: Sequence[int] = (-2, -1),
+        normalization: str = "realized",
+        generator: Optional[torch.Generator] = None,
+        pinned: Optional[Sequence[int]] = None,
+    ) -> None:
+        super().__init__()
+        self.mask_prob = _check_prob(mask_prob)
+        self.dims = _check_dims(dims)
+        self.normalization = _check_normalization(normalization)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.generator = generator
+        self.pinned = None if pinned is None else tuple(int(i) for i in pinned)
+        self.last_mask: Optional[torch.Tensor] = None
+
+    @property
+    def active(self) -> bool:
+        """True when a forward pass in training mode would draw a mask."""
+        return self.training and (self.mask_prob > 0 or self.pinned is not None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.active or not (torch.is_grad_enabled() and x.requires_grad):
+            return x
+        keep, scaled = draw_mask(x.shape, self.mask_prob, self.dims, self.normalization, self.generator, self.pinned)
+        self.last_mask = keep
+        return BackdropFunction.apply(x, scaled.to(device=x.device, dtype=x.dtype))
+
+    def extra_repr(self) -> str:
+        s = f"mask_prob={self.mask_prob}, dims={self.dims}, normalization={self.normalization!r}"
+        return s + (f", pinned={self.pinned}" if self.pinned is not None else "")

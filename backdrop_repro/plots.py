@@ -1,0 +1,28 @@
+"""Figures: one function per figure, each returning a matplotlib Figure; ``save`` writes PNG+PDF."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .io import atomic_path, figures_dir
+
+GP_CMAP = "inferno"
+
+
+def save(fig: "plt.Figure", name: str, dpi: int = 150) -> list[Path]:
+    """Write ``fig`` as ``figures/<name>.png`` (``dpi``) and ``figures/<name>.pdf``, atomically.
+
+    ``name`` should start with the notebook that makes the figure, e.g. ``"backdrop-demo-masks"``.
+    Returns the two paths. Example: ``save(fig, "backdrop-demo-masks")``.
+    """
+    if not name or "/" in name or name.endswith((".png", ".pdf")):
+        raise ValueError(f"name must be a bare file stem like 'backdrop-demo-masks', got {name!r}")
+    out = []
+    for ext in ("png", "pdf"):
+        path = figures_dir() / f"{name}.{ext}"
+        with atomic_path(path) as tmp:
+            kw = {"metadata": {"CreationDate": None}} if ext == "pdf" else {"metadata": {"Software": None}}
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", **kw)
+        out.append(path)
+    return out
