@@ -1,11 +1,15 @@
-"""Figures: one function per figure, each returning a matplotlib Figure; ``save`` writes PNG+PDF."""
+"""Figures: one function per figure, each returning a matplotlib Figure; ``save`` writes PNG+PDF.
+
+Sub-modules by topic: ``plots.masks`` (backdrop-demo), ``plots.gp`` (gp-generate-demo),
+``plots.training`` (gp-training), ``plots.nondecomposable`` (non-decomposable).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .io import atomic_path, figures_dir
+from ..io import atomic_path, figures_dir
 
 GP_CMAP = "inferno"
 
