@@ -10,21 +10,48 @@ The authors' demo network (for 1024x1024 inputs) is the default configuration::
 With ``kernel=2`` (stride 2, no overlap) every cell of a mask's grid sees a disjoint square
 patch of the input, so the masks are crisp in input space; with ``kernel=3`` neighbouring cells
 overlap and the masks "bleed" into each other.
+
+:meth:`TwoScaleCNN.for_scales` places the two masks for other image sizes and correlation
+lengths: a mask's cell (the stride of the layer it follows) is the power of two nearest to
+``2.5 x`` the correlation length of its scale (32 px for the paper's small blobs of 9.5-10 px,
+256 px for the large blobs of 80-140 px, which is the demo network), and the coarse grid keeps
+at least 2 x 2 cells.
 """
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
 from .masking import BackdropMask
 
+__all__ = ["TwoScaleCNN", "cell_layers", "conv_flops"]
+
 
 def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
     if kernel not in (2, 3):
         raise ValueError(f"kernel must be 2 or 3, got {kernel!r}")
     return nn.Conv2d(cin, cout, kernel, stride=2, padding=kernel // 2 if kernel == 3 else 0)
+
+
+def cell_layers(cl: float | Sequence[float], factor: float = 2.5) -> int:
+    """Number of stride-2 layers (stem included) whose stride best matches blobs of length ``cl``.
+
+    The cell size ``2 ** layers`` is the power of two nearest to ``factor * cl`` (geometric
+    mean of ``cl`` when several lengths share a scale).
+
+    Example
+    -------
+    >>> cell_layers((9.5, 10.0)), cell_layers((80.0, 140.0))   # 32 px and 256 px cells
+    (5, 8)
+    """
+    cls = [float(c) for c in (cl if isinstance(cl, (tuple, list)) else (cl,))]
+    if not cls or any(not c > 0 for c in cls):
+        raise ValueError(f"cl must be positive correlation length(s) in pixels, got {cl!r}")
+    g = math.exp(sum(math.log(c) for c in cls) / len(cls))
+    return max(1, round(math.log2(factor * g)))
 
 
 class TwoScaleCNN(nn.Module):
@@ -40,6 +67,8 @@ class TwoScaleCNN(nn.Module):
         between the fine and the coarse mask.
     kernel : 2 (crisp masks) or 3 (overlapping receptive fields).
     normalization, generator : passed to both :class:`BackdropMask` layers.
+    init_seed : if given, the parameters are initialised from this seed (PyTorch's default
+        initialisers, run under a forked global RNG so the caller's RNG state is untouched).
 
     Input ``(N, 1, H, W)`` with H, W divisible by ``2 ** (1 + n_fine + n_coarse)``;
     output ``(N, n_classes)`` logits.
@@ -62,13 +91,25 @@ class TwoScaleCNN(nn.Module):
         kernel: int = 2,
         normalization: str = "realized",
         generator: Optional[torch.Generator] = None,
+        init_seed: Optional[int] = None,
     ) -> None:
         super().__init__()
         for name, v in (("width", width), ("n_classes", n_classes), ("n_coarse", n_coarse)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not isinstance(n_fine, int) or n_fine < 0:
+        if not isinstance(n_fine, int) or isinstance(n_fine, bool) or n_fine < 0:
             raise ValueError(f"n_fine must be an int >= 0, got {n_fine!r}")
+        if init_seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(init_seed))
+                self._build(width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator)
+        else:
+            self._build(width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator)
+        self.width, self.n_classes, self.kernel = width, n_classes, kernel
+        self.n_fine, self.n_coarse = n_fine, n_coarse
+        self.downsample = 2 ** (1 + n_fine + n_coarse)
+
+    def _build(self, width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator):
         layers: list[nn.Module] = [nn.Conv2d(1, width, 5, stride=2, padding=2), nn.ReLU()]
         for _ in range(n_fine):
             layers += [_conv(width, width, kernel), nn.ReLU()]
@@ -80,14 +121,98 @@ class TwoScaleCNN(nn.Module):
         self.coarse_features = nn.Sequential(*layers)
         self.coarse_mask = BackdropMask(coarse_prob, dims=(-2, -1), normalization=normalization, generator=generator)
         self.head = nn.Linear(width, n_classes)
-        self.downsample = 2 ** (1 + n_fine + n_coarse)
+
+    @classmethod
+    def for_scales(
+        cls,
+        size: int,
+        small_cl: float | Sequence[float] = (9.5, 10.0),
+        large_cl: float | Sequence[float] = (80.0, 140.0),
+        min_coarse_grid: int = 2,
+        **kwargs,
+    ) -> "TwoScaleCNN":
+        """Network for ``size x size`` images whose masks sit at the blob scales.
+
+        The fine mask follows the layer of stride ``2 ** cell_layers(small_cl)`` and the coarse
+        mask the layer of stride ``2 ** cell_layers(large_cl)``, capped so the coarse grid has
+        at least ``min_coarse_grid`` cells per side. Other keyword arguments go to the
+        constructor (``width``, ``fine_prob``, ``coarse_prob``, ``kernel``, ...).
+
+        Example
+        -------
+        >>> TwoScaleCNN.for_scales(1024).cells      # the authors' demo network
+        ((32, 32), (4, 4))
+        >>> TwoScaleCNN.for_scales(256, width=8).cells
+        ((8, 8), (2, 2))
+        """
+        if not isinstance(size, int) or size < 8 or size & (size - 1):
+            raise ValueError(f"size must be a power of two >= 8, got {size!r}")
+        total_max = int(math.log2(size // min_coarse_grid))
+        fine = cell_layers(small_cl)
+        coarse = min(cell_layers(large_cl), total_max)
+        if coarse <= fine:
+            raise ValueError(
+                f"size {size} is too small to separate the scales {small_cl} and {large_cl} "
+                f"(fine cell 2**{fine}, coarse cell 2**{coarse}); use a larger size")
+        net = cls(n_fine=fine - 1, n_coarse=coarse - fine, **kwargs)
+        net.image_size = size
+        return net
+
+    @property
+    def cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Mask grids ``((fine_h, fine_w), (coarse_h, coarse_w))`` for ``image_size`` inputs."""
+        size = getattr(self, "image_size", 1024)
+        f = size // 2 ** (1 + self.n_fine)
+        c = size // self.downsample
+        return (f, f), (c, c)
+
+    @property
+    def receptive_fields(self) -> tuple[int, int]:
+        """Receptive field in input pixels of one fine-grid cell and one coarse-grid cell."""
+        r, jump = 5, 2
+        for _ in range(self.n_fine):
+            r, jump = r + (self.kernel - 1) * jump, jump * 2
+        fine = r
+        for _ in range(self.n_coarse):
+            r, jump = r + (self.kernel - 1) * jump, jump * 2
+        return fine, r
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The masked coarse feature map ``(N, width, H/downsample, W/downsample)``."""
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"x must have shape (N, 1, H, W), got {tuple(x.shape)}")
+        if x.shape[-1] % self.downsample or x.shape[-2] % self.downsample:
+            raise ValueError(f"x's H and W must be multiples of {self.downsample}, got {tuple(x.shape[-2:])}")
         h = self.fine_mask(self.fine_features(x))
         return self.coarse_mask(self.coarse_features(h))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(-2, -1)))
+
+
+def conv_flops(model: TwoScaleCNN, size: int, backward: bool = True) -> float:
+    """Floating-point operations (2 per multiply-add) of one ``size x size`` sample.
+
+    Counts the convolutions and the head; the backward pass costs twice the forward of every
+    layer except the stem (whose input needs no gradient), which costs once more.
+
+    Example
+    -------
+    >>> round(conv_flops(TwoScaleCNN(), 1024) / 1e9, 1)     # GFLOP per sample, fwd + bwd
+    10.3
+    """
+    flops_fwd, stem = 0.0, 0.0
+    h = size
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            h = (h + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
+            f = 2.0 * h * h * m.in_channels * m.out_channels * k
+            if m.in_channels == 1:
+                stem = f
+            flops_fwd += f
+        elif isinstance(m, nn.Linear):
+            flops_fwd += 2.0 * m.in_features * m.out_features
+    if not backward:
+        return flops_fwd
+    return 3 * flops_fwd - stem

@@ -14,11 +14,15 @@ from ..io import atomic_path, figures_dir
 GP_CMAP = "inferno"
 
 
-def save(fig: "plt.Figure", name: str, dpi: int = 150) -> list[Path]:
+def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True) -> None:
     """Write ``fig`` as ``figures/<name>.png`` (``dpi``) and ``figures/<name>.pdf``, atomically.
 
     ``name`` should start with the notebook that makes the figure, e.g. ``"backdrop-demo-masks"``.
-    Returns the two paths. Example: ``save(fig, "backdrop-demo-masks")``.
+    With ``show=True`` (default) the figure is displayed once when running under IPython/Jupyter;
+    it is then closed, so notebooks get exactly one image output per figure whatever the backend
+    (papermill and nbval agree). Returns None, so a notebook cell ending in ``save(...)`` has no
+    execute result (nbval ignores a trailing ``;``).
+    Example: ``save(fig, "backdrop-demo-masks")``.
     """
     if not name or "/" in name or name.endswith((".png", ".pdf")):
         raise ValueError(f"name must be a bare file stem like 'backdrop-demo-masks', got {name!r}")
@@ -29,4 +33,17 @@ def save(fig: "plt.Figure", name: str, dpi: int = 150) -> list[Path]:
             kw = {"metadata": {"CreationDate": None}} if ext == "pdf" else {"metadata": {"Software": None}}
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", **kw)
         out.append(path)
-    return out
+    plt.close(fig)
+    if show:
+        _display_png(out[0])
+
+
+def _display_png(path: Path) -> None:
+    """Show the saved PNG under IPython (one ``image/png`` output whatever the backend)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # plain Python: nothing to show
+        return
+    if get_ipython() is not None:
+        display(Image(data=path.read_bytes(), format="png"))
