@@ -296,8 +296,8 @@ class RestrictedUnpickler(pickle._Unpickler):   # the pure-Python unpickler: BUI
                 _safe_dtype_of(state[2], f"{self.source}: array")
                 ok = len(state[4]) == math.prod(state[1]) * state[2].itemsize
             if not ok:
-                raise UnsafePickleError(f"{self.source}: unexpected array state "
-                                        f"{tuple(type(s).__name__ for s in state) if isinstance(state, tuple) else state!r}")
+                shown = tuple(type(v).__name__ for v in state) if isinstance(state, tuple) else state
+                raise UnsafePickleError(f"{self.source}: unexpected array state {shown!r}")
         else:
             raise UnsafePickleError(f"{self.source}: setting the state of a {type(inst).__name__} is not allowed")
         pickle._Unpickler.load_build(self)
@@ -349,7 +349,8 @@ def _same_name(a: Any, b: Any) -> bool:
     return pa == pb if pa is not None and pb is not None else str(a) == str(b)
 
 
-def parse_authors_dataset(obj: Any, recipe: Any, source: str = "dataset") -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+def parse_authors_dataset(obj: Any, recipe: Any, source: str = "dataset"
+                          ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     """Check the unpickled ``[[[array, label], ...], {label: name}]`` against ``recipe``.
 
     Checks: the layout; every image a 2-D float32 array of ``recipe.size``²; labels ints that
@@ -392,8 +393,15 @@ def parse_authors_dataset(obj: Any, recipe: Any, source: str = "dataset") -> tup
     return images, labels, dict(names)
 
 
+def _keyed_dir(prefix: str, hashes: Mapping[str, str], fname: str) -> Path:
+    """``<cache>/zenodo/<prefix>-<first 12 hex digits of the zip's hash>``: one folder per zip."""
+    if fname not in hashes:
+        raise ValueError(f"hashes must have an entry for {fname!r}, got {sorted(hashes)}")
+    return cache_dir() / f"{prefix}-{hashes[fname].split(':')[1][:12]}"
+
+
 def _paper_dir(hashes: Mapping[str, str]) -> Path:
-    return cache_dir() / f"paper-{hashes['dataset.zip'].split(':')[1][:12]}"
+    return _keyed_dir("paper", hashes, "dataset.zip")
 
 
 def paper_dataset_cached(hashes: Optional[Mapping[str, str]] = None) -> bool:
@@ -433,7 +441,8 @@ def fetch_paper_dataset(progress: bool = True, *, recipe: Any = None,
             print(f"warning: {err}; converting dataset.zip again", file=sys.stderr)
             shutil.rmtree(target, ignore_errors=True)
     member = pickle_member_name(recipe)
-    extract = ExtractMembers(r"(^|/)" + re.escape(member) + "$", cache_dir() / "dataset-extract",
+    extract = ExtractMembers(r"(^|/)" + re.escape(member) + "$",
+                             _keyed_dir("dataset-extract", hashes, "dataset.zip"),
                              what=f"member {member!r}", single=True)
     (pickle_path,) = _fetch(make_registry(hashes, url), "dataset.zip", processor=extract, progress=progress)
     try:
@@ -442,17 +451,22 @@ def fetch_paper_dataset(progress: bool = True, *, recipe: Any = None,
         del obj
         meta = {"source": "zenodo", "doi": DOI, "file": "dataset.zip", "md5": hashes["dataset.zip"],
                 "member": member, "class_names": {str(k): v for k, v in names.items()},
-                "recipe": _recipe_dict(recipe), "per_class": int(len(labels) // max(len(names), 1))}
+                "recipe": _recipe_dict(recipe, per_class=int(len(labels) // len(names))),
+                "order": "as in the authors' pickle (one sample of each class in turn)"}
         datasets.write_dataset(target, images, labels, meta)
     finally:
         Path(pickle_path).unlink(missing_ok=True)
     return datasets.read_dataset(target, mmap=True)
 
 
-def _recipe_dict(recipe: Any) -> dict:
+def _recipe_dict(recipe: Any, per_class: int) -> dict:
+    """The recipe the data were checked against, with the ``per_class`` actually found."""
     import dataclasses
 
-    return dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(vars(recipe))
+    if hasattr(recipe, "replace") and hasattr(recipe, "to_dict"):
+        return recipe.replace(per_class=per_class).to_dict()
+    d = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(vars(recipe))
+    return {**d, "per_class": per_class}
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +482,7 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
 
     ``cls`` is one of :data:`SAMPLE_LENGTHS` (9.5, 10, 60, 80, 140, 200; 50 samples each, 4 for
     60 and 200). Downloads the 1.6 GB zip once (md5-verified), extracts the members
-    ``final_size-1024_corr-<cls>_v<i>.npy`` into ``<cache>/zenodo/samples/`` and returns them
+    ``final_size-1024_corr-<cls>_v<i>.npy`` into ``<cache>/zenodo/samples-<md5>/`` and returns them
     as read-only memory maps loaded with ``numpy.load(allow_pickle=False)``, ordered by ``i``.
     Each: (1024, 1024) float. Example: ``x = fetch_samples(80)[0]``.
     """
@@ -479,7 +493,8 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
     if not math.isfinite(cl) or cl <= 0:
         raise ValueError(f"cls must be a positive correlation length such as {SAMPLE_LENGTHS}, got {cls!r}")
     pattern = _SAMPLE_RE.format(cl=re.escape(_fmt_cl(cl)) + (r"(\.0)?" if cl == int(cl) else ""))
-    extract = ExtractMembers(pattern, cache_dir() / "samples",
+    hashes = dict(HASHES if hashes is None else hashes)
+    extract = ExtractMembers(pattern, _keyed_dir("samples", hashes, "samples.zip"),
                              what=f"samples of correlation length {_fmt_cl(cl)} (available: {SAMPLE_LENGTHS})")
     paths = _fetch(make_registry(hashes, url), "samples.zip", processor=extract, progress=progress)
     paths = sorted(paths, key=lambda p: int(re.search(r"_v(\d+)\.npy$", p.name).group(1)))
@@ -488,7 +503,8 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
         try:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
         except ValueError as err:
-            raise ValueError(f"{p.name}: {err} (loaded with allow_pickle=False: object arrays are refused)") from None
+            raise ValueError(f"{p.name}: {err} (loaded with allow_pickle=False: "
+                             "object arrays are refused)") from None
         if arr.ndim != 2 or arr.dtype.kind != "f":
             raise ValueError(f"{p.name}: expected a 2-D float array, got {arr.dtype} {arr.shape}")
         out.append(arr)
@@ -509,7 +525,7 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
         for cl in args.cls or SAMPLE_LENGTHS:
             xs = fetch_samples(cl, progress=progress)
             print(f"correlation length {_fmt_cl(cl)}: {len(xs)} samples of shape {xs[0].shape} "
-                  f"in {cache_dir() / 'samples'}")
+                  f"in {Path(xs[0].filename).parent}")
 
 
 def add_cli(subparsers: Any) -> None:

@@ -155,6 +155,9 @@ def test_roundtrip_paper_recipe_bit_exact_then_cached(server):
     assert {int(k): v for k, v in ds.class_names.items()} == NAMES
     x, y = ds[2]
     assert tuple(x.shape) == (1, 1024, 1024) and y == 2
+    assert isinstance(ds.images, np.memmap)
+    assert ds.meta["source"] == "zenodo" and ds.meta["md5"] == hashes["dataset.zip"]
+    assert ds.recipe == datasets.PAPER.replace(per_class=1)
     assert zenodo.paper_dataset_cached(hashes)
     assert not any(f.endswith(".gp") for f in cache_files())           # extracted pickle removed
 
@@ -171,6 +174,13 @@ def test_cached_zip_reused_and_damaged_zip_replaced(server):
 
     import shutil
     shutil.rmtree(converted)                        # conversion gone, verified zip still cached
+    ds = zenodo.fetch_paper_dataset(progress=False, recipe=TINY, hashes=hashes, url=server.url)
+    assert server.requests == ["dataset.zip"]
+    assert np.asarray(ds.images).tobytes() == images.tobytes()
+
+    raw = bytearray((converted / "images.npy").read_bytes())
+    raw[-1] ^= 0xFF                                   # damaged conversion: rebuilt from the zip
+    (converted / "images.npy").write_bytes(bytes(raw))
     ds = zenodo.fetch_paper_dataset(progress=False, recipe=TINY, hashes=hashes, url=server.url)
     assert server.requests == ["dataset.zip"]
     assert np.asarray(ds.images).tobytes() == images.tobytes()
