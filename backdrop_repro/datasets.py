@@ -22,8 +22,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import shutil
-import sys
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,13 +220,14 @@ def generate(recipe: Recipe, progress: bool = True) -> tuple[np.ndarray, np.ndar
     Example: ``images, labels = generate(SMOKE, progress=False)`` gives ``(8, 64, 64)`` and
     ``[0, 1, 2, 3, 0, 1, 2, 3]``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = recipe.size
     plan = base_field_plan(recipe)
     images = np.empty((len(recipe), n, n), dtype=np.float32)
     labels = np.arange(len(recipe), dtype=np.int64) % recipe.n_classes
-    for i, row in enumerate(tqdm(plan, desc=f"GP {n}² {recipe.method}", unit="img", disable=not progress)):
+    disable = not progress or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    for i, row in enumerate(tqdm(plan, desc=f"GP {n}² {recipe.method}", unit="img", disable=disable)):
         acc = np.zeros((n, n), dtype=np.float64)
         for s, a, u in row:
             cl = recipe.scales[s][a]
@@ -315,7 +315,10 @@ class GPDataset(Dataset):
     @property
     def recipe(self) -> Recipe | None:
         r = self.meta.get("recipe")
-        return Recipe.from_dict(r) if r else None
+        try:
+            return Recipe.from_dict(r) if r else None
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def __repr__(self) -> str:
         return f"GPDataset(n={len(self)}, shape={tuple(self.images.shape[1:])}, classes={self.class_names})"

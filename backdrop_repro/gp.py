@@ -36,8 +36,8 @@ from scipy import ndimage
 
 __all__ = [
     "METHODS", "LARGE_SCALE_MIN", "se_spectrum", "matched_spectrum", "sample_fft",
-    "sample_faithful", "sample_matched", "sample_field", "grid_length", "radial_spectrum", "grad_ratio", "standardize",
-    "child_seeds", "patch_geometry",
+    "sample_faithful", "sample_matched", "sample_field", "grid_length", "radial_spectrum", "radial_average", "grad_ratio", "standardize",
+    "child_seeds", "patch_geometry", "patch_demo",
 ]
 
 #: sampling methods accepted by :func:`sample_field`
@@ -219,15 +219,62 @@ def matched_spectrum(n: int, cl: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # the FFT sampler
 # --------------------------------------------------------------------------------------------
+def _white_rfft(rng: np.random.Generator, n: int, dt: np.dtype) -> np.ndarray:
+    """``(n, n//2+1)`` complex array distributed exactly like ``rfft2`` of n×n iid N(0, 1) noise.
+
+    Off the self-conjugate lines every coefficient is complex normal with ``E|F|² = n²``, drawn
+    by Box-Muller in polar form (radius ``n sqrt(-ln U)``, uniform phase); on columns 0 and n/2
+    the lower half mirrors the upper half (Hermitian symmetry) and the 4 self-conjugate cells are
+    real N(0, n²). Drawing the coefficients directly saves the forward FFT and is ~1.5x faster
+    than ``standard_normal`` + ``rfft2``. With float32 uniforms (24-bit) the radius is cut at
+    ~4.1 n, i.e. 5.8 standard deviations of each component (probability 6e-8 per cell).
+    """
+    m = n // 2 + 1
+    u = rng.random((2, n, m), dtype=dt)
+    r = np.sqrt(-np.log1p(-u[0]))
+    r *= dt.type(n)
+    theta = u[1]
+    theta *= dt.type(2 * np.pi)
+    f = np.empty((n, m), dtype=np.result_type(dt, np.complex64))
+    f.real = r * np.cos(theta)
+    f.imag = r * np.sin(theta)
+    cols = [0] + ([n // 2] if n % 2 == 0 else [])
+    half = (n - 1) // 2                                   # rows 1..half pair with rows n-1..n-half
+    for j in cols:
+        f[n - half:, j] = np.conj(f[1:half + 1, j][::-1])
+        rows = [0] + ([n // 2] if n % 2 == 0 else [])
+        f[rows, j] = np.sqrt(2) * f[rows, j].real         # real N(0, n²)
+    return f
+
+
+def _rfft_weights(n: int) -> np.ndarray:
+    """Multiplicity of each rfft column in the full spectrum (1 for columns 0 and n/2, else 2)."""
+    w = np.full(n // 2 + 1, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_spectrum(kind: str, n: int, cl: float) -> np.ndarray:
+    s = se_spectrum(n, cl) if kind == "se" else matched_spectrum(n, cl)
+    s.setflags(write=False)
+    return s
+
+
 def sample_fft(n: int, spectrum: np.ndarray, count: int, seed: int | np.random.SeedSequence,
                dtype=np.float32, start: int = 0) -> np.ndarray:
     """Stationary Gaussian fields on the periodic ``n × n`` grid with a given power spectrum.
 
-    ``spectrum`` is ``(n, n)`` on the ``fftfreq`` grid (e.g. :func:`se_spectrum`), non-negative and
-    inversion-symmetric (any isotropic spectrum is). Each sample is white noise filtered by
-    ``sqrt(spectrum)`` (one ``rfft2``/``irfft2`` pair) then standardised (mean 0, std 1).
-    Returns ``(count, n, n)`` of ``dtype``; sample ``i`` is sample ``start + i`` of ``seed``
-    and depends only on ``(seed, start + i)`` (and the dtype).
+    ``spectrum`` is ``(n, n)`` on the ``fftfreq`` grid (e.g. :func:`se_spectrum`), non-negative;
+    only its half-plane ``[:, :n//2+1]`` is used, so it should be inversion-symmetric (any
+    isotropic spectrum is). Each sample is white noise filtered by ``sqrt(spectrum)``: the
+    noise's Fourier coefficients are drawn directly (:func:`_white_rfft`), multiplied by the
+    amplitude and inverted with one ``irfft2``; the mean (k = 0) is set to 0 and the variance
+    (Parseval) to 1 in Fourier space, so samples come out standardised. Returns
+    ``(count, n, n)`` of ``dtype``; sample ``i`` is sample ``start + i`` of ``seed`` and depends
+    only on ``(seed, start + i)`` (and the dtype).
 
     Example
     -------
@@ -244,14 +291,17 @@ def sample_fft(n: int, spectrum: np.ndarray, count: int, seed: int | np.random.S
     if not np.all(np.isfinite(spectrum)) or spectrum.min() < 0:
         raise ValueError("spectrum must be finite and non-negative")
     amp = np.sqrt(spectrum[:, : n // 2 + 1]).astype(dt)
+    amp[0, 0] = 0                                            # zero mean
+    weights = _rfft_weights(n)
     out = np.empty((count, n, n), dtype=dt)
     for i, ss in enumerate(child_seeds(seed, start, count)):
         rng = np.random.Generator(np.random.PCG64(ss))
-        w = rng.standard_normal((n, n), dtype=dt)
-        f = sfft.rfft2(w)
+        f = _white_rfft(rng, n, dt)
         f *= amp
+        power = float(np.dot((f.real ** 2 + f.imag ** 2).sum(axis=0, dtype=np.float64), weights))
+        if power > 0:
+            f *= dt.type(n * n / np.sqrt(power))                   # unit variance (Parseval)
         out[i] = sfft.irfft2(f, s=(n, n))
-        standardize(out[i])
     return out
 
 
@@ -359,6 +409,52 @@ def _faithful_large(n: int, cl: float, rng: np.random.Generator) -> np.ndarray:
     return a @ coarse @ a.T                                  # cubic-spline zoom ×8
 
 
+def patch_demo(cl: float, n: int, seed: int = 0, partial: tuple[int, ...] = (20, 200)) -> dict[str, np.ndarray]:
+    """The stages of the small-scale construction, for pictures (``cl < 50``).
+
+    Returns ``patch`` (50×50 GP draw), ``upscaled`` (P×P), ``envelope`` (P×P), ``enveloped``
+    (P×P) and, on an ``n × n`` periodic canvas, ``canvas_<k>`` after the first ``k`` patches of
+    ``partial`` and ``final`` after all ``int(6 (n/e)²)`` of them (standardised). Uses the
+    same cached factorisation as :func:`sample_faithful`, but not its random stream.
+
+    Example
+    -------
+    >>> st = patch_demo(10.0, 128)
+    >>> st["patch"].shape, st["upscaled"].shape, st["final"].shape
+    ((50, 50), (62, 62), (128, 128))
+    """
+    cl = _check_cl(cl)
+    n = _check_n(n)
+    if cl >= LARGE_SCALE_MIN:
+        raise ValueError(f"cl must be < {LARGE_SCALE_MIN:g} (the patch construction), got {cl}")
+    rng = np.random.Generator(np.random.PCG64(_as_seedseq(seed)))
+    g = patch_geometry(cl)
+    l1 = _factor_psd(_se_matrix_1d(PATCH_POINTS, grid_length(g["grid_length"], PATCH_POINTS)))
+    a = _zoom_matrix(PATCH_POINTS, g["upscale"]) if g["upscale"] != 1.0 else np.eye(PATCH_POINTS)
+    z = rng.standard_normal((l1.shape[1], l1.shape[1]))
+    patch = l1 @ z @ l1.T
+    up = a @ patch @ a.T
+    p = up.shape[0]
+    u = np.arange(p) / (p - 1)
+    e1 = np.exp(-ENVELOPE_RATE * (u - 0.5) ** 2)
+    env = np.multiply.outer(e1, e1)
+    out = {"patch": patch, "upscaled": up, "envelope": env, "enveloped": up * env}
+    f = _patch_factor(cl)
+    count = _patch_count(n, cl)
+    reps = -(-(n + p) // n)
+    canvas = np.zeros((reps * n, reps * n))
+    marks = set(k for k in partial if k < count)
+    for k in range(count):
+        zk = rng.standard_normal((f.shape[1], f.shape[1]))
+        y, x = rng.integers(0, n, size=2)
+        canvas[y:y + p, x:x + p] += f @ zk @ f.T
+        if k + 1 in marks:
+            out[f"canvas_{k + 1}"] = canvas.reshape(reps, n, reps, n).sum(axis=(0, 2))
+    out["final"] = standardize(canvas.reshape(reps, n, reps, n).sum(axis=(0, 2)))
+    out["count"] = np.array(count)
+    return out
+
+
 def sample_faithful(n: int, cl: float, count: int, seed: int | np.random.SeedSequence,
                     dtype=np.float32, start: int = 0, periodic: bool = False,
                     large_min: float = LARGE_SCALE_MIN) -> np.ndarray:
@@ -417,12 +513,12 @@ def sample_matched(n: int, cl: float, count: int, seed: int | np.random.SeedSequ
     n = _check_n(n)
     cl = _check_cl(cl)
     if periodic:
-        return sample_fft(n, matched_spectrum(n, cl), count, seed, dtype=dtype, start=start)
+        return sample_fft(n, _cached_spectrum("matched", n, cl), count, seed, dtype=dtype, start=start)
     if cl >= LARGE_SCALE_MIN and n % LARGE_UPSCALE == 0 and n // LARGE_UPSCALE >= 4:
         return sample_faithful(n, cl, count, seed, dtype=dtype, start=start)
     support = _patch_lag_cov_1d(cl).size // 2 + 1 if cl < LARGE_SCALE_MIN else int(np.ceil(5 * cl))
     m = sfft.next_fast_len(n + support - 1, real=True)
-    big = sample_fft(m, matched_spectrum(m, cl), count, seed, dtype=dtype, start=start)
+    big = sample_fft(m, _cached_spectrum("matched", m, cl), count, seed, dtype=dtype, start=start)
     return standardize(np.ascontiguousarray(big[:, :n, :n]))
 
 
@@ -444,7 +540,8 @@ def sample_field(n: int, cl: float, count: int, seed: int | np.random.SeedSequen
     if method == "fft":
         if periodic is False:
             raise ValueError("periodic must be True or None for method='fft'")
-        return sample_fft(n, se_spectrum(n, cl), count, seed, dtype=dtype, start=start)
+        n, cl = _check_n(n), _check_cl(cl)
+        return sample_fft(n, _cached_spectrum("se", n, cl), count, seed, dtype=dtype, start=start)
     if method == "matched":
         return sample_matched(n, cl, count, seed, dtype=dtype, start=start, periodic=bool(periodic))
     if method == "faithful":
@@ -476,17 +573,44 @@ def radial_spectrum(x: np.ndarray, nbins: int = 128) -> tuple[np.ndarray, np.nda
         raise ValueError(f"nbins must be an integer >= 1, got {nbins!r}")
     h, w = x.shape[-2:]
     x = standardize(x.copy())
-    power = np.abs(np.fft.fft2(x)) ** 2 / (h * w)
-    kk = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    # real input: |F(-k)| = |F(k)|, so the half-plane rfft2 with column multiplicities gives the
+    # same bin averages as the full fft2 at half the cost
+    f = np.fft.rfft2(x)
+    power = (f.real ** 2 + f.imag ** 2) / (h * w)
+    mult = np.full(w // 2 + 1, 2.0)
+    mult[0] = 1.0
+    if w % 2 == 0:
+        mult[-1] = 1.0
+    kk = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
     inside = kk <= 0.5
     idx = np.minimum((kk[inside] / 0.5 * nbins).astype(np.int64), nbins - 1)
-    counts = np.bincount(idx, minlength=nbins).astype(np.float64)
-    flat = power[..., inside].reshape(-1, idx.size)
+    wts = np.broadcast_to(mult, kk.shape)[inside]
+    counts = np.bincount(idx, weights=wts, minlength=nbins)
+    flat = power[..., inside].reshape(-1, idx.size) * wts
     sums = np.stack([np.bincount(idx, weights=row, minlength=nbins) for row in flat])
     with np.errstate(invalid="ignore", divide="ignore"):
         avg = sums / counts
     k = (np.arange(nbins) + 0.5) * (0.5 / nbins)
     return k, avg.reshape(x.shape[:-2] + (nbins,))
+
+
+def radial_average(spectrum: np.ndarray, nbins: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Bin a 2-D spectrum ``(H, W)`` on the fftfreq grid exactly as :func:`radial_spectrum` bins
+    ``|FFT2(x)|² / x.size``: the expected radial spectrum of fields with that spectrum (up to the
+    k = 0 cell, which standardisation zeroes). Returns ``(k, power)``.
+    Example: ``k, p = radial_average(se_spectrum(256, 8.0))``.
+    """
+    s = np.asarray(spectrum, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"spectrum must have shape (H, W), got {s.shape}")
+    h, w = s.shape
+    kk = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])
+    inside = kk <= 0.5
+    idx = np.minimum((kk[inside] / 0.5 * nbins).astype(np.int64), nbins - 1)
+    counts = np.bincount(idx, minlength=nbins).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.bincount(idx, weights=s[inside], minlength=nbins) / counts
+    return (np.arange(nbins) + 0.5) * (0.5 / nbins), avg
 
 
 def grad_ratio(x: np.ndarray) -> float | np.ndarray:

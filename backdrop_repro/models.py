@@ -67,8 +67,11 @@ class TwoScaleCNN(nn.Module):
         between the fine and the coarse mask.
     kernel : 2 (crisp masks) or 3 (overlapping receptive fields).
     normalization, generator : passed to both :class:`BackdropMask` layers.
-    init_seed : if given, the parameters are initialised from this seed (PyTorch's default
-        initialisers, run under a forked global RNG so the caller's RNG state is untouched).
+    init_seed : if given, the parameters are initialised from this seed (run under a forked
+        global RNG so the caller's RNG state is untouched).
+    init : ``"torch"`` (PyTorch's default initialisers, default) or ``"he"`` (He-normal conv
+        weights for ReLU, zero biases: keeps the activations' scale through the 5-9 layers, so
+        training leaves the initial loss plateau much sooner).
 
     Input ``(N, 1, H, W)`` with H, W divisible by ``2 ** (1 + n_fine + n_coarse)``;
     output ``(N, n_classes)`` logits.
@@ -92,8 +95,11 @@ class TwoScaleCNN(nn.Module):
         normalization: str = "realized",
         generator: Optional[torch.Generator] = None,
         init_seed: Optional[int] = None,
+        init: str = "torch",
     ) -> None:
         super().__init__()
+        if init not in ("torch", "he"):
+            raise ValueError(f"init must be 'torch' or 'he', got {init!r}")
         for name, v in (("width", width), ("n_classes", n_classes), ("n_coarse", n_coarse)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -103,8 +109,10 @@ class TwoScaleCNN(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(init_seed))
                 self._build(width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator)
+                self._init(init)
         else:
             self._build(width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator)
+            self._init(init)
         self.width, self.n_classes, self.kernel = width, n_classes, kernel
         self.n_fine, self.n_coarse = n_fine, n_coarse
         self.downsample = 2 ** (1 + n_fine + n_coarse)
@@ -121,6 +129,13 @@ class TwoScaleCNN(nn.Module):
         self.coarse_features = nn.Sequential(*layers)
         self.coarse_mask = BackdropMask(coarse_prob, dims=(-2, -1), normalization=normalization, generator=generator)
         self.head = nn.Linear(width, n_classes)
+
+    def _init(self, init: str) -> None:
+        if init == "he":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
 
     @classmethod
     def for_scales(

@@ -39,9 +39,11 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["SpectralOracle", "oracle_for_recipe", "oracle_accuracy", "MODES"]
+__all__ = ["SpectralOracle", "oracle_for_recipe", "oracle_accuracy", "recipe_components", "standardised_spectrum", "MODES", "AMPLITUDES"]
 
 MODES = ("scale_free", "gaussian")
+AMPLITUDES = ("fixed", "profile")
+WINDOWS = (None, "hann")
 
 
 class SpectralOracle:
@@ -66,29 +68,57 @@ class SpectralOracle:
     array([0])
     """
 
-    def __init__(self, spectra: Sequence[np.ndarray], mode: str = "scale_free",
-                 priors: Sequence[float] | None = None, floor: float = 1e-6) -> None:
+    def __init__(self, spectra: Sequence[np.ndarray] | np.ndarray, mode: str = "scale_free",
+                 priors: Sequence[float] | None = None, floor: float = 1e-6,
+                 amplitudes: str = "fixed", ratios: Sequence[float] | None = None,
+                 window: str | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if amplitudes not in AMPLITUDES:
+            raise ValueError(f"amplitudes must be one of {AMPLITUDES}, got {amplitudes!r}")
         try:
             s = np.asarray([np.asarray(sp, dtype=np.float64) for sp in spectra])
         except ValueError:
             raise ValueError("spectra must be >= 2 square (n, n) arrays of one shape") from None
-        if s.ndim != 3 or s.shape[0] < 2 or s.shape[1] != s.shape[2]:
-            raise ValueError(f"spectra must be >= 2 square (n, n) arrays of one shape, got shape {s.shape}")
+        if s.ndim == 3:
+            s = s[:, None]
+        if s.ndim != 4 or s.shape[0] < 2 or s.shape[2] != s.shape[3]:
+            raise ValueError(f"spectra must be >= 2 square (n, n) or (scales, n, n) arrays of one shape, got shape {s.shape}")
+        if amplitudes == "profile" and (s.shape[1] != 2 or mode != "scale_free"):
+            raise ValueError("amplitudes='profile' needs 2 components per class, shape (C, 2, n, n), and mode='scale_free'")
         if not (isinstance(floor, (int, float)) and floor >= 0):
             raise ValueError(f"floor must be a float >= 0, got {floor!r}")
-        s = s + floor * s.mean(axis=(1, 2), keepdims=True)
-        self.floor = float(floor)
-        keep = np.ones(s.shape[1:], dtype=bool)
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")
+        self.window = window
+        self._w = None
+        if window == "hann":
+            n = s.shape[2]
+            h = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+            w = np.outer(h, h)
+            w /= np.sqrt((w * w).mean())                        # mean(w^2) = 1
+            auto = np.fft.ifft2(np.abs(np.fft.fft2(w)) ** 2).real  # circular autocorrelation
+            cov = np.fft.ifft2(s).real                          # periodic covariances
+            s = np.clip(np.fft.fft2(cov * auto).real / (n * n), 0.0, None)
+            self._w = w
+        total = s.sum(axis=1)
+        keep = np.ones(s.shape[2:], dtype=bool)
         keep[0, 0] = False
-        if not np.all(s[:, keep] > 0):
-            raise ValueError("spectra must be strictly positive outside k = 0")
-        self.mode = mode
-        self.n = s.shape[1]
+        eps = floor * total.mean(axis=(1, 2))                     # (C,)
+        if floor > 0:
+            # frequencies where every class is below the floor hold only rounding noise in the
+            # data: they carry no information and would distort the scale-free likelihood
+            keep &= (total > eps[:, None, None]).any(axis=0)
+        if not np.all(total[:, keep] + eps[:, None] > 0):
+            raise ValueError("spectra must be strictly positive outside k = 0 (or use floor > 0)")
+        self.mode, self.amplitudes, self.floor = mode, amplitudes, float(floor)
+        self.n = s.shape[2]
         self._keep = keep
-        self._inv = 1.0 / np.where(keep, s, 1.0)           # (C, n, n), k = 0 unused
-        self._logdet = np.log(s[:, keep]).sum(axis=1)      # (C,)
+        self._components = s
+        self._eps = eps
+        self.ratios = np.asarray(ratios if ratios is not None else np.exp(np.linspace(-3, 3, 25)), dtype=np.float64)
+        if amplitudes == "profile" and (self.ratios.ndim != 1 or np.any(self.ratios <= 0)):
+            raise ValueError(f"ratios must be positive numbers, got {ratios!r}")
         if priors is None:
             self._logprior = np.zeros(s.shape[0])
         else:
@@ -97,34 +127,51 @@ class SpectralOracle:
                 raise ValueError(f"priors must be {s.shape[0]} positive numbers, got {priors!r}")
             self._logprior = np.log(p / p.sum())
 
+    def _spectrum(self, c: int, ratio: float = 1.0) -> np.ndarray:
+        comp = self._components[c]
+        tot = comp[0] + ratio * comp[1:].sum(axis=0) if len(comp) > 1 else comp[0]
+        return tot + self._eps[c]
+
     @property
     def n_classes(self) -> int:
-        return self._inv.shape[0]
+        return self._components.shape[0]
 
-    def quadratic(self, x: np.ndarray) -> np.ndarray:
-        """``sum_{k != 0} |X_k|^2 / (N S_c,k)`` for each sample and class: ``(count, C)``."""
+    def _power(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or x.shape[1:] != (self.n, self.n):
             raise ValueError(f"x must have shape (count, {self.n}, {self.n}), got {x.shape}")
-        out = np.empty((x.shape[0], self.n_classes))
-        for i in range(x.shape[0]):                       # one FFT at a time: bounded memory
-            p = np.abs(np.fft.fft2(x[i].astype(np.float64))) ** 2 / x[i].size
-            p[0, 0] = 0.0
-            out[i] = np.einsum("kl,ckl->c", p, self._inv)
-        return out
+        return x
 
-    def log_likelihood(self, x: np.ndarray) -> np.ndarray:
+    def log_likelihood(self, x: np.ndarray, chunk: int = 16) -> np.ndarray:
         """Log-likelihood (up to a constant shared by the classes) of each sample: ``(count, C)``.
 
-        ``x`` : ``(count, n, n)`` or ``(n, n)`` real fields.
+        ``x`` : ``(count, n, n)`` or ``(n, n)`` real fields. With ``amplitudes="profile"`` the
+        relative amplitude of the two scales is fitted per sample and class (maximum over
+        ``ratios``), which absorbs the per-scale standardisation of the generators.
         """
-        q = self.quadratic(x)
-        m = self.n * self.n - 1
-        if self.mode == "gaussian":
-            return -0.5 * q - 0.5 * self._logdet[None]
-        return -0.5 * m * np.log(q) - 0.5 * self._logdet[None]
+        x = self._power(x)
+        m = int(self._keep.sum())
+        ratios = self.ratios if self.amplitudes == "profile" else np.ones(1)
+        out = np.full((x.shape[0], self.n_classes), -np.inf)
+        for i0 in range(0, x.shape[0], chunk):              # bounded memory at 1024^2
+            xs = x[i0:i0 + chunk].astype(np.float64)
+            if self._w is not None:
+                xs = (xs - xs.mean(axis=(1, 2), keepdims=True)) * self._w
+            p = (np.abs(np.fft.fft2(xs)) ** 2 / (self.n * self.n))[:, self._keep]
+            for c in range(self.n_classes):
+                for r in ratios:
+                    spec = self._spectrum(c, r)
+                    spec = spec[self._keep]
+                    logdet = np.log(spec).sum()
+                    q = p @ (1.0 / spec)
+                    if self.mode == "gaussian":
+                        ll = -0.5 * q - 0.5 * logdet
+                    else:
+                        ll = -0.5 * m * np.log(q) - 0.5 * logdet
+                    out[i0:i0 + chunk, c] = np.maximum(out[i0:i0 + chunk, c], ll)
+        return out
 
     def posterior(self, x: np.ndarray) -> np.ndarray:
         """Class posterior probabilities ``(count, C)`` (rows sum to 1)."""
@@ -148,18 +195,63 @@ class SpectralOracle:
         return {"accuracy": acc, "loss": loss}
 
 
-def oracle_for_recipe(recipe, mode: str = "scale_free", floor: float = 1e-6) -> SpectralOracle:
-    """The oracle of a :class:`backdrop_repro.datasets.Recipe` (class spectra from the recipe).
+def standardised_spectrum(spectrum: np.ndarray) -> np.ndarray:
+    """Expected spectrum of a field after standardisation: ``k = 0`` removed, unit mean again.
 
-    Exact for ``method="fft"`` recipes (up to the per-scale standardisation), an approximation
-    built on the matched spectra otherwise. Example: ``oracle_for_recipe(datasets.SMOKE)``.
+    Removing the mean zeroes the ``k = 0`` coefficient, and dividing by the std rescales the
+    rest so that ``mean(|X|^2) / n^2 = 1``. For long correlation lengths (e.g. 140 px on a 256 px
+    image) ``k = 0`` holds much of the power, so this correction matters.
+
+    Example
+    -------
+    >>> s = standardised_spectrum(np.ones((4, 4)))
+    >>> float(s[0, 0]), round(float(s.mean()), 6)
+    (0.0, 1.0)
     """
-    from . import datasets
+    s = np.array(spectrum, dtype=np.float64)
+    s[0, 0] = 0.0
+    return s / s.mean()
 
-    return SpectralOracle([datasets.class_spectrum(recipe, c) for c in range(len(recipe.classes))],
-                          mode=mode, floor=floor)
+
+def recipe_components(recipe) -> np.ndarray:
+    """Per-class, per-scale spectra ``(C, S, n, n)``: ``power_s^2 * standardised_spectrum(S_s)``.
+
+    ``S_s`` is :func:`backdrop_repro.gp.se_spectrum` for ``method="fft"`` recipes, else
+    :func:`backdrop_repro.gp.matched_spectrum` (the generators standardise each scale's field
+    before the weighted sum). Example: ``recipe_components(datasets.SMOKE).shape == (4, 2, 64, 64)``.
+    """
+    from . import gp
+
+    fn = gp.se_spectrum if recipe.method == "fft" else gp.matched_spectrum
+    cache: dict[float, np.ndarray] = {}
+    out = []
+    for lengths in recipe.classes:
+        comps = []
+        for p, cl in zip(recipe.power, lengths):
+            if cl not in cache:
+                cache[cl] = standardised_spectrum(fn(recipe.size, cl))
+            comps.append(p * p * cache[cl])
+        out.append(comps)
+    return np.asarray(out)
 
 
-def oracle_accuracy(recipe, images: np.ndarray, labels: np.ndarray, mode: str = "scale_free") -> dict[str, float]:
-    """``oracle_for_recipe(recipe, mode).evaluate(images, labels)``: ``{"accuracy", "loss"}``."""
-    return oracle_for_recipe(recipe, mode).evaluate(images, labels)
+def oracle_for_recipe(recipe, mode: str = "gaussian", floor: float = 1e-6,
+                      amplitudes: str = "fixed", window: str | None = "auto") -> SpectralOracle:
+    """The oracle of a :class:`backdrop_repro.datasets.Recipe` (spectra from :func:`recipe_components`).
+
+    Exact for one-scale ``method="fft"`` recipes with ``amplitudes="fixed"``; for crosses of
+    separately standardised scales ``amplitudes="profile"`` (default) fits their relative
+    amplitude per sample; on matched/faithful data it is a close approximation built on the
+    matched spectra. Example: ``oracle_for_recipe(datasets.SMOKE).predict(images)``.
+    """
+    comps = recipe_components(recipe)
+    if amplitudes == "profile" and comps.shape[1] != 2:
+        amplitudes = "fixed"
+    if window == "auto":
+        window = None if recipe.method == "fft" else "hann"
+    return SpectralOracle(comps, mode=mode, floor=floor, amplitudes=amplitudes, window=window)
+
+
+def oracle_accuracy(recipe, images: np.ndarray, labels: np.ndarray, **kwargs) -> dict[str, float]:
+    """``oracle_for_recipe(recipe, **kwargs).evaluate(images, labels)``: ``{"accuracy", "loss"}``."""
+    return oracle_for_recipe(recipe, **kwargs).evaluate(images, labels)

@@ -95,7 +95,7 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = data
     else:
         raise ValueError("data must be a dataset with .images/.labels or a pair (images, labels)")
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if not isinstance(images, torch.Tensor) else images)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images, dtype=np.float32))
     y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).long()
     if x.ndim == 3:
         x = x[:, None]

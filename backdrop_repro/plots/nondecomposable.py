@@ -76,21 +76,32 @@ def curves(result: dict[str, Any]) -> "plt.Figure":
 
 
 def final_auc(result: dict[str, Any]) -> "plt.Figure":
-    """Final test AUC per setting: one dot per seed, mean ± std as an error bar, the full-batch
-    mean as a horizontal line. Returns a matplotlib Figure (1 axis)."""
+    """Final test AUC per setting. Left: one dot per seed and mean ± std. Right: the paired
+    difference to full batch (same seed = same split and initialisation), one dot per seed and
+    mean ± standard error, which removes the seed-to-seed spread of the split.
+    Returns a matplotlib Figure (2 axes)."""
     summary = result["summary"]
-    fig, ax = plt.subplots(figsize=(1.1 * len(summary) + 2.5, 4.2))
+    fig, (ax, axd) = plt.subplots(1, 2, figsize=(2 * (0.9 * len(summary) + 2.2), 4.4))
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    full = {r["seed"]: r["test_auc"] for r in result["runs"] if r["method"] == "full"}
     for i, (s, (label, color, _)) in enumerate(zip(summary, _style(summary))):
-        aucs = np.array([r["test_auc"] for r in result["runs"] if r["label"] == s["label"]])
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(aucs)), aucs, s=10, color=color, alpha=0.5)
-        ax.errorbar(i + 0.28, s["test_auc_mean"], yerr=s["test_auc_std"], fmt="o", color=color, capsize=3)
-        if s["method"] == "full":
-            ax.axhline(s["test_auc_mean"], color="black", lw=0.8, ls=":")
-    ax.set_xticks(range(len(summary)), [s["label"] for s in summary], rotation=30, ha="right")
-    ax.set(ylabel="final test AUC (exact)", title=_title(result))
-    ax.title.set_fontsize(9)
-    ax.grid(alpha=0.3, axis="y")
+        rs = [r for r in result["runs"] if r["label"] == s["label"]]
+        aucs = np.array([r["test_auc"] for r in rs])
+        jit = rng.uniform(-0.15, 0.15, len(aucs))
+        ax.scatter(i - 0.1 + jit, aucs, s=10, color=color, alpha=0.5)
+        ax.errorbar(i + 0.2, s["test_auc_mean"], yerr=s["test_auc_std"], fmt="o", color=color, capsize=3)
+        diff = np.array([r["test_auc"] - full[r["seed"]] for r in rs if r["seed"] in full])
+        if s["method"] != "full" and diff.size:
+            se = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0.0
+            axd.scatter(i - 0.1 + jit[: diff.size], diff, s=10, color=color, alpha=0.5)
+            axd.errorbar(i + 0.2, diff.mean(), yerr=se, fmt="o", color=color, capsize=3)
+    for a in (ax, axd):
+        a.set_xticks(range(len(summary)), [s["label"] for s in summary], rotation=30, ha="right")
+        a.grid(alpha=0.3, axis="y")
+    axd.axhline(0.0, color="black", lw=0.8, ls=":")
+    ax.set(ylabel="final test AUC (exact)", title="per seed, mean ± std")
+    axd.set(ylabel="test AUC − full-batch test AUC (same seed)", title="paired difference, mean ± s.e.")
+    fig.suptitle(_title(result), fontsize=10)
     fig.tight_layout()
     return fig
 

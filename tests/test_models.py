@@ -1,0 +1,85 @@
+"""The 2-scale CNN: mask placement by receptive field, shapes, FLOP count, bad arguments."""
+import pytest
+import torch
+from torch import nn
+
+from backdrop_repro.models import TwoScaleCNN, cell_layers, conv_flops
+
+
+def test_default_is_the_authors_demo_network():
+    net = TwoScaleCNN()
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == \
+        [(1, 64, 5, 2)] + [(64, 64, 2, 2)] * 7
+    assert net.cells == ((32, 32), (4, 4))
+    assert net.receptive_fields == (35, 259)
+    assert net.fine_mask.mask_prob == 0.0 and net.coarse_mask.mask_prob == 0.0
+
+
+def test_for_scales_places_masks_by_blob_size():
+    assert cell_layers((9.5, 10.0)) == 5 and cell_layers((80.0, 140.0)) == 8
+    assert TwoScaleCNN.for_scales(1024, width=4).cells == ((32, 32), (4, 4))
+    net = TwoScaleCNN.for_scales(256, width=4)
+    assert net.cells == ((8, 8), (2, 2))           # coarse capped: at least 2 x 2 cells
+    fine_rf, coarse_rf = net.receptive_fields
+    assert 2 * 10 <= fine_rf <= 4 * 10 and coarse_rf >= 80
+    with pytest.raises(ValueError, match="too small"):
+        TwoScaleCNN.for_scales(32, width=4)
+
+
+def test_mask_grids_match_feature_maps():
+    net = TwoScaleCNN.for_scales(256, width=4, fine_prob=0.5, coarse_prob=0.5,
+                                 generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 1, 256, 256, requires_grad=True)
+    net(x).sum().backward()
+    assert tuple(net.fine_mask.last_mask.shape[-2:]) == net.cells[0]
+    assert tuple(net.coarse_mask.last_mask.shape[-2:]) == net.cells[1]
+    # kernel 2: the input gradient vanishes on the blocked coarse cells (crisp masks; the k5 stem
+    # lets it bleed 3 px over a cell's edge, so look inside a 4 px margin)
+    cm = net.coarse_mask.last_mask[0, 0]
+    g = x.grad.abs().sum(dim=(0, 1))
+    cell = 256 // cm.shape[0]
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            block = g[i * cell + 4:(i + 1) * cell - 4, j * cell + 4:(j + 1) * cell - 4]
+            assert (block.sum() > 0) == bool(cm[i, j])
+
+
+def test_init_seed_is_reproducible_and_leaves_global_rng_alone():
+    torch.manual_seed(5)
+    before = torch.random.get_rng_state()
+    a, b = TwoScaleCNN(width=4, init_seed=3), TwoScaleCNN(width=4, init_seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    c = TwoScaleCNN(width=4, init_seed=4)
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_conv_flops_counts_the_demo_network():
+    # stem 512^2 * 64 * 25 MACs, then 4^k-shrinking k2 layers of 64 x 64 x 4 MACs per output
+    fwd = 2 * (512 ** 2 * 64 * 25 + sum((256 >> i) ** 2 * 64 * 64 * 4 for i in range(7)) + 64 * 4)
+    assert conv_flops(TwoScaleCNN(), 1024, backward=False) == fwd
+    stem = 2 * 512 ** 2 * 64 * 25
+    assert conv_flops(TwoScaleCNN(), 1024) == 3 * fwd - stem
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(width=0), "width"), (dict(n_classes=1.5), "n_classes"), (dict(n_fine=-1), "n_fine"),
+    (dict(kernel=4), "kernel"), (dict(fine_prob=1.0), "mask_prob"), (dict(coarse_prob=-0.1), "mask_prob"),
+])
+def test_bad_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TwoScaleCNN(**kw)
+
+
+def test_bad_inputs():
+    net = TwoScaleCNN(width=4, n_fine=1, n_coarse=1)
+    with pytest.raises(ValueError, match="shape"):
+        net(torch.zeros(1, 2, 16, 16))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.zeros(1, 1, 12, 12))
+    with pytest.raises(ValueError, match="size"):
+        TwoScaleCNN.for_scales(300)
+    with pytest.raises(ValueError, match="cl"):
+        cell_layers(-1.0)

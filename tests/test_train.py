@@ -1,0 +1,144 @@
+"""Training loop: determinism, no-backdrop == mask_prob 0 (bitwise), exact resume, errors."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from backdrop_repro.models import TwoScaleCNN
+from backdrop_repro.train import TrainConfig, as_tensors, evaluate, train
+
+SIZE = 32
+
+
+def toy_data(n_per_class=8, seed=0):
+    """Two classes: smooth (box-blurred) vs rough white noise, standardised, (N, 32, 32)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2 * n_per_class, SIZE, SIZE))
+    k = np.ones(5) / 5
+    for i in range(n_per_class):
+        x[i] = np.apply_along_axis(lambda r: np.convolve(np.tile(r, 3), k, "same")[SIZE:2 * SIZE], 1, x[i])
+        x[i] = np.apply_along_axis(lambda r: np.convolve(np.tile(r, 3), k, "same")[SIZE:2 * SIZE], 0, x[i])
+    x = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
+    y = np.repeat([0, 1], n_per_class)
+    return x.astype(np.float32), y
+
+
+def net(fine=0.0, coarse=0.0, seed=0):
+    return TwoScaleCNN(width=4, n_classes=2, fine_prob=fine, coarse_prob=coarse, n_fine=1, n_coarse=2,
+                       init_seed=seed, generator=torch.Generator().manual_seed(seed + 100))
+
+
+CFG = TrainConfig(epochs=4, batch_size=4, lr=3e-3, seed=0)
+METRICS = ("train_loss", "train_eval_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def metrics(history):
+    return [[h.get(k) for k in METRICS] for h in history]
+
+
+def params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def assert_same_params(a, b):
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+
+
+def test_no_backdrop_equals_mask_prob_zero_bitwise():
+    data, test = toy_data(), toy_data(seed=1)
+    plain = net()
+    plain.fine_mask, plain.coarse_mask = nn.Identity(), nn.Identity()   # no mask layers at all
+    zero = net(0.0, 0.0)
+    out_a = train(plain, data, test, CFG, progress=False)
+    out_b = train(zero, data, test, CFG, progress=False)
+    assert metrics(out_a["history"]) == metrics(out_b["history"])
+    assert_same_params(params(plain), params(zero))
+    # and a real mask changes the training (the comparison above is not vacuous)
+    masked = net(0.5, 0.5)
+    train(masked, data, test, CFG, progress=False)
+    assert not all(torch.equal(p, q) for p, q in zip(params(masked), params(zero)))
+
+
+def test_same_seed_same_run_other_seed_other_order():
+    data, test = toy_data(), toy_data(seed=1)
+    a, b = net(0.5, 0.5), net(0.5, 0.5)
+    ha = train(a, data, test, CFG, progress=False)["history"]
+    hb = train(b, data, test, CFG, progress=False)["history"]
+    assert metrics(ha) == metrics(hb)
+    assert_same_params(params(a), params(b))
+    c = net(0.5, 0.5)
+    hc = train(c, data, test, TrainConfig(epochs=4, batch_size=4, lr=3e-3, seed=1), progress=False)["history"]
+    assert metrics(hc) != metrics(ha)
+
+
+@pytest.mark.parametrize("probs", [(0.0, 0.0), (0.5, 0.75)])
+def test_killed_run_resumes_to_identical_result(tmp_path, probs):
+    data, test = toy_data(), toy_data(seed=1)
+    cfg = TrainConfig(epochs=5, batch_size=4, lr=3e-3, seed=2, eval_every=2)
+    ref_model = net(*probs)
+    ref = train(ref_model, data, test, cfg, checkpoint=tmp_path / "ref.pt", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(rec):
+        if rec["epoch"] == 3:
+            raise Killed
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Killed):
+        train(net(*probs), data, test, cfg, checkpoint=ckpt, progress=False, callback=kill_after_3)
+    assert ckpt.exists()
+    fresh = net(*probs)           # a new process: fresh model and mask generator
+    out = train(fresh, data, test, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert out["epochs_run"] == 2
+    assert metrics(out["history"]) == metrics(ref["history"])
+    assert out["final"] == ref["final"]
+    assert_same_params(params(fresh), params(ref_model))
+    # resuming a finished run trains nothing and returns the same result
+    again = train(net(*probs), data, test, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert again["epochs_run"] == 0 and metrics(again["history"]) == metrics(ref["history"])
+
+
+def test_learns_an_easy_task_and_history_schema():
+    data, test = toy_data(16), toy_data(16, seed=1)
+    out = train(net(), data, test, TrainConfig(epochs=12, batch_size=4, lr=1e-2, eval_every=3), progress=False)
+    h = out["history"]
+    assert [r["epoch"] for r in h] == list(range(1, 13))
+    assert [r["epoch"] for r in h if "test_accuracy" in r] == [3, 6, 9, 12]
+    assert out["final"]["test_accuracy"] >= 0.9
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    x, y = as_tensors(test)
+    assert evaluate(net(), x, y)["accuracy"] == pytest.approx(0.5, abs=0.5)
+
+
+def test_as_tensors_shapes():
+    x, y = as_tensors((np.zeros((3, 8, 8)), [0, 1, 2]))
+    assert x.shape == (3, 1, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
+    with pytest.raises(ValueError, match="labels"):
+        as_tensors((np.zeros((3, 8, 8)), [0, 1]))
+    with pytest.raises(ValueError, match="images"):
+        as_tensors((np.zeros((3, 2, 8, 8)), [0, 1, 2]))
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(epochs=0), "epochs"), (dict(batch_size=2.5), "batch_size"), (dict(optimizer="rmsprop"), "optimizer"),
+    (dict(lr=-1.0), "lr"), (dict(weight_decay=-1.0), "weight_decay"), (dict(seed=-3), "seed"),
+])
+def test_bad_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw)
+
+
+def test_resume_errors(tmp_path):
+    data = toy_data(2)
+    with pytest.raises(ValueError, match="checkpoint"):
+        train(net(), data, data, TrainConfig(epochs=1), resume=True, progress=False)
+    ckpt = tmp_path / "c.pt"
+    train(net(), data, data, TrainConfig(epochs=1), checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        train(net(), data, data, TrainConfig(epochs=2, lr=0.1), checkpoint=ckpt, resume=True, progress=False)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train(net(), data, data, {"epochs": 1}, progress=False)
