@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: bump when the generator or the on-disk format changes (invalidates cached datasets)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: every correlation length must satisfy size >= MIN_SIZE_PER_LENGTH * length
 MIN_SIZE_PER_LENGTH = 1.5
 
@@ -307,6 +307,18 @@ class GPDataset(Dataset):
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers: send the file name, not the (memory-mapped) pixels
+        state = dict(self.__dict__)
+        if isinstance(self.images, np.memmap) and self.path is not None:
+            state["images"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.images is None:
+            self.images = np.load(Path(self.path) / "images.npy", mmap_mode="r", allow_pickle=False)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = torch.from_numpy(np.array(self.images[i], dtype=np.float32, copy=True))

@@ -138,6 +138,11 @@ def test_write_read_round_trip_and_torch_dataset(tmp_path):
     xb, yb = next(iter(loader))
     assert xb.shape == (2, 1, 16, 16) and yb.tolist() == [0, 1]
     assert not list(tmp_path.glob("ds/.*"))        # no temp files left behind
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(ds))          # what DataLoader workers receive
+    assert isinstance(clone.images, np.memmap) and len(pickle.dumps(ds)) < images.nbytes
+    assert torch.equal(clone[3][0], x)
     with pytest.raises(ValueError, match="labels must have shape"):
         datasets.write_dataset(tmp_path / "bad", images, labels[:3], {})
 

@@ -7,15 +7,17 @@ import pytest
 
 from backdrop_repro import gp
 
-REFERENCE = Path("/work/shared/reference")
+#: reference statistics of the original construction (see its README): a copy in tests/data if the
+#: checkout has one, else the team's shared folder
+REFERENCES = (Path(__file__).parent / "data" / "reference", Path("/work/shared/reference"))
 
 
 def _reference(cl: int) -> dict:
-    """Reference statistics of the original construction (shared/reference/README.md)."""
-    path = REFERENCE / f"ref_cl{cl}.json"
-    if not path.exists():  # the reference lives outside the package
-        pytest.skip(f"{path} not available")
-    return json.loads(path.read_text())
+    for folder in REFERENCES:
+        path = folder / f"ref_cl{cl}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    pytest.skip(f"ref_cl{cl}.json not found in {[str(f) for f in REFERENCES]}")
 
 
 def _empirical_cov(x: np.ndarray) -> np.ndarray:
@@ -269,3 +271,50 @@ def test_sample_fft_checks_the_spectrum():
         gp.sample_fft(32, bad, 1, seed=0)
     with pytest.raises(ValueError, match="n must be an integer"):
         gp.se_spectrum(1, 3.0)
+
+
+# ------------------------------------------------------------------------------------------
+# helpers for the notebook: construction stages, binned spectra, figures
+# ------------------------------------------------------------------------------------------
+def test_patch_demo_stages_are_consistent():
+    st = gp.patch_demo(10.0, 128, seed=1, partial=(5, 50))
+    assert st["patch"].shape == (50, 50) and st["upscaled"].shape == (62, 62)
+    assert np.allclose(st["enveloped"], st["upscaled"] * st["envelope"])
+    assert st["envelope"][31, 31] > 0.99 and st["envelope"][0, 0] < 1e-4
+    assert int(st["count"]) == int(6 * (128 / 37.5) ** 2)
+    assert np.count_nonzero(st["canvas_5"]) < np.count_nonzero(st["canvas_50"])
+    assert st["final"].std() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="cl must be < 50"):
+        gp.patch_demo(80.0, 128)
+
+
+def test_radial_average_is_the_expected_radial_spectrum():
+    n, cl = 256, 6.0
+    k, expected = gp.radial_average(gp.se_spectrum(n, cl), nbins=32)
+    _, p = gp.radial_spectrum(gp.sample_field(n, cl, 16, seed=2), nbins=32)
+    band = slice(2, 12)                         # 16 samples, ≥ 50 independent cells per bin: ≤ 5 % noise
+    assert np.allclose(p.mean(0)[band], expected[band], rtol=0.15)
+    assert k.shape == (32,) and expected[1] > 10 * expected[12]
+
+
+def test_gp_figures_build():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from backdrop_repro.plots import gp as gplots
+
+    x = gp.sample_field(64, 4.0, 4, seed=0)
+    figs = [
+        gplots.patch_stages(gp.patch_demo(5.0, 64, partial=(3,)), 5.0),
+        gplots.samples_per_length({4.0: x[0], 8.0: x[1]}),
+        gplots.class_grid(list(x), ["a", "b", "c", "d"], inset=16),
+        gplots.class_spectra(*gp.radial_average(gp.se_spectrum(64, 4.0), nbins=16)[:1],
+                             {"a": gp.radial_average(gp.se_spectrum(64, 4.0), nbins=16)[1]}),
+    ]
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    assert len(figs[2].axes) == 4 and all(len(ax.child_axes) == 1 for ax in figs[2].axes)  # insets
+    with pytest.raises(ValueError, match="4 classes"):
+        gplots.class_grid(list(x[:3]), ["a", "b", "c"])
+    plt.close("all")

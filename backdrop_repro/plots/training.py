@@ -90,7 +90,7 @@ def accuracy_vs_prob(sweep: dict[str, Any]) -> plt.Figure:
         if not rs:
             continue
         pts = ([base] if base else []) + rs
-        x = np.array(([0] if base else []) + [r["level"] + 1 for r in rs], dtype=float) + offsets[config]
+        x = np.array(([-offsets[config]] if base else []) + [r["level"] + 1 for r in rs], dtype=float) + offsets[config]
         m = np.array([r["test_accuracy"]["mean"] for r in pts])
         sd = np.array([r["test_accuracy"]["std"] or 0.0 for r in pts])
         ax.errorbar(x, m, yerr=sd, color=COLORS[config], marker="o", capsize=3, label=config)
