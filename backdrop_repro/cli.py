@@ -1,6 +1,6 @@
-"""Command line: ``backdrop-repro generate|fetch|sweep|nondecomposable|notebooks|reproduce``.
+"""backdrop-repro: data, experiments and notebooks of 'Backdrop: Stochastic Backpropagation'.
 
-Each library module that offers a sub-command defines ``add_cli(subparsers)``; this file only
+Sub-commands: generate, fetch, sweep, nondecomposable, notebooks, reproduce. Each library module that offers a sub-command defines ``add_cli(subparsers)``; this file only
 collects them, so the CLI and the notebooks call the same functions.
 """
 from __future__ import annotations
