@@ -37,7 +37,7 @@ import io as _io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -232,7 +232,7 @@ def results_table(sweep: dict[str, Any]) -> str:
     for r in sweep["summary"]:
         d = r.get("delta_test_accuracy")
         lines.append(f"| {r['config']} | {r['fine_prob']:g} | {r['coarse_prob']:g} | {len(r['seeds'])} | "
-                     f"{_pm(r['test_accuracy'])} | " + (f"{d['mean']:+.3f} ± {d['sem']:.3f} | {d['p_value']:.2g}"
+                     f"{_pm(r['test_accuracy'])} | " + (f"{d['mean']:+.3f} ± {d['sem']:.3f} | {_p(d['p_value'])}"
                                                          if d else "— | —") + f" | {_pm(r['train_accuracy'])} |")
     if orc:
         lines.append(f"| Bayes-optimal oracle{'' if orc.get('exact') else ' (approx.)'} | | | | "
@@ -316,6 +316,10 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(v.mean()), "std": sd, "sem": sd / math.sqrt(len(v))}
 
 
+def _p(p: Optional[float]) -> str:
+    return "—" if p is None else f"{p:.2g}"
+
+
 def _pm(s: dict[str, Any], key: str = "std") -> str:
     return f"{s['mean']:.3f}" + (f" ± {s[key]:.3f}" if s.get(key) is not None else "")
 
@@ -325,7 +329,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Each row: config, level, fine_prob, coarse_prob, seeds, test_accuracy {mean, std, sem},
     test_loss, train_accuracy, and (when the ``none`` runs of the same seeds exist)
-    ``delta_test_accuracy`` {mean, std, sem, t, p_value, n} from a paired t-test over seeds.
+    ``delta_test_accuracy`` {mean, std, sem, t, p_value, n} from a paired t-test over seeds
+    (``p_value`` None when every seed gives the same non-zero difference: no test possible).
     """
     from scipy import stats as st
 
@@ -347,7 +352,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 s = _stats(d)
                 t = st.ttest_1samp(d, 0.0) if np.std(d) > 0 else None
                 s.update(n=len(d), t=float(t.statistic) if t else None,
-                         p_value=float(t.pvalue) if t else (1.0 if np.mean(d) == 0 else 0.0))
+                         p_value=float(t.pvalue) if t else (1.0 if np.mean(d) == 0 else None))
                 row["delta_test_accuracy"] = s
         rows.append(row)
     return rows
@@ -375,11 +380,15 @@ def verdict(sweep: dict[str, Any], alpha: float = 0.05) -> str:
             f"(mean ± std over {len(base[0]['seeds'])} seeds; chance 0.25"
             + (f", Bayes-optimal oracle {orc:.3f}" if orc is not None else "") + "). ")
     desc = f"`{best['config']}` (fine {best['fine_prob']}, coarse {best['coarse_prob']})"
-    diff = f"{d['mean']:+.3f} ± {d['sem']:.3f} (paired over {d['n']} seeds, p = {d['p_value']:.3g})"
-    if d["mean"] > 0 and d["p_value"] < alpha / k:
+    p = d["p_value"]
+    diff = (f"{d['mean']:+.3f} ± {d['sem']:.3f} (paired over {d['n']} seeds, "
+            + (f"p = {p:.3g})" if p is not None else "identical differences: no t-test)"))
+    if p is None:
+        p = 1.0                      # a constant difference over few seeds is not evidence
+    if d["mean"] > 0 and p < alpha / k:
         return head + (f"The best backdrop configuration {desc} improves it by {diff}, significant after a "
                        f"Bonferroni correction over {k} configurations: the paper's claim reproduces at this profile.")
-    if d["mean"] > 0 and d["p_value"] < alpha:
+    if d["mean"] > 0 and p < alpha:
         return head + (f"The best backdrop configuration {desc} improves it by {diff}, but this is not significant "
                        f"after correcting for the {k} configurations tried: suggestive, not a reproduction.")
     w = worst["delta_test_accuracy"]
@@ -483,7 +492,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     for row in sweep["summary"]:
         a = row["test_accuracy"]
         d = row.get("delta_test_accuracy")
-        extra = f"  delta {d['mean']:+.3f} ± {d['sem']:.3f} (p={d['p_value']:.2g})" if d else ""
+        extra = f"  delta {d['mean']:+.3f} ± {d['sem']:.3f} (p={_p(d['p_value'])})" if d else ""
         print(f"{row['config']:>6} fine={row['fine_prob']:<4} coarse={row['coarse_prob']:<4} "
               f"test acc {_pm(a)} (n={len(row['seeds'])}){extra}")
     print(f"oracle test acc {sweep['oracle']['test_accuracy']:.3f}; {sweep['n_runs']}/{sweep['n_planned']} runs")

@@ -99,6 +99,12 @@ def test_summary_and_verdict():
     noise += [_fake("fine", 0, 0.5, 0.0, s, a + (0.02 if s % 2 else -0.02)) for s, a in enumerate(base)]
     text = verdict({"profile": "quick", "summary": summarize(noise)})
     assert "does not reproduce" in text
+    const = [_fake("none", 0, 0.0, 0.0, s, 0.25) for s in range(2)]
+    const += [_fake("both", 0, 0.5, 0.5, s, 0.35) for s in range(2)]
+    rows = summarize(const)
+    assert rows[1]["delta_test_accuracy"]["p_value"] is None
+    assert "no t-test" in verdict({"profile": "quick", "summary": rows})
+    assert "reproduces at" not in verdict({"profile": "quick", "summary": rows})
 
 
 @pytest.mark.parametrize("kw,match", [

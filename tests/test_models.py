@@ -28,10 +28,11 @@ def test_for_scales_places_masks_by_blob_size():
 
 
 def test_mask_grids_match_feature_maps():
-    net = TwoScaleCNN.for_scales(256, width=4, fine_prob=0.5, coarse_prob=0.5,
+    net = TwoScaleCNN.for_scales(256, width=8, fine_prob=0.5, coarse_prob=0.5, init_seed=1, init="he",
                                  generator=torch.Generator().manual_seed(0))
-    x = torch.randn(2, 1, 256, 256, requires_grad=True)
+    x = torch.randn(2, 1, 256, 256, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
     net(x).sum().backward()
+    assert x.grad.abs().sum() > 0
     assert tuple(net.fine_mask.last_mask.shape[-2:]) == net.cells[0]
     assert tuple(net.coarse_mask.last_mask.shape[-2:]) == net.cells[1]
     # kernel 2: the input gradient vanishes on the blocked coarse cells (crisp masks; the k5 stem
@@ -67,6 +68,7 @@ def test_conv_flops_counts_the_demo_network():
 @pytest.mark.parametrize("kw,match", [
     (dict(width=0), "width"), (dict(n_classes=1.5), "n_classes"), (dict(n_fine=-1), "n_fine"),
     (dict(kernel=4), "kernel"), (dict(fine_prob=1.0), "mask_prob"), (dict(coarse_prob=-0.1), "mask_prob"),
+    (dict(init="xavier"), "init"),
 ])
 def test_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):

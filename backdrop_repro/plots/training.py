@@ -5,7 +5,7 @@ objects named) and returns a matplotlib Figure; save it with :func:`backdrop_rep
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
