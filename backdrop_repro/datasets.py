@@ -180,6 +180,9 @@ def class_spectrum(recipe: Recipe, label: int) -> np.ndarray:
 
     ``S_s`` is :func:`gp.se_spectrum` for ``method="fft"`` (then exact: ``E|FFT2(x)|²/n²``) and
     :func:`gp.matched_spectrum` otherwise (the stationary spectrum the samples are windows of).
+    It ignores the per-sample standardisation of each scale (which removes k = 0 and rescales
+    the rest, a large effect when few blobs fit in an image); :func:`oracle.recipe_components`
+    corrects for it.
     Example: ``class_spectrum(SMOKE, 0).mean() == 0.75**2 + 1.25**2``.
     """
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < recipe.n_classes:

@@ -106,7 +106,7 @@ PROFILES: dict[str, SweepProfile] = {
                           coarse_probs=(0.75,), n_fine=1, n_coarse=2, threads=1),
     # <= 10 min on 2 CPU cores: 256^2, the paper's lengths/classes/powers and 25 per class
     "quick": SweepProfile(name="quick", size=256, per_class=25, test_per_class=100, width=16, epochs=30,
-                          batch_size=8, lr=1e-3, eval_every=5, seeds=(0, 1, 2),
+                          batch_size=8, lr=1e-3, eval_every=5, seeds=(0, 1, 2, 3, 4),
                           fine_probs=(0.3, 0.6, 0.9), coarse_probs=(0.25, 0.5, 0.75)),
     # the paper's scale, for a GPU: 1024^2, width 64 (the authors' demo network), 5 seeds
     "paper": SweepProfile(name="paper", size=1024, per_class=25, test_per_class=100, width=64, epochs=100,
