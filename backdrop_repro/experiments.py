@@ -444,7 +444,7 @@ def run_sweep(profile: str | SweepProfile = "smoke", configs: Optional[Sequence[
     profile, settings, oracle, summary (:func:`summarize`), runs (with histories), verdict,
     versions, wall times, ``complete``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     p = get_profile(profile)
     specs = plan_runs(p, configs, seeds)
