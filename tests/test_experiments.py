@@ -63,7 +63,7 @@ def test_sweep_is_idempotent(smoke_sweep, monkeypatch):
 
 def test_sweep_subsets_and_shards(monkeypatch, tmp_path):
     specs = plan_runs("quick")
-    assert len(specs) == (1 + 3 * 3) * 3
+    assert len(specs) == (1 + 3 * 3) * 5  # none once + 3 configs x 3 levels, x 5 seeds
     assert len({s.key for s in specs}) == len(specs)
     # a run's key depends only on its own config: subsets and shards find the same runs
     sub = plan_runs("quick", configs=["none", "coarse"], seeds=[1])
