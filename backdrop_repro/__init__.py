@@ -2,6 +2,13 @@
 
 Golkar & Cranmer, arXiv:1806.01337. The core idea lives in :mod:`backdrop_repro.masking`.
 """
+import warnings
+
+# tqdm.auto (imported by some dependencies) warns in Jupyter when ipywidgets is absent; the
+# plain-text progress bars it falls back to are fine, and the warning would land in every
+# executed notebook with an absolute path in it.
+warnings.filterwarnings("ignore", message="IProgress not found")
+
 from .masking import BackdropMask, backdrop, draw_mask
 
 __version__ = "0.1.0"

@@ -57,8 +57,8 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
     try:
         for i, name in enumerate(names, 1):
             out = out_dir / f"{name}.ipynb"
-            print(f"[backdrop-repro {i}/{len(names)}] {name} (profile={profile}) -> {_relative(out)} ...",
-                  end="", file=sys.stderr, flush=True)
+            print(f"[backdrop-repro {i}/{len(names)}] {name} (profile={profile}) -> {_relative(out)}",
+                  file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             with atomic_path(out) as tmp:
                 pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=params, cwd=str(src),
@@ -67,7 +67,8 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
                 meta = nb.get("metadata", {}).get("papermill", {})
                 meta.update(input_path=f"notebooks/{name}.ipynb", output_path=_relative(out))
                 tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-            print(f" done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+            print(f"[backdrop-repro {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
             done.append(out)
     finally:
         if old is None:
