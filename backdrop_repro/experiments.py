@@ -394,8 +394,12 @@ def verdict(sweep: dict[str, Any], alpha: float = 0.05) -> str:
     w = worst["delta_test_accuracy"]
     tail = (f" The worst, `{worst['config']}` (fine {worst['fine_prob']}, coarse {worst['coarse_prob']}), "
             f"changes it by {w['mean']:+.3f} ± {w['sem']:.3f} (± sem).")
+    chance = 1.0 / 4
+    at_chance = b["mean"] - chance < max(2 * (b.get("sem") or 0.0), 0.05)
+    caveat = (" The no-backdrop baseline is not clearly above chance, so the networks do not learn the task "
+              "at this profile and the comparison is inconclusive about the claim." if at_chance else "")
     return head + (f"No backdrop configuration improves generalisation significantly: the best, {desc}, changes "
-                   f"test accuracy by {diff}.{tail} The paper's claim does not reproduce at this profile.")
+                   f"test accuracy by {diff}.{tail} The paper's claim does not reproduce at this profile.{caveat}")
 
 
 def _csv_text(runs: Sequence[dict[str, Any]]) -> str:
