@@ -209,10 +209,27 @@ def load_data(profile: str | SweepProfile, progress: bool = True):
     return datasets.build_dataset(train_r, progress=progress), datasets.build_dataset(test_r, progress=progress)
 
 
-def load_model(spec: RunSpec) -> tuple[TwoScaleCNN, bool]:
-    """The run's network with its final weights if its checkpoint exists: ``(model, trained)``."""
+def load_model(spec: RunSpec, retrain_missing: bool = True, progress: bool = False) -> tuple[TwoScaleCNN, bool]:
+    """The run's network with its final weights: ``(model, trained)``.
+
+    Checkpoints live in the data cache, not in ``results/``; on a fresh clone (where the run
+    records are committed but no checkpoint exists) the run is trained again when
+    ``retrain_missing`` (deterministic: the same seed gives the same weights on a given
+    machine). Without a checkpoint and with ``retrain_missing=False`` the untrained network is
+    returned with ``trained=False``.
+    """
     model = build_model(spec)
     ckpt = _ckpt_path(spec)
+    if not ckpt.exists() and retrain_missing:
+        train_ds, test_ds = load_data(spec.profile, progress=progress)
+        threads = torch.get_num_threads()
+        if spec.profile.threads:             # the sweep's thread count: same reduction order
+            torch.set_num_threads(spec.profile.threads)
+        try:
+            train(build_model(spec), train_ds, test_ds, spec.train_config(_device(spec.profile, None)),
+                  checkpoint=ckpt, resume=True, progress=progress)
+        finally:
+            torch.set_num_threads(threads)
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])

@@ -134,3 +134,25 @@ def test_cli_sweep_parser(capsys):
     assert "none" in out and "oracle test acc" in out
     with pytest.raises(SystemExit):
         build_parser().parse_args(["sweep", "--shard", "3/2"])
+
+
+def test_load_model_retrains_a_missing_checkpoint_to_the_same_weights(smoke_sweep, monkeypatch):
+    # a fresh clone has the committed run records but no checkpoints (they live in the data cache)
+    import torch
+
+    from backdrop_repro.experiments import _ckpt_path, load_model
+
+    _, root = smoke_sweep
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(root / "data"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(root / "out"))
+    spec = next(s for s in plan_runs("smoke") if s.config == "both")
+    original, trained = load_model(spec, retrain_missing=False)
+    assert trained
+    _ckpt_path(spec).unlink()
+    untrained, trained = load_model(spec, retrain_missing=False)
+    assert not trained
+    assert not torch.equal(untrained.head.weight, original.head.weight)
+    again, trained = load_model(spec)
+    assert trained and _ckpt_path(spec).exists()
+    for a, b in zip(again.state_dict().values(), original.state_dict().values()):
+        assert torch.equal(a, b)
