@@ -10,7 +10,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from .io import PROFILES
+from . import profiles
 
 #: modules that register sub-commands (missing ones are skipped)
 CLI_MODULES = ("datasets", "zenodo", "experiments", "nondecomposable")
@@ -35,11 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(mod, "add_cli"):
             mod.add_cli(sub)
     p = sub.add_parser("notebooks", help="execute the notebooks with papermill into results/<profile>/notebooks")
-    p.add_argument("--profile", choices=PROFILES, default="quick")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
     p.add_argument("names", nargs="*", help="notebook names (default: all)")
     p.set_defaults(func=_cmd_notebooks)
     p = sub.add_parser("reproduce", help="the main job: run every notebook at --profile (same as `notebooks`)")
-    p.add_argument("--profile", choices=PROFILES, default="quick")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
     p.set_defaults(func=_cmd_notebooks, names=None)
     return parser
 

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import gp
-from .io import atomic_path, data_dir, versions, write_json
+from . import gp, profiles
+from .paths import atomic_path, data_dir, versions, write_json
 
 __all__ = [
-    "Recipe", "PAPER", "QUICK", "SMOKE", "RECIPES", "FORMAT_VERSION", "CacheError", "GPDataset",
+    "Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "FORMAT_VERSION", "CacheError", "GPDataset",
     "class_spectrum", "base_field_plan", "generate", "write_dataset", "read_dataset",
     "build_dataset", "recipe_key", "add_cli",
 ]
@@ -162,13 +162,28 @@ class Recipe:
 #: the paper's dataset: 4 classes of 1024² crosses, 25 per class (Zenodo 10.5281/zenodo.1252464)
 PAPER = Recipe(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), power=(0.75, 1.25), per_class=25,
                seed=1806, method="faithful")
-#: the paper's lengths, classes and weights at 256² (the default `make reproduce` profile)
-QUICK = Recipe(size=256, scales=((9.5, 10.0), (80.0, 140.0)), power=(0.75, 1.25), per_class=8,
-               seed=1806, method="matched")
 #: seconds to build: 64², lengths chosen to fit (2 vs 3 px small, 8 vs 14 px large), 2 per class
 SMOKE = Recipe(size=64, scales=((2.0, 3.0), (8.0, 14.0)), power=(0.75, 1.25), per_class=2,
                seed=1806, method="matched")
-RECIPES = {"paper": PAPER, "quick": QUICK, "smoke": SMOKE}
+#: the splits of a profile's data, each drawn from its own seed
+SPLITS = ("train", "val", "test")
+
+
+def split_recipe(profile: "str | profiles.Profile", split: str = "train", per_class: int | None = None,
+           method: str | None = None) -> Recipe:
+    """The :class:`Recipe` of one split of a profile's data (see :mod:`backdrop_repro.profiles`).
+
+    ``split`` is ``"train"``, ``"val"`` or ``"test"`` (independent seeds); ``per_class`` and
+    ``method`` override the profile's (data-size curve, robustness row).
+    Example: ``split_recipe("default", "test").per_class == 250``.
+    """
+    d = profiles.get(profile).data
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    n = {"train": d.per_class, "val": d.val_per_class, "test": d.test_per_class}[split]
+    seed = {"train": d.train_seed, "val": d.val_seed, "test": d.test_seed}[split]
+    return Recipe(size=d.size, scales=d.scales, power=d.power, per_class=per_class or n, seed=seed,
+                  method=method or d.method)
 
 
 def _length_spectrum(n: int, cl: float, method: str) -> np.ndarray:
@@ -419,7 +434,7 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
 # CLI: backdrop-repro generate
 # --------------------------------------------------------------------------------------------
 def _cmd_generate(args: argparse.Namespace) -> None:
-    recipe = RECIPES[args.recipe]
+    rec = split_recipe(args.profile, args.split)
     changes = {}
     if args.method:
         changes["method"] = args.method
@@ -428,17 +443,18 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     if args.per_class is not None:
         changes["per_class"] = args.per_class
     if changes:
-        recipe = recipe.replace(**changes)
-    ds = build_dataset(recipe, directory=args.out, progress=True)
+        rec = rec.replace(**changes)
+    ds = build_dataset(rec, directory=args.out, progress=True)
     print(f"{len(ds)} images {tuple(ds.images.shape[1:])}, classes {ds.class_names} -> {ds.path}")
 
 
 def add_cli(subparsers: Any) -> None:
-    """Register ``backdrop-repro generate --recipe paper|quick|smoke [--method ...] [--out DIR]``."""
+    """Register ``backdrop-repro generate [--profile P] [--split train|val|test] [--method ...] [--out DIR]``."""
     p = subparsers.add_parser("generate", help="generate (or reuse) a multi-scale GP class dataset",
-                              description="Generate the GP crosses dataset of a named recipe into the "
+                              description="Generate one split of a profile's GP crosses dataset into the "
                                           "data cache (or --out), reusing a verified cached copy.")
-    p.add_argument("--recipe", choices=sorted(RECIPES), default="quick")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
+    p.add_argument("--split", choices=SPLITS, default="train")
     p.add_argument("--method", choices=gp.METHODS, default=None, help="override the recipe's sampler")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--per-class", type=int, default=None, help="override samples per class")

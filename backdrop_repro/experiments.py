@@ -44,7 +44,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from . import io
+from . import paths, profiles
 from .models import TwoScaleCNN
 from .train import TrainConfig, train
 
@@ -119,7 +119,7 @@ def get_profile(profile: str | SweepProfile) -> SweepProfile:
     """The :class:`SweepProfile` named ``profile`` (``smoke``, ``quick`` or ``paper``)."""
     if isinstance(profile, SweepProfile):
         return profile
-    io.check_profile(profile)
+    paths.check_profile(profile)
     return PROFILES[profile]
 
 
@@ -265,11 +265,11 @@ def _device(p: SweepProfile, device: Optional[str]) -> str:
 
 
 def _runs_dir(profile: str) -> Path:
-    return io.results_dir(profile) / "gp_runs"
+    return paths.results_dir(profile) / "gp_runs"
 
 
 def _ckpt_path(spec: RunSpec) -> Path:
-    return io.data_dir() / "checkpoints" / "gp_sweep" / spec.profile.name / f"{spec.key}.pt"
+    return paths.data_dir() / "checkpoints" / "gp_sweep" / spec.profile.name / f"{spec.key}.pt"
 
 
 def run_one(spec: RunSpec, data=None, device: Optional[str] = None, progress: bool = True) -> dict[str, Any]:
@@ -290,8 +290,8 @@ def run_one(spec: RunSpec, data=None, device: Optional[str] = None, progress: bo
     out = train(model, train_ds, test_ds, spec.train_config(dev), checkpoint=_ckpt_path(spec),
                 resume=True, progress=progress)
     rec = {"key": spec.key, "config": spec.to_dict(), "history": out["history"], "final": out["final"],
-           "wall_time_s": round(out["wall_time_s"], 2), "device": _device_name(dev), "versions": io.versions()}
-    io.write_json(path, rec)
+           "wall_time_s": round(out["wall_time_s"], 2), "device": _device_name(dev), "versions": paths.versions()}
+    paths.write_json(path, rec)
     return rec
 
 
@@ -447,11 +447,11 @@ def _write_tables(p: SweepProfile, specs: Sequence[RunSpec], oracle: dict, wall:
              "oracle": oracle, "summary": summarize(runs),
              "runs": [{k: r[k] for k in ("key", "config", "final", "history", "wall_time_s", "device")} for r in runs],
              "run_wall_time_s": round(sum(r["wall_time_s"] for r in runs), 1),
-             "this_call_wall_time_s": round(wall, 1), "versions": io.versions()}
+             "this_call_wall_time_s": round(wall, 1), "versions": paths.versions()}
     sweep["verdict"] = verdict(sweep)
-    out = io.results_dir(p.name)
-    io.write_json(out / "gp_sweep.json", sweep)
-    io.write_text(out / "gp_sweep.csv", _csv_text(runs))
+    out = paths.results_dir(p.name)
+    paths.write_json(out / "gp_sweep.json", sweep)
+    paths.write_text(out / "gp_sweep.csv", _csv_text(runs))
     return sweep
 
 
@@ -492,7 +492,7 @@ def run_sweep(profile: str | SweepProfile = "smoke", configs: Optional[Sequence[
 
 def load_sweep(profile: str) -> dict[str, Any]:
     """Read ``results/<profile>/gp_sweep.json`` (raises ``FileNotFoundError`` naming it)."""
-    path = io.results_dir(profile) / "gp_sweep.json"
+    path = paths.results_dir(profile) / "gp_sweep.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `backdrop-repro sweep --profile {profile}` first")
     return json.loads(path.read_text())
@@ -518,13 +518,13 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
               f"test acc {_pm(a)} (n={len(row['seeds'])}){extra}")
     print(f"oracle test acc {sweep['oracle']['test_accuracy']:.3f}; {sweep['n_runs']}/{sweep['n_planned']} runs")
     print(sweep["verdict"])
-    print(f"-> {io.results_dir(args.profile) / 'gp_sweep.json'}")
+    print(f"-> {paths.results_dir(args.profile) / 'gp_sweep.json'}")
 
 
 def add_cli(subparsers: Any) -> None:
     """Register ``backdrop-repro sweep --profile smoke|quick|paper [--configs ...] [--seeds ...] [--shard i/n]``."""
     p = subparsers.add_parser("sweep", help="train the GP sweep (no backdrop / fine / coarse / both x probs x seeds)")
-    p.add_argument("--profile", choices=io.PROFILES, default="quick")
+    p.add_argument("--profile", choices=profiles.names(), default="quick")
     p.add_argument("--configs", nargs="+", choices=CONFIGS, default=None, help="subset of configurations")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: the profile's)")
     p.add_argument("--shard", type=_parse_shard, default=None, help="run only runs i, i+n, ... (e.g. 0/4)")

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import io
+from . import paths, profiles
 from .masking import BackdropMask
 
 SURROGATES = ("sigmoid", "hinge", "logistic")
@@ -255,7 +255,7 @@ def get_config(profile: str, **overrides: Any) -> NDConfig:
     >>> get_config("smoke", steps=5).steps
     5
     """
-    io.check_profile(profile)
+    paths.check_profile(profile)
     return replace(PROFILES[profile], **overrides)
 
 
@@ -545,7 +545,7 @@ def run_experiment(
     """
     from tqdm import tqdm
 
-    io.check_profile(profile)
+    paths.check_profile(profile)
     config = config or PROFILES[profile]
     t0 = time.perf_counter()
     runs: list[dict[str, Any]] = []
@@ -580,7 +580,7 @@ def run_experiment(
         "summary": _summarise(config, runs),
         "fidelity": fidelity,
         "runs": runs,
-        "versions": io.versions(),
+        "versions": paths.versions(),
         "torch_threads_used": 1,
         "wall_s": round(time.perf_counter() - t0, 2),
     }
@@ -627,14 +627,14 @@ CSV_FIELDS = ("method", "param", "label", "seed", "test_auc", "train_auc", "trai
 def write_results(result: dict[str, Any], profile: str) -> tuple[Any, Any]:
     """Write ``result`` to ``results/<profile>/nondecomposable.json`` and ``.csv`` (one row per
     run), atomically. Returns the two paths."""
-    folder = io.results_dir(profile)
-    jpath = io.write_json(folder / "nondecomposable.json", result)
+    folder = paths.results_dir(profile)
+    jpath = paths.write_json(folder / "nondecomposable.json", result)
     buf = _stdio.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in result["runs"]:
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
-    cpath = io.write_text(folder / "nondecomposable.csv", buf.getvalue())
+    cpath = paths.write_text(folder / "nondecomposable.csv", buf.getvalue())
     return jpath, cpath
 
 
@@ -728,13 +728,13 @@ def _cmd(args: argparse.Namespace) -> None:
     result = run_experiment(args.profile, config=config, progress=True, write=True)
     print(summary_table(result))
     print(verdict(result))
-    print(f"wrote {io.results_dir(args.profile) / 'nondecomposable.json'} (+ .csv) in {result['wall_s']:.1f} s")
+    print(f"wrote {paths.results_dir(args.profile) / 'nondecomposable.json'} (+ .csv) in {result['wall_s']:.1f} s")
 
 
 def add_cli(subparsers: Any) -> None:
     """Register ``backdrop-repro nondecomposable --profile smoke|quick|paper``."""
     p = subparsers.add_parser("nondecomposable", help="pairwise-AUC experiment: full batch vs minibatch vs per-sample backdrop")
-    p.add_argument("--profile", choices=io.PROFILES, default="quick")
+    p.add_argument("--profile", choices=profiles.names(), default="quick")
     p.add_argument("--steps", type=int, default=None, help="override the number of updates")
     p.add_argument("--seeds", type=int, default=None, help="override: use seeds 0..SEEDS-1")
     p.set_defaults(func=_cmd)

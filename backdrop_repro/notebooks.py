@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .io import atomic_path, check_profile, output_root, results_dir
+from .paths import atomic_path, check_profile, output_root, results_dir
 
 #: Notebooks in the order ``make reproduce`` runs them (data first, then the experiments).
 NOTEBOOKS = ("backdrop-demo", "gp-generate-demo", "gp-training", "non-decomposable")

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .io import atomic_path
+from .paths import atomic_path
 from .masking import BackdropMask
 
 __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "OPTIMIZERS"]

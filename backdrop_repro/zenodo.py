@@ -15,7 +15,7 @@ handful of numpy globals an array needs, validates every dtype and array state b
 sees it, and refuses anything else *before* calling it. The result is converted once to the
 project's ``.npy`` format (``<cache>/zenodo/paper-<md5>/``); later loads are memory maps.
 
-Cache: ``io.data_dir() / "zenodo"`` (``BACKDROP_REPRO_DATA`` moves it).
+Cache: ``paths.data_dir() / "zenodo"`` (``BACKDROP_REPRO_DATA`` moves it).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from typing import IO, Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from .io import atomic_path, data_dir
+from .paths import atomic_path, data_dir
 
 DOI = "10.5281/zenodo.1252464"
 #: Default download location (the record's files); ``BACKDROP_REPRO_ZENODO_URL`` overrides it.
@@ -57,7 +57,7 @@ class UnsafePickleError(ValueError):
 # registry and download
 # --------------------------------------------------------------------------------------------
 def cache_dir() -> Path:
-    """Where the Zenodo files and their conversions live: ``io.data_dir() / "zenodo"``."""
+    """Where the Zenodo files and their conversions live: ``paths.data_dir() / "zenodo"``."""
     path = data_dir() / "zenodo"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from backdrop_repro import cli, io
+from backdrop_repro import cli, paths
 from backdrop_repro.notebooks import NOTEBOOKS, run_notebooks
 
 
@@ -15,16 +15,16 @@ def test_parser_has_every_subcommand():
 
 def test_bad_profile_is_rejected_with_accepted_values():
     with pytest.raises(ValueError, match="profile must be one of"):
-        io.results_dir("huge")
+        paths.results_dir("huge")
     with pytest.raises(SystemExit):
         cli.main(["reproduce", "--profile", "huge"])
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "r.json"
-    io.write_json(target, {"a": 1})
+    paths.write_json(target, {"a": 1})
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with paths.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"a": 1}
@@ -45,6 +45,6 @@ def test_run_backdrop_demo_with_papermill(tmp_path):
     text = "".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
                    for c in code for o in c["outputs"])
     assert "forward latent identical: True" in text
-    figs = io.figures_dir()
+    figs = paths.figures_dir()
     assert {f"backdrop-demo-{n}.png" for n in ("chain-rule", "masks", "pinned", "bleed")} <= {p.name for p in figs.iterdir()}
     assert "backdrop-demo" in NOTEBOOKS

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from backdrop_repro import datasets, gp
-from backdrop_repro.io import data_dir
+from backdrop_repro.paths import data_dir
 from backdrop_repro.datasets import PAPER, QUICK, RECIPES, SMOKE, CacheError, Recipe
 
 

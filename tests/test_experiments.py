@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from backdrop_repro import io
+from backdrop_repro import paths
 from backdrop_repro.experiments import (CONFIGS, PROFILES, plan_runs, run_sweep, summarize, verdict,
                                         load_sweep)
 

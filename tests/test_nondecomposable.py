@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import io
+from backdrop_repro import paths
 from backdrop_repro.masking import BackdropMask, backdrop, draw_mask
 from backdrop_repro.nondecomposable import (
     PROFILES,
@@ -225,7 +225,7 @@ def test_train_run_rejects_bad_parameters():
 def test_smoke_experiment_writes_json_and_csv():
     res = run_experiment("smoke", progress=False)
     cfg = PROFILES["smoke"]
-    folder = io.results_dir("smoke")
+    folder = paths.results_dir("smoke")
     data = json.loads((folder / "nondecomposable.json").read_text())
     assert data["profile"] == "smoke" and data["config"]["steps"] == cfg.steps
     assert [s["label"] for s in data["summary"]] == ["full batch", "minibatch B=32", "backdrop p=0.9"]
@@ -263,7 +263,7 @@ def test_cli_runs_smoke(capsys):
     assert main(["nondecomposable", "--profile", "smoke", "--steps", "5", "--seeds", "2"]) == 0
     out = capsys.readouterr().out
     assert "| full batch |" in out and "nondecomposable.json" in out
-    assert json.loads((io.results_dir("smoke") / "nondecomposable.json").read_text())["config"]["steps"] == 5
+    assert json.loads((paths.results_dir("smoke") / "nondecomposable.json").read_text())["config"]["steps"] == 5
 
 
 def test_gradient_fidelity_orders_settings_by_noise():

@@ -20,14 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-PROFILES = ("smoke", "quick", "paper")
-
-
-def check_profile(profile: str) -> str:
-    """Return ``profile`` if it is a known profile name, else raise ``ValueError``."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    return profile
+from .profiles import check as check_profile  # noqa: F401  (re-exported: paths take profile names)
 
 
 def data_dir() -> Path:

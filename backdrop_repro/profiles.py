@@ -1,0 +1,210 @@
+"""The one table of profiles: every size, budget and seed list of the package lives here.
+
+A :class:`Profile` has one section per consumer:
+
+* ``data``  (:class:`DataSection`): the GP class recipe (image size, correlation lengths per
+  scale, powers, sampler) and the sizes/seeds of the train, validation and test sets;
+* ``sweep`` (:class:`SweepSection`): the 2-scale CNN, its training budget, the mask levels, the
+  seeds, and the two studies beyond the grid (data-size curve, robustness data);
+* ``nondecomposable`` (:class:`NDSection`): the AUC experiment on the digits data;
+* ``demo``  (:class:`DemoSection`): sizes used by the two demo notebooks.
+
+This module imports nothing from the package, so every other module (and every notebook) can
+read it. Adding a profile is one :func:`register` call (or one entry in :data:`PROFILES`)::
+
+    >>> from dataclasses import replace
+    >>> p = replace(get("smoke"), name="tiny")
+    >>> _ = register(p)                         # doctest: +SKIP  (now `--profile tiny` works)
+
+Profiles shipped:
+
+``smoke``   seconds; tests and the CI-executed notebooks (tiny images, few steps).
+``default`` the main job of ``make reproduce`` on 2 CPU cores (< 20 min): the paper's task shrunk
+            by 4 in every length (256² images, small lengths 2.375 / 2.5 px, large 20 / 35 px),
+            which keeps the paper's number of blobs per image and the authors' mask grids
+            (32 × 32 fine, 4 × 4 coarse); 3 seeds.
+``scaled``  the committed full run of the same regime: 10 seeds, the full grid, the data-size
+            curve and the robustness row (hours on 2 cores; its runs include every run of
+            ``default``, so a ``default`` run can be compared with it run by run).
+``quick``   retired negative control: the paper's lengths on 256² images (16× fewer blobs per
+            image); every network stays at chance there. Kept so its committed records stay
+            reproducible.
+``paper``   the paper's scale: 1024² images, width 64 (the authors' demo network); for a GPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+__all__ = ["DataSection", "SweepSection", "NDSection", "DemoSection", "Profile", "PROFILES",
+           "names", "get", "register", "check"]
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """The GP classes: ``scales`` (lengths per scale, px), ``power`` (one weight per scale),
+    ``method`` (``fft`` | ``matched`` | ``faithful``), and the three splits, each drawn from
+    its own seed (independent samples)."""
+
+    size: int
+    scales: tuple[tuple[float, ...], ...]
+    power: tuple[float, ...] = (0.75, 1.25)
+    method: str = "fft"
+    per_class: int = 25
+    val_per_class: int = 50
+    test_per_class: int = 250
+    train_seed: int = 1806
+    val_seed: int = 2019
+    test_seed: int = 2018
+
+
+@dataclass(frozen=True)
+class SweepSection:
+    """The GP training sweep.
+
+    Grid: ``none`` once; ``fine`` at every ``fine_probs`` level, ``coarse`` at every
+    ``coarse_probs`` level, ``both`` pairing level i of each, and ``demo`` (the authors' demo
+    setting ``demo_probs`` = (fine, coarse)) if given. Every configuration runs every seed with
+    the same budget (``epochs``, ``batch_size``, ``lr``).
+    Studies after the grid, for ``none`` and the best configuration on the validation split:
+    ``data_sizes`` (training images per class; the profile's own size is the grid itself) and
+    ``robustness_method`` (the same task drawn by another sampler, e.g. ``matched``).
+    ``n_fine``/``n_coarse`` None: masks placed by receptive field (``TwoScaleCNN.for_scales``).
+    ``jobs``: runs in parallel (processes, one thread each); ``threads``: torch threads per run.
+    """
+
+    width: int
+    epochs: int
+    seeds: tuple[int, ...]
+    fine_probs: tuple[float, ...]
+    coarse_probs: tuple[float, ...]
+    demo_probs: Optional[tuple[float, float]] = None
+    batch_size: int = 8
+    lr: float = 1e-3
+    eval_every: int = 10
+    data_sizes: tuple[int, ...] = ()
+    robustness_method: Optional[str] = None
+    kernel: int = 2
+    n_fine: Optional[int] = None
+    n_coarse: Optional[int] = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    init: str = "he"
+    channels_last: bool = True
+    precision: str = "fp32"
+    device: str = "auto"
+    threads: Optional[int] = 1
+    jobs: int = 2
+
+
+@dataclass(frozen=True)
+class NDSection:
+    """The non-decomposable (AUC) experiment: see :mod:`backdrop_repro.nondecomposable`."""
+
+    positive_digit: int = 8
+    train_fraction: float = 0.2
+    val_fraction: float = 0.25
+    hidden: int = 32
+    surrogate: str = "sigmoid"
+    tau: float = 1.0
+    optimizer: str = "adam"
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    steps: int = 600
+    eval_every: int = 10
+    batch_sizes: tuple[int, ...] = (32, 128)
+    mask_probs: tuple[float, ...] = (0.5, 0.9, 0.97)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    fidelity_draws: int = 200
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    """Sizes of the demo notebooks: the masking demo network and the generator's demo images."""
+
+    size: int = 1024
+    width: int = 64
+    gp_size: int = 1024
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    data: DataSection
+    sweep: SweepSection
+    nondecomposable: NDSection = field(default_factory=NDSection)
+    demo: DemoSection = field(default_factory=DemoSection)
+
+
+_SCALED_DATA = DataSection(size=256, scales=((2.375, 2.5), (20.0, 35.0)))
+_SCALED_SWEEP = SweepSection(width=16, epochs=100, seeds=tuple(range(10)), fine_probs=(0.3, 0.6, 0.9),
+                             coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95),
+                             data_sizes=(10, 100), robustness_method="matched")
+_ND_QUICK = NDSection(steps=600, eval_every=20, batch_sizes=(16, 64, 256), mask_probs=(0.5, 0.9, 0.97),
+                      seeds=tuple(range(24)))
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke", "seconds: tests and the CI-executed notebooks",
+        DataSection(size=64, scales=((2.0, 3.0), (8.0, 14.0)), method="matched", per_class=8,
+                    val_per_class=8, test_per_class=16),
+        SweepSection(width=8, epochs=8, seeds=(0, 1), fine_probs=(0.5,), coarse_probs=(0.75,),
+                     demo_probs=(0.3, 0.95), batch_size=4, lr=1e-2, eval_every=2, data_sizes=(4,),
+                     robustness_method="fft", n_fine=1, n_coarse=2, channels_last=False, jobs=1),
+        NDSection(steps=40, eval_every=10, batch_sizes=(32,), mask_probs=(0.9,), seeds=(0, 1), fidelity_draws=50),
+        DemoSection(size=512, width=16, gp_size=512)),
+    "default": Profile(
+        "default", "make reproduce on 2 CPU cores: the paper's task shrunk by 4 in every length, 3 seeds",
+        _SCALED_DATA, replace(_SCALED_SWEEP, seeds=(0, 1, 2)), _ND_QUICK),
+    "scaled": Profile(
+        "scaled", "committed full run of the shrunk task: 10 seeds, full grid, data-size curve, robustness row",
+        _SCALED_DATA, _SCALED_SWEEP, _ND_QUICK),
+    "quick": Profile(
+        "quick", "retired negative control: the paper's lengths on 256² images (information-starved)",
+        DataSection(size=256, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", per_class=25,
+                    test_per_class=100),
+        SweepSection(width=16, epochs=30, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
+                     coarse_probs=(0.25, 0.5, 0.75), eval_every=5, channels_last=False, threads=None, jobs=1),
+        _ND_QUICK),
+    "paper": Profile(
+        "paper", "the paper's scale (1024², width 64): for a GPU",
+        DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100),
+        SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
+                     coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
+                     precision="tf32", threads=None, jobs=1),
+        NDSection(steps=1500, eval_every=50, batch_sizes=(16, 32, 64, 128, 256),
+                  mask_probs=(0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99), seeds=tuple(range(30)), fidelity_draws=1000)),
+}
+
+#: the profile of ``make reproduce`` and of every CLI command without ``--profile``
+DEFAULT = "default"
+
+
+def names() -> tuple[str, ...]:
+    """Names of the registered profiles (the CLI's ``--profile`` choices)."""
+    return tuple(PROFILES)
+
+
+def check(name: str) -> str:
+    """Return ``name`` if it is a registered profile, else raise ``ValueError`` listing them."""
+    if not isinstance(name, str) or name not in PROFILES:
+        raise ValueError(f"profile must be one of {names()}, got {name!r}")
+    return name
+
+
+def get(name: "str | Profile") -> Profile:
+    """The :class:`Profile` called ``name`` (a :class:`Profile` is returned as it is)."""
+    if isinstance(name, Profile):
+        return name
+    return PROFILES[check(name)]
+
+
+def register(profile: Profile, overwrite: bool = False) -> Profile:
+    """Add ``profile`` to the table (``overwrite=True`` to replace one of the same name)."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"profile must be a Profile, got {type(profile).__name__}")
+    if profile.name in PROFILES and not overwrite:
+        raise ValueError(f"profile {profile.name!r} exists; pass overwrite=True to replace it")
+    PROFILES[profile.name] = profile
+    return profile
