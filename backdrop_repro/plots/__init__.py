@@ -10,7 +10,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..io import atomic_path, figures_dir
+from ..paths import atomic_path, figures_dir
 
 GP_CMAP = "inferno"
 
