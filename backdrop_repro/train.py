@@ -7,9 +7,17 @@ metrics to the history and writes a checkpoint atomically. ``resume=True`` resta
 checkpoint: model, optimiser, mask-generator states and history, so on the CPU a run killed after
 any epoch and resumed ends bit-identical to an uninterrupted one.
 
+Speed: the data stay on the device for the whole run, the running loss is summed on the device
+(one host synchronisation per epoch, none per step), evaluation runs in large no-grad batches,
+``channels_last`` converts the network (and so its feature maps) to NHWC, which is about 1.6x
+faster for the 2-scale CNN on a CPU; on CUDA ``cudnn.benchmark`` is on and ``precision`` may be
+``"tf32"`` or ``"bf16"`` (autocast).
+
 Determinism: the caller seeds the model's initialisation and its masks' ``torch.Generator``
 (see :func:`backdrop_repro.experiments.build_model`); the data order of epoch ``e`` depends only
-on ``(config.seed, e)``.
+on ``(config.seed, e)``. On a CPU, the same seed, settings, thread count and machine type give
+bit-identical runs. On a GPU, runs are repeatable to rounding only: cuDNN picks algorithms
+(``benchmark``) whose summation order may differ between runs, and tf32/bf16 round differently.
 
 Example
 -------
@@ -23,9 +31,12 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import numbers
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -41,6 +52,7 @@ from .masking import BackdropMask
 __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,10 @@ class TrainConfig:
     epochs : passes over the training set. batch_size : samples per step (one mask draw per
     step, shared by the batch). lr, optimizer (``"adam"`` | ``"sgd"``), weight_decay, momentum
     (SGD only). seed : data order. eval_every : evaluate every this many epochs (and always at
-    the last). eval_batch_size : samples per evaluation forward pass. device : torch device.
+    the last) on the training and validation data. test_every : evaluate on the test data every
+    this many epochs (None: with every evaluation; the last epoch always). eval_batch_size :
+    samples per evaluation forward pass. device : torch device. channels_last : NHWC memory
+    format. precision : ``"fp32"``, ``"tf32"`` (CUDA matmul/conv in TF32) or ``"bf16"`` (autocast).
     """
 
     epochs: int = 20
@@ -63,20 +78,31 @@ class TrainConfig:
     eval_every: int = 1
     eval_batch_size: int = 64
     device: str = "cpu"
+    test_every: Optional[int] = None
+    channels_last: bool = False
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "test_every"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if v is None and name == "test_every":
+                continue
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+        if not (isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool) and self.lr > 0):
             raise ValueError(f"lr must be a positive float, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+        if not (isinstance(self.weight_decay, numbers.Real) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be a float >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "lr", float(self.lr))
+        object.__setattr__(self, "weight_decay", float(self.weight_decay))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,14 +141,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """
     was_training = model.training
     model.eval()
-    loss, correct = 0.0, 0
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        out = model(xb)
-        loss += float(nn.functional.cross_entropy(out, yb, reduction="sum"))
-        correct += int((out.argmax(dim=1) == yb).sum())
+        out = model(xb).float()
+        loss += nn.functional.cross_entropy(out, yb, reduction="sum").double()
+        correct += (out.argmax(dim=1) == yb).sum()
     model.train(was_training)
-    return {"loss": loss / len(x), "accuracy": correct / len(x)}
+    return {"loss": float(loss) / len(x), "accuracy": int(correct) / len(x)}
 
 
 def _generators(model: nn.Module) -> list[torch.Generator]:
@@ -139,6 +166,39 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
+def _load_checkpoint(path: Path, device: torch.device) -> Optional[dict[str, Any]]:
+    """The checkpoint's state, or None (with a warning naming the file) if it cannot be read:
+    a checkpoint is a cache, so a corrupt one is discarded and the run starts again."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(state, dict) or not {"epoch", "model", "optimizer", "generators", "history", "config"} <= set(state):
+            raise ValueError("missing keys")
+        return state
+    except Exception as err:  # noqa: BLE001 - any unreadable file is treated the same way
+        warnings.warn(f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); deleting it and "
+                      "training this run from the start", RuntimeWarning, stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+
+
+@contextlib.contextmanager
+def _precision(precision: str, device: torch.device):
+    """Yield a factory of autocast contexts for ``precision``; TF32 switched on (and restored) on CUDA."""
+    cuda = device.type == "cuda"
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        if precision == "bf16":
+            yield lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+        else:
+            yield contextlib.nullcontext
+    finally:
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
+
+
 def _order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
 
@@ -152,6 +212,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callback: Optional[Callable[[dict], None]] = None,
+    val_data: Any = None,
 ) -> dict[str, Any]:
     """Train ``model`` with cross-entropy on ``train_data``; evaluate on ``test_data`` each epoch.
 
@@ -165,69 +226,85 @@ def train(
     resume : continue from ``checkpoint`` if it exists (its config must equal ``config``).
     progress : show a tqdm bar over epochs (``TQDM_DISABLE=1`` silences it too).
     callback : called with each epoch's metrics after its checkpoint is written.
+    val_data : optional validation data (evaluated with the training data: model selection
+        uses it, never the test data).
 
     Returns
     -------
     ``{"history": [per-epoch dicts: epoch, train_loss (running, masks on), and at evaluated
-    epochs train_eval_loss, train_accuracy, test_loss, test_accuracy], "final": last evaluated
-    metrics, "epochs_run": epochs trained by this call, "wall_time_s"}``.
+    epochs train_eval_loss, train_accuracy, val_loss/val_accuracy (with ``val_data``) and, at test
+    epochs, test_loss, test_accuracy], "final": the last epoch's metrics, "epochs_run": epochs
+    trained by this call, "wall_time_s"}``.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
-    x, y = as_tensors(train_data)
-    xt, yt = as_tensors(test_data)
     device = torch.device(config.device)
+    x, y = (v.to(device) for v in as_tensors(train_data))
+    xt, yt = (v.to(device) for v in as_tensors(test_data))
+    xv, yv = (v.to(device) for v in as_tensors(val_data)) if val_data is not None else (None, None)
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(model, config)
     gens = _generators(model)
     history: list[dict[str, Any]] = []
     start = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["config"] != config.to_dict():
-            raise ValueError(f"checkpoint {ckpt} was written with another config: {state['config']} != {config.to_dict()}")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if len(state["generators"]) != len(gens):
-            raise ValueError(f"checkpoint {ckpt} holds {len(state['generators'])} mask generators, the model has {len(gens)}")
-        for g, s in zip(gens, state["generators"]):
-            g.set_state(s)
-        history, start = state["history"], state["epoch"]
+        state = _load_checkpoint(ckpt, device)
+        if state is not None:
+            if state["config"] != config.to_dict():
+                raise ValueError(f"checkpoint {ckpt} was written with another config: {state['config']} != {config.to_dict()}")
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if len(state["generators"]) != len(gens):
+                raise ValueError(f"checkpoint {ckpt} holds {len(state['generators'])} mask generators, the model has {len(gens)}")
+            for g, s in zip(gens, state["generators"]):
+                g.set_state(s)
+            history, start = state["history"], state["epoch"]
     t0 = time.perf_counter()
     n = len(x)
+    test_every = config.test_every or config.eval_every
     bar = tqdm(range(start + 1, config.epochs + 1), desc="train", disable=not progress or None, leave=False)
-    for epoch in bar:
-        model.train()
-        order = _order(config.seed, epoch, n)
-        total = 0.0
-        for i in range(0, n, config.batch_size):
-            idx = order[i:i + config.batch_size]
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(xb), yb)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        rec: dict[str, Any] = {"epoch": epoch, "train_loss": total / n}
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
-            tr = evaluate(model, x, y, config.eval_batch_size, device)
-            te = evaluate(model, xt, yt, config.eval_batch_size, device)
-            rec.update(train_eval_loss=tr["loss"], train_accuracy=tr["accuracy"],
-                       test_loss=te["loss"], test_accuracy=te["accuracy"])
-            bar.set_postfix(loss=f"{rec['train_loss']:.3f}", test_acc=f"{te['accuracy']:.2f}")
-        history.append(rec)
-        if ckpt is not None:
-            state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "generators": [g.get_state() for g in gens], "history": history,
-                     "config": config.to_dict()}
-            with atomic_path(ckpt) as tmp:
-                torch.save(state, tmp)
-        if callback is not None:
-            callback(rec)
+    with _precision(config.precision, device) as autocast:
+        for epoch in bar:
+            model.train()
+            order = _order(config.seed, epoch, n).to(device)
+            total = torch.zeros((), device=device)
+            for i in range(0, n, config.batch_size):
+                idx = order[i:i + config.batch_size]
+                xb, yb = x[idx], y[idx]
+                opt.zero_grad(set_to_none=True)
+                with autocast():
+                    loss = nn.functional.cross_entropy(model(xb).float(), yb)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * len(idx)
+            rec: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n}
+            last = epoch == config.epochs
+            if epoch % config.eval_every == 0 or last:
+                with autocast():
+                    tr = evaluate(model, x, y, config.eval_batch_size, device)
+                    rec.update(train_eval_loss=tr["loss"], train_accuracy=tr["accuracy"])
+                    if xv is not None:
+                        va = evaluate(model, xv, yv, config.eval_batch_size, device)
+                        rec.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
+            if epoch % test_every == 0 or last:
+                with autocast():
+                    te = evaluate(model, xt, yt, config.eval_batch_size, device)
+                rec.update(test_loss=te["loss"], test_accuracy=te["accuracy"])
+            bar.set_postfix(loss=f"{rec['train_loss']:.3f}")
+            history.append(rec)
+            if ckpt is not None:
+                state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                         "generators": [g.get_state() for g in gens], "history": history,
+                         "config": config.to_dict()}
+                with atomic_path(ckpt) as tmp:
+                    torch.save(state, tmp)
+            if callback is not None:
+                callback(rec)
     bar.close()
-    evaluated = [h for h in history if "test_accuracy" in h]
-    return {"history": history, "final": evaluated[-1] if evaluated else {},
+    return {"history": history, "final": history[-1] if history else {},
             "epochs_run": config.epochs - start, "wall_time_s": time.perf_counter() - t0}
