@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import report
 
-__all__ = ["select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
+__all__ = ["describe", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
 
 FULL = "full batch"
 BASELINE = "full-batch training"
@@ -177,3 +177,18 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
     lines.append("- Cost: a backdrop step runs the forward pass on the whole training split; a minibatch step "
                  "on B samples.")
     return "\n".join(lines)
+
+
+def describe(config: Any) -> str:
+    """Markdown describing the set-up of ``config`` (an ``NDConfig``; for the notebook, every number from it).
+
+    Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
+    """
+    model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
+    return (f"Task: **digit {config.positive_digit} against the rest** of scikit-learn's `load_digits` "
+            f"(≈ 10 % positives). Per seed, a stratified {config.train_fraction:.0%} of the images is the training "
+            f"split, of which {config.val_fraction:.0%} is held out for **validation**; the rest is the **test** set. "
+            f"Scorer: {model}, trained on the {config.surrogate} surrogate (τ = {config.tau:g}) with "
+            f"{ {'adam': 'Adam', 'sgd': 'SGD'}[config.optimizer]} (lr {config.lr:g}) for {config.steps} steps, {len(config.seeds)} seeds. Settings: "
+            f"full batch; minibatch B ∈ {list(config.batch_sizes)}; backdrop p ∈ {list(config.mask_probs)}. "
+            "A minibatch step whose batch holds no positive–negative pair makes no update (counted in the table).")

@@ -43,13 +43,13 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import paths, profiles
 from ..auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ..masking import BackdropMask
+from .nd_data import load_data, make_model
 from .nd_fidelity import fidelity_table, gradient_fidelity
-from .nd_report import comparison_table, comparisons, findings, headline, select_best, summary_table, verdict
+from .nd_report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
 
 METHODS = ("full", "minibatch", "backdrop")
 OPTIMIZERS = ("adam", "sgd")
@@ -154,59 +154,6 @@ def label(method: str, param: Optional[float]) -> str:
     if method == "full":
         return "full batch"
     return f"minibatch B={int(param)}" if method == "minibatch" else f"backdrop p={param:g}"  # type: ignore[arg-type]
-
-
-def load_data(config: NDConfig, seed: int) -> dict[str, torch.Tensor]:
-    """Digits one-vs-rest, stratified train/validation/test split drawn from ``seed``,
-    standardised with the mean/std of the training part (validation excluded).
-
-    Returns ``{"x_train": (Ntr, 64) float32, "y_train": (Ntr,) float32, "x_val", "y_val",
-    "x_test", "y_test"}``; Ntr ≈ 1797 · train_fraction · (1 − val_fraction).
-
-    Example
-    -------
-    >>> d = load_data(get_config("smoke"), seed=0)
-    >>> d["x_train"].shape, int(d["y_val"].sum())
-    (torch.Size([270, 64]), 9)
-    """
-    from sklearn.datasets import load_digits
-
-    x, digit = load_digits(return_X_y=True)
-    y = (digit == config.positive_digit).astype(np.float32)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7041]))
-    part = np.full(len(y), 2)                      # 0 train, 1 validation, 2 test
-    for cls in (0.0, 1.0):                         # stratified split
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        k = int(round(config.train_fraction * len(idx)))
-        k_val = int(round(config.val_fraction * k))
-        part[idx[:k - k_val]], part[idx[k - k_val:k]] = 0, 1
-    for i, name in enumerate(("training", "validation", "test")):
-        if len(np.unique(y[part == i])) < 2:
-            raise ValueError(f"train_fraction={config.train_fraction} and val_fraction={config.val_fraction} leave "
-                             f"the {name} split without both classes; use larger fractions")
-    mean, std = x[part == 0].mean(axis=0), x[part == 0].std(axis=0)
-    std[std < 1e-6] = 1.0
-    x = ((x - mean) / std).astype(np.float32)
-    out = {}
-    for i, name in enumerate(("train", "val", "test")):
-        out[f"x_{name}"], out[f"y_{name}"] = torch.from_numpy(x[part == i]), torch.from_numpy(y[part == i])
-    return out
-
-
-def make_model(n_features: int, hidden: int, seed: int) -> nn.Module:
-    """Scorer ``(N, n_features) -> (N,)``: linear if ``hidden == 0``, else a 1-hidden-layer MLP.
-    Initial weights depend on ``seed`` only (the global RNG is left as it was).
-
-    Example
-    -------
-    >>> make_model(64, 8, seed=0)(torch.zeros(3, 64)).shape
-    torch.Size([3])
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        body = (nn.Linear(n_features, 1) if hidden == 0 else
-                nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1)))
-    return nn.Sequential(body, nn.Flatten(0))
 
 
 @contextlib.contextmanager
@@ -373,7 +320,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     runs: list[dict[str, Any]] = []
     jobs = [(seed, m, p) for seed in config.seeds for m, p in config.runs()]
     data: dict[str, torch.Tensor] = {}
-    for seed, method, param in tqdm(jobs, desc="nondecomposable", disable=True if not progress else None):
+    for seed, method, param in tqdm(jobs, desc="nondecomposable", **({} if progress else {"disable": True})):
         if not data or runs[-1]["seed"] != seed:
             data = load_data(config, seed)
         r0 = time.perf_counter()
@@ -432,21 +379,6 @@ def write_results(result: dict[str, Any], profile: str, folder: Optional[Path] =
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
     jpath = paths.write_json(folder / f"{name}.json", result)
     return jpath, paths.write_text(folder / f"{name}.csv", buf.getvalue())
-
-
-def describe(config: NDConfig) -> str:
-    """Markdown describing the set-up of ``config`` (for the notebook; numbers from the config).
-
-    Example: ``"digit 8" in describe(get_config("smoke"))``.
-    """
-    model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
-    return (f"Task: **digit {config.positive_digit} against the rest** of scikit-learn's `load_digits` "
-            f"(≈ 10 % positives). Per seed, a stratified {config.train_fraction:.0%} of the images is the training "
-            f"split, of which {config.val_fraction:.0%} is held out for **validation**; the rest is the **test** set. "
-            f"Scorer: {model}, trained on the {config.surrogate} surrogate (τ = {config.tau:g}) with "
-            f"{config.optimizer} (lr {config.lr:g}) for {config.steps} steps, {len(config.seeds)} seeds. Settings: "
-            f"full batch; minibatch B ∈ {list(config.batch_sizes)}; backdrop p ∈ {list(config.mask_probs)}. "
-            "A minibatch step whose batch holds no positive–negative pair makes no update (counted in the table).")
 
 
 def _cmd(args: argparse.Namespace) -> None:
