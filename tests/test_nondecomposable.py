@@ -1,137 +1,19 @@
-"""Tests of the non-decomposable (pairwise AUC) experiment: surrogate, backdrop gradient, runs."""
+"""Tests of the non-decomposable (pairwise AUC) experiment: backdrop gradient, data, runs,
+selection on validation, Holm comparisons, results files, CLI and figures."""
 import csv
 import json
-import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
-from backdrop_repro import paths
+from backdrop_repro import paths, profiles, report
+from backdrop_repro.auc import pairwise_auc_loss
+from backdrop_repro.experiments import nondecomposable as nd
+from backdrop_repro.experiments.nd_fidelity import gradient_fidelity
 from backdrop_repro.masking import BackdropMask, backdrop, draw_mask
-from backdrop_repro.nondecomposable import (
-    PROFILES,
-    exact_auc,
-    get_config,
-    load_data,
-    make_model,
-    pairwise_auc_loss,
-    run_experiment,
-    soft_auc,
-    summary_table,
-    train_run,
-    verdict,
-)
-
-
-# ---------------------------------------------------------------- exact AUC
-@pytest.mark.parametrize(
-    "scores, labels, expected",
-    [
-        ([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], 1.0),            # perfect ranking
-        ([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1], 0.0),            # reversed
-        ([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1], 0.5),            # all tied
-        ([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.75),          # 3 of 4 pairs ordered
-        ([0.3, 0.3, 0.1, 0.9, 0.3], [1, 0, 0, 1, 0], 5 / 6),  # ties count one half
-    ],
-)
-def test_exact_auc_known_cases(scores, labels, expected):
-    # last case: positives 0.3, 0.9; negatives 0.3, 0.1, 0.3 -> pairs: (0.3: 0.5+1+0.5) + (0.9: 3) = 5 of 6
-    assert exact_auc(scores, labels) == pytest.approx(expected, abs=1e-12)
-
-
-def test_exact_auc_matches_sklearn_with_ties():
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        s = rng.integers(0, 6, size=50).astype(float)  # many ties
-        y = rng.random(50) < 0.2
-        y[:2] = [True, False]
-        assert exact_auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-
-
-def test_exact_auc_rejects_bad_input():
-    with pytest.raises(ValueError, match="both classes"):
-        exact_auc([0.1, 0.2], [1, 1])
-    with pytest.raises(ValueError, match="labels must be 0/1"):
-        exact_auc([0.1, 0.2], [0, 2])
-    with pytest.raises(ValueError, match="same length"):
-        exact_auc([0.1, 0.2, 0.3], [0, 1])
-
-
-# ---------------------------------------------------------------- surrogate
-def test_sigmoid_surrogate_sharp_limit_equals_exact_auc():
-    rng = np.random.default_rng(0)
-    for n in (5, 12, 40):
-        s = np.round(rng.normal(size=n), 1)  # rounding creates ties
-        y = np.zeros(n, dtype=int)
-        y[rng.choice(n, size=max(1, n // 4), replace=False)] = 1
-        exact = exact_auc(s, y)
-        st, yt = torch.tensor(s, dtype=torch.float64), torch.tensor(y)
-        assert float(soft_auc(st, yt, tau=1e-6)) == pytest.approx(exact, abs=1e-9)
-        # and a blunt temperature is visibly different from the exact AUC on these cases
-        assert abs(float(soft_auc(st, yt, tau=10.0)) - exact) > 1e-3
-
-
-def test_sigmoid_surrogate_converges_monotonically_to_exact():
-    s = torch.tensor([0.1, 0.4, 0.35, 0.8, 0.2], dtype=torch.float64)
-    y = torch.tensor([0, 0, 1, 1, 0])
-    exact = exact_auc(s, y)
-    errs = [abs(float(soft_auc(s, y, tau=t)) - exact) for t in (1.0, 0.1, 0.01, 1e-4)]
-    assert errs == sorted(errs, reverse=True) and errs[-1] < 1e-12
-    assert exact == pytest.approx(5 / 6)  # pos 0.35 beats 0.1, 0.2 but not 0.4; 0.8 beats all
-
-
-def test_hinge_and_logistic_upper_bound_one_minus_auc():
-    rng = np.random.default_rng(1)
-    for _ in range(10):
-        s = torch.tensor(rng.normal(size=30))
-        y = torch.tensor((rng.random(30) < 0.3).astype(int))
-        y[0], y[1] = 1, 0
-        gap = 1.0 - exact_auc(s, y)
-        assert float(pairwise_auc_loss(s, y, "hinge", margin=1.0)) >= gap - 1e-12
-        assert float(pairwise_auc_loss(s, y, "logistic", tau=1.0)) >= gap - 1e-12
-
-
-def test_surrogate_values_by_hand():
-    s = torch.tensor([0.0, 1.0, 3.0])
-    y = torch.tensor([0, 1, 1])  # differences d = 1, 3
-    assert float(pairwise_auc_loss(s, y, "sigmoid", tau=1.0)) == pytest.approx(
-        (1 / (1 + math.e) + 1 / (1 + math.e ** 3)) / 2)
-    assert float(pairwise_auc_loss(s, y, "hinge", margin=2.0)) == pytest.approx((1.0 + 0.0) / 2)
-    assert float(pairwise_auc_loss(s, y, "logistic", tau=1.0)) == pytest.approx(
-        (math.log2(1 + math.exp(-1)) + math.log2(1 + math.exp(-3))) / 2)
-
-
-def test_surrogate_without_pairs_is_zero_with_zero_gradient():
-    s = torch.tensor([0.3, 0.7], requires_grad=True)
-    loss = pairwise_auc_loss(s, torch.tensor([1, 1]))
-    loss.backward()
-    assert float(loss.detach()) == 0.0 and torch.equal(s.grad, torch.zeros(2))
-
-
-def test_surrogate_rejects_bad_arguments():
-    s, y = torch.zeros(3), torch.tensor([0, 1, 0])
-    with pytest.raises(ValueError, match="surrogate must be one of"):
-        pairwise_auc_loss(s, y, "square")
-    with pytest.raises(ValueError, match="tau"):
-        pairwise_auc_loss(s, y, tau=0.0)
-    with pytest.raises(ValueError, match="labels must have length"):
-        pairwise_auc_loss(s, torch.tensor([0, 1]))
-    with pytest.raises(ValueError, match="scores must have shape"):
-        pairwise_auc_loss(torch.zeros(3, 2), y)
-
-
-def test_surrogate_is_non_decomposable():
-    """The mean of minibatch surrogates is not the full-batch surrogate (why minibatch SGD
-    estimates this loss badly): each minibatch sees only its own pairs."""
-    s = torch.tensor([0.0, 1.0, 2.0, 3.0, 5.0])
-    y = torch.tensor([0, 1, 0, 0, 1])
-    full = float(pairwise_auc_loss(s, y, tau=1e-6))  # positive 1.0 loses to 2.0 and 3.0: 2 of 6 pairs
-    first, second = pairwise_auc_loss(s[:2], y[:2], tau=1e-6), pairwise_auc_loss(s[2:], y[2:], tau=1e-6)
-    assert full == pytest.approx(1 / 3)
-    assert (float(first) + float(second)) / 2 == pytest.approx(0.0)  # the bad pairs straddle the batches
 
 
 # ---------------------------------------------------------------- per-sample backdrop gradient
@@ -141,19 +23,17 @@ def test_backdrop_gradient_equals_normalised_gradient_with_blocked_samples_detac
     x = torch.randn(60, 64)
     y = (torch.rand(60) < 0.25).long()
     y[:2] = torch.tensor([1, 0])
-    model = make_model(64, 8, seed=3)
+    model = nd.make_model(64, 8, seed=3)
     params = list(model.parameters())
 
-    gen = torch.Generator().manual_seed(11)
-    layer = BackdropMask(mask_prob, dims=(0,), generator=gen)
+    layer = BackdropMask(mask_prob, dims=(0,), generator=torch.Generator().manual_seed(11))
     loss_bd = pairwise_auc_loss(layer(model(x)), y)
     g_bd = torch.autograd.grad(loss_bd, params)
     keep = layer.last_mask.reshape(-1).bool()
     assert keep.shape == (60,) and 0 < int(keep.sum()) < 60
 
     s = model(x)
-    s_detached = torch.where(keep, s, s.detach())  # the same loss, blocked samples detached
-    loss_det = pairwise_auc_loss(s_detached, y)
+    loss_det = pairwise_auc_loss(torch.where(keep, s, s.detach()), y)  # blocked samples detached
     g_det = torch.autograd.grad(loss_det, params)
     assert float(loss_bd.detach()) == pytest.approx(float(loss_det.detach()))  # forward: loss on all samples
     scale = 60 / int(keep.sum())  # realized normalisation: 1 / mean(mask)
@@ -161,122 +41,236 @@ def test_backdrop_gradient_equals_normalised_gradient_with_blocked_samples_detac
         torch.testing.assert_close(a, scale * b, rtol=1e-5, atol=1e-7)
 
     # and it is *not* the gradient of a minibatch made of the kept samples only
-    loss_mb = pairwise_auc_loss(model(x[keep]), y[keep])
-    g_mb = torch.autograd.grad(loss_mb, params)
+    g_mb = torch.autograd.grad(pairwise_auc_loss(model(x[keep]), y[keep]), params)
     assert not torch.allclose(g_mb[0], scale * g_det[0], rtol=1e-3, atol=1e-6)
 
 
 def test_backdrop_is_unbiased_with_expected_normalisation():
-    """Averaged over many masks, the 'expected'-normalised backdrop gradient of the scores is the
-    full gradient (the mask only drops chain-rule paths, it never changes dL/ds_i)."""
     torch.manual_seed(1)
     s = torch.randn(30, requires_grad=True)
     y = (torch.arange(30) % 4 == 0).long()
     full = torch.autograd.grad(pairwise_auc_loss(s, y), s)[0]
     gen = torch.Generator().manual_seed(2)
-    acc = torch.zeros(30)
-    n = 4000
+    acc, n = torch.zeros(30), 4000
     for _ in range(n):
         _, m = draw_mask((30,), 0.7, dims=(0,), normalization="expected", generator=gen)
         acc += torch.autograd.grad(pairwise_auc_loss(backdrop(s, m), y), s)[0]
     torch.testing.assert_close(acc / n, full, rtol=0.1, atol=0.1 * float(full.abs().max()))
 
 
-# ---------------------------------------------------------------- data, training, experiment
-def test_load_data_is_imbalanced_stratified_and_standardised():
-    cfg = get_config("smoke")
-    d = load_data(cfg, seed=0)
-    ntr, nte = d["x_train"].shape[0], d["x_test"].shape[0]
-    assert ntr + nte == 1797 and abs(ntr - 0.2 * 1797) <= 2
-    assert 0.08 < float(d["y_train"].mean()) < 0.12 and 0.08 < float(d["y_test"].mean()) < 0.12
+# ---------------------------------------------------------------- configuration from the profile table
+def test_config_comes_from_the_profile_table():
+    for name in profiles.names():
+        sec = profiles.get(name).nondecomposable
+        cfg = nd.get_config(name)
+        assert isinstance(cfg, profiles.NDSection)
+        assert {f: getattr(cfg, f) for f in vars(sec)} == vars(sec)
+    # a throw-away profile with another section is read, not a copy held by the module
+    p = replace(profiles.get("smoke"), name="nd-test-tmp",
+                nondecomposable=replace(profiles.get("smoke").nondecomposable, steps=7, val_fraction=0.3))
+    profiles.register(p)
+    try:
+        assert nd.get_config("nd-test-tmp").steps == 7 and nd.get_config("nd-test-tmp").val_fraction == 0.3
+    finally:
+        profiles.PROFILES.pop("nd-test-tmp")
+    assert not hasattr(nd, "PROFILES")
+
+
+def test_config_validation_is_one_line_naming_the_argument():
+    ok = nd.get_config("smoke", seeds=[np.int64(3), 1], steps=np.int64(5), lr=np.float32(0.01))
+    assert ok.seeds == (3, 1) and type(ok.seeds[0]) is int
+    for kw, match in [({"positive_digit": 12}, "positive_digit must be an int in 0..9"),
+                      ({"val_fraction": 0.9}, "val_fraction must be a real in"),
+                      ({"seeds": ()}, "seeds must be"), ({"seeds": (0, 0)}, "seeds must be"),
+                      ({"steps": True}, "steps must be an int >= 1"), ({"mask_probs": (1.0,)}, "mask_probs"),
+                      ({"surrogate": "square"}, "surrogate must be one of")]:
+        with pytest.raises(ValueError, match=match) as err:
+            nd.get_config("smoke", **kw)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        nd.get_config("huge")
+
+
+# ---------------------------------------------------------------- data and training
+def test_load_data_three_disjoint_stratified_splits_standardised_on_training_only():
+    cfg = nd.get_config("smoke")
+    d = nd.load_data(cfg, seed=0)
+    n = {k: d[f"x_{k}"].shape[0] for k in ("train", "val", "test")}
+    pos = {k: int(d[f"y_{k}"].sum()) for k in ("train", "val", "test")}
+    assert sum(n.values()) == 1797 and sum(pos.values()) == 174          # every digit-8 image once
+    assert pos == {"train": 26, "val": 9, "test": 139}                   # 35 = round(0.2 * 174), 9 = round(0.25 * 35)
+    assert n["train"] + n["val"] == 360 and n["val"] == 90
+    rows = torch.cat([d["x_train"], d["x_val"], d["x_test"]])
+    assert torch.unique(rows, dim=0).shape[0] >= 1797 - 20               # (load_digits holds a few duplicates)
     assert torch.allclose(d["x_train"].mean(0), torch.zeros(64), atol=1e-4)
-    d2, d1 = load_data(cfg, seed=0), load_data(cfg, seed=1)
-    assert torch.equal(d["x_train"], d2["x_train"]) and not torch.equal(d["x_train"], d1["x_train"])
+    assert not torch.allclose(d["x_val"].mean(0), torch.zeros(64), atol=1e-2)
+    d2, d1 = nd.load_data(cfg, seed=0), nd.load_data(cfg, seed=1)
+    assert torch.equal(d["x_val"], d2["x_val"]) and not torch.equal(d["x_val"], d1["x_val"])
 
 
-def test_train_run_is_deterministic_and_learns():
-    cfg = get_config("smoke", steps=30, eval_every=10)
+def test_train_run_is_deterministic_learns_and_counts_steps_without_update():
+    cfg = nd.get_config("smoke", steps=30, eval_every=10)
     for method, param in (("full", None), ("minibatch", 32), ("backdrop", 0.9)):
-        a = train_run(cfg, method, param, seed=0)
-        b = train_run(cfg, method, param, seed=0)
-        assert a["curve"] == b["curve"]
+        a = nd.train_run(cfg, method, param, seed=0)
+        assert a["curve"] == nd.train_run(cfg, method, param, seed=0)["curve"]
         assert a["curve"]["step"] == [0, 10, 20, 30]
         assert a["test_auc"] > 0.85 and a["test_auc"] > a["curve"]["test_auc"][0]
-    full = train_run(cfg, "full", None, seed=0)
-    bd = train_run(cfg, "backdrop", 0.9, seed=0)
-    assert full["curve"]["test_auc"][0] == bd["curve"]["test_auc"][0]  # same init, same split
+        assert a["val_auc"] == a["curve"]["val_auc"][-1]
+    full, bd = nd.train_run(cfg, "full", None, seed=0), nd.train_run(cfg, "backdrop", 0.9, seed=0)
+    assert full["curve"]["test_auc"][0] == bd["curve"]["test_auc"][0]   # same init, same split
     assert full["curve"]["test_auc"][1:] != bd["curve"]["test_auc"][1:]
+    assert full["skipped"] == 0 and bd["skipped"] == 0
+    # 26 positives among 270: a batch of 2 holds a pair with probability about 0.17
+    tiny = nd.train_run(replace(cfg, steps=200), "minibatch", 2, seed=0)
+    assert 120 < tiny["skipped"] < 200
 
 
 def test_train_run_rejects_bad_parameters():
-    cfg = get_config("smoke", steps=1)
+    cfg = nd.get_config("smoke", steps=1)
     with pytest.raises(ValueError, match="method must be one of"):
-        train_run(cfg, "sgd", None, 0)
+        nd.train_run(cfg, "sgd", None, 0)
     with pytest.raises(ValueError, match="batch size"):
-        train_run(cfg, "minibatch", 0.5, 0)
+        nd.train_run(cfg, "minibatch", 0.5, 0)
+    with pytest.raises(ValueError, match=r"must be <= the training split \(270"):
+        nd.train_run(cfg, "minibatch", 500, 0)
     with pytest.raises(ValueError, match="mask probability"):
-        train_run(cfg, "backdrop", 32, 0)
-    with pytest.raises(ValueError, match="positive_digit"):
-        get_config("smoke", positive_digit=12)
-    with pytest.raises(ValueError, match="profile must be one of"):
-        get_config("huge")
+        nd.train_run(cfg, "backdrop", 32, 0)
 
 
-def test_smoke_experiment_writes_json_and_csv():
-    res = run_experiment("smoke", progress=False)
-    cfg = PROFILES["smoke"]
+# ---------------------------------------------------------------- selection and evidence
+def _run(label, method, seed, val, test):
+    return {"label": label, "method": method, "param": None, "seed": seed, "val_auc": val, "test_auc": test,
+            "train_loss": 0.0, "skipped": 0}
+
+
+def _planted():
+    """`backdrop p=0.97` is best on test but worst on validation; `backdrop p=0.5` best on validation."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for s in range(8):
+        base = 0.9 + 0.01 * rng.normal()
+        runs += [_run("full batch", "full", s, base, base),
+                 _run("minibatch B=16", "minibatch", s, base + 0.002, base - 0.001 + 0.002 * rng.normal()),
+                 _run("minibatch B=64", "minibatch", s, base - 0.001, base + 0.004 + 0.002 * rng.normal()),
+                 _run("backdrop p=0.5", "backdrop", s, base + 0.01, base + 0.003 + 0.002 * rng.normal()),
+                 _run("backdrop p=0.97", "backdrop", s, base - 0.02, base + 0.03 + 0.002 * rng.normal())]
+    return {"profile": "smoke", "config": {"steps": 10}, "data": {"n_test": 100}, "runs": runs}
+
+
+def test_best_settings_are_chosen_on_validation_never_on_test():
+    res = _planted()
+    assert nd.select_best(res["runs"], "backdrop") == "backdrop p=0.5"
+    assert nd.select_best(res["runs"], "backdrop", key="test_auc") == "backdrop p=0.97"  # what test would pick
+    assert nd.select_best(res["runs"], "minibatch") == "minibatch B=16"
+    h = nd.headline(res)
+    assert (h["backdrop"], h["minibatch"]) == ("backdrop p=0.5", "minibatch B=16")
+    text = nd.verdict(res)
+    assert "`backdrop p=0.5` changes test AUC" in text and "`backdrop p=0.97` changes" not in text
+    assert "minibatch B=64 *" not in nd.summary_table(res) and "backdrop p=0.5 *" in nd.summary_table(res)
+
+
+def test_comparisons_are_paired_t_tests_with_holm_across_all_settings():
+    res = _planted()
+    comps = nd.comparisons(res)
+    assert [c["name"] for c in comps] == ["minibatch B=16", "minibatch B=64", "backdrop p=0.5", "backdrop p=0.97"]
+    runs = res["runs"]
+    full = np.array([r["test_auc"] for r in runs if r["label"] == "full batch"])
+    raw = [stats.ttest_rel(np.array([r["test_auc"] for r in runs if r["label"] == c["name"]]), full).pvalue
+           for c in comps]
+    order = np.argsort(raw)                               # Holm by hand
+    adj, running = [0.0] * 4, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (4 - rank) * raw[i]))
+        adj[i] = running
+    for c, p, q in zip(comps, raw, adj):
+        assert c["p"] == pytest.approx(p) and c["p_holm"] == pytest.approx(q) and c["m_tests"] == 4
+    assert {c["name"]: c["decision"] for c in comps}["backdrop p=0.97"] == "better"
+    # the headline backdrop-vs-minibatch comparison is one paired test of the chosen pair
+    bvm = nd.headline(res)["backdrop_vs_minibatch"]
+    d = [a["test_auc"] - b["test_auc"] for a, b in zip([r for r in runs if r["label"] == "backdrop p=0.5"],
+                                                         [r for r in runs if r["label"] == "minibatch B=16"])]
+    assert bvm["mean"] == pytest.approx(np.mean(d)) and bvm["m_tests"] == 1
+    assert f"{abs(bvm['mean'] / bvm['sem']):.1f} standard errors" in nd.verdict(res)
+    assert nd.verdict(res).count(report.sentence(bvm, "test AUC", "`minibatch B=16`")) == 1
+
+
+# ---------------------------------------------------------------- whole experiment, files, CLI
+def test_smoke_experiment_writes_json_and_csv_and_tables_match_runs():
+    res = nd.run_experiment("smoke", progress=False)
+    cfg = nd.get_config("smoke")
     folder = paths.results_dir("smoke")
     data = json.loads((folder / "nondecomposable.json").read_text())
-    assert data["profile"] == "smoke" and data["config"]["steps"] == cfg.steps
+    assert data["name"] == "nondecomposable" and data["config"]["seeds"] == list(cfg.seeds)
     assert [s["label"] for s in data["summary"]] == ["full batch", "minibatch B=32", "backdrop p=0.9"]
     assert len(data["runs"]) == len(cfg.seeds) * 3 and "torch" in data["versions"]
+    assert data["data"]["n_val"] == 90 and data["data"]["pos_val"] == 9
     assert [r["label"] for r in data["fidelity"]["at_init"]] == ["minibatch B=32", "backdrop p=0.9"]
+    assert [c["name"] for c in data["comparisons"]] == ["minibatch B=32", "backdrop p=0.9"]
     for s in data["summary"]:
         aucs = [r["test_auc"] for r in data["runs"] if r["label"] == s["label"]]
-        assert s["test_auc_mean"] == pytest.approx(np.mean(aucs))
-        assert s["test_auc_std"] == pytest.approx(np.std(aucs, ddof=1))
-        assert 0.8 < s["test_auc_mean"] <= 1.0
-        assert len(s["curve_test_auc_mean"]) == len(s["curve_step"]) == cfg.steps // cfg.eval_every + 1
+        assert s["curve_test_auc_mean"][-1] == pytest.approx(np.mean(aucs), abs=1e-5)
+        assert len(s["curve_val_auc_mean"]) == len(s["curve_step"]) == cfg.steps // cfg.eval_every + 1
     rows = list(csv.DictReader((folder / "nondecomposable.csv").open()))
-    assert len(rows) == len(data["runs"])
-    assert float(rows[0]["test_auc"]) == pytest.approx(data["runs"][0]["test_auc"])
-    table = summary_table(res)
-    assert table.count("\n") == 2 + 3 - 1 and "backdrop p=0.9" in table
-    assert "too few seeds" in verdict(res)
+    assert len(rows) == len(data["runs"]) and float(rows[0]["val_auc"]) == pytest.approx(data["runs"][0]["val_auc"])
+    table = nd.summary_table(res)
+    bd = [r["test_auc"] for r in res["runs"] if r["label"] == "backdrop p=0.9"]
+    assert f"{np.mean(bd):.3f} ± {np.std(bd, ddof=1):.3f}" in table
+    assert "cannot tell the methods apart" in nd.findings(res)
 
 
-def test_plots_return_figures(tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from backdrop_repro.plots import nondecomposable as ndplots
-
-    res = run_experiment("smoke", config=get_config("smoke", steps=10, eval_every=5), progress=False, write=False)
-    for fig in (ndplots.curves(res), ndplots.final_auc(res), ndplots.fidelity(res)):
-        assert len(fig.axes) >= 1
-        matplotlib.pyplot.close(fig)
-
-
-def test_cli_runs_smoke(capsys):
+def test_subset_or_override_run_never_overwrites_the_profile_table(capsys):
     from backdrop_repro.cli import main
 
-    assert main(["nondecomposable", "--profile", "smoke", "--steps", "5", "--seeds", "2"]) == 0
+    folder = paths.results_dir("smoke")
+    committed = folder / "nondecomposable.json"
+    committed.write_text('{"sentinel": true}\n')
+    assert main(["nondecomposable", "--profile", "smoke", "--steps", "5", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
-    assert "| full batch |" in out and "nondecomposable.json" in out
-    assert json.loads((paths.results_dir("smoke") / "nondecomposable.json").read_text())["config"]["steps"] == 5
+    assert committed.read_text() == '{"sentinel": true}\n'
+    written = sorted(folder.glob("nondecomposable-custom-*.json"))
+    assert len(written) == 1 and written[0].name in out
+    data = json.loads(written[0].read_text())
+    assert data["config"]["seeds"] == [0] and data["config"]["steps"] == 5   # `--seeds 0` is not ignored
+    assert {r["seed"] for r in data["runs"]} == {0}
+    assert written[0].with_suffix(".csv").exists() and "| full batch |" in out
+    cfg = nd.get_config("smoke")
+    assert nd.results_name("smoke", cfg) == "nondecomposable"
+    assert nd.results_name("smoke", replace(cfg, seeds=cfg.seeds)) == "nondecomposable"
 
 
 def test_gradient_fidelity_orders_settings_by_noise():
-    from backdrop_repro.nondecomposable import gradient_fidelity
-
-    cfg = get_config("smoke", batch_sizes=(16,), mask_probs=(0.05, 0.9))
-    rows = {r["label"]: r for r in gradient_fidelity(cfg, seed=0, n_draws=30)}
-    assert list(rows) == ["minibatch B=16", "backdrop p=0.05", "backdrop p=0.9"]
+    cfg = nd.get_config("smoke")
+    d = nd.load_data(cfg, 0)
+    model = nd.make_model(64, cfg.hidden, 0)
+    settings = [("mb16", "minibatch", 16), ("bd0.05", "backdrop", 0.05), ("bd0.9", "backdrop", 0.9)]
+    rows = {r["label"]: r for r in gradient_fidelity(model, d["x_train"], d["y_train"], settings, n_draws=30)}
     # blocking 5 % of the samples barely changes the gradient; blocking 90 % changes it a lot
-    assert rows["backdrop p=0.05"]["single_cos"] > 0.95 and rows["backdrop p=0.05"]["rel_noise"] < 0.3
-    assert rows["backdrop p=0.9"]["single_cos"] < rows["backdrop p=0.05"]["single_cos"] - 0.1
-    assert rows["minibatch B=16"]["single_cos"] < 0.8
+    assert rows["bd0.05"]["single_cos"] > 0.95 and rows["bd0.05"]["rel_noise"] < 0.3
+    assert rows["bd0.9"]["single_cos"] < rows["bd0.05"]["single_cos"] - 0.1
+    assert rows["mb16"]["single_cos"] < 0.8
     for r in rows.values():
         assert r["rel_bias"] >= 0 and r["rel_noise"] > 0
     with pytest.raises(ValueError, match="n_draws"):
-        gradient_fidelity(cfg, n_draws=1)
+        gradient_fidelity(model, d["x_train"], d["y_train"], settings, n_draws=1)
+
+
+def test_figures_fit_1400_px_and_label_every_axis():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from backdrop_repro.plots import nondecomposable as ndplots
+
+    cfg = nd.get_config("smoke", steps=10, eval_every=5, batch_sizes=(16, 32, 64, 128, 256),
+                        mask_probs=(0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99), fidelity_draws=3)
+    res = nd.run_experiment("smoke", config=cfg, progress=False, write=False)
+    for fig in (ndplots.curves(res), ndplots.final_auc(res), ndplots.fidelity(res)):
+        fig.canvas.draw()
+        w = fig.get_size_inches()[0] * 150
+        assert 900 <= w <= 1400
+        for ax in fig.axes:
+            assert ax.get_xlabel()
+            assert ax.get_ylabel() or ax.get_shared_y_axes().get_siblings(ax) != [ax]
+        plt.close(fig)
+    assert not hasattr(ndplots, "save")   # no re-export (issue 9)
