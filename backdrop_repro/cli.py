@@ -45,11 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one sub-command; returns the exit status.
+
+    Expected failures (bad values and types, missing or unwritable files and folders, network
+    errors, damaged caches: ``ValueError``, ``TypeError``, ``OSError`` and its subclasses such as
+    ``FileNotFoundError``, ``PermissionError``, ``ConnectionError``) print one line
+    ``backdrop-repro <command>: error: <message>`` on stderr and return 2; Ctrl-C returns 130
+    quietly. Anything else is a bug and keeps its traceback.
+    Example: ``main(["generate", "--profile", "smoke"])`` -> ``0``.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, ConnectionError) as err:
-        print(f"backdrop-repro {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, TypeError, OSError, MemoryError) as err:
+        msg = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in msg:
+            msg = f"{err.filename}: {msg}"
+        print(f"backdrop-repro {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return 0
 

@@ -7,7 +7,12 @@ exactly once in the whole dataset. Samples are interleaved one per class in turn
 
 On disk (one folder per dataset): ``images.npy`` (float32 ``N × H × W``, memory-mappable),
 ``labels.npy`` (int64 ``N``) and ``meta.json`` (recipe or source, class names, versions and the
-sha256 of both ``.npy`` files). Every write is atomic and every read verifies the hashes.
+sha256 of both ``.npy`` files). Every write is atomic, writers hold the folder's lock
+(:func:`backdrop_repro.paths.folder_lock`) and every read hashes the very bytes it hands back
+(one open file per ``.npy``: hashed, then parsed or memory-mapped from the same descriptor), so a
+concurrent writer can make a read fail (``CacheError``) but never return another dataset's
+pixels. Destinations and the memory/disk a dataset needs are checked before anything is
+generated (:func:`check_resources`); orphaned temporary files are removed on the next build.
 
 Example
 -------
@@ -22,6 +27,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -33,12 +39,13 @@ import torch
 from torch.utils.data import Dataset
 
 from . import gp, profiles
-from .paths import atomic_path, data_dir, versions, write_json
+from .paths import (atomic_path, available_memory, check_writable_dir, clean_orphans, data_dir, folder_lock,
+                    free_disk, versions, write_json)
 
 __all__ = [
     "Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "FORMAT_VERSION", "CacheError", "GPDataset",
     "class_spectrum", "base_field_plan", "generate", "write_dataset", "read_dataset",
-    "build_dataset", "recipe_key", "add_cli",
+    "build_dataset", "recipe_key", "add_cli", "estimate_bytes", "check_resources", "ResourceError",
 ]
 
 #: bump when the generator or the on-disk format changes (invalidates cached datasets)
@@ -47,8 +54,26 @@ FORMAT_VERSION = 2
 MIN_SIZE_PER_LENGTH = 1.5
 
 
+#: a dataset may use at most this fraction of the available memory (it is generated in memory)
+MEMORY_FRACTION = 0.8
+
+
 class CacheError(ValueError):
     """A dataset file on disk is missing, corrupted or does not match its ``meta.json``."""
+
+
+class ResourceError(ValueError):
+    """A dataset would need more memory or disk than is available (raised before generating)."""
+
+
+def _is_int(x: Any) -> bool:
+    """An integer of any kind (``int``, ``np.int64``...), not a bool."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x: Any) -> bool:
+    """A real number of any kind (``float``, ``np.float32``, ``np.int64``...), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 def _fmt(length: float) -> str:
@@ -84,12 +109,16 @@ class Recipe:
         def bad(field: str, accepted: str, got: Any) -> ValueError:
             return ValueError(f"Recipe.{field} must be {accepted}, got {got!r}")
 
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size < 8:
+        if not _is_int(self.size) or self.size < 8:
             raise bad("size", "an integer >= 8 (pixels)", self.size)
         try:
+            if isinstance(self.scales, str) or any(isinstance(s, str) for s in self.scales) or \
+                    not all(_is_real(v) for s in self.scales for v in s):
+                raise TypeError
             scales = tuple(tuple(float(v) for v in s) for s in self.scales)
         except TypeError:
-            raise bad("scales", "a sequence of sequences of correlation lengths", self.scales) from None
+            raise bad("scales", "a sequence of sequences of correlation lengths (real numbers, px)",
+                      self.scales) from None
         if not scales or any(len(s) == 0 for s in scales):
             raise bad("scales", "a non-empty sequence of non-empty sequences of lengths", self.scales)
         for s in scales:
@@ -104,6 +133,8 @@ class Recipe:
                              f"length ({longest:g} px), i.e. >= {int(np.ceil(MIN_SIZE_PER_LENGTH * longest))}, "
                              f"got {self.size}")
         try:
+            if isinstance(self.power, str) or not all(_is_real(p) for p in self.power):
+                raise TypeError
             power = tuple(float(p) for p in self.power)
         except TypeError:
             raise bad("power", "a sequence of weights, one per scale", self.power) from None
@@ -112,12 +143,16 @@ class Recipe:
                              f"{self.power!r}")
         if any(not np.isfinite(p) or p <= 0 for p in power):
             raise bad("power", "positive finite weights", self.power)
-        if isinstance(self.per_class, bool) or not isinstance(self.per_class, (int, np.integer)) or self.per_class < 1:
+        if not _is_int(self.per_class) or self.per_class < 1:
             raise bad("per_class", "an integer >= 1", self.per_class)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+        if not _is_int(self.seed) or self.seed < 0:
             raise bad("seed", "a non-negative integer", self.seed)
-        if self.method not in gp.METHODS:
+        if not isinstance(self.method, str) or self.method not in gp.METHODS:
             raise bad("method", f"one of {gp.METHODS}", self.method)
+        if self.method == "fft" and self.size < longest / gp.FFT_MAX_LENGTH_RATIO:
+            raise ValueError(f"Recipe.size must be >= {1 / gp.FFT_MAX_LENGTH_RATIO:g} × the longest correlation "
+                             f"length ({longest:g} px) for method 'fft' (a longer length is not resolved on "
+                             f"the periodic grid, see gp.FFT_MAX_LENGTH_RATIO), got {self.size}")
         if self.method == "faithful" and any(v >= gp.LARGE_SCALE_MIN for s in scales for v in s) \
                 and self.size % gp.LARGE_UPSCALE:
             raise bad("size", f"a multiple of {gp.LARGE_UPSCALE} for method 'faithful' with lengths >= "
@@ -200,7 +235,7 @@ def class_spectrum(recipe: Recipe, label: int) -> np.ndarray:
     corrects for it.
     Example: ``class_spectrum(SMOKE, 0).mean() == 0.75**2 + 1.25**2``.
     """
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < recipe.n_classes:
+    if not _is_int(label) or not 0 <= label < recipe.n_classes:
         raise ValueError(f"label must be an integer in [0, {recipe.n_classes}), got {label!r}")
     lengths = recipe.classes[int(label)]
     return sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths))
@@ -232,14 +267,56 @@ def _base_seed(recipe: Recipe, s: int, a: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(recipe.seed, spawn_key=(s, a))
 
 
+def estimate_bytes(recipe: Recipe) -> int:
+    """Bytes of the dataset's images: ``N × size × size × 4`` (float32; labels are negligible).
+
+    Example: ``estimate_bytes(SMOKE) == 8 * 64 * 64 * 4``.
+    """
+    return len(recipe) * recipe.size * recipe.size * 4
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1024 or unit == "PB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.3g} PB"  # pragma: no cover
+
+
+def check_resources(recipe: Recipe, directory: str | Path | None = None) -> int:
+    """Refuse (``ResourceError``, one line) a dataset that cannot fit, before generating it.
+
+    Memory: the images are generated in memory, so :func:`estimate_bytes` must stay below
+    ``MEMORY_FRACTION`` (80 %) of :func:`backdrop_repro.paths.available_memory` (skipped where
+    that is unknown). Disk (if ``directory`` is given): the estimate must fit in the free space
+    of its file system. Returns the estimate. Example: ``check_resources(SMOKE)`` -> ``131072``.
+    """
+    need = estimate_bytes(recipe)
+    what = (f"{len(recipe)} images of {recipe.size}×{recipe.size} float32 "
+            f"({recipe.n_classes} classes × per_class {recipe.per_class}) need {_fmt_bytes(need)}")
+    avail = available_memory()
+    if avail is not None and need > MEMORY_FRACTION * avail:
+        raise ResourceError(f"{what} of memory, more than {MEMORY_FRACTION:.0%} of the {_fmt_bytes(avail)} "
+                            "available; lower --per-class (per_class) or the image size")
+    if directory is not None:
+        free = free_disk(directory)
+        if need > free:
+            raise ResourceError(f"{what} of disk, but {directory} has only {_fmt_bytes(free)} free; "
+                                "free some space, choose another --out or lower --per-class")
+    return need
+
+
 def generate(recipe: Recipe, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Generate the dataset in memory: ``images`` float32 ``(N, size, size)``, ``labels`` int64 ``(N,)``.
 
+    Refuses (``ResourceError``) a dataset larger than the available memory allows, before
+    computing anything (:func:`check_resources`).
     Example: ``images, labels = generate(SMOKE, progress=False)`` gives ``(8, 64, 64)`` and
     ``[0, 1, 2, 3, 0, 1, 2, 3]``.
     """
     from tqdm import tqdm
 
+    check_resources(recipe)
     n = recipe.size
     plan = base_field_plan(recipe)
     images = np.empty((len(recipe), n, n), dtype=np.float32)
@@ -259,12 +336,79 @@ def generate(recipe: Recipe, progress: bool = True) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------------------------
 # on-disk format
 # --------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
+def _sha256(f: "str | Path | Any") -> str:
+    """sha256 of a file: a path, or an open binary file read from its current position to EOF."""
+    if isinstance(f, (str, os.PathLike)):
+        with open(f, "rb") as fh:
+            return _sha256(fh)
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
+    for chunk in iter(lambda: f.read(1 << 22), b""):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def _file_id(f: Any) -> tuple[int, int, int, int]:
+    st = os.fstat(f.fileno())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _load_npy(path: Path, expected: str | None, mmap: bool) -> tuple[np.ndarray, tuple]:
+    """Open ``path`` once; check the sha256 of what that descriptor reads (if ``expected``);
+    parse (or memory-map) the array from the *same* descriptor. Returns ``(array, file id)``.
+
+    Writers only ever replace files (atomic rename), never modify them, so the bytes mapped
+    from the open descriptor are the bytes hashed even if the path is replaced meanwhile.
+    """
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise CacheError(f"{path}: missing") from None
+    with f:
+        fid = _file_id(f)
+        if expected is not None:
+            got = _sha256(f)
+            if got != expected:
+                raise CacheError(f"{path}: sha256 {got} does not match {expected} recorded in meta.json")
+            f.seek(0)
+        try:
+            if not mmap:
+                return np.lib.format.read_array(f, allow_pickle=False), fid
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, fortran, dtype = read_header(f)
+            if dtype.hasobject:
+                raise ValueError("object arrays are not allowed")
+            if int(np.prod(shape)) == 0:
+                return np.zeros(shape, dtype=dtype), fid
+            arr = np.memmap(f, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C",
+                            offset=f.tell())
+            return arr, fid
+        except (ValueError, EOFError, OSError) as err:
+            raise CacheError(f"{path}: unreadable .npy file ({err})") from None
+
+
+def _read_meta(directory: Path) -> dict:
+    """``meta.json`` of a dataset folder as a dict (``CacheError`` naming the file otherwise)."""
+    meta_path = directory / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_bytes())
+    except FileNotFoundError:
+        raise CacheError(f"{meta_path}: missing") from None
+    except IsADirectoryError:
+        raise CacheError(f"{meta_path}: is a folder, not a file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CacheError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise CacheError(f"{meta_path}: expected a JSON object, got a JSON {type(meta).__name__}")
+    sha = meta.get("sha256")
+    if not isinstance(sha, dict) or not all(isinstance(sha.get(n), str) for n in ("images.npy", "labels.npy")):
+        raise CacheError(f"{meta_path}: no sha256 recorded for images.npy and labels.npy")
+    if not isinstance(meta.get("class_names", {}), dict):
+        raise CacheError(f"{meta_path}: class_names must be a JSON object")
+    return meta
 
 
 def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray, meta: dict) -> Path:
@@ -272,7 +416,9 @@ def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray,
 
     ``meta`` (JSON-serialisable: recipe or source, ``class_names``...) is stored with
     ``format_version``, ``versions`` and ``sha256`` (of both ``.npy`` files) added. ``meta.json``
-    is written last, so an interrupted write never verifies. Returns ``directory``.
+    is written last, so an interrupted write never verifies. The folder is locked
+    (:func:`backdrop_repro.paths.folder_lock`) while writing, and orphaned temporary files of
+    killed writers are removed first. Returns ``directory``.
     Example: ``write_dataset(tmp / "ds", images, labels, {"class_names": {0: "a"}})``.
     """
     directory = Path(directory)
@@ -282,21 +428,23 @@ def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray,
         raise ValueError(f"images must have shape (N, H, W), got {images.shape}")
     if labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
-    directory.mkdir(parents=True, exist_ok=True)
-    meta_path = directory / "meta.json"
-    if meta_path.exists():
-        meta_path.unlink()                       # the old hash must never vouch for new files
-    digests = {}
-    for name, arr, dt in (("images.npy", images, np.float32), ("labels.npy", labels, np.int64)):
-        with atomic_path(directory / name) as tmp:
-            np.save(tmp, np.ascontiguousarray(arr, dtype=dt))
-            digests[name] = _sha256(tmp)
-    full = dict(meta)
-    full.setdefault("class_names", {})
-    full["class_names"] = {str(k): v for k, v in full["class_names"].items()}
-    full.update(format_version=FORMAT_VERSION, shape=list(images.shape), versions=versions(),
-                sha256=digests)
-    write_json(meta_path, full)
+    check_writable_dir(directory, "dataset folder")
+    with folder_lock(directory):
+        clean_orphans(directory, None)
+        meta_path = directory / "meta.json"
+        if meta_path.is_file():
+            meta_path.unlink()                   # the old hash must never vouch for new files
+        digests = {}
+        for name, arr, dt in (("images.npy", images, np.float32), ("labels.npy", labels, np.int64)):
+            with atomic_path(directory / name) as tmp:
+                np.save(tmp, np.ascontiguousarray(arr, dtype=dt))
+                digests[name] = _sha256(tmp)
+        full = dict(meta)
+        full.setdefault("class_names", {})
+        full["class_names"] = {str(k): v for k, v in full["class_names"].items()}
+        full.update(format_version=FORMAT_VERSION, shape=list(images.shape), versions=versions(),
+                    sha256=digests)
+        write_json(meta_path, full)
     return directory
 
 
@@ -304,7 +452,9 @@ class GPDataset(Dataset):
     """A GP class dataset: ``images`` (N, H, W) float32 (possibly a memmap), ``labels`` (N,) int64.
 
     ``ds[i]`` is ``(tensor (1, H, W) float32, int label)``; ``class_names`` is ``{label: name}``;
-    ``meta`` the stored ``meta.json`` (empty for in-memory data).
+    ``meta`` the stored ``meta.json`` (empty for in-memory data). Pickling a memory-mapped
+    dataset (DataLoader workers) sends the file name; unpickling maps the file again and, if it
+    was replaced since, checks its sha256 against ``meta`` (``CacheError`` if it changed).
 
     Example
     -------
@@ -314,7 +464,7 @@ class GPDataset(Dataset):
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, class_names: dict[int, str] | None = None,
-                 meta: dict | None = None, path: Path | None = None) -> None:
+                 meta: dict | None = None, path: Path | None = None, file_id: tuple | None = None) -> None:
         if images.ndim != 3 or labels.shape != (images.shape[0],):
             raise ValueError(f"images must be (N, H, W) and labels (N,), got {images.shape} and {labels.shape}")
         self.images = images
@@ -322,6 +472,7 @@ class GPDataset(Dataset):
         self.class_names = {int(k): str(v) for k, v in (class_names or {}).items()}
         self.meta = meta or {}
         self.path = path
+        self.file_id = file_id
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -335,8 +486,16 @@ class GPDataset(Dataset):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("file_id", None)
         if self.images is None:
-            self.images = np.load(Path(self.path) / "images.npy", mmap_mode="r", allow_pickle=False)
+            path = Path(self.path) / "images.npy"
+            with open(path, "rb") as f:
+                same = self.file_id is not None and _file_id(f) == tuple(self.file_id)
+            expected = None if same else (self.meta.get("sha256") or {}).get("images.npy", "")
+            images, _ = _load_npy(path, expected, mmap=True)
+            if images.shape[0] != self.labels.shape[0]:
+                raise CacheError(f"{path}: replaced since it was loaded; load the dataset again")
+            self.images = images
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = torch.from_numpy(np.array(self.images[i], dtype=np.float32, copy=True))
@@ -347,7 +506,7 @@ class GPDataset(Dataset):
         r = self.meta.get("recipe")
         try:
             return Recipe.from_dict(r) if r else None
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
 
     def __repr__(self) -> str:
@@ -355,41 +514,30 @@ class GPDataset(Dataset):
 
 
 def read_dataset(directory: str | Path, mmap: bool = True, verify: bool = True) -> GPDataset:
-    """Load a dataset written by :func:`write_dataset`, checking both files' sha256 first.
+    """Load a dataset written by :func:`write_dataset`, checking the sha256 of the bytes it loads.
 
-    Raises ``CacheError`` naming the file when a file is missing, its hash differs from
-    ``meta.json`` or its shape does not match. ``mmap=True`` memory-maps ``images.npy``.
+    Each ``.npy`` is opened once: the bytes read through that descriptor are hashed and the
+    array is parsed (``mmap=False``) or memory-mapped (``mmap=True``) from the same descriptor,
+    so a concurrent replace cannot slip other data in between check and load. Raises
+    ``CacheError`` naming the file when ``meta.json`` is missing, not a JSON object or lacks the
+    hashes, when a file is missing, its hash differs or its shape/dtype does not match.
+    ``verify=False`` skips hashing (shape and dtype are still checked).
     Example: ``ds = read_dataset(build_dataset(SMOKE).path)``.
     """
     directory = Path(directory)
-    meta_path = directory / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise CacheError(f"{meta_path}: missing") from None
-    except json.JSONDecodeError as err:
-        raise CacheError(f"{meta_path}: not valid JSON ({err})") from None
-    expected = meta.get("sha256") or {}
-    for name in ("images.npy", "labels.npy"):
-        path = directory / name
-        if not path.exists():
-            raise CacheError(f"{path}: missing")
-        if name not in expected:
-            raise CacheError(f"{meta_path}: no sha256 recorded for {name}")
-        if verify:
-            got = _sha256(path)
-            if got != expected[name]:
-                raise CacheError(f"{path}: sha256 {got} does not match {expected[name]} recorded in meta.json")
-    try:
-        images = np.load(directory / "images.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-        labels = np.load(directory / "labels.npy", allow_pickle=False)
-    except ValueError as err:
-        raise CacheError(f"{directory}: unreadable .npy file ({err})") from None
-    if list(images.shape) != meta.get("shape") or images.dtype != np.float32 or labels.dtype != np.int64:
+    meta = _read_meta(directory)
+    expected = meta["sha256"]
+    images, fid = _load_npy(directory / "images.npy", expected["images.npy"] if verify else None, mmap)
+    labels, _ = _load_npy(directory / "labels.npy", expected["labels.npy"] if verify else None, mmap=False)
+    if list(images.shape) != meta.get("shape") or images.dtype != np.float32 or labels.dtype != np.int64 \
+            or images.ndim != 3 or labels.shape != images.shape[:1]:
         raise CacheError(f"{directory / 'images.npy'}: shape/dtype {images.shape}/{images.dtype} "
-                         f"does not match meta.json {meta.get('shape')}")
-    names = {int(k): v for k, v in meta.get("class_names", {}).items()}
-    return GPDataset(images, labels, names, meta, path=directory)
+                         f"(labels {labels.shape}/{labels.dtype}) does not match meta.json {meta.get('shape')}")
+    try:
+        names = {int(k): v for k, v in meta.get("class_names", {}).items()}
+    except (TypeError, ValueError):
+        raise CacheError(f"{directory / 'meta.json'}: class_names keys must be integer labels") from None
+    return GPDataset(images, labels, names, meta, path=directory, file_id=fid)
 
 
 def recipe_key(recipe: Recipe) -> str:
@@ -398,36 +546,71 @@ def recipe_key(recipe: Recipe) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _existing(directory: Path, recipe: Recipe, explicit: bool) -> tuple[GPDataset | None, str | None]:
+    """The verified dataset of ``recipe`` in ``directory``, or why it must be (re)generated.
+
+    A folder chosen by the caller (``explicit``) that holds something else (another recipe,
+    another source, a ``meta.json`` that is not a dataset's) is refused with ``ValueError``.
+    """
+    meta_path = directory / "meta.json"
+    if not meta_path.exists():
+        return None, None
+    try:
+        meta = _read_meta(directory)
+    except CacheError as err:
+        if explicit:
+            raise ValueError(f"{meta_path} is not a backdrop-repro dataset's ({err}); choose an empty "
+                             "folder for --out or delete that file") from None
+        return None, str(err)
+    if meta.get("recipe") != recipe.to_dict() or meta.get("source", "generated") != "generated":
+        if explicit:
+            key = meta.get("recipe_key") or meta.get("source") or "unknown"
+            raise ValueError(f"{directory} holds another dataset (recipe {key}, asked for "
+                             f"{recipe_key(recipe)}); choose another folder for --out or delete it first")
+        return None, "it holds a different recipe"
+    if meta.get("format_version") != FORMAT_VERSION:
+        return None, f"format version {meta.get('format_version')} is not {FORMAT_VERSION}"
+    try:
+        return read_dataset(directory), None
+    except CacheError as err:
+        return None, str(err)
+
+
 def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress: bool = True,
                   directory: str | Path | None = None) -> GPDataset:
     """Generate the dataset of ``recipe`` or reuse its verified cache.
 
     The dataset lives in ``directory`` if given, else ``<cache_dir or data_dir()/"gp">/<recipe_key>``.
-    A cached copy is used only if its ``meta.json`` holds the same recipe and format version and
-    both files match their sha256; otherwise (corrupted, truncated, mismatched) it is regenerated
-    with a warning. Example: ``ds = build_dataset(SMOKE, progress=False)``.
+    Before generating anything: the folder must be writable (``NotADirectoryError``,
+    ``PermissionError``), a ``directory`` given by the caller must not hold another dataset
+    (``ValueError``), and the data must fit in memory and on disk (:class:`ResourceError`).
+    The folder is locked while it is checked and written (concurrent builds wait), and
+    orphaned temporary files are removed. A cached copy is used only if its ``meta.json`` holds
+    the same recipe and format version and both files match their sha256; otherwise
+    (corrupted, truncated, mismatched) it is regenerated with a warning.
+    Example: ``ds = build_dataset(SMOKE, progress=False)``.
     """
     if not isinstance(recipe, Recipe):
         raise ValueError(f"recipe must be a Recipe, got {type(recipe).__name__}")
+    explicit = directory is not None
     if directory is None:
         root = Path(cache_dir) if cache_dir is not None else data_dir() / "gp"
         directory = root / recipe_key(recipe)
-    directory = Path(directory)
-    if (directory / "meta.json").exists():
-        try:
-            ds = read_dataset(directory)
-            if ds.meta.get("recipe") == recipe.to_dict() and ds.meta.get("format_version") == FORMAT_VERSION:
-                return ds
-            reason = "it holds a different recipe or format version"
-        except CacheError as err:
-            reason = str(err)
-        warnings.warn(f"regenerating the GP dataset in {directory}: {reason}", stacklevel=2)
-    images, labels = generate(recipe, progress=progress)
-    meta = {"source": "generated", "recipe": recipe.to_dict(), "recipe_key": recipe_key(recipe),
-            "class_names": recipe.class_names, "classes": [list(c) for c in recipe.classes],
-            "order": "interleaved: label = index % n_classes"}
-    write_dataset(directory, images, labels, meta)
-    return read_dataset(directory)
+    directory = check_writable_dir(Path(directory), "--out" if explicit else "dataset folder")
+    with folder_lock(directory):
+        clean_orphans(directory, None)
+        ds, reason = _existing(directory, recipe, explicit)
+        if ds is not None:
+            return ds
+        check_resources(recipe, directory)
+        if reason:
+            warnings.warn(f"regenerating the GP dataset in {directory}: {reason}", stacklevel=2)
+        images, labels = generate(recipe, progress=progress)
+        meta = {"source": "generated", "recipe": recipe.to_dict(), "recipe_key": recipe_key(recipe),
+                "class_names": recipe.class_names, "classes": [list(c) for c in recipe.classes],
+                "order": "interleaved: label = index % n_classes"}
+        write_dataset(directory, images, labels, meta)
+        return read_dataset(directory)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,8 +7,16 @@ gradient keeps its scale:
 
     forward:   y = x
     backward:  dL/dx = dL/dy * m / s,   s = mean(m) ("realized", the authors' choice)
-                                        s = 1 - mask_prob ("expected", unbiased on average)
+                                        s = E[m_i] ("expected": unbiased, E[m_i / s] = 1)
                                         s = 1 ("none")
+
+``E[m_i]`` is the exact keep probability of a cell, never-all-zero fallback included: with
+``G`` cells each kept with probability ``1 - p`` and, when all are blocked (probability
+``p^G``), one cell kept uniformly at random, ``E[m_i] = (1 - p) + p^G / G``. (Dividing by
+``1 - p`` alone overshoots by ``1 + p^G / (G (1 - p))``: 1.55 at p = 0.95 on a 4×4 grid.)
+"realized" makes the mask's mean exactly 1 in every draw; it is not unbiased per cell. A
+``pinned`` mask is not random: it keeps one cell of ``G``, so "expected" and "realized" both
+scale it by ``G`` (mean 1), and "none" leaves it 0/1.
 
 The mask has the size of ``x`` along the masked ``dims`` and size 1 along every other dim, so
 one mask is shared by every index of the unmasked dims. Spatial masking of an NCHW feature map
@@ -30,6 +38,7 @@ True
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional, Sequence
 
 import torch
@@ -37,20 +46,23 @@ from torch import nn
 
 NORMALIZATIONS = ("realized", "expected", "none")
 
-__all__ = ["BackdropMask", "BackdropFunction", "backdrop", "draw_mask", "NORMALIZATIONS"]
+__all__ = ["BackdropMask", "BackdropFunction", "backdrop", "draw_mask", "keep_probability", "NORMALIZATIONS"]
 
 
 class BackdropFunction(torch.autograd.Function):
     """Autograd function ``y = x`` whose backward multiplies the gradient by ``mask``.
 
     ``mask`` must broadcast against ``x`` and already carry its normalisation.
-    The forward returns a view of ``x`` (no copy of the data).
+    The forward returns ``x.detach()``: the same memory (no copy of the data) but not an
+    autograd view, so an in-place op on the output (``nn.ReLU(inplace=True)``) is allowed and
+    behaves as after ``nn.Identity``: it also changes ``x``'s values (shared version counter, so
+    autograd still refuses if ``x`` was saved for a backward pass).
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(mask)
-        return x.view_as(x)
+        return x.detach()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
@@ -85,9 +97,16 @@ def backdrop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return BackdropFunction.apply(x, mask.to(device=x.device, dtype=x.dtype))
 
 
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and type(x).__name__ != "bool_"
+
+
 def _check_prob(mask_prob: float) -> float:
-    if isinstance(mask_prob, bool) or not isinstance(mask_prob, (int, float)):
-        raise ValueError(f"mask_prob must be a float in [0, 1), got {mask_prob!r}")
+    if isinstance(mask_prob, torch.Tensor) and mask_prob.numel() == 1 and not mask_prob.dtype.is_complex \
+            and mask_prob.dtype != torch.bool:
+        mask_prob = mask_prob.item()
+    if not isinstance(mask_prob, numbers.Real) or isinstance(mask_prob, bool) or type(mask_prob).__name__ == "bool_":
+        raise ValueError(f"mask_prob must be a real number in [0, 1), got {mask_prob!r}")
     mask_prob = float(mask_prob)
     if not 0.0 <= mask_prob < 1.0:
         raise ValueError(f"mask_prob must be in [0, 1) (probability of blocking a cell), got {mask_prob}")
@@ -95,17 +114,32 @@ def _check_prob(mask_prob: float) -> float:
 
 
 def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(dims, int):
+    if _is_int(dims):
         dims = (dims,)
     try:
         dims = tuple(dims)
     except TypeError:
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}") from None
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+    if not dims or not all(_is_int(d) for d in dims):
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}")
+    dims = tuple(int(d) for d in dims)
     if len(set(dims)) != len(dims):
         raise ValueError(f"dims must not contain duplicates, got {dims!r}")
     return dims
+
+
+def _check_pinned(pinned: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
+    if pinned is None:
+        return None
+    if _is_int(pinned):
+        pinned = (pinned,)
+    try:
+        pinned = tuple(pinned)
+    except TypeError:
+        raise ValueError(f"pinned must be None or one integer index per masked dim, got {pinned!r}") from None
+    if not all(_is_int(i) for i in pinned):
+        raise ValueError(f"pinned must be None or one integer index per masked dim, got {pinned!r}")
+    return tuple(int(i) for i in pinned)
 
 
 def _check_normalization(normalization: str) -> str:
@@ -140,8 +174,11 @@ def draw_mask(
     shape : shape of the tensor the mask is for, e.g. ``(N, C, H, W)``.
     mask_prob : probability of *blocking* a cell, in [0, 1).
     dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere.
-    normalization : ``"realized"`` (divide by the mean of the drawn mask, default),
-        ``"expected"`` (divide by ``1 - mask_prob``) or ``"none"``.
+    normalization : ``"realized"`` (divide by the mean of the drawn mask, default: mean 1 in
+        every draw), ``"expected"`` (divide by the exact keep probability of a cell,
+        :func:`keep_probability` = ``(1 - p) + p^G / G`` for ``G`` cells: unbiased, the
+        expectation of every cell of ``scaled`` is 1) or ``"none"``. With ``pinned`` the mask is
+        deterministic: "realized" and "expected" both scale the kept cell by ``G``.
     generator : optional CPU ``torch.Generator`` for reproducible masks.
     pinned : optional index (one int per masked dim) of the single cell to keep.
 
@@ -149,7 +186,8 @@ def draw_mask(
     -------
     (keep, scaled) : ``keep`` is the 0/1 float32 mask, ``scaled`` the normalised mask that
     multiplies the gradient; both of shape ``[shape[d] if d in dims else 1 for d]``, on the CPU.
-    If every cell comes out blocked, one cell chosen at random is kept.
+    If every cell comes out blocked, one cell chosen uniformly at random is kept. A grid with
+    no cells (a masked dim of size 0) gives empty masks.
 
     Example
     -------
@@ -163,25 +201,49 @@ def draw_mask(
     rdims = _resolve_dims(_check_dims(dims), len(shape))
     mshape = [shape[d] if d in rdims else 1 for d in range(len(shape))]
     grid = [shape[d] for d in rdims]
+    cells = 1
+    for g in grid:
+        cells *= g
+    pinned = _check_pinned(pinned)
     if pinned is not None:
-        pinned = tuple(int(i) for i in pinned)
         if len(pinned) != len(grid) or not all(0 <= i < g for i, g in zip(pinned, grid)):
             raise ValueError(f"pinned must be one index per masked dim inside the grid {tuple(grid)}, got {pinned}")
         keep = torch.zeros(grid, dtype=torch.float32)
         keep[pinned] = 1.0
+    elif cells == 0:
+        keep = torch.zeros(grid, dtype=torch.float32)
     else:
         keep = (torch.rand(grid, generator=generator) >= mask_prob).to(torch.float32)
         if not keep.any():
             flat = keep.view(-1)
             flat[torch.randint(flat.numel(), (1,), generator=generator)] = 1.0
     keep = keep.reshape(mshape)
-    if normalization == "realized":
-        scaled = keep / keep.mean()
-    elif normalization == "expected":
-        scaled = keep / (1.0 - mask_prob)
-    else:
+    if cells == 0 or normalization == "none":
         scaled = keep.clone()
+    elif normalization == "realized" or pinned is not None:
+        scaled = keep / keep.mean()
+    else:
+        scaled = keep / keep_probability(mask_prob, cells)
     return keep, scaled
+
+
+def keep_probability(mask_prob: float, cells: int) -> float:
+    """Exact probability that a given cell is kept by :func:`draw_mask` (no ``pinned``).
+
+    Each of the ``cells`` cells is kept with probability ``1 - mask_prob``; if all are blocked
+    (probability ``mask_prob ** cells``) one cell chosen uniformly is kept, so
+    ``P(keep) = (1 - mask_prob) + mask_prob ** cells / cells``. It is the divisor of
+    ``normalization="expected"``.
+
+    Example
+    -------
+    >>> round(keep_probability(0.95, 16), 4)
+    0.0775
+    """
+    mask_prob = _check_prob(mask_prob)
+    if not _is_int(cells) or cells < 1:
+        raise ValueError(f"cells must be an integer >= 1, got {cells!r}")
+    return (1.0 - mask_prob) + mask_prob ** int(cells) / int(cells)
 
 
 class BackdropMask(nn.Module):
@@ -191,14 +253,17 @@ class BackdropMask(nn.Module):
     ----------
     mask_prob : probability of blocking a cell, in [0, 1). 0 = identity (no mask drawn).
     dims : masked dims, e.g. ``(-2, -1)`` for the H, W of an NCHW map, ``(0,)`` per sample.
-    normalization : ``"realized"`` (default), ``"expected"`` or ``"none"`` (see :func:`draw_mask`).
+    normalization : ``"realized"`` (default), ``"expected"`` (unbiased) or ``"none"`` (see
+        :func:`draw_mask`).
     generator : optional ``torch.Generator`` (CPU) for reproducible masks.
     pinned : optional cell (one index per masked dim) to keep alone, for diagnosis.
 
     A new mask is drawn at every forward pass in training mode when the input requires a
     gradient. In ``eval()`` mode, under ``torch.no_grad()`` and with ``mask_prob == 0`` (and no
     ``pinned`` cell) the layer returns its input and draws nothing. The last drawn 0/1 mask is
-    kept in ``last_mask`` (shape broadcastable to the input) for plotting.
+    kept in ``last_mask`` (shape broadcastable to the input) for plotting. The output shares
+    ``x``'s memory and may be modified in place (``nn.ReLU(inplace=True)``); an input with no
+    elements (a masked dim of size 0) passes through with a gradient of the same (empty) shape.
 
     Example
     -------
@@ -222,7 +287,7 @@ class BackdropMask(nn.Module):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator
-        self.pinned = None if pinned is None else tuple(int(i) for i in pinned)
+        self.pinned = _check_pinned(pinned)
         self.last_mask: Optional[torch.Tensor] = None
 
     @property

@@ -9,6 +9,15 @@ Environment variables
     (the folder holding ``pyproject.toml`` next to the package) or, for a non-editable install,
     the current directory. ``make test`` points it at ``.test-out/`` so tests never touch the
     committed figures and results.
+
+Temporary files and folder locks
+--------------------------------
+Every temporary file of an atomic write starts with :data:`TMP_PREFIX` (``.backdrop-tmp-``), so
+one killed by SIGKILL is recognisable: :func:`clean_orphans` removes them (all of them while the
+caller holds the folder's :func:`folder_lock`, else only those older than
+:data:`ORPHAN_AGE_S`). Writers of shared caches (datasets, Zenodo downloads) hold
+:func:`folder_lock` (an advisory ``flock`` on the folder itself; a no-op where ``fcntl`` does
+not exist), so two processes never write one folder at the same time.
 """
 from __future__ import annotations
 
@@ -16,9 +25,17 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, readers still verify hashes
+    fcntl = None  # type: ignore[assignment]
 
 from .profiles import check as check_profile  # noqa: F401  (re-exported: paths take profile names)
 
@@ -59,6 +76,12 @@ def results_dir(profile: str) -> Path:
     return path
 
 
+#: prefix of every temporary file this package writes (atomic writes, probes)
+TMP_PREFIX = ".backdrop-tmp-"
+#: a temporary file older than this (seconds) is an orphan even if no lock says so
+ORPHAN_AGE_S = 15 * 60
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
@@ -70,7 +93,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.",
+                               suffix=suffix or path.suffix or ".tmp")
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -83,6 +107,135 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive advisory lock on ``folder`` (created if missing) for the ``with`` block.
+
+    The lock is ``flock`` on the folder itself (no lock file), released when the block ends or
+    the process dies; it is re-entrant within one thread. Other processes and threads wait.
+    Example: ``with folder_lock(cache / "gp" / key): write_dataset(...)``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(folder)
+    held = _held.__dict__.setdefault("paths", {})
+    if fcntl is None or held.get(key):
+        held[key] = held.get(key, 0) + 1
+        try:
+            yield folder
+        finally:
+            held[key] -= 1
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield folder
+        finally:
+            held[key] = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def holds_lock(folder: str | os.PathLike) -> bool:
+    """Whether this thread holds :func:`folder_lock` on ``folder``."""
+    return bool(_held.__dict__.get("paths", {}).get(os.path.realpath(folder)))
+
+
+def clean_orphans(folder: str | os.PathLike, older_than_s: float | None = ORPHAN_AGE_S,
+                  extra_prefixes: tuple[str, ...] = ()) -> list[Path]:
+    """Delete temporary files (names starting with :data:`TMP_PREFIX` or ``extra_prefixes``) in ``folder``.
+
+    ``older_than_s=None`` removes all of them: only safe while holding ``folder_lock(folder)``
+    (no writer can own one then), so it raises ``RuntimeError`` otherwise. Returns the removed
+    paths. Example: ``with folder_lock(d): clean_orphans(d, None)``.
+    """
+    folder = Path(folder)
+    if older_than_s is None and not holds_lock(folder):
+        raise RuntimeError(f"clean_orphans({folder}, None) needs folder_lock({folder}) held")
+    if not folder.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for p in folder.iterdir():
+        if not p.name.startswith((TMP_PREFIX,) + tuple(extra_prefixes)):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                continue
+            if older_than_s is not None and now - p.lstat().st_mtime < older_than_s:
+                continue
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def check_writable_dir(folder: str | os.PathLike, what: str = "folder") -> Path:
+    """Create ``folder`` if needed and prove it writable with a probe file; else one clear error.
+
+    Raises ``NotADirectoryError`` (a path component is a file) or ``PermissionError`` (read-only),
+    both naming the path. Example: ``check_writable_dir(args.out, "--out")``.
+    """
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(f"{what} {folder}: {p} exists and is not a folder; choose a folder path")
+        if p.exists():
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except PermissionError as err:
+        raise PermissionError(f"{what} {folder} is not writable ({err.strerror or err}); "
+                              "choose another folder or fix its permissions") from None
+    except OSError as err:
+        raise OSError(f"{what} {folder} cannot be written ({err.strerror or err})") from None
+    return folder
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process (``MemAvailable``, capped by a cgroup limit), or None.
+
+    Example: ``available_memory() > 2**30`` on most machines.
+    """
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    try:
+        cg = Path("/sys/fs/cgroup")
+        limit = (cg / "memory.max").read_text().strip()
+        if limit != "max":
+            room = int(limit) - int((cg / "memory.current").read_text())
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def free_disk(folder: str | os.PathLike) -> int:
+    """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
+    p = Path(folder).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -15,7 +15,10 @@ handful of numpy globals an array needs, validates every dtype and array state b
 sees it, and refuses anything else *before* calling it. The result is converted once to the
 project's ``.npy`` format (``<cache>/zenodo/paper-<md5>/``); later loads are memory maps.
 
-Cache: ``paths.data_dir() / "zenodo"`` (``BACKDROP_REPRO_DATA`` moves it).
+Cache: ``paths.data_dir() / "zenodo"`` (``BACKDROP_REPRO_DATA`` moves it). Downloads hold the
+cache folder's lock (:func:`backdrop_repro.paths.folder_lock`; a second process waits, then finds
+the verified file), and first remove what killed downloads left behind: pooch's partial
+``tmpXXXXXXXX`` files in the cache and our ``.backdrop-tmp-*`` extraction files.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from typing import IO, Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from .paths import atomic_path, data_dir
+from .paths import atomic_path, clean_orphans, data_dir, folder_lock
 
 DOI = "10.5281/zenodo.1252464"
 #: Default download location (the record's files); ``BACKDROP_REPRO_ZENODO_URL`` overrides it.
@@ -101,9 +104,12 @@ def _fetch(registry, fname: str, processor: Optional[Callable] = None, progress:
 
     progress = progress and not _tqdm_disabled()
     url = registry.get_url(fname)
+    root = Path(registry.abspath)
     try:
-        return registry.fetch(fname, processor=processor,
-                              downloader=pooch.HTTPDownloader(progressbar=progress))
+        with folder_lock(root):
+            clean_download_orphans(root)
+            return registry.fetch(fname, processor=processor,
+                                  downloader=pooch.HTTPDownloader(progressbar=progress))
     except requests.exceptions.HTTPError as err:
         status = getattr(err.response, "status_code", None)
         if status == 404:
@@ -116,6 +122,29 @@ def _fetch(registry, fname: str, processor: Optional[Callable] = None, progress:
     except requests.exceptions.RequestException as err:
         raise ConnectionError(f"cannot reach {url} ({type(err).__name__}: network unreachable?); "
                               f"{OFFLINE_HINT}") from None
+
+
+#: pooch's partial downloads: ``tempfile.NamedTemporaryFile`` names (``tmp`` + 8 characters)
+_POOCH_TMP = re.compile(r"tmp[a-z0-9_]{8}")
+#: sub-folders of the cache whose files are written only under the cache folder's lock
+_EXTRACT_DIRS = ("dataset-extract-", "samples-")
+
+
+def clean_download_orphans(root: os.PathLike) -> list[Path]:
+    """Remove the temporary files of killed downloads/extractions in the Zenodo cache ``root``.
+
+    Call it holding ``folder_lock(root)`` (every download does): then no writer owns them.
+    Returns the removed paths. Example: ``with folder_lock(cache_dir()): clean_download_orphans(cache_dir())``.
+    """
+    root = Path(root)
+    removed = clean_orphans(root, None)
+    for p in root.iterdir() if root.is_dir() else ():
+        if p.is_file() and _POOCH_TMP.fullmatch(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+        elif p.is_dir() and p.name.startswith(_EXTRACT_DIRS):
+            removed += clean_orphans(p, older_than_s=0)
+    return removed
 
 
 def _tqdm_disabled() -> bool:

@@ -8,7 +8,11 @@ import torch
 
 from backdrop_repro import datasets, gp
 from backdrop_repro.paths import data_dir
-from backdrop_repro.datasets import PAPER, QUICK, RECIPES, SMOKE, CacheError, Recipe
+from backdrop_repro.datasets import PAPER, SMOKE, CacheError, Recipe
+
+#: the paper's lengths on 256² images (the retired "quick" profile's data)
+PAPER_256 = Recipe(size=256, scales=((9.5, 10.0), (80.0, 140.0)), power=(0.75, 1.25), per_class=25,
+                   seed=0, method="matched")
 
 
 def test_paper_recipe_classes_names_and_order():
@@ -16,8 +20,8 @@ def test_paper_recipe_classes_names_and_order():
     assert PAPER.scales == ((9.5, 10.0), (80.0, 140.0)) and PAPER.power == (0.75, 1.25)
     assert PAPER.classes == [(9.5, 80.0), (10.0, 80.0), (9.5, 140.0), (10.0, 140.0)]
     assert PAPER.class_names == {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-140"}
-    assert QUICK.scales == PAPER.scales and QUICK.power == PAPER.power and QUICK.size == 256
-    assert RECIPES == {"paper": PAPER, "quick": QUICK, "smoke": SMOKE}
+    quick = datasets.split_recipe("quick", "train")
+    assert quick.scales == PAPER.scales and quick.power == PAPER.power and quick.size == 256
     assert PAPER.replace(size=512).size == 512 and PAPER.size == 1024
     with pytest.raises(Exception):
         PAPER.size = 3  # frozen
@@ -51,9 +55,9 @@ def test_bad_recipes_raise_value_error_naming_the_field(changes, field):
 
 
 def test_size_rule_is_1_5_times_the_longest_length():
-    assert QUICK.replace(size=210).size == 210
+    assert PAPER_256.replace(size=210).size == 210
     with pytest.raises(ValueError, match=r"Recipe\.size must be >= 1.5 .* >= 210, got 209"):
-        QUICK.replace(size=209)
+        PAPER_256.replace(size=209)
 
 
 def test_base_field_plan_uses_every_base_field_once():
@@ -103,10 +107,10 @@ def test_generated_crosses_have_the_right_labels_weights_and_distinct_fields():
 
 def test_small_scale_differences_show_in_the_class_spectra():
     """The class spectra differ where the lengths differ: 9.5 vs 10 at k ≈ 0.05-0.08."""
-    s = {c: datasets.class_spectrum(QUICK, c) for c in range(4)}
+    s = {c: datasets.class_spectrum(PAPER_256, c) for c in range(4)}
     for c in range(4):
         assert s[c].mean() == pytest.approx(0.75 ** 2 + 1.25 ** 2)
-    n = QUICK.size
+    n = PAPER_256.size
     kk = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
     ring = (kk > 0.05) & (kk < 0.08)
     assert s[0][ring].mean() > 1.2 * s[1][ring].mean()       # shorter length: more high-k power
@@ -114,11 +118,11 @@ def test_small_scale_differences_show_in_the_class_spectra():
     kk = np.hypot(np.fft.fftfreq(1024)[:, None], np.fft.fftfreq(1024)[None, :])
     low = (kk > 0) & (kk < 0.002)
     assert big[2][low].mean() > 1.5 * big[0][low].mean()     # 140 vs 80: more low-k power
-    fft = QUICK.replace(method="fft")
-    expected = 0.75 ** 2 * gp.se_spectrum(n, 9.5) + 1.25 ** 2 * gp.se_spectrum(n, 80.0)
+    fft = PAPER_256.replace(size=280, method="fft")        # fft needs size >= 2 × 140 px
+    expected = 0.75 ** 2 * gp.se_spectrum(280, 9.5) + 1.25 ** 2 * gp.se_spectrum(280, 80.0)
     assert np.allclose(datasets.class_spectrum(fft, 0), expected)
     with pytest.raises(ValueError, match="label must be"):
-        datasets.class_spectrum(QUICK, 4)
+        datasets.class_spectrum(PAPER_256, 4)
 
 
 def test_write_read_round_trip_and_torch_dataset(tmp_path):
@@ -182,13 +186,26 @@ def test_corrupted_cache_is_detected_and_regenerated(tmp_path):
 
 
 def test_mismatched_cache_is_regenerated_not_used(tmp_path):
+    """In the keyed cache a folder holding another recipe is damaged: regenerate with a warning."""
     other = SMOKE.replace(seed=SMOKE.seed + 1)
-    folder = tmp_path / "data"
+    folder = tmp_path / datasets.recipe_key(SMOKE)
     datasets.build_dataset(other, directory=folder, progress=False)
     with pytest.warns(UserWarning, match="different recipe"):
-        ds = datasets.build_dataset(SMOKE, directory=folder, progress=False)
-    assert ds.recipe == SMOKE
+        ds = datasets.build_dataset(SMOKE, cache_dir=tmp_path, progress=False)
+    assert ds.recipe == SMOKE and ds.path == folder
     assert np.array_equal(ds.images, datasets.generate(SMOKE, progress=False)[0])
+
+
+def test_explicit_folder_holding_another_dataset_is_refused_before_generating(tmp_path, monkeypatch):
+    """A folder the caller chose (``--out``) is never overwritten with another recipe."""
+    other = SMOKE.replace(seed=SMOKE.seed + 1)
+    folder = tmp_path / "data"
+    first = datasets.build_dataset(other, directory=folder, progress=False)
+    before = np.array(first.images)
+    monkeypatch.setattr(datasets, "generate", lambda *a, **k: pytest.fail("generated before refusing"))
+    with pytest.raises(ValueError, match=f"{folder} holds another dataset .*choose another folder"):
+        datasets.build_dataset(SMOKE, directory=folder, progress=False)
+    assert np.array_equal(datasets.read_dataset(folder).images, before)
 
 
 def test_builds_are_deterministic(tmp_path):
@@ -209,7 +226,8 @@ def test_cli_generate(tmp_path, capsys):
     from backdrop_repro import cli
 
     out = tmp_path / "cli-ds"
-    assert cli.main(["generate", "--recipe", "smoke", "--method", "faithful", "--out", str(out)]) == 0
+    assert cli.main(["generate", "--profile", "smoke", "--method", "faithful", "--per-class", "2",
+                     "--out", str(out)]) == 0
     ds = datasets.read_dataset(out)
-    assert ds.recipe == SMOKE.replace(method="faithful")
+    assert ds.recipe == datasets.split_recipe("smoke", "train").replace(method="faithful", per_class=2)
     assert "8 images (64, 64)" in capsys.readouterr().out
