@@ -1,0 +1,72 @@
+"""The submitit launcher: a smoke sweep through submitit's local executor (no SLURM), idempotent."""
+import dataclasses
+import json
+
+import pytest
+
+from backdrop_repro import profiles
+
+submitit = pytest.importorskip("submitit")
+
+from backdrop_repro.experiments import gp_sweep, launch  # noqa: E402
+
+NAME = "launch-test"
+
+
+@pytest.fixture
+def tiny_profile(tmp_path, monkeypatch):
+    """A smoke-sized profile with 4 grid runs (1 seed) and no studies, removed afterwards."""
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    smoke = profiles.get("smoke")
+    p = profiles.register(dataclasses.replace(
+        smoke, name=NAME, sweep=dataclasses.replace(smoke.sweep, seeds=(0,), fine_probs=(0.5,), coarse_probs=(0.75,),
+                                                    demo_probs=None, data_sizes=(), robustness_method=None)))
+    yield p
+    profiles.PROFILES.pop(NAME, None)
+
+
+def local_executor(folder, **kw):
+    """make_executor on submitit's local cluster (every option still goes through validation)."""
+    return launch.make_executor(folder, **{**kw, "cluster": "local"})
+
+
+def test_smoke_sweep_through_submitit_local_executor_is_idempotent(tiny_profile, tmp_path):
+    plan = gp_sweep.plan_runs(tiny_profile)
+    assert len(plan) == 4 and {s.study for s in plan} == {"grid"}
+    out = launch.launch_sweep(NAME, folder=tmp_path / "logs", runs_per_job=2, time_min=10, progress=False,
+                              poll_s=0.5, executor_factory=local_executor, device="cpu")
+    assert out["launch"] == {"submitted": 4, "jobs": 2, "failed": []}
+    runs = gp_sweep.runs_dir(NAME)
+    for s in plan:
+        rec = json.loads((runs / f"{s.key}.json").read_text())
+        assert rec["config"] == s.to_dict() and 0 <= rec["final"]["test_accuracy"] <= 1
+    table = json.loads((runs.parent / "gp_sweep.json").read_text())
+    assert table["n_runs"] == table["n_planned"] == 4 and table["complete"]
+    assert (runs.parent / "gp_sweep.csv").exists()
+
+    calls = []
+
+    def counting_executor(folder, **kw):
+        ex = local_executor(folder, **kw)
+        real = ex.map_array
+        ex.map_array = lambda *a: calls.append(a) or real(*a)
+        return ex
+
+    again = launch.launch_sweep(NAME, folder=tmp_path / "logs", progress=False, executor_factory=counting_executor)
+    assert again["launch"]["submitted"] == 0 and calls == []
+    assert again["n_runs"] == 4
+
+
+def test_collect_only_cli_and_option_errors(tiny_profile, tmp_path, capsys):
+    from backdrop_repro.cli import main
+
+    assert main(["sweep", "--profile", NAME, "--collect-only"]) == 0
+    assert "0/4 runs" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="time_min"):
+        launch.make_executor(tmp_path, cluster="local", time_min=0)
+    with pytest.raises(ValueError, match="cluster"):
+        launch.make_executor(tmp_path, cluster="pbs")
+    with pytest.raises(ValueError, match="runs_per_job"):
+        launch.submit_specs(None, gp_sweep.plan_grid(NAME), runs_per_job=0)
