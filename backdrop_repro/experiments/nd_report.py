@@ -111,7 +111,7 @@ def summary_table(result: dict[str, Any], digits: int = 3) -> str:
         rs = [r for r in runs if r["label"] == lab]
         rows.append([lab + (" *" if lab in chosen else ""), _pm([r["val_auc"] for r in rs], digits),
                      _pm([r["test_auc"] for r in rs], digits), _pm([r["train_loss"] for r in rs], digits),
-                     f"{steps - float(np.mean([r['skipped'] for r in rs])):.0f}"])
+                     f"{steps - float(np.mean([r['skipped'] for r in rs])):.1f}".removesuffix(".0")])
     return report.markdown_table(header, rows)
 
 
@@ -128,19 +128,23 @@ def comparison_table(result: dict[str, Any], digits: int = 3, alpha: float = 0.0
                                   "Holm p", "decision"], rows)
 
 
-def verdict(result: dict[str, Any], alpha: float = 0.05) -> str:
-    """Plain-language verdict, worded by the numbers with :func:`backdrop_repro.report.sentence`:
-    the validation-chosen backdrop and minibatch settings against full batch, then against each
-    other, on the final test AUC."""
+def _verdict_parts(result: dict[str, Any], alpha: float) -> list[str]:
     h = headline(result, alpha)
     if FULL not in _labels(result["runs"]) or not h["backdrop"]:
-        return "Not enough settings to compare (need full batch and at least one backdrop setting)."
+        return ["Not enough settings to compare (need full batch and at least one backdrop setting)."]
     chosen = " and ".join(f"`{lab}`" for lab in (h["backdrop"], h["minibatch"]) if lab)
     parts = [f"Chosen on the validation split (highest mean validation AUC): {chosen}."]
     parts += [report.sentence(row, "test AUC", BASELINE, alpha=alpha) for row in h["vs_full"].values()]
     if h["backdrop_vs_minibatch"] is not None:
         parts.append(report.sentence(h["backdrop_vs_minibatch"], "test AUC", f"`{h['minibatch']}`", alpha=alpha))
-    return " ".join(parts)
+    return parts
+
+
+def verdict(result: dict[str, Any], alpha: float = 0.05) -> str:
+    """Plain-language verdict, worded by the numbers with :func:`backdrop_repro.report.sentence`:
+    the validation-chosen backdrop and minibatch settings against full batch, then against each
+    other, on the final test AUC."""
+    return " ".join(_verdict_parts(result, alpha))
 
 
 def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
@@ -152,7 +156,7 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
     comps = comparisons(result, alpha)
     lines = [f"**Findings** (profile `{result.get('profile', '?')}`, {n} seeds, {steps} steps per run; "
              f"test split of {result.get('data', {}).get('n_test', '?')} images).", "",
-             "- " + verdict(result, alpha)]
+             *("- " + part for part in _verdict_parts(result, alpha))]
     dec = [c for c in comps if c.get("decision") in ("better", "worse")]
     lines.append(f"- Of {len(comps)} settings compared with full batch (Holm, α = {alpha:g}), "
                  + (", ".join(f"`{c['name']}` is {c['decision']}" for c in dec) if dec
@@ -163,7 +167,7 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
     for lab in _labels(runs, "minibatch"):
         sk = float(np.mean([r["skipped"] for r in runs if r["label"] == lab]))
         if sk > 0:
-            idle.append(f"`{lab}` {sk:.0f}")
+            idle.append(f"`{lab}` {sk:.1f}".removesuffix(".0"))
     if idle:
         lines.append(f"- Every method runs {steps} steps, but a minibatch with no positive–negative pair makes no "
                      f"update; steps without an update, mean over seeds: {', '.join(idle)}.")
