@@ -22,6 +22,12 @@ def _cmd_notebooks(args: argparse.Namespace) -> None:
     run_notebooks(args.profile, args.names or None)
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import reproduce
+
+    reproduce(args.profile, reuse=args.reuse, reference=args.reference, jobs=args.jobs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backdrop-repro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,9 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
     p.add_argument("names", nargs="*", help="notebook names (default: all)")
     p.set_defaults(func=_cmd_notebooks)
-    p = sub.add_parser("reproduce", help="the main job: run every notebook at --profile (same as `notebooks`)")
+    p = sub.add_parser("reproduce", help="the main job: train the GP sweep from scratch, execute every notebook, "
+                                         "compare with the committed record")
     p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
-    p.set_defaults(func=_cmd_notebooks, names=None)
+    p.add_argument("--reuse", action="store_true", help="reuse stored run records (default: train every run)")
+    p.add_argument("--reference", choices=profiles.names(), default="scaled",
+                   help="committed profile whose runs the fresh ones are compared with (default: scaled)")
+    p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
+    p.set_defaults(func=_cmd_reproduce)
     return parser
 
 

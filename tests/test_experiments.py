@@ -1,158 +1,172 @@
-"""The GP sweep: end-to-end smoke sweep, schema, idempotence, sharding, verdict, bad configs."""
+"""The GP sweep: a throw-away profile through the smoke path, schema, idempotence, subsets,
+selection on validation, corrupt records, the reproduction check and the statistics layer."""
 import csv
+import dataclasses
 import json
 
 import pytest
 
-from backdrop_repro import paths
-from backdrop_repro.experiments import (CONFIGS, PROFILES, plan_runs, run_sweep, summarize, verdict,
-                                        load_sweep)
+from backdrop_repro import paths, profiles, report
+from backdrop_repro.experiments import gp_report, gp_sweep
+from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
+                                        compare_with_reference)
+
+SMOKE = profiles.get("smoke")
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory):
-    # module-scoped: set the isolated dirs by hand (the autouse fixture is function-scoped)
+def tiny(tmp_path_factory):
+    """A profile registered for this module only: adding a profile is one entry in the table."""
     root = tmp_path_factory.mktemp("sweep")
     mp = pytest.MonkeyPatch()
     mp.setenv("BACKDROP_REPRO_DATA", str(root / "data"))
     mp.setenv("BACKDROP_REPRO_OUTPUT", str(root / "out"))
     mp.setenv("TQDM_DISABLE", "1")
-    sweep = run_sweep("smoke", progress=False)
-    yield sweep, root
+    p = profiles.register(dataclasses.replace(
+        SMOKE, name="tiny-test", sweep=dataclasses.replace(SMOKE.sweep, epochs=4, eval_every=2)))
+    sweep = run_sweep("tiny-test", progress=False)
+    yield p, sweep, root
+    profiles.PROFILES.pop("tiny-test")
     mp.undo()
 
 
-def test_smoke_sweep_writes_json_and_csv(smoke_sweep, monkeypatch):
-    sweep, root = smoke_sweep
+def _env(monkeypatch, root):
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(root / "data"))
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(root / "out"))
-    on_disk = load_sweep("smoke")
+
+
+def test_registered_profile_runs_the_whole_smoke_path(tiny, monkeypatch):
+    p, sweep, root = tiny
+    _env(monkeypatch, root)
+    from backdrop_repro import cli
+    assert "tiny-test" in cli.build_parser().parse_args(["sweep", "--profile", "tiny-test"]).profile
+    on_disk = load_sweep("tiny-test")
     assert json.loads(json.dumps(sweep)) == on_disk
-    assert on_disk["complete"] and on_disk["n_runs"] == on_disk["n_planned"] == 8
-    assert set(on_disk) >= {"profile", "settings", "oracle", "summary", "runs", "verdict", "versions",
-                            "run_wall_time_s"}
-    assert [r["config"] for r in on_disk["summary"]] == list(CONFIGS)
-    for row in on_disk["summary"]:
-        assert row["seeds"] == [0, 1]
-        assert 0.0 <= row["test_accuracy"]["mean"] <= 1.0 and row["test_accuracy"]["std"] >= 0
-        assert ("delta_test_accuracy" in row) == (row["config"] != "none")
-    none = on_disk["summary"][0]
-    assert none["fine_prob"] == none["coarse_prob"] == 0.0
-    both = on_disk["summary"][3]
-    assert (both["fine_prob"], both["coarse_prob"]) == (0.5, 0.75)
+    # grid: none + fine + coarse + both + demo, 2 seeds; studies: 2 configs x 2 seeds x (1 size + robustness)
+    assert on_disk["n_runs"] == on_disk["n_planned"] == 5 * 2 + 2 * 2 * 2 and on_disk["complete"]
+    grid = [r for r in on_disk["summary"] if r["study"] == "grid"]
+    assert [r["config"] for r in grid] == list(CONFIGS)
+    assert grid[-1]["fine_prob"] == 0.3 and grid[-1]["coarse_prob"] == 0.95       # the authors' demo setting
+    studies = {(r["study"], r["per_class"], r["method"]) for r in on_disk["summary"] if r["study"] != "grid"}
+    assert studies == {("data_size", 4, "matched"), ("robustness", 8, "fft")}
     for run in on_disk["runs"]:
-        assert len(run["history"]) == PROFILES["smoke"].epochs
-        assert run["final"]["epoch"] == PROFILES["smoke"].epochs
-    o = on_disk["oracle"]
-    assert o["test_accuracy"] >= 0.6 and o["method"] == "matched"      # chance 0.25
-    rows = list(csv.DictReader(open(root / "out" / "results" / "smoke" / "gp_sweep.csv")))
-    assert len(rows) == 8 and {r["config"] for r in rows} == set(CONFIGS)
-    assert float(rows[0]["test_accuracy"]) == pytest.approx(on_disk["runs"][0]["final"]["test_accuracy"])
-    assert isinstance(on_disk["verdict"], str) and "smoke" in on_disk["verdict"]
+        epochs = gp_sweep.RunSpec(p, "none", 0, 0.0, 0.0, 0, per_class=run["config"]["data"]["train"]["per_class"]
+                                  ).train_config().epochs
+        assert run["final"]["epoch"] == epochs and "test_accuracy" in run["final"] and "val_accuracy" in run["final"]
+        # test data are evaluated only at the end; validation at every evaluation
+        assert sum("test_accuracy" in h for h in run["history"]) == 1
+    # data-size runs keep the image visits: 4 per class for 2x the epochs of 8 per class
+    ds = next(r for r in on_disk["runs"] if r["config"]["study"] == "data_size")
+    assert ds["config"]["train"]["epochs"] == 2 * p.sweep.epochs
+    rows = list(csv.DictReader(open(root / "out" / "results" / "tiny-test" / "gp_sweep.csv")))
+    assert len(rows) == on_disk["n_runs"]
+    v = on_disk["verdict"]
+    assert len(v["comparisons"]) == 4 and all(c["m_tests"] == 4 for c in v["comparisons"])
+    assert v["overall"].startswith("Without backdrop")
+    assert not ("inconclusive" in v["overall"] and "not reproduced" in v["overall"])
 
 
-def test_sweep_is_idempotent(smoke_sweep, monkeypatch):
-    sweep, root = smoke_sweep
-    for k, v in (("BACKDROP_REPRO_DATA", root / "data"), ("BACKDROP_REPRO_OUTPUT", root / "out")):
-        monkeypatch.setenv(k, str(v))
-    runs_dir = root / "out" / "results" / "smoke" / "gp_runs"
-    before = {p.name: p.stat().st_mtime_ns for p in runs_dir.iterdir()}
-    again = run_sweep("smoke", progress=False)
-    assert {p.name: p.stat().st_mtime_ns for p in runs_dir.iterdir()} == before    # nothing re-run
+def test_best_is_chosen_on_validation_not_test(tiny):
+    p = tiny[0]
+    def rec(config, level, seed, val, test):
+        return {"config": {"study": "grid", "config": config, "level": level, "seed": seed},
+                "final": {"val_accuracy": val, "test_accuracy": test}}
+    records = [rec("none", 0, s, 0.9, 0.9) for s in (0, 1)]
+    records += [rec("fine", 0, s, 0.4, 0.99) for s in (0, 1)]        # best on test, worse on validation
+    records += [rec("coarse", 0, s, 0.6, 0.30) for s in (0, 1)]
+    assert select_best(records) == ("coarse", 0)
+
+
+def test_sweep_is_idempotent_and_subsets_never_drop_records(tiny, monkeypatch):
+    p, sweep, root = tiny
+    _env(monkeypatch, root)
+    runs_dir = root / "out" / "results" / "tiny-test" / "gp_runs"
+    before = {f.name: f.stat().st_mtime_ns for f in runs_dir.iterdir()}
+    again = run_sweep("tiny-test", configs=["none"], seeds=[0], progress=False)     # a subset call
+    assert {f.name: f.stat().st_mtime_ns for f in runs_dir.iterdir()} == before    # nothing re-run
+    assert again["n_runs"] == sweep["n_runs"] and again["complete"]                 # table still covers all
     assert again["summary"] == sweep["summary"]
 
 
-def test_sweep_subsets_and_shards(monkeypatch, tmp_path):
-    specs = plan_runs("quick")
-    assert len(specs) == (1 + 3 * 3) * 5  # none once + 3 configs x 3 levels, x 5 seeds
-    assert len({s.key for s in specs}) == len(specs)
-    # a run's key depends only on its own config: subsets and shards find the same runs
-    sub = plan_runs("quick", configs=["none", "coarse"], seeds=[1])
-    assert {s.key for s in sub} <= {s.key for s in specs} and len(sub) == 4
-    shards = [specs[i::3] for i in range(3)]
-    assert sorted(s.key for sh in shards for s in sh) == sorted(s.key for s in specs)
-    assert all(s.profile.size == 1024 and s.profile.width == 64 for s in plan_runs("paper"))
-    # a shard of the smoke sweep only trains its runs, and the tables say the sweep is incomplete
-    part = run_sweep("smoke", configs=["none", "fine"], shard=(0, 2), progress=False)
-    assert part["n_runs"] == 2 and part["n_planned"] == 4 and not part["complete"]
+def test_corrupt_record_is_named_and_rerun(tiny, monkeypatch):
+    p, sweep, root = tiny
+    _env(monkeypatch, root)
+    spec = plan_grid("tiny-test", ["none"], [0])[0]
+    path = root / "out" / "results" / "tiny-test" / "gp_runs" / f"{spec.key}.json"
+    good = json.loads(path.read_text())
+    path.write_text("{not json")
+    with pytest.warns(RuntimeWarning, match=spec.key):
+        rec = gp_sweep.run_one(spec)
+    assert rec["final"] == good["final"]                      # retrained from scratch: the same numbers (CPU)
+    assert (path.parent / f"{spec.key}.json.corrupt").exists()
 
 
-def _fake(config, level, fp, cp, seed, acc):
-    return {"config": {"config": config, "level": level, "fine_prob": fp, "coarse_prob": cp, "seed": seed},
-            "final": {"test_accuracy": acc, "test_loss": 1.0, "train_accuracy": 1.0, "train_eval_loss": 0.1}}
+def test_keys_identify_runs_across_profiles():
+    scaled, default = plan_grid("scaled"), plan_grid("default")
+    assert len(scaled) == 11 * 10 and len({s.key for s in scaled}) == len(scaled)
+    assert {s.key for s in default} <= {s.key for s in scaled}     # default's runs are scaled's runs
+    assert all(s.profile.data.size == 1024 and s.profile.sweep.width == 64 for s in plan_grid("paper"))
+    with pytest.raises(ValueError, match="configs must be"):
+        plan_grid("smoke", ["dropout"])
+    with pytest.raises(ValueError, match="seeds must be"):
+        plan_grid("smoke", seeds=[-1])
+    with pytest.raises(ValueError, match="profile must be one of"):
+        plan_grid("nope")
 
 
-def test_summary_and_verdict():
-    base = [0.40, 0.45, 0.50, 0.42, 0.47]
-    runs = [_fake("none", 0, 0.0, 0.0, s, a) for s, a in enumerate(base)]
-    runs += [_fake("fine", 0, 0.5, 0.0, s, a + 0.10 + 0.01 * (s % 2)) for s, a in enumerate(base)]
-    runs += [_fake("coarse", 0, 0.0, 0.5, s, a) for s, a in enumerate(base)]
-    rows = summarize(runs)
-    fine = next(r for r in rows if r["config"] == "fine")
-    assert fine["delta_test_accuracy"]["mean"] == pytest.approx(0.104)
-    assert fine["delta_test_accuracy"]["p_value"] < 1e-4
-    assert fine["test_accuracy"]["mean"] == pytest.approx(sum(base) / 5 + 0.104)
-    coarse = next(r for r in rows if r["config"] == "coarse")
-    assert coarse["delta_test_accuracy"]["mean"] == 0.0 and coarse["delta_test_accuracy"]["p_value"] == 1.0
-    text = verdict({"profile": "quick", "summary": rows, "oracle": {"test_accuracy": 0.9}})
-    assert "reproduces at this profile" in text and "`fine`" in text and "0.900" in text
-    noise = [_fake("none", 0, 0.0, 0.0, s, a) for s, a in enumerate(base)]
-    noise += [_fake("fine", 0, 0.5, 0.0, s, a + (0.02 if s % 2 else -0.02)) for s, a in enumerate(base)]
-    text = verdict({"profile": "quick", "summary": summarize(noise)})
-    assert "does not reproduce" in text
-    const = [_fake("none", 0, 0.0, 0.0, s, 0.25) for s in range(2)]
-    const += [_fake("both", 0, 0.5, 0.5, s, 0.35) for s in range(2)]
-    rows = summarize(const)
-    assert rows[1]["delta_test_accuracy"]["p_value"] is None
-    assert "no t-test" in verdict({"profile": "quick", "summary": rows})
-    assert "reproduces at" not in verdict({"profile": "quick", "summary": rows})
+def test_reproduction_check(tiny, monkeypatch, tmp_path):
+    p, sweep, root = tiny
+    _env(monkeypatch, root)
+    other = profiles.register(dataclasses.replace(p, name="tiny-copy"))
+    try:
+        rows_missing = compare_with_reference("tiny-copy", "tiny-test")
+        assert rows_missing == []                                  # nothing run yet for the copy
+        run_sweep("tiny-copy", configs=["none", "fine"], studies=False, reuse=False, progress=False)
+        rows = compare_with_reference("tiny-copy", "tiny-test")
+        assert len(rows) == 4 and all(r["status"] == "identical" for r in rows)     # bit-identical on a CPU
+        ref = root / "out" / "results" / "tiny-test" / "gp_runs" / f"{rows[0]['key']}.json"
+        rec = json.loads(ref.read_text())
+        rec["final"]["test_accuracy"] += 0.5
+        ref.write_text(json.dumps(rec))
+        rows = {r["key"]: r for r in compare_with_reference("tiny-copy", "tiny-test")}
+        assert rows[rec["key"]]["status"] == "differs" and rows[rec["key"]]["diff"] == pytest.approx(-0.5)
+        assert "differs" in gp_report.reproduction_table(list(rows.values()))
+    finally:
+        profiles.PROFILES.pop(other.name)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(configs=["dropout"]), "configs"), (dict(configs=[]), "configs"),
-    (dict(seeds=[-1]), "seeds"), (dict(seeds=[]), "seeds"),
-])
-def test_bad_plan(kw, match):
-    with pytest.raises(ValueError, match=match):
-        plan_runs("smoke", **kw)
+def test_load_model_never_trains(tiny, monkeypatch, tmp_path):
+    p, sweep, root = tiny
+    _env(monkeypatch, root)
+    spec = plan_grid("tiny-test", ["fine"], [1])[0]
+    net = gp_sweep.load_model(spec)                      # the sweep left its final weights in the cache
+    assert not net.training
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="ensure_models"):
+        gp_sweep.load_model(spec)
 
 
-def test_bad_profile_and_shard():
-    with pytest.raises(ValueError, match="profile"):
-        plan_runs("huge")
-    with pytest.raises(ValueError, match="shard"):
-        run_sweep("smoke", shard=(2, 2), progress=False)
+def test_verdict_wording_follows_the_numbers():
+    def row(config, label, accs, study="grid"):
+        return {"study": study, "config": config, "level": 0, "label": label, "per_class": 25, "method": "fft",
+                "by_seed": dict(enumerate(accs)), "test_accuracy": report.summary(accs), "seeds": list(range(len(accs)))}
+    base = [0.40, 0.42, 0.41, 0.43, 0.39]
+    better = row("fine", "fine 0.3", [a + d for a, d in zip(base, (0.10, 0.12, 0.09, 0.11, 0.10))])
+    same = row("coarse", "coarse 0.5", [a + d for a, d in zip(base, (0.01, -0.02, 0.0, 0.02, -0.01))])
+    v = gp_report.verdict([row("none", "none", base), better, same], best="fine 0.3")
+    assert [c["decision"] for c in v["comparisons"]] == ["better", "no significant difference"]
+    assert "improves generalisation" in v["overall"] and "chosen on the validation split" in v["overall"]
+    # a baseline whose interval reaches chance: inconclusive, and nothing about "not reproduced"
+    chance = gp_report.verdict([row("none", "none", [0.20, 0.30, 0.26, 0.24, 0.25]), same])
+    assert "inconclusive" in chance["overall"] and "not reproduced" not in chance["overall"]
 
 
-def test_cli_sweep_parser(capsys):
-    from backdrop_repro.cli import build_parser, main
-
-    args = build_parser().parse_args(["sweep", "--profile", "smoke", "--configs", "none", "--seeds", "0",
-                                      "--shard", "0/1"])
-    assert args.profile == "smoke" and args.shard == (0, 1) and args.configs == ["none"]
-    assert main(["sweep", "--profile", "smoke", "--configs", "none", "--seeds", "0"]) == 0
-    out = capsys.readouterr().out
-    assert "none" in out and "oracle test acc" in out
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["sweep", "--shard", "3/2"])
-
-
-def test_load_model_retrains_a_missing_checkpoint_to_the_same_weights(smoke_sweep, monkeypatch):
-    # a fresh clone has the committed run records but no checkpoints (they live in the data cache)
-    import torch
-
-    from backdrop_repro.experiments import _ckpt_path, load_model
-
-    _, root = smoke_sweep
-    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(root / "data"))
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(root / "out"))
-    spec = next(s for s in plan_runs("smoke") if s.config == "both")
-    original, trained = load_model(spec, retrain_missing=False)
-    assert trained
-    _ckpt_path(spec).unlink()
-    untrained, trained = load_model(spec, retrain_missing=False)
-    assert not trained
-    assert not torch.equal(untrained.head.weight, original.head.weight)
-    again, trained = load_model(spec)
-    assert trained and _ckpt_path(spec).exists()
-    for a, b in zip(again.state_dict().values(), original.state_dict().values()):
-        assert torch.equal(a, b)
+def test_holm_and_paired_statistics():
+    assert report.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert report.holm([0.5, None]) == [0.5, None]
+    d = report.paired({0: 0.4, 1: 0.5, 2: 0.6}, {0: 0.5, 1: 0.5, 2: 0.8})
+    assert d["mean"] == pytest.approx(0.1) and d["test"] == "paired t"
+    assert d["low"] < d["mean"] < d["high"] and 0 < d["p"] < 1
+    const = report.paired({0: 0.4, 1: 0.5, 2: 0.6}, {0: 0.5, 1: 0.6, 2: 0.7})
+    assert const["test"] == "sign" and const["p"] == pytest.approx(0.25)
+    assert report.paired({0: 1.0}, {0: 2.0}) is None

@@ -13,101 +13,141 @@ import torch
 
 from . import GP_CMAP
 
-__all__ = ["learning_curves", "accuracy_vs_prob", "gradient_maps", "stem_filters", "COLORS"]
+__all__ = ["learning_curves", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "stem_filters", "COLORS"]
 
-COLORS = {"none": "black", "fine": "tab:blue", "coarse": "tab:orange", "both": "tab:green"}
-
-
-def _label(run_cfg: dict[str, Any]) -> str:
-    c = run_cfg["config"]
-    if c == "none":
-        return "no backdrop"
-    parts = []
-    if run_cfg["fine_prob"]:
-        parts.append(f"fine {run_cfg['fine_prob']:g}")
-    if run_cfg["coarse_prob"]:
-        parts.append(f"coarse {run_cfg['coarse_prob']:g}")
-    return ", ".join(parts)
+COLORS = {"none": "black", "fine": "tab:blue", "coarse": "tab:orange", "both": "tab:green", "demo": "tab:purple"}
+STYLES = ("-", "--", ":")
 
 
-def _best_levels(sweep: dict[str, Any]) -> dict[str, int]:
-    best: dict[str, tuple[float, int]] = {}
-    for row in sweep["summary"]:
-        m = row["test_accuracy"]["mean"]
-        if row["config"] not in best or m > best[row["config"]][0]:
-            best[row["config"]] = (m, row["level"])
-    return {c: lv for c, (_, lv) in best.items()}
+def _runs(sweep: dict[str, Any], study: str = "grid") -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in sweep["runs"]:
+        if r["config"]["study"] == study:
+            out.setdefault(r["label"], []).append(r)
+    return out
 
 
-def learning_curves(sweep: dict[str, Any], levels: Optional[dict[str, int]] = None) -> plt.Figure:
-    """Train/test loss and accuracy vs epoch: mean over seeds with a min-max band.
+def _ylim(ax, values: list[float], ref: Optional[float]) -> None:
+    lo, hi = min(values + [0.25]), max(values + ([ref] if ref else []))
+    pad = 0.05 * (hi - lo or 1)
+    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
 
-    One curve per configuration at the level in ``levels`` (default: each configuration's
-    best level by mean test accuracy). Example: ``save(learning_curves(sweep), "gp-training-curves")``.
-    """
-    levels = levels or _best_levels(sweep)
-    panels = [("train_loss", "train loss (masks on, running)"), ("test_loss", "test loss"),
-              ("train_accuracy", "train accuracy"), ("test_accuracy", "test accuracy")]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    for config, level in levels.items():
-        runs = [r for r in sweep["runs"] if r["config"]["config"] == config and r["config"]["level"] == level]
-        if not runs:
-            continue
-        for ax, (key, title) in zip(axes.flat, panels):
-            epochs = [h["epoch"] for h in runs[0]["history"] if key in h]
-            vals = np.array([[h[key] for h in r["history"] if key in h] for r in runs])
-            ax.plot(epochs, vals.mean(axis=0), color=COLORS[config], marker="o" if len(epochs) < 15 else None,
-                    ms=3, label=f"{_label(runs[0]['config'])} ({len(runs)} seeds)")
-            ax.fill_between(epochs, vals.min(axis=0), vals.max(axis=0), color=COLORS[config], alpha=0.15)
-            ax.set_title(title)
-    oracle = sweep.get("oracle", {})
-    for ax, key in ((axes[0, 1], "test_loss"), (axes[1, 1], "test_accuracy")):
-        if key in oracle:
-            ax.axhline(oracle[key], color="tab:red", ls="--", lw=1, label="Bayes-optimal oracle")
-    for ax in axes[1]:
-        ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
-        ax.set_xlabel("epoch")
-        ax.set_ylim(0, 1.02)
-    axes[1, 1].legend(fontsize=8, loc="best")
-    fig.suptitle(f"GP task, profile '{sweep['profile']}': learning curves (mean, band = min-max over seeds)")
+
+def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
+    """Every grid configuration's training loss (running, masks on; log scale) and validation
+    accuracy against epoch, mean over seeds. Example: ``save(learning_curves(sweep), "...")``."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for label, runs in _runs(sweep).items():
+        cfg = runs[0]["config"]
+        color, style = COLORS[cfg["config"]], STYLES[cfg["level"] % 3] if cfg["config"] != "demo" else "-."
+        ep = [h["epoch"] for h in runs[0]["history"]]
+        loss = np.mean([[h["train_loss"] for h in r["history"]] for r in runs], axis=0)
+        axes[0].plot(ep, loss, color=color, ls=style, lw=1.3, label=label)
+        ev = [h["epoch"] for h in runs[0]["history"] if "val_accuracy" in h]
+        val = np.mean([[h["val_accuracy"] for h in r["history"] if "val_accuracy" in h] for r in runs], axis=0)
+        axes[1].plot(ev, val, color=color, ls=style, lw=1.3, marker="o", ms=2.5)
+    axes[0].set_yscale("log")
+    axes[0].set(xlabel="epoch", ylabel="training loss (running mean, masks on)", title="training loss")
+    axes[1].axhline(0.25, color="gray", ls=":", lw=1)
+    axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy (chance dotted)")
+    n = len(next(iter(_runs(sweep).values()), []))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               title="configuration")
+    fig.suptitle(f"GP task, profile '{sweep['profile']}': learning curves, mean over {n} seeds")
     fig.tight_layout()
     return fig
 
 
 def accuracy_vs_prob(sweep: dict[str, Any]) -> plt.Figure:
-    """Final test accuracy vs mask-probability level, mean ± std over seeds (caps: ± sem).
-
-    Level 0 is the no-backdrop baseline shared by every configuration; the x tick labels give
-    the fine/coarse probabilities of each level. Example: ``accuracy_vs_prob(sweep)``.
-    """
-    s = sweep["settings"]
-    rows = sweep["summary"]
+    """Test accuracy against mask probability for the fine, coarse and paired masks: mean and 95 %
+    CI over seeds; no backdrop as a band, the authors' demo setting as a point, the likelihood
+    classifier as a line. Example: ``accuracy_vs_prob(sweep)``."""
+    rows = [r for r in sweep["summary"] if r["study"] == "grid"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
     base = next((r for r in rows if r["config"] == "none"), None)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    offsets = {"fine": -0.08, "coarse": 0.0, "both": 0.08}
-    for config in ("fine", "coarse", "both"):
+    ref = sweep.get("reference", {}).get("main")
+    vals = []
+    for ax, config, xkey in zip(axes, ("fine", "coarse", "both"), ("fine_prob", "coarse_prob", "fine_prob")):
         rs = sorted((r for r in rows if r["config"] == config), key=lambda r: r["level"])
+        if base:
+            b = base["test_accuracy"]
+            ax.axhline(b["mean"], color="black", lw=1.2, label="no backdrop (mean, 95 % CI)")
+            if b["low"] is not None:
+                ax.axhspan(b["low"], b["high"], color="black", alpha=0.1)
+                vals += [b["low"], b["high"]]
+        if rs:
+            m = np.array([r["test_accuracy"]["mean"] for r in rs])
+            lo = np.array([r["test_accuracy"]["low"] if r["test_accuracy"]["low"] is not None else r["test_accuracy"]["mean"] for r in rs])
+            hi = np.array([r["test_accuracy"]["high"] if r["test_accuracy"]["high"] is not None else r["test_accuracy"]["mean"] for r in rs])
+            x = list(range(len(rs))) if config == "both" else [r[xkey] for r in rs]
+            ax.errorbar(x, m, yerr=[m - lo, hi - m], color=COLORS[config], marker="o", capsize=3, label=config)
+            vals += list(lo) + list(hi)
+        demo = next((r for r in rows if r["config"] == "demo"), None)
+        if config == "both":
+            ticks = [f"{r['fine_prob']:g} / {r['coarse_prob']:g}" for r in rs]
+            if demo:
+                ticks.append(f"{demo['fine_prob']:g} / {demo['coarse_prob']:g}\n(demo)")
+            ax.set_xticks(range(len(ticks)), ticks)
+        if demo and config == "both":
+            d = demo["test_accuracy"]
+            x = len(rs)
+            ax.errorbar([x], [d["mean"]], yerr=[[d["mean"] - (d["low"] or d["mean"])], [(d["high"] or d["mean"]) - d["mean"]]],
+                        color=COLORS["demo"], marker="*", ms=10, capsize=3, ls="none", label="demo: fine 0.3 + coarse 0.95")
+            vals += [d["low"] or d["mean"], d["high"] or d["mean"]]
+        if ref:
+            ax.axhline(ref["test_accuracy"], color="tab:red", ls="--", lw=1,
+                       label="likelihood classifier" + ("" if ref.get("exact") else " (approx.)"))
+        ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
+        ax.set_xlabel({"fine": "fine mask probability", "coarse": "coarse mask probability",
+                       "both": "fine / coarse probability"}[config])
+        ax.set_title("both masks" if config == "both" else f"{config} mask only", fontsize=10)
+    axes[0].set_ylabel("test accuracy")
+    _ylim(axes[0], vals, ref["test_accuracy"] if ref else None)
+    handles = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    n = len(base["seeds"]) if base else 0
+    fig.suptitle(f"profile '{sweep['profile']}': test accuracy vs mask probability (mean, 95 % CI over {n} seeds)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def data_size_curve(sweep: dict[str, Any]) -> plt.Figure:
+    """Test accuracy against training images per class for ``none`` and the configuration chosen
+    on validation (mean and 95 % CI over seeds; same image visits at every size)."""
+    p = sweep["settings"]["data"]
+    main = p["method"]
+    rows = [r for r in sweep["summary"] if r["method"] == main and r["study"] in ("grid", "data_size")]
+    best = sweep.get("best_on_validation")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    vals = []
+    for label, color in (("none", "black"), (best, COLORS["fine"] if best and "fine" in best else "tab:orange")):
+        if label is None:
+            continue
+        rs = sorted((r for r in rows if r["label"] == label), key=lambda r: r["per_class"])
         if not rs:
             continue
-        pts = ([base] if base else []) + rs
-        x = np.array(([-offsets[config]] if base else []) + [r["level"] + 1 for r in rs], dtype=float) + offsets[config]
-        m = np.array([r["test_accuracy"]["mean"] for r in pts])
-        sd = np.array([r["test_accuracy"]["std"] or 0.0 for r in pts])
-        ax.errorbar(x, m, yerr=sd, color=COLORS[config], marker="o", capsize=3, label=config)
-    if base:
-        ax.errorbar([0], [base["test_accuracy"]["mean"]], yerr=[base["test_accuracy"]["std"] or 0.0],
-                    color=COLORS["none"], marker="s", capsize=3, ls="none", label="no backdrop")
-    if "test_accuracy" in sweep.get("oracle", {}):
-        ax.axhline(sweep["oracle"]["test_accuracy"], color="tab:red", ls="--", lw=1, label="Bayes-optimal oracle")
+        x = [r["per_class"] for r in rs]
+        m = np.array([r["test_accuracy"]["mean"] for r in rs])
+        lo = np.array([r["test_accuracy"]["low"] or r["test_accuracy"]["mean"] for r in rs])
+        hi = np.array([r["test_accuracy"]["high"] or r["test_accuracy"]["mean"] for r in rs])
+        ax.errorbar(x, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=color,
+                    label="no backdrop" if label == "none" else f"{label} (best on validation)")
+        vals += list(lo) + list(hi)
+    ref = sweep.get("reference", {}).get("main")
+    if ref:
+        ax.axhline(ref["test_accuracy"], color="tab:red", ls="--", lw=1, label="likelihood classifier")
     ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
-    ticks = ["none"] + [f"f {f:g} / c {c:g}" for f, c in zip(s["fine_probs"], s["coarse_probs"])]
-    ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
-    ax.set_xlabel("mask probability level (fine / coarse)")
-    ax.set_ylabel("final test accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
-    n = len(base["seeds"]) if base else 0
-    ax.set_title(f"profile '{sweep['profile']}': test accuracy vs mask probability (mean ± std, {n} seeds)")
+    ax.set_xscale("log")
+    xs = sorted({r["per_class"] for r in rows})
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set(xlabel="training images per class (log scale)", ylabel="test accuracy")
+    _ylim(ax, vals or [0.25], ref["test_accuracy"] if ref else None)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"profile '{sweep['profile']}': does backdrop's effect change with more data?", fontsize=10)
     fig.tight_layout()
     return fig
 

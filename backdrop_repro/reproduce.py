@@ -1,0 +1,75 @@
+"""The main job (``make reproduce`` / ``backdrop-repro reproduce``): train, execute, compare.
+
+1. checks that ``results/<profile>`` and ``figures/`` are writable (before any work);
+2. runs the GP sweep of the profile, from scratch unless ``reuse`` (then only missing runs);
+3. executes every notebook with papermill into ``results/<profile>/notebooks`` (they load the
+   sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
+4. compares every fresh GP run with the committed run of the same key in ``results/<reference>``
+   and writes ``results/<profile>/reproduction.md`` (per-run tolerance
+   :data:`backdrop_repro.experiments.gp_report.TOLERANCE`).
+
+Example: ``reproduce("default")`` (about 15 minutes on 2 CPU cores).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import paths, profiles
+
+__all__ = ["reproduce", "check_writable"]
+
+
+def check_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and prove it is writable (``OSError`` naming it otherwise)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} exists and is not a folder: move it away or set BACKDROP_REPRO_OUTPUT")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".backdrop-tmp-write-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(f"{folder} is not writable ({err.strerror}): fix its permissions or set "
+                              "BACKDROP_REPRO_OUTPUT") from None
+    return folder
+
+
+def _say(msg: str) -> None:
+    print(f"[backdrop-repro reproduce] {msg}", file=sys.stderr, flush=True)
+
+
+def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "scaled",
+              jobs: int | None = None) -> Path:
+    """Run the whole main job at ``profile``; return the path of the reproduction report."""
+    from .experiments import gp_report, gp_sweep
+    from .notebooks import run_notebooks
+
+    p = profiles.get(profile)
+    if reference is not None:
+        profiles.check(reference)
+    out = check_writable(paths.output_root() / "results" / p.name)
+    check_writable(paths.output_root() / "figures")
+    t0 = time.perf_counter()
+    _say(f"profile {p.name}: {p.description}")
+    _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")
+         + f", {jobs or p.sweep.jobs} run(s) at a time")
+    sweep = gp_sweep.run_sweep(p, jobs=jobs, reuse=reuse, progress=os.environ.get("TQDM_DISABLE") != "1")
+    _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
+    run_notebooks(p.name)
+    lines = [f"# Reproduction check: profile `{p.name}`", ""]
+    if reference and reference != p.name:
+        rows = gp_report.compare_with_reference(p, reference)
+        lines += [f"Each GP run of this `make reproduce` against the committed run with the same key in "
+                  f"`results/{reference}/gp_runs/` (runs are keyed by everything that defines them):", "",
+                  gp_report.reproduction_table(rows)]
+    else:
+        lines.append("No reference profile to compare with.")
+    lines += ["", f"Wall time of `reproduce` (after set-up): {time.perf_counter() - t0:.0f} s on "
+              f"{os.cpu_count()} CPU(s)."]
+    report = paths.write_text(out / "reproduction.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return report
