@@ -19,26 +19,32 @@ def _image(ax, img: np.ndarray, title: str, cmap: str = GP_CMAP, **kw) -> None:
 def patch_stages(stages: Mapping[str, np.ndarray], cl: float, caption: str = "") -> plt.Figure:
     """The small-scale construction step by step (from :func:`backdrop_repro.gp.patch_demo`).
 
-    Top row: 50×50 GP patch, upscaled patch, envelope, enveloped patch; bottom row: the canvas
-    after some patches and the final standardised field. Returns the Figure.
+    Top row: the 50×50 GP patch, the upscaled patch, the envelope and the enveloped patch;
+    bottom row: the canvas after some patches and the final standardised field (as many panels
+    as there are stages: no empty axes). A footnote defines every symbol. Returns the Figure.
     Example: ``patch_stages(gp.patch_demo(10.0, 256), 10.0)``.
     """
     canvases = sorted((k for k in stages if k.startswith("canvas_")), key=lambda k: int(k.split("_")[1]))
-    fig, axes = plt.subplots(2, 4, figsize=(11, 5.8))
-    p = stages["upscaled"].shape[0]
-    _image(axes[0, 0], stages["patch"], "50×50 GP patch, ℓ = min(8, cl) grid pts")
-    _image(axes[0, 1], stages["upscaled"], f"cubic upscale ×{cl / min(8.0, cl):.3g} → {p}×{p} px")
-    _image(axes[0, 2], stages["envelope"], "envelope exp(-23 |u-½|²)", cmap="gray")
-    _image(axes[0, 3], stages["enveloped"], "patch × envelope")
-    bottom = [(f"canvas after {k.split('_')[1]} patches", stages[k]) for k in canvases][:3]
+    bottom = [(f"canvas after {k.split('_')[1]} patches", stages[k]) for k in canvases]
     bottom.append((f"all {int(stages['count'])} patches, standardised", stages["final"]))
-    for ax in axes[1]:
-        ax.axis("off")
-    for ax, (title, img) in zip(axes[1][4 - len(bottom):], bottom):
-        ax.axis("on")
+    fig = plt.figure(figsize=(11, 6.6), layout="constrained")
+    top_fig, bottom_fig = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+    top = top_fig.subplots(1, 4)
+    p = stages["upscaled"].shape[0]
+    ell = min(8.0, cl)
+    _image(top[0], stages["patch"], f"50×50 GP patch, ℓ = {ell:g} grid pts")
+    _image(top[1], stages["upscaled"], f"cubic upscale ×{cl / ell:.3g} → P = {p} px")
+    _image(top[2], stages["envelope"], "envelope exp(-23 ((u-½)² + (v-½)²))", cmap="gray")
+    _image(top[3], stages["enveloped"], "patch × envelope")
+    axes = bottom_fig.subplots(1, len(bottom), squeeze=False)[0]
+    for ax, (title, img) in zip(axes, bottom):
         _image(ax, img, title)
-    fig.suptitle(f"small-scale construction, cl = {cl:g} px{caption}", fontsize=10)
-    fig.tight_layout()
+    n = stages["final"].shape[0]
+    fig.suptitle(f"small-scale construction, cl = {cl:g} px, {n}×{n} canvas{caption}", fontsize=10)
+    fig.text(0.5, -0.01, f"cl: correlation length of the field (px); ℓ = min(8, cl): length of the patch GP in grid "
+             f"points; P: patch side after upscaling by cl/ℓ (px); u, v ∈ [0, 1]: position across the patch.\n"
+             f"Patches are added at uniform random positions on a torus; every panel has its own colour scale "
+             f"(inferno; grey: envelope, 0 to 1).", ha="center", va="top", fontsize=8)
     return fig
 
 
@@ -83,31 +89,78 @@ def class_grid(images: Sequence[np.ndarray], names: Sequence[str], inset: int = 
 
 
 def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
-                  empirical: Optional[Mapping[str, np.ndarray]] = None, caption: str = "") -> plt.Figure:
+                  empirical: Optional[Mapping[str, np.ndarray]] = None, caption: str = "",
+                  offset: float = 10.0, ratio_offset: float = 0.5) -> plt.Figure:
     """Radially averaged class spectra (left) and their ratio to the class average (right).
 
     ``exact``/``empirical``: ``{class name: (nbins,) power}`` on bin centres ``k`` (cycles/px).
-    The ratio panel (exact spectra, where the mean is above 1e-6 of its peak) shows where classes
-    differ: 9.5 vs 10 at k ≈ 0.05-0.1, 80 vs 140 at the lowest k. Generated windows (not periodic)
-    also carry an edge-leakage tail at high k, visible in the dots. Example: ``class_spectra(k, {"9.5-80": p0, ...})``.
+    Classes that share a length have identical spectra where that length dominates, so the
+    curves are offset (left: class i multiplied by ``offset**-i``; right: shifted by
+    ``-i * ratio_offset``, with its own reference line at ``1 - i * ratio_offset``): no curve
+    hides another. The ratio panel (exact spectra, where the mean is above 1e-6 of its peak)
+    shows where classes differ. Example: ``class_spectra(k, {"9.5-80": p0, ...})``.
     """
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     mean = np.mean(list(exact.values()), axis=0)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     signal = mean >= 1e-6 * np.nanmax(mean)          # the ratio is exact but meaningless beyond
-    for (name, p), c in zip(exact.items(), colors):
-        a.loglog(k, p, color=c, label=name)
-        b.semilogx(k[signal], (p / mean)[signal], color=c, label=name)
+    for i, ((name, p), c) in enumerate(zip(exact.items(), colors)):
+        f = offset ** -i
+        a.loglog(k, p * f, color=c, label=f"{name} (×{f:g})")
+        sh = i * ratio_offset
+        b.semilogx(k[signal], (p / mean)[signal] - sh, color=c, label=f"{name} (−{sh:g})" if sh else name)
+        b.axhline(1 - sh, color=c, lw=0.5, ls=":")
         if empirical and name in empirical:
-            a.loglog(k, empirical[name], ".", color=c, ms=3)
-    a.set_ylim(max(1e-6, mean.max() * 1e-7), mean.max() * 3)
-    a.set_xlabel("|k| (cycles / px)"), a.set_ylabel("power")
-    a.set_title("class spectra (lines: exact; dots: generated data)" if empirical else "class spectra", fontsize=9)
-    b.set_xlabel("|k| (cycles / px)"), b.set_ylabel("power / mean over classes")
-    b.axhline(1, color="k", lw=0.5)
-    b.set_title("where the classes differ (exact, down to 1e-6 of the peak)", fontsize=9)
+            a.loglog(k, empirical[name] * f, ".", color=c, ms=3)
+    a.set_ylim(max(1e-9, mean.max() * 1e-7 * offset ** -(len(exact) - 1)), mean.max() * 3)
+    a.set_xlabel("|k| (cycles / px)"), a.set_ylabel(f"power (class i × {offset:g}^-i)")
+    a.set_title("class spectra, offset (lines: exact; dots: generated data)" if empirical
+                else "class spectra, offset", fontsize=9)
+    b.set_xlabel("|k| (cycles / px)"), b.set_ylabel(f"power / mean over classes − i × {ratio_offset:g}")
+    b.set_title("where the classes differ (exact; dotted: ratio 1 of each curve)", fontsize=9)
     b.xaxis.set_minor_formatter(NullFormatter())
-    a.legend(fontsize=8)
+    a.legend(fontsize=7, loc="lower left")
+    b.legend(fontsize=7, loc="lower left")
     fig.suptitle(f"power spectra per class{caption}", fontsize=10)
-    fig.tight_layout()
+    return fig
+
+
+def sampler_spectra(curves: Mapping[float, Mapping[str, tuple[np.ndarray, np.ndarray]]],
+                    exact: Mapping[float, tuple[np.ndarray, np.ndarray]], caption: str = "",
+                    offset: float = 10.0) -> plt.Figure:
+    """Radial spectra of the samplers against the exact matched spectrum, one panel per length.
+
+    ``curves``: ``{cl: {sampler label: (k, mean power)}}``; ``exact``: ``{cl: (k, power)}``.
+    Sampler j is drawn multiplied by ``offset**-j`` with the exact spectrum (dotted black) at the
+    same offset, so samplers that coincide (at large lengths "matched" *is* the faithful
+    construction) stay visible. Example: ``sampler_spectra({10.0: {"faithful": (k, p)}}, {10.0: (k, s)})``.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), squeeze=False, layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (cl, by_method) in zip(axes[0], curves.items()):
+        ke, pe = exact[cl]
+        floor = np.inf
+        for j, ((label, (kk, p)), c) in enumerate(zip(by_method.items(), colors)):
+            f = offset ** -j
+            ax.loglog(kk, p * f, color=c, label=f"{label} (×{f:g})")
+            ax.loglog(ke, pe * f, ":k", lw=1, label="exact matched spectrum (same offset)" if j == 0 else None)
+            floor = min(floor, np.nanmax(pe) * f)
+        ax.set_ylim(floor * 1e-6, np.nanmax(pe) * 3)
+        ax.set_xlabel("|k| (cycles / px)"), ax.set_ylabel(f"power (sampler j × {offset:g}^-j)")
+        ax.set_title(f"cl = {cl:g} px", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"faithful vs matched samplers{caption}", fontsize=10)
+    return fig
+
+
+def single_field(img: np.ndarray, title: str) -> plt.Figure:
+    """One GP image (``(H, W)``) in the ``inferno`` colormap with a colourbar and labelled axes.
+
+    Example: ``single_field(dataset[0][0][0].numpy(), "sample 0")``.
+    """
+    fig, ax = plt.subplots(figsize=(4.4, 4), layout="constrained")
+    im = ax.imshow(img, cmap=GP_CMAP, interpolation="nearest")
+    ax.set_xlabel("x (px)"), ax.set_ylabel("y (px)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="value (standardised units)")
     return fig
