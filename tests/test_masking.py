@@ -1,9 +1,12 @@
 """The backdrop masking layer: identity forward, exactly-masked gradient backward."""
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from backdrop_repro.masking import BackdropFunction, BackdropMask, backdrop, draw_mask
+from backdrop_repro.masking import BackdropFunction, BackdropMask, backdrop, draw_mask, keep_probability
 from backdrop_repro.models import TwoScaleCNN
 
 
@@ -83,20 +86,128 @@ def test_per_sample_mask_over_dim0():
 
 
 def test_never_all_zero_mask():
-    # p = 0.999 on 4 cells: almost every draw blocks everything -> exactly one cell is kept.
+    # p = 0.999 on 4 cells: P(some cell kept by chance) = 1 - 0.999^4 = 0.004, so in 50 draws the
+    # fallback keeps exactly one cell almost every time, and that cell is not always the same.
+    ones, where = 0, set()
     for seed in range(50):
         keep, scaled = draw_mask((1, 1, 2, 2), 0.999, generator=gen(seed))
         assert keep.sum().item() >= 1
+        ones += int(keep.sum().item() == 1)
+        where.add(int(keep.view(-1).argmax()))
         assert scaled.sum().item() == pytest.approx(4.0)
+    assert ones >= 48 and len(where) > 1
 
 
-def test_pinned_mode_keeps_exactly_one_cell():
+@pytest.mark.parametrize("normalization, value", [("realized", 16.0), ("expected", 16.0), ("none", 1.0)])
+def test_pinned_mode_keeps_exactly_one_cell(normalization, value):
     x = torch.ones(1, 2, 4, 4, requires_grad=True)
-    layer = BackdropMask(0.0, pinned=(2, 1))
+    layer = BackdropMask(0.7, pinned=(2, 1), normalization=normalization, generator=gen(0))
     layer(x).sum().backward()
-    nz = x.grad[0, 0].nonzero().tolist()
-    assert nz == [[2, 1]]
-    assert x.grad[0, 0, 2, 1].item() == pytest.approx(16.0)  # realized: 1 / mean = 16 cells
+    assert int((layer.last_mask != 0).sum()) == 1 and layer.last_mask[0, 0, 2, 1] == 1
+    for c in range(2):                                       # every channel: the one cell only
+        assert x.grad[0, c].nonzero().tolist() == [[2, 1]]
+    # pinned masks are deterministic: "expected" is the realized mean (1 of 16 cells), not 1/(1-p)
+    assert x.grad[0, 0, 2, 1].item() == pytest.approx(value)
+
+
+def test_kept_fraction_matches_one_minus_mask_prob():
+    """mask_prob is the probability of *blocking*: over 200 draws of a 32×32 grid at p = 0.3 the
+    kept fraction is 0.7 within 5 binomial standard errors (sqrt(0.21 / 204800) = 0.001)."""
+    p, draws = 0.3, 200
+    kept = sum(float(draw_mask((1, 1, 32, 32), p, generator=gen(s))[0].mean()) for s in range(draws)) / draws
+    se = math.sqrt(p * (1 - p) / (draws * 1024))
+    assert abs(kept - (1 - p)) < 5 * se
+    # the gradient is blocked exactly where the mask is 0
+    x = torch.ones(1, 1, 32, 32, requires_grad=True)
+    layer = BackdropMask(0.9, generator=gen(1))
+    layer(x).sum().backward()
+    assert torch.equal(x.grad == 0, layer.last_mask.expand_as(x) == 0)
+    assert 0.05 < float(layer.last_mask.mean()) < 0.15
+
+
+@pytest.mark.parametrize("p, grid", [(0.95, (4, 4)), (0.5, (2, 1)), (0.3, (6, 6))])
+def test_expected_normalisation_is_unbiased_with_the_fallback(p, grid):
+    """E[scaled] = 1 in every cell, fallback included (the issue: p = 0.95 on 4×4 gave 1.55).
+
+    Tolerances from the number of draws n: the per-draw mean of scaled is K / (G q) with K the
+    kept count (Binomial(G, 1-p), 0 replaced by 1), whose exact variance gives a 5 sigma band for
+    the mean over n draws; each cell is 0 or 1/q (variance 1/q - 1): a 5 sigma band per cell."""
+    cells = grid[0] * grid[1]
+    q = keep_probability(p, cells)
+    assert q == pytest.approx((1 - p) + p ** cells / cells)
+    ek = cells * (1 - p) + p ** cells                                  # E[K]
+    ek2 = cells * p * (1 - p) + (cells * (1 - p)) ** 2 + p ** cells     # E[K^2]
+    assert ek / (cells * q) == pytest.approx(1.0)
+    n = 3000
+    sd_mean = math.sqrt((ek2 - ek ** 2) / (cells * q) ** 2 / n)
+    acc, total = torch.zeros(grid), 0.0
+    g = gen(3)
+    for _ in range(n):
+        scaled = draw_mask((1, 1) + grid, p, normalization="expected", generator=g)[1][0, 0]
+        acc += scaled
+    mean = acc / n
+    assert abs(float(mean.mean()) - 1) < 5 * sd_mean, (float(mean.mean()), sd_mean)
+    assert (mean - 1).abs().max().item() < 5 * math.sqrt((1 / q - 1) / n)
+    if p == 0.95:                                            # the old 1/(1-p) gave 1.55: > 20 sigma off
+        assert q / (1 - p) - 1 > 20 * sd_mean
+
+
+def test_zero_size_masked_dim_passes_through():
+    for shape, dims in [((2, 3, 0, 4), (-2, -1)), ((0, 5), (0,)), ((2, 0, 3), (1,))]:
+        x = torch.randn(shape, requires_grad=True)
+        layer = BackdropMask(0.5, dims=dims, generator=gen(0))
+        y = layer(x)
+        assert y.shape == x.shape
+        (y * 2).sum().backward()
+        assert x.grad.shape == x.shape
+        keep, scaled = draw_mask(shape, 0.5, dims=dims, normalization="expected")
+        assert keep.numel() == 0 and scaled.numel() == 0
+
+
+def test_inplace_op_after_the_mask():
+    """conv -> mask -> ReLU(inplace=True): works, gradient equal to the out-of-place network's
+    gradient times the mask, and the mask's output shares the conv output's memory."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 3, 3, padding=1)
+    x = torch.randn(2, 1, 8, 8)
+    for inplace in (True, False):
+        conv.zero_grad()
+        layer = BackdropMask(0.5, generator=gen(4))
+        h = conv(x)
+        y = layer(h)
+        assert y.data_ptr() == h.data_ptr()
+        out = nn.ReLU(inplace=inplace)(y)
+        (out * torch.arange(64.0).view(8, 8)).sum().backward()
+        grads = {inplace: conv.weight.grad.clone()} if inplace else grads | {inplace: conv.weight.grad.clone()}
+    assert torch.allclose(grads[True], grads[False])
+    # reference: the gradient of the pre-activation is upstream * relu' * mask
+    conv.zero_grad()
+    h = conv(x).detach().requires_grad_(True)
+    (torch.relu(h) * torch.arange(64.0).view(8, 8)).sum().backward()
+    mask = layer.last_mask / layer.last_mask.mean()
+    ref = torch.autograd.grad(conv(x), conv.weight, h.grad * mask)[0]
+    assert torch.allclose(grads[True], ref, atol=1e-5)
+    # an in-place op on a tensor autograd saved is still caught, exactly as without the mask
+    z = torch.randn(1, 1, 4, 4, requires_grad=True)
+    r = torch.sigmoid(z)                                     # saves its output r
+    nn.ReLU(inplace=True)(BackdropMask(0.5, generator=gen(5))(r))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        r.sum().backward()
+
+
+def test_numpy_scalars_are_accepted():
+    layer = BackdropMask(np.float32(0.5), dims=(np.int64(-2), np.int64(-1)), generator=gen(6))
+    assert layer.mask_prob == 0.5 and layer.dims == (-2, -1) and type(layer.dims[0]) is int
+    assert BackdropMask(np.float64(0.25)).mask_prob == 0.25 and BackdropMask(np.int64(0)).mask_prob == 0.0
+    pinned = BackdropMask(0.0, pinned=(np.int64(1), np.int32(2)))
+    assert pinned.pinned == (1, 2)
+    keep, _ = draw_mask((1, 1, 4, 4), np.float32(0.3), dims=[np.int64(2), np.int64(3)], generator=gen(6))
+    assert keep.shape == (1, 1, 4, 4)
+    for bad in (True, np.bool_(True), "0.5", None):
+        with pytest.raises(ValueError, match="mask_prob"):
+            BackdropMask(bad)
+    with pytest.raises(ValueError, match="pinned"):
+        BackdropMask(0.0, pinned=(1.5, 2))
 
 
 def test_same_seed_same_mask_and_different_seed_differs():
@@ -164,10 +275,20 @@ def test_cuda():
 
 
 def test_inside_sequential_and_functional_form():
+    torch.manual_seed(1)
     net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), BackdropMask(0.5, generator=gen(13)), nn.ReLU())
     x = torch.randn(1, 1, 8, 8)
     out = net(x)
     assert out.shape == (1, 3, 8, 8)
+    assert torch.equal(out, torch.relu(net[0](x)))               # forward untouched
+    out.sum().backward()
+    # the conv weight gradient only sums over the kept cells, scaled by 1 / mean(mask)
+    mask = (net[1].last_mask / net[1].last_mask.mean()).expand(1, 3, 8, 8)
+    pre = net[0](x)
+    expected = torch.autograd.grad(pre, net[0].weight, (pre > 0).float() * mask, retain_graph=True)[0]
+    assert torch.allclose(net[0].weight.grad, expected, atol=1e-6)
+    unmasked = torch.autograd.grad(pre, net[0].weight, (pre > 0).float())[0]
+    assert not torch.allclose(net[0].weight.grad, unmasked, atol=1e-3)
     z = torch.arange(4.0, requires_grad=True)
     backdrop(z, torch.tensor([0.0, 2.0, 0.0, 2.0])).sum().backward()
     assert z.grad.tolist() == [0.0, 2.0, 0.0, 2.0]
@@ -180,6 +301,8 @@ def test_inside_sequential_and_functional_form():
         (dict(mask_prob=1.0), "mask_prob"),
         (dict(mask_prob=-0.1), "mask_prob"),
         (dict(mask_prob="0.5"), "mask_prob"),
+        (dict(mask_prob=True), "mask_prob"),
+        (dict(mask_prob=0.5, dims=(True,)), "dims"),
         (dict(mask_prob=0.5, dims=()), "dims"),
         (dict(mask_prob=0.5, dims=(1, 1)), "dims"),
         (dict(mask_prob=0.5, dims=(1.5,)), "dims"),
