@@ -1,0 +1,58 @@
+"""The main job's guards and the README's generated results block."""
+import os
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import glance, reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reproduce_checks_destinations_before_any_work(tmp_path, monkeypatch):
+    blocker = tmp_path / "out"
+    blocker.mkdir()
+    (blocker / "results").write_text("a file where a folder should be")
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(blocker))
+    from backdrop_repro.experiments import gp_sweep
+
+    def boom(*a, **k):
+        raise AssertionError("the sweep must not start")
+    monkeypatch.setattr(gp_sweep, "run_sweep", boom)
+    with pytest.raises(OSError, match="results"):
+        reproduce.reproduce("smoke")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_check_writable_names_the_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match=str(ro)):
+            reproduce.check_writable(ro)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_check_writable_leaves_no_file(tmp_path):
+    reproduce.check_writable(tmp_path / "new")
+    assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_readme_results_block_matches_the_committed_results(monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))       # read the committed results
+    assert glance.update(ROOT / "README.md", check=True), \
+        "README's results block is stale: run `python -m backdrop_repro.glance`"
+
+
+def test_glance_block_is_built_from_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{glance.START}\nold\n{glance.END}\ny\n")
+    assert not glance.update(readme, check=True)                 # no results: the block is empty, not "old"
+    glance.update(readme)
+    assert readme.read_text() == f"x\n{glance.START}\n{glance.END}\ny\n"
+    (tmp_path / "bad.md").write_text("no markers")
+    with pytest.raises(ValueError, match="bad.md"):
+        glance.update(tmp_path / "bad.md")
