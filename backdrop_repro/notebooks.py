@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import profiles
 from .paths import atomic_path, check_profile, output_root, results_dir
 
 #: Notebooks in the order ``make reproduce`` runs them (data first, then the experiments).
@@ -23,6 +26,117 @@ def notebooks_source_dir() -> Path:
     return path
 
 
+#: a markdown link or image: ``[text](target)`` / ``![alt](target "title")``
+_LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
+_EXTERNAL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|#|/)")
+
+
+def rebase_links(text: str, src_dir: str, dst_dir: str) -> str:
+    """Rewrite the relative links of markdown ``text`` written for a file in ``src_dir`` so they
+    resolve from ``dst_dir`` (both POSIX paths relative to the checkout root). External links
+    (``https:``, ``mailto:``), anchors and absolute paths are left alone.
+    Example: ``rebase_links("[r](../README.md)", "notebooks", "results/default/notebooks")``
+    gives ``"[r](../../../README.md)"``.
+    """
+    def sub(m: "re.Match") -> str:
+        target = m.group(2)
+        if _EXTERNAL.match(target):
+            return m.group(0)
+        path, sep, anchor = target.partition("#")
+        if not path:
+            return m.group(0)
+        new = posixpath.relpath(posixpath.normpath(posixpath.join(src_dir, path)), dst_dir)
+        return f"{m.group(1)}{new}{sep}{anchor}{m.group(3)}"
+
+    return _LINK.sub(sub, text)
+
+
+def copy_header(name: str, profile: str, copy_dir: str, root: Optional[Path] = None) -> str:
+    """The note that opens an executed copy: which profile ran, the command, and links (from
+    ``copy_dir``, relative to the checkout root) to the source notebook and to the executed copies
+    of other profiles that exist under ``root`` (default: :func:`output_root`). No timestamp, so
+    re-running gives the same file. Example: ``copy_header("backdrop-demo", "default", "results/default/notebooks")``.
+    """
+    root = Path(root) if root is not None else output_root()
+    p = profiles.get(profile)
+    src = posixpath.relpath(f"notebooks/{name}.ipynb", copy_dir)
+    lines = [f"> **Executed copy at profile `{profile}`** ({p.description}), written by",
+             f"> `backdrop-repro notebooks --profile {profile}` from the source notebook",
+             f"> [`notebooks/{name}.ipynb`]({src}) (which is committed with `smoke` outputs for CI)."]
+    others = [q for q in profiles.names() if q != profile
+              and (root / "results" / q / "notebooks" / f"{name}.ipynb").is_file()]
+    if others:
+        links = ", ".join(f"[`{q}`]({posixpath.relpath(f'results/{q}/notebooks/{name}.ipynb', copy_dir)})" for q in others)
+        lines.append(f"> Executed copies at other profiles: {links}.")
+    return "\n".join(lines)
+
+
+def rewrite_copy(nb: dict, name: str, profile: str, copy_dir: str, root: Optional[Path] = None) -> dict:
+    """Turn an executed notebook (``nb``, parsed JSON) into a copy that reads right where it sits.
+
+    The first markdown cell's first blockquote (the source's note about its smoke outputs) is
+    replaced by :func:`copy_header`; relative links of every markdown cell are rebased from
+    ``notebooks/`` to ``copy_dir`` (once: ``metadata.backdrop_repro.links_from`` records it, so
+    rewriting a copy again only refreshes its header). Returns ``nb`` (modified in place).
+    Example: ``rewrite_copy(json.loads(path.read_text()), "backdrop-demo", "quick", "results/quick/notebooks")``.
+    """
+    meta = nb.setdefault("metadata", {}).setdefault("backdrop_repro", {})
+    rebase = meta.get("links_from") != copy_dir
+    header = copy_header(name, profile, copy_dir, root)
+    first = True
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if rebase:
+            text = rebase_links(text, "notebooks", copy_dir)
+        if first:
+            text = _replace_note(text, header)
+            first = False
+        cell["source"] = text
+    meta.update(profile=profile, links_from=copy_dir)
+    return nb
+
+
+def _replace_note(text: str, header: str) -> str:
+    """Replace the first blockquote of ``text`` by ``header`` (or insert it after the title)."""
+    lines = text.split("\n")
+    quote = [i for i, line in enumerate(lines) if line.startswith(">")]
+    if quote:
+        start = end = quote[0]
+        while end + 1 < len(lines) and lines[end + 1].startswith(">"):
+            end += 1
+        return "\n".join(lines[:start] + header.split("\n") + lines[end + 1:])
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("#")), 0)
+    return "\n".join(lines[:at] + ["", *header.split("\n"), ""] + lines[at:])
+
+
+def refresh_copies(profile: str, names: Optional[Sequence[str]] = None) -> list[Path]:
+    """Rewrite the header (and, once, the links) of existing executed copies without re-running
+    them: ``python -m backdrop_repro.notebooks --refresh quick``. Returns the rewritten paths."""
+    check_profile(profile)
+    done = []
+    for name in names or NOTEBOOKS:
+        path = results_dir(profile) / "notebooks" / f"{name}.ipynb"
+        if not path.is_file():
+            continue
+        nb = rewrite_copy(json.loads(path.read_text()), name, profile, _copy_dir(path.parent, profile))
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        done.append(path)
+    return done
+
+
+def _copy_dir(out_dir: Path, profile: str) -> str:
+    """Where ``out_dir`` sits relative to the output root (POSIX); ``results/<profile>/notebooks``
+    when it lies elsewhere (e.g. a temp dir)."""
+    root = output_root().resolve()
+    out_dir = Path(out_dir).resolve()
+    if out_dir.is_relative_to(root):
+        return out_dir.relative_to(root).as_posix()
+    return f"results/{profile}/notebooks"
+
+
 def _relative(path: Path) -> str:
     root = output_root().resolve()
     path = Path(path).resolve()
@@ -34,7 +148,9 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
     """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
 
     ``out_dir`` defaults to ``results/<profile>/notebooks``. Every notebook receives the
-    parameter ``profile`` (plus ``parameters``). Progress bars inside the notebooks are turned
+    parameter ``profile`` (plus ``parameters``). Each executed copy opens with a note saying
+    which profile ran and how (:func:`rewrite_copy`), with links that resolve from where the
+    copy sits. Progress bars inside the notebooks are turned
     off (they would be stored as text in the executed copies); one line per notebook reports
     progress instead. Absolute paths in papermill's metadata are made relative, so the
     executed copies can be committed. Returns the executed notebook paths.
@@ -66,6 +182,7 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
                 nb = json.loads(tmp.read_text())
                 meta = nb.get("metadata", {}).get("papermill", {})
                 meta.update(input_path=f"notebooks/{name}.ipynb", output_path=_relative(out))
+                rewrite_copy(nb, name, profile, _copy_dir(out_dir, profile))
                 tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             print(f"[backdrop-repro {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr, flush=True)
@@ -76,3 +193,12 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
         else:
             os.environ["TQDM_DISABLE"] = old
     return done
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="rewrite the header of existing executed notebook copies")
+    parser.add_argument("--refresh", metavar="PROFILE", required=True, choices=profiles.names())
+    for p in refresh_copies(parser.parse_args().refresh):
+        print(_relative(p))
