@@ -231,3 +231,16 @@ def test_cli_generate(tmp_path, capsys):
     ds = datasets.read_dataset(out)
     assert ds.recipe == datasets.split_recipe("smoke", "train").replace(method="faithful", per_class=2)
     assert "8 images (64, 64)" in capsys.readouterr().out
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers():
+    r = Recipe(size=np.int64(64), scales=((np.float32(2.0), np.float64(3.0)), (np.int32(8), 14.0)),
+               power=(np.float32(0.75), np.float64(1.25)), per_class=np.int64(2), seed=np.uint16(1806))
+    assert r == SMOKE.replace(per_class=2)
+    assert type(r.size) is int and type(r.scales[0][0]) is float and type(r.per_class) is int
+    assert np.array_equal(datasets.class_spectrum(r, np.int64(1)), datasets.class_spectrum(r, 1))
+    for changes, field in [(dict(size=np.float32(64)), "size"), (dict(per_class=True), "per_class"),
+                           (dict(scales=(("2", "3"), (8, 14))), "scales"), (dict(power=(True, 1.0)), "power"),
+                           (dict(seed=np.bool_(True)), "seed")]:
+        with pytest.raises(ValueError, match=f"Recipe.{field}"):
+            SMOKE.replace(**changes)

@@ -196,7 +196,11 @@ def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful
     noise), noise = √(2 / (cells · samples)) per side (conjugate-symmetric FFT cells come in equal
     pairs); measured margins: at most 0.92 of the tolerance over four seeds. Gradient ratios:
     within 3 % (cl 10, reference spread ±2 %) and 15 % (cl 80, spread ±10 %) of the reference
-    mean. At cl 80 only bin 2 passes the cut; it is compared separately (see below).
+    mean. At cl 80 only bin 2 passes the cut; there the tail (bins 2-39, k < 0.16) is dominated by
+    the window's edge leakage, whose per-sample amplitude scatters by ~45 %: each sample is divided
+    by its mean over bins 8-39 and the *shapes* are compared per bin within max(5 %, 3 × combined
+    empirical standard error) (measured: 1.7 % at cl 80; matched samples at cl 100 or 120 deviate
+    by 16-20 % and fail), and bin 2's absolute level within 3 standard errors.
 
     Skipped: bins 0-1 (k = 0 is zeroed by standardisation; README). Known deviation: at cl 10
     the reference's bin 2 (k ≈ 0.01) sits 15-24 % below our constructions (faithful, matched and
@@ -220,7 +224,7 @@ def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful
     noise = {s: np.sqrt(2 / (cells * s)) for s in (len(ref["spectra"]), n_matched, n_faithful)}
     sel = rs > 1e-3 * rs.max()
     sel[:3] = False
-    assert sel.sum() >= (15 if cl == 10 else 0)
+    assert sel.sum() >= 15 if cl == 10 else sel.sum() == 0     # cl 80: compared by shape below
     nref = noise[len(ref["spectra"])]
     for name, ours, no in (("matched", pm, noise[n_matched]), ("faithful", pf, noise[n_faithful])):
         tol = np.maximum(0.05, 3 * np.hypot(nref, no))
@@ -232,6 +236,14 @@ def test_faithful_and_matched_agree_with_the_reference(cl, n_matched, n_faithful
     # per-sample scatter (~40 %) is far above the README's 1/sqrt(cells) estimate: compare the
     # means within 3 × their empirical standard errors (reference: 52 ± 13, matched ≈ 57 ± 4)
     if cl == 80:
+        def shape(a):
+            return a / a[:, 8:40].mean(axis=1, keepdims=True)
+
+        rn, on = shape(np.asarray(ref["spectra"])), shape(pm_all)
+        se_shape = np.hypot(rn.std(0, ddof=1) / np.sqrt(len(rn)), on.std(0, ddof=1) / np.sqrt(len(on)))
+        bins = np.arange(2, 40)
+        dev = np.abs(on.mean(0) / rn.mean(0) - 1)[bins]
+        assert bins.size >= 30 and np.all(dev <= np.maximum(0.05, 3 * se_shape[bins])), (dev, se_shape[bins])
         r2 = np.asarray(ref["spectra"])[:, 2]
         se = np.hypot(r2.std(ddof=1) / np.sqrt(r2.size), pm_all[:, 2].std(ddof=1) / np.sqrt(len(pm_all)))
         assert abs(pm[2] - r2.mean()) <= 3 * se
@@ -268,6 +280,44 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         gp.sample_field(**args)
+
+
+def test_fft_refuses_lengths_it_does_not_resolve():
+    """cl > n/2: the periodic field is a few plane waves or rounding noise: refused, naming cl."""
+    x = gp.sample_field(64, 32.0, 1, seed=0, method="fft")            # n/2: still accepted
+    assert x.shape == (1, 64, 64) and np.isfinite(x).all()
+    for cl in (32.5, 64.0, 200.0):
+        with pytest.raises(ValueError, match=r"cl must be <= 0.5 × n = 32 px for method='fft'"):
+            gp.sample_field(64, cl, 1, seed=0, method="fft")
+    # the documented facts behind the threshold: at cl = n/2, 97 % of the variance is k = 0 and
+    # 99 % of the rest sits in the four lowest plane waves; at cl = 1.5 n nothing but rounding is left
+    s = gp.se_spectrum(64, 32.0)
+    rest = s.sum() - s[0, 0]
+    assert s[0, 0] / s.sum() > 0.97 and (s[0, 1] + s[0, -1] + s[1, 0] + s[-1, 0]) / rest > 0.99
+    s = gp.se_spectrum(64, 96.0)
+    assert (s.sum() - s[0, 0]) / s.sum() < 1e-14
+    # the recipes enforce the same rule up front
+    from backdrop_repro.datasets import Recipe
+
+    with pytest.raises(ValueError, match=r"Recipe\.size must be >= 2 × .* for method 'fft'"):
+        Recipe(size=64, scales=((40.0,),), power=(1.0,), per_class=1, method="fft")
+    assert Recipe(size=64, scales=((40.0,),), power=(1.0,), per_class=1, method="matched").size == 64
+
+
+def test_numpy_scalars_are_accepted_like_python_numbers():
+    i, f = np.int64, np.float32
+    for method in gp.METHODS:
+        a = gp.sample_field(i(64), f(5.0), i(2), i(3), method=method, start=i(1))
+        b = gp.sample_field(64, 5.0, 2, 3, method=method, start=1)
+        assert np.array_equal(a, b)
+    assert np.array_equal(gp.se_spectrum(i(32), f(3.0)), gp.se_spectrum(32, 3.0))
+    assert np.array_equal(gp.radial_average(np.ones((8, 8)), nbins=i(4))[1], gp.radial_average(np.ones((8, 8)), 4)[1])
+    assert gp.patch_geometry(f(10.0)) == gp.patch_geometry(10.0)
+    for bad in (True, "3.0", None):
+        with pytest.raises(ValueError, match="cl must be a positive"):
+            gp.sample_field(32, bad, 1, seed=0)
+    with pytest.raises(ValueError, match="nbins"):
+        gp.radial_average(np.ones((8, 8)), nbins=True)
 
 
 def test_sample_fft_checks_the_spectrum():

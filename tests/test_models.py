@@ -85,3 +85,25 @@ def test_bad_inputs():
         TwoScaleCNN.for_scales(300)
     with pytest.raises(ValueError, match="cl"):
         cell_layers(-1.0)
+
+
+def test_masked_network_forward_is_unmasked_and_gradient_is_masked():
+    """A masked TwoScaleCNN computes exactly the unmasked forward; its gradients differ from the
+    unmasked ones (masks drawn) and equal them with mask_prob 0."""
+    kw = dict(width=4, n_fine=1, n_coarse=2, init_seed=0)
+    x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    plain = TwoScaleCNN(**kw)
+    masked = TwoScaleCNN(fine_prob=0.5, coarse_prob=0.5, generator=torch.Generator().manual_seed(2), **kw)
+    zero = TwoScaleCNN(fine_prob=0.0, coarse_prob=0.0, **kw)
+    outs, grads = {}, {}
+    for name, net in (("plain", plain), ("masked", masked), ("zero", zero)):
+        xi = x.clone().requires_grad_(True)
+        outs[name] = net(xi)
+        outs[name].logsumexp(dim=1).sum().backward()
+        grads[name] = xi.grad
+    assert torch.equal(outs["plain"], outs["masked"]) and torch.equal(outs["plain"], outs["zero"])
+    assert torch.equal(grads["plain"], grads["zero"])
+    assert not torch.allclose(grads["plain"], grads["masked"])
+    assert masked.coarse_mask.last_mask is not None and masked.fine_mask.last_mask is not None
+    blocked = masked.coarse_mask.last_mask == 0
+    assert blocked.any() and (masked.coarse_mask.last_mask == 1).any()

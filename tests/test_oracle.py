@@ -1,4 +1,5 @@
-"""The Bayes-optimal oracle: exact likelihood vs a dense covariance, and accuracy on GP data."""
+"""The likelihood classifier: exact likelihood vs a dense covariance, where it is exact (is_exact),
+and accuracy on GP data."""
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -43,7 +44,6 @@ def test_sampler_convention():
 
 
 def test_gaussian_mode_matches_dense_covariance():
-    n = 6
     specs = [se_spec(n, 0.8), se_spec(n, 1.6)]
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, n, n))
@@ -74,7 +74,6 @@ def test_gaussian_mode_matches_dense_covariance():
 
 
 def test_scale_free_mode_is_scale_invariant_and_matches_angular_gaussian():
-    n = 6
     specs = [se_spec(n, 0.8), se_spec(n, 1.6), se_spec(n, 2.5)]
     rng = np.random.default_rng(2)
     x = sample(specs[1], 4, rng)
@@ -109,7 +108,7 @@ def test_oracle_separates_close_lengths_far_above_chance():
 
 
 def test_oracle_on_smoke_dataset():
-    datasets = pytest.importorskip("backdrop_repro.datasets")
+    from backdrop_repro import datasets
     from backdrop_repro.oracle import oracle_for_recipe
 
     recipe = datasets.SMOKE.replace(method="fft", seed=123)
@@ -166,3 +165,62 @@ def test_profile_amplitudes_recover_mixture():
     assert (prof == 0).mean() >= (fixed == 0).mean() and (prof == 0).mean() > 0.9
     with pytest.raises(ValueError, match="profile"):
         SpectralOracle(comps, mode="gaussian", amplitudes="profile")
+
+
+def test_is_exact_only_for_single_scale_fft_with_scale_free_mode():
+    from backdrop_repro import datasets
+    from backdrop_repro.oracle import is_exact, oracle_for_recipe
+
+    one = datasets.Recipe(size=32, scales=((2.0, 4.0),), power=(1.0,), per_class=1, method="fft")
+    cross = datasets.SMOKE.replace(method="fft")
+    assert is_exact(one) and oracle_for_recipe(one).mode == "scale_free" and oracle_for_recipe(one).window is None
+    assert not is_exact(one, mode="gaussian") and not is_exact(one, window="hann")
+    assert not is_exact(cross) and not is_exact(cross, mode="scale_free")      # two-scale crosses
+    assert not is_exact(cross, mode="scale_free", amplitudes="profile")
+    assert not is_exact(datasets.SMOKE) and not is_exact(one.replace(method="matched"))
+    assert oracle_for_recipe(cross).mode == "gaussian"        # the crosses keep their reported mode
+    with pytest.raises(ValueError, match="mode"):
+        is_exact(one, mode="bayes")
+
+
+def test_exact_case_is_the_density_of_the_standardised_field():
+    """Single-scale fft data: the classifier's log-likelihood differences equal those of the
+    angular central Gaussian computed with dense covariances (what makes it exact there)."""
+    from backdrop_repro import datasets
+    from backdrop_repro.oracle import oracle_for_recipe
+
+    recipe = datasets.Recipe(size=8, scales=((0.5, 0.9),), power=(1.0,), per_class=2, method="fft")
+    images, _ = datasets.generate(recipe, progress=False)
+    o = oracle_for_recipe(recipe, floor=0.0)
+    ll = o.log_likelihood(images.astype(np.float64))
+    from backdrop_repro import gp
+
+    m = 8 * 8 - 1
+    x = images.reshape(len(images), -1).astype(np.float64)
+    dense = []
+    for cl in recipe.scales[0]:
+        s = gp.se_spectrum(8, cl)
+        s[0, 0] = 0.0
+        s = s / s.mean()
+        mean_dir = np.full(64, 1 / 8)
+        proj = np.eye(64) - np.outer(mean_dir, mean_dir)
+        s_inv = np.where(s > 0, 1 / np.where(s > 0, s, 1), 0.0)
+        cinv = np.fft.ifft2(s_inv).real                      # inverse on the mean-free subspace
+        idx = np.arange(8)
+        dy = (idx[:, None, None, None] - idx[None, None, :, None]) % 8
+        dx = (idx[None, :, None, None] - idx[None, None, None, :]) % 8
+        cinv = proj @ cinv[dy, dx].reshape(64, 64) @ proj
+        quad = np.einsum("ij,jk,ik->i", x, cinv, x)
+        dense.append(-0.5 * np.log(np.delete(s.ravel(), 0)).sum() - 0.5 * m * np.log(quad))
+    dense = np.array(dense).T
+    assert np.allclose(ll - ll[:, :1], dense - dense[:, :1], rtol=1e-6, atol=1e-6)
+
+
+def test_module_text_does_not_claim_a_ceiling():
+    import inspect
+
+    from backdrop_repro import oracle
+
+    text = inspect.getsource(oracle)
+    assert "Bayes-optimal oracle" not in text and "agree to within a point" not in text
+    assert "(default) fits their relative" not in text and "is_exact" in oracle.__all__
