@@ -36,6 +36,17 @@ def test_exact_auc_equals_pair_count_with_ties():
         assert exact_auc(torch.tensor(s)[:, None], torch.tensor(y)) == pytest.approx(by_hand, abs=1e-12)
 
 
+def test_exact_auc_matches_sklearn_roc_auc_score():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        s = np.round(rng.normal(size=200), 1)  # ties
+        y = rng.random(200) < 0.1
+        y[:2] = [True, False]
+        assert exact_auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
 def test_exact_auc_rejects_bad_input():
     with pytest.raises(ValueError, match="both classes"):
         exact_auc([0.1, 0.2], [1, 1])
