@@ -118,6 +118,7 @@ def final_auc(result: dict[str, Any], alpha: float = 0.05) -> "plt.Figure":
     axd.set(xlabel="test AUC − full-batch test AUC (same seed)", title="paired difference; mean, 95 % CI")
     for a in (ax, axd):
         a.grid(alpha=0.3, axis="x")
+        a.xaxis.set_major_locator(plt.MaxNLocator(5))
     fig.suptitle(_title(result), fontsize=10)
     return fig
 
