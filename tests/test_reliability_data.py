@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from backdrop_repro import datasets, paths, zenodo
+from backdrop_repro import dataset_files, datasets, paths, zenodo
 from backdrop_repro.datasets import SMOKE, CacheError, ResourceError
 
 A = SMOKE.replace(per_class=1)
@@ -35,7 +35,7 @@ def test_replace_between_hash_and_load_never_hands_back_other_pixels(tmp_path, m
     the load must return the bytes that were hashed, i.e. A's pixels, never B's."""
     a = datasets.build_dataset(A, directory=tmp_path / "a", progress=False).path
     b = datasets.build_dataset(B, directory=tmp_path / "b", progress=False).path
-    original = datasets._sha256
+    original = dataset_files._sha256
     swapped = []
 
     def racing_sha256(f):
@@ -47,7 +47,7 @@ def test_replace_between_hash_and_load_never_hands_back_other_pixels(tmp_path, m
             swapped.append(True)
         return digest
 
-    monkeypatch.setattr(datasets, "_sha256", racing_sha256)
+    monkeypatch.setattr(dataset_files, "_sha256", racing_sha256)
     ds = datasets.read_dataset(a, mmap=mmap)
     assert swapped
     assert np.array_equal(ds.images, pixels[A]) and not np.array_equal(ds.images, pixels[B])
