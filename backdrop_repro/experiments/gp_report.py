@@ -142,7 +142,7 @@ def reference_classifier(profile: str | profiles.Profile, method: Optional[str] 
     o = oracle.oracle_for_recipe(r)
     images, labels = np.asarray(ds.images), np.asarray(ds.labels)
     pred = o.predict(images)
-    exact = oracle.is_exact(r) if hasattr(oracle, "is_exact") else False
+    exact = oracle.is_exact(r)
     return {"test_accuracy": float(np.mean(pred == labels)), "method": r.method, "exact": bool(exact),
             "small_scale_accuracy": float(np.mean(pred % 2 == labels % 2)),
             "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
