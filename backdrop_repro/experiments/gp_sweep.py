@@ -41,7 +41,7 @@ from ..train import TrainConfig, train
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "run_one",
            "run_specs", "run_sweep", "collect", "load_sweep", "build_model", "load_data", "load_model",
-           "ensure_models", "runs_dir", "read_record"]
+           "ensure_models", "runs_dir", "read_record", "find_record"]
 
 CONFIGS = ("none", "fine", "coarse", "both", "demo")
 STUDIES = ("grid", "data_size", "robustness")
@@ -192,7 +192,7 @@ def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str
     return rec
 
 
-def _find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
+def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
     """The spec's record in its profile's folder, else (copied from) another profile's folder."""
     own = runs_dir(spec.profile) / f"{spec.key}.json"
     rec = read_record(own, spec)
@@ -260,7 +260,7 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
     ``device``, ``versions``.
     """
     if reuse:
-        rec = _find_record(spec)
+        rec = find_record(spec)
         if rec is not None:
             return rec
     else:
@@ -284,6 +284,7 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
 
 
 def _worker(spec: RunSpec, device: Optional[str], reuse: bool) -> str:
+    profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
     torch.set_num_threads(spec.profile.sweep.threads or 1)
     run_one(spec, device=device, reuse=reuse, progress=False)
     return spec.key
@@ -296,7 +297,7 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
-    todo = [s for s in specs if not (reuse and _find_record(s) is not None)]
+    todo = [s for s in specs if not (reuse and find_record(s) is not None)]
     todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
     if not todo:
         return

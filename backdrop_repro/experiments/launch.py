@@ -120,8 +120,8 @@ def pending(specs: Sequence[gs.RunSpec], reuse: bool = True) -> list[gs.RunSpec]
 
     Example: ``pending(gs.plan_grid("paper"))`` -> the grid runs still to train.
     """
-    # gp_sweep._find_record also adopts a record of the same key from another profile's folder
-    todo = [s for s in specs if not (reuse and gs._find_record(s) is not None)]
+    # gp_sweep.find_record also adopts a record of the same key from another profile's folder
+    todo = [s for s in specs if not (reuse and gs.find_record(s) is not None)]
     return sorted(todo, key=lambda s: s.seed)
 
 
