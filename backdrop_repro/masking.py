@@ -14,7 +14,9 @@ gradient keeps its scale:
 ``G`` cells each kept with probability ``1 - p`` and, when all are blocked (probability
 ``p^G``), one cell kept uniformly at random, ``E[m_i] = (1 - p) + p^G / G``. (Dividing by
 ``1 - p`` alone overshoots by ``1 + p^G / (G (1 - p))``: 1.55 at p = 0.95 on a 4×4 grid.)
-"realized" makes the mask's mean exactly 1 in every draw; it is not unbiased per cell. A
+"realized" makes the mask's mean exactly 1 in every draw, and it is unbiased per cell too: the
+cells are exchangeable and ``mean(m) > 0`` always, so ``E[m_i / mean(m)] = 1`` for every cell
+(``Σ_i m_i / mean(m) = G`` in every draw); it changes the variance, not the mean. A
 ``pinned`` mask is not random: it keeps one cell of ``G``, so "expected" and "realized" both
 scale it by ``G`` (mean 1), and "none" leaves it 0/1.
 
