@@ -44,6 +44,7 @@ def test_sampler_convention():
 
 
 def test_gaussian_mode_matches_dense_covariance():
+    n = 6
     specs = [se_spec(n, 0.8), se_spec(n, 1.6)]
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, n, n))
@@ -74,6 +75,7 @@ def test_gaussian_mode_matches_dense_covariance():
 
 
 def test_scale_free_mode_is_scale_invariant_and_matches_angular_gaussian():
+    n = 6
     specs = [se_spec(n, 0.8), se_spec(n, 1.6), se_spec(n, 2.5)]
     rng = np.random.default_rng(2)
     x = sample(specs[1], 4, rng)

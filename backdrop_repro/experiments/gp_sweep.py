@@ -392,44 +392,4 @@ def load_sweep(profile: str | profiles.Profile) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
-    """Train (visibly, with a progress bar) the runs among ``specs`` whose final weights are not in
-    the data cache, e.g. on a fresh clone whose run records came from git. Deterministic on a CPU."""
-    from tqdm import tqdm
-
-    missing = [s for s in specs if not _has_final_checkpoint(s)]
-    for s in tqdm(missing, desc="re-training the networks shown in figures", unit="run",
-                  disable=not progress or None):
-        tr, va, te = load_data(s)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(s.profile.sweep.threads or threads)
-        try:
-            train(build_model(s), tr, te, s.train_config(_device(s, None)), checkpoint=_ckpt_path(s),
-                  resume=True, progress=False, val_data=va)
-        finally:
-            torch.set_num_threads(threads)
-
-
-def _has_final_checkpoint(spec: RunSpec) -> bool:
-    path = _ckpt_path(spec)
-    if not path.exists():
-        return False
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)["epoch"] == spec.train_config().epochs
-    except Exception:  # noqa: BLE001 - unreadable: not there
-        return False
-
-
-def load_model(spec: RunSpec) -> TwoScaleCNN:
-    """The run's network with its final weights, from the data cache; never trains.
-
-    Raises ``FileNotFoundError`` naming the checkpoint and the call that makes it
-    (:func:`ensure_models`) when the weights are missing or unfinished.
-    """
-    if not _has_final_checkpoint(spec):
-        raise FileNotFoundError(f"final weights of run {spec.key} ({spec.label}, seed {spec.seed}) not in "
-                                f"{_ckpt_path(spec)}: call experiments.ensure_models([...]) to train them")
-    model = build_model(spec)
-    model.load_state_dict(torch.load(_ckpt_path(spec), map_location="cpu", weights_only=False)["model"])
-    return model.eval()
-
+from .gp_models import ensure_models, load_model  # noqa: E402  (re-exported; they import this module)
