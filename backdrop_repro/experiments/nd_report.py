@@ -89,9 +89,9 @@ def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
     return out
 
 
-def _pm(values: list[float], digits: int) -> str:
+def _pm(values: list[float], digits: int, fmt: str = "f") -> str:
     s = report.summary(values)
-    return f"{s['mean']:.{digits}f}" + ("" if s["sd"] is None else f" ± {s['sd']:.{digits}f}")
+    return f"{s['mean']:.{digits}{fmt}}" + ("" if s["sd"] is None else f" ± {s['sd']:.{digits}{fmt}}")
 
 
 def summary_table(result: dict[str, Any], digits: int = 3) -> str:
@@ -110,7 +110,7 @@ def summary_table(result: dict[str, Any], digits: int = 3) -> str:
     for lab in _labels(runs):
         rs = [r for r in runs if r["label"] == lab]
         rows.append([lab + (" *" if lab in chosen else ""), _pm([r["val_auc"] for r in rs], digits),
-                     _pm([r["test_auc"] for r in rs], digits), _pm([r["train_loss"] for r in rs], digits),
+                     _pm([r["test_auc"] for r in rs], digits), _pm([r["train_loss"] for r in rs], 1, "e"),
                      f"{steps - float(np.mean([r['skipped'] for r in rs])):.1f}".removesuffix(".0")])
     return report.markdown_table(header, rows)
 
