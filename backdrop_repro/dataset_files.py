@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from .paths import atomic_path, check_writable_dir, clean_orphans, folder_lock, versions, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .datasets import Recipe
+    from .recipes import Recipe
 
 __all__ = ["FORMAT_VERSION", "CacheError", "GPDataset", "write_dataset", "read_dataset"]
 
@@ -208,7 +208,7 @@ class GPDataset(Dataset):
 
     @property
     def recipe(self) -> "Recipe | None":
-        from .datasets import Recipe
+        from .recipes import Recipe
 
         r = self.meta.get("recipe")
         try:

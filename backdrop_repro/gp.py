@@ -8,13 +8,10 @@ mean 0 and standard deviation 1 (as the original generator did):
     ``k(r) = exp(-r² / (2 cl²))`` (:func:`se_spectrum`): white noise filtered by the square root
     of the spectrum, one inverse FFT per sample. Its distribution is known exactly.
 ``"faithful"``
-    The original construction. Large scales (``cl >= 50``): an SE field of length ``cl/8`` on a
-    ``(n/8)²`` grid, upscaled ×8 by cubic-spline interpolation. Small scales (``cl < 50``):
-    ``int(6 (n/e)²)`` patches — a 50×50 SE field of length ``min(8, cl)``, upscaled by
-    ``cl/min(8, cl)``, times the envelope ``exp(-23((u-½)² + (v-½)²))`` — added at uniform
-    random positions on a torus, then cropped to ``n × n``. Patches come from a cached exact
-    factorisation of the 2500-point covariance (Kronecker-factored: the SE kernel is separable)
-    instead of the original's fresh approximate solve per patch (≈3 s each, ≈4.5 h per image).
+    The original construction (:mod:`.gp_faithful`, details there): large scales (``cl >= 50``)
+    a coarse SE field upscaled ×8; small scales ``int(6 (n/e)²)`` enveloped 50×50 SE patches at
+    uniform random positions on a torus, cropped to ``n × n``. Exact cached factorisations replace
+    the original's fresh approximate solve per patch (≈3 s each, ≈4.5 h per image).
 ``"matched"``
     The FFT sampler fed with :func:`matched_spectrum`, the exact stationary spectrum of the
     faithful construction (derivation there): statistically equivalent, ~6× faster than
@@ -31,9 +28,8 @@ radial spectra agree with the reference within max(5 %, 3σ) per bin (``tests/te
 Statistics: :func:`radial_spectrum` and :func:`grad_ratio`, defined exactly as in the
 reference's README; :func:`radial_average` bins a 2-D spectrum the same way.
 
-Reproducibility: sample ``i`` depends only on ``(seed, i)``: it is drawn with its own
-``numpy.random.Generator`` seeded by the ``i``-th child of ``SeedSequence(seed)`` (the same child
-``SeedSequence.spawn`` would return), so drawing 3 or 300 samples gives the same sample 0.
+Reproducibility: sample ``i`` depends only on ``(seed, i)`` (its own generator, seeded by the
+``i``-th child of ``SeedSequence(seed)``, :func:`child_seeds`): 3 or 300 samples share sample 0.
 
 Example
 -------
@@ -45,11 +41,19 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Iterator
 
 import numpy as np
 import scipy.fft as sfft
-from scipy import ndimage
+
+# shared helpers and the faithful construction (neither imports gp), re-exported, private names too
+from .gp_common import (_as_seedseq, _check_cl, _check_count, _check_dtype, _check_n,  # noqa: F401
+                        child_seeds, standardize)
+from .gp_faithful import (EIG_RTOL, ENVELOPE_RATE, LARGE_SCALE_MIN, LARGE_UPSCALE,  # noqa: F401
+                          PATCH_DENSITY, PATCH_EFFECTIVE_PX, PATCH_MAX_LENGTH, PATCH_POINTS,
+                          _factor_psd, _faithful_large, _faithful_small, _large_effective_length,
+                          _large_factors, _patch_count, _patch_factor, _patch_lag_cov_1d,
+                          _se_matrix_1d, _zoom_matrix, grid_length, patch_demo, patch_geometry,
+                          sample_faithful)
 
 __all__ = [
     "METHODS", "LARGE_SCALE_MIN", "se_spectrum", "matched_spectrum", "sample_fft", "sample_faithful",
@@ -59,115 +63,12 @@ __all__ = [
 
 #: sampling methods accepted by :func:`sample_field`
 METHODS = ("fft", "matched", "faithful")
-#: correlation lengths (px) at and above which the original used the upscaled-grid construction
-LARGE_SCALE_MIN = 50.0
-#: side of the GP patch (grid points) of the small-scale construction
-PATCH_POINTS = 50
-#: longest correlation length (grid units) used on the patch grid; longer lengths are upscaled
-PATCH_MAX_LENGTH = 8.0
-#: the envelope is exp(-ENVELOPE_RATE ((u-½)² + (v-½)²)), u, v in [0, 1] across the patch
-ENVELOPE_RATE = 23.0
-#: patches per (canvas / effective patch size)²; effective patch size = 30 px × upscale
-PATCH_DENSITY = 6.0
-PATCH_EFFECTIVE_PX = 30.0
-#: upscaling factor of the large-scale construction
-LARGE_UPSCALE = 8
 #: ``method="fft"`` refuses ``cl > FFT_MAX_LENGTH_RATIO * n``. On the periodic n-grid the SE
 #: spectrum falls as exp(-2π² (cl/n)² j²) over the harmonics j: at cl = n/2, 97 % of the variance
 #: is the k = 0 term that standardisation removes and 99.3 % of the rest sits in the four lowest
 #: plane waves (±1, 0), (0, ±1), whose shape does not depend on cl; beyond cl ≈ 1.3 n the
 #: remaining spectrum is below float64 rounding and a "sample" is standardised rounding noise.
 FFT_MAX_LENGTH_RATIO = 0.5
-
-
-def grid_length(length: float, m: int) -> float:
-    """Kernel length in grid units of a GP of length ``length`` on ``linspace(0, 1, m)`` (÷ m).
-
-    The GP grids of the construction live on the unit square with kernel length ``length/m``:
-    in grid units that is ``length (m-1)/m`` (7.84 for the 50-point patch at length 8). Inferred
-    from the reference statistics: it gives the reference's effective length (7.7 px at cl 10)
-    where ``length`` grid units would give 7.86 px (gradient ratio 3.5 % low, high-k bins 10 % low).
-    Example: ``grid_length(8.0, 50) == 7.84``.
-    """
-    return length * (m - 1) / m
-
-
-#: eigenvalues below this fraction of the largest are dropped from the exact factorisations
-#: (they carry less than 1e-13 of the variance; the SE kernel matrix is numerically singular)
-EIG_RTOL = 1e-13
-
-
-# --------------------------------------------------------------------------------------------
-# validation and seeding
-# --------------------------------------------------------------------------------------------
-def _check_n(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"{name} must be an integer >= 2, got {n!r}")
-    return int(n)
-
-
-def _check_cl(cl: float, name: str = "cl") -> float:
-    if isinstance(cl, np.ndarray) and cl.ndim == 0:
-        cl = cl[()]
-    if not isinstance(cl, numbers.Real) or isinstance(cl, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a positive finite number of pixels, got {cl!r}")
-    try:
-        value = float(cl)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite number of pixels, got {cl!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number of pixels, got {cl!r}")
-    return value
-
-
-def _check_count(count: int) -> int:
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be an integer >= 0, got {count!r}")
-    return int(count)
-
-
-def _check_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def _as_seedseq(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int or a numpy SeedSequence, got {seed!r}")
-    return np.random.SeedSequence(int(seed))
-
-
-def child_seeds(seed: int | np.random.SeedSequence, start: int, count: int) -> Iterator[np.random.SeedSequence]:
-    """Children ``start .. start+count-1`` of ``SeedSequence(seed)``, as ``.spawn`` would give them.
-
-    Child ``i`` is ``SeedSequence(entropy, spawn_key=parent.spawn_key + (i,))``, so it does not
-    depend on how many children are drawn. Example: ``next(child_seeds(0, 5, 1))`` is the sixth
-    child of ``SeedSequence(0)``.
-    """
-    ss = _as_seedseq(seed)
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-        raise ValueError(f"start must be an integer >= 0, got {start!r}")
-    for i in range(int(start), int(start) + count):
-        yield np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,),
-                                     pool_size=ss.pool_size)
-
-
-def standardize(x: np.ndarray) -> np.ndarray:
-    """Standardise each ``(..., H, W)`` sample to mean 0, std 1 over its last two axes (in place
-    when ``x`` is a float array). Example: ``standardize(np.random.default_rng(0).random((2, 8, 8)))``.
-    """
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float64)
-    mean = x.mean(axis=(-2, -1), keepdims=True)
-    x -= mean
-    std = np.sqrt((x * x).mean(axis=(-2, -1), keepdims=True))
-    x /= np.where(std > 0, std, 1).astype(x.dtype)
-    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,193 +250,8 @@ def _full_power(f: np.ndarray, n: int) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# the paper-faithful construction
+# the matched sampler and the dispatcher (the faithful construction: gp_faithful.py)
 # --------------------------------------------------------------------------------------------
-def _factor_psd(k: np.ndarray) -> np.ndarray:
-    """``L`` (m × r) with ``L Lᵀ == k`` to ~1e-13 relative: eigendecomposition, tiny modes dropped."""
-    w, v = np.linalg.eigh(k)
-    keep = w > EIG_RTOL * w.max()
-    return v[:, keep] * np.sqrt(w[keep])
-
-
-def _se_matrix_1d(m: int, length: float) -> np.ndarray:
-    i = np.arange(m, dtype=np.float64)
-    return np.exp(-((i[:, None] - i[None, :]) ** 2) / (2 * length * length))
-
-
-@functools.lru_cache(maxsize=32)
-def _zoom_matrix(m: int, factor: float) -> np.ndarray:
-    """``A`` (round(m·factor) × m): ``A @ v == scipy.ndimage.zoom(v, factor, order=3, mode='mirror')``."""
-    cols = [ndimage.zoom(np.eye(m)[j], factor, order=3, mode="mirror") for j in range(m)]
-    return np.stack(cols, axis=1)
-
-
-def patch_geometry(cl: float) -> dict:
-    """Geometry of the small-scale construction for length ``cl`` px (at 1024², the original's).
-
-    Returns ``dict(grid_length, upscale, patch_px, effective_px)``: the patch GP length in grid
-    units ``min(8, cl)``, the upscaling factor ``cl / min(8, cl)``, the upscaled patch side in
-    px (``round(50·upscale)``, as ``scipy.ndimage.zoom`` rounds) and ``e = 30·upscale``.
-    Example: ``patch_geometry(10.0)["patch_px"] == 62``.
-    """
-    cl = _check_cl(cl)
-    grid_length = min(PATCH_MAX_LENGTH, cl)
-    upscale = cl / grid_length
-    return {"grid_length": grid_length, "upscale": upscale,
-            "patch_px": int(round(PATCH_POINTS * upscale)), "effective_px": PATCH_EFFECTIVE_PX * upscale}
-
-
-@functools.lru_cache(maxsize=16)
-def _patch_factor(cl: float) -> np.ndarray:
-    """``F`` (P × r): an enveloped, upscaled patch is ``F Z Fᵀ`` with ``Z`` (r × r) iid N(0, 1).
-
-    The 2500-point patch covariance is ``K₁ ⊗ K₁`` (the SE kernel is separable), so its exact
-    factor is ``L₁ ⊗ L₁`` with ``L₁ L₁ᵀ = K₁``: sampling ``(L₁ ⊗ L₁) vec(Z) = vec(L₁ Z L₁ᵀ)``.
-    Upscaling (``A``) and the separable envelope (``e``) fold into ``F = diag(e) A L₁``.
-    """
-    g = patch_geometry(cl)
-    l1 = _factor_psd(_se_matrix_1d(PATCH_POINTS, grid_length(g["grid_length"], PATCH_POINTS)))
-    a = _zoom_matrix(PATCH_POINTS, g["upscale"]) if g["upscale"] != 1.0 else np.eye(PATCH_POINTS)
-    p = a.shape[0]
-    u = np.arange(p) / (p - 1)
-    env = np.exp(-ENVELOPE_RATE * (u - 0.5) ** 2)
-    return env[:, None] * (a @ l1)
-
-
-@functools.lru_cache(maxsize=16)
-def _patch_lag_cov_1d(cl: float) -> np.ndarray:
-    """``c(d) = Σ_i M[i, i+d]`` for d = -(P-1)..P-1, ``M = F Fᵀ`` (see :func:`matched_spectrum`)."""
-    f = _patch_factor(cl)
-    m = f @ f.T
-    p = m.shape[0]
-    return np.array([np.trace(m, offset=d) for d in range(-(p - 1), p)])
-
-
-def _patch_count(n: int, cl: float) -> int:
-    e = patch_geometry(cl)["effective_px"]
-    return max(1, int(PATCH_DENSITY * (n / e) ** 2))
-
-
-def _faithful_small(n: int, cl: float, rng: np.random.Generator, periodic: bool = False) -> np.ndarray:
-    f = _patch_factor(cl)
-    p, r = f.shape
-    count = _patch_count(n, cl)
-    z = rng.standard_normal((count, r, r))
-    patches = f @ z @ f.T                                   # (count, P, P)
-    t = n if periodic else n + p - 1                         # torus size
-    pos = rng.integers(0, t, size=(count, 2))
-    reps = -(-(t + p) // t)                                  # canvas big enough for any overhang
-    canvas = np.zeros((reps * t, reps * t))
-    for (y, x), patch in zip(pos, patches):
-        canvas[y:y + p, x:x + p] += patch
-    canvas = canvas.reshape(reps, t, reps, t).sum(axis=(0, 2))   # toroidal wrap
-    return canvas[:n, :n]
-
-
-def _large_effective_length(n: int, cl: float) -> float:
-    """Length in px of the zoomed field: ``grid_length(cl/8, n/8)`` × the zoom stretch
-    ``(n-1)/(n/8-1)``, which simplifies to ``cl (n-1)/n``."""
-    return cl * (n - 1) / n
-
-
-@functools.lru_cache(maxsize=8)
-def _large_factors(n: int, cl: float) -> tuple[np.ndarray, np.ndarray]:
-    m = n // LARGE_UPSCALE
-    l1 = _factor_psd(_se_matrix_1d(m, grid_length(cl / LARGE_UPSCALE, m)))
-    return l1, _zoom_matrix(m, float(LARGE_UPSCALE))
-
-
-def _faithful_large(n: int, cl: float, rng: np.random.Generator) -> np.ndarray:
-    l1, a = _large_factors(n, cl)
-    z = rng.standard_normal((l1.shape[1], l1.shape[1]))
-    coarse = l1 @ z @ l1.T                                   # exact SE field on the (n/8)² grid
-    return a @ coarse @ a.T                                  # cubic-spline zoom ×8
-
-
-def patch_demo(cl: float, n: int, seed: int = 0, partial: tuple[int, ...] = (20, 200)) -> dict[str, np.ndarray]:
-    """The stages of the small-scale construction, for pictures (``cl < 50``).
-
-    Returns ``patch`` (50×50 GP draw), ``upscaled`` (P×P), ``envelope`` (P×P), ``enveloped``
-    (P×P) and, on an ``n × n`` periodic canvas, ``canvas_<k>`` after the first ``k`` patches of
-    ``partial`` and ``final`` after all ``int(6 (n/e)²)`` of them (standardised). Uses the
-    same cached factorisation as :func:`sample_faithful`, but not its random stream.
-
-    Example
-    -------
-    >>> st = patch_demo(10.0, 128)
-    >>> st["patch"].shape, st["upscaled"].shape, st["final"].shape
-    ((50, 50), (62, 62), (128, 128))
-    """
-    cl = _check_cl(cl)
-    n = _check_n(n)
-    if cl >= LARGE_SCALE_MIN:
-        raise ValueError(f"cl must be < {LARGE_SCALE_MIN:g} (the patch construction), got {cl}")
-    rng = np.random.Generator(np.random.PCG64(_as_seedseq(seed)))
-    g = patch_geometry(cl)
-    l1 = _factor_psd(_se_matrix_1d(PATCH_POINTS, grid_length(g["grid_length"], PATCH_POINTS)))
-    a = _zoom_matrix(PATCH_POINTS, g["upscale"]) if g["upscale"] != 1.0 else np.eye(PATCH_POINTS)
-    z = rng.standard_normal((l1.shape[1], l1.shape[1]))
-    patch = l1 @ z @ l1.T
-    up = a @ patch @ a.T
-    p = up.shape[0]
-    u = np.arange(p) / (p - 1)
-    e1 = np.exp(-ENVELOPE_RATE * (u - 0.5) ** 2)
-    env = np.multiply.outer(e1, e1)
-    out = {"patch": patch, "upscaled": up, "envelope": env, "enveloped": up * env}
-    f = _patch_factor(cl)
-    count = _patch_count(n, cl)
-    reps = -(-(n + p) // n)
-    canvas = np.zeros((reps * n, reps * n))
-    marks = set(k for k in partial if k < count)
-    for k in range(count):
-        zk = rng.standard_normal((f.shape[1], f.shape[1]))
-        y, x = rng.integers(0, n, size=2)
-        canvas[y:y + p, x:x + p] += f @ zk @ f.T
-        if k + 1 in marks:
-            out[f"canvas_{k + 1}"] = canvas.reshape(reps, n, reps, n).sum(axis=(0, 2))
-    out["final"] = standardize(canvas.reshape(reps, n, reps, n).sum(axis=(0, 2)))
-    out["count"] = np.array(count)
-    return out
-
-
-def sample_faithful(n: int, cl: float, count: int, seed: int | np.random.SeedSequence,
-                    dtype=np.float32, start: int = 0, periodic: bool = False,
-                    large_min: float = LARGE_SCALE_MIN) -> np.ndarray:
-    """The original (paper) construction, ``(count, n, n)``, each sample standardised.
-
-    ``cl >= large_min``: SE field of length ``cl/8`` on the ``(n/8)²`` grid, cubic zoom ×8
-    (``n`` must be a multiple of 8 and ``n/8 >= 4``); never periodic. ``cl < large_min``:
-    ``int(6 (n/e)²)`` enveloped, upscaled 50×50 patches at uniform positions on a torus, cropped
-    to ``n × n``. The torus is ``n + P - 1`` px wide (P = patch side) unless ``periodic``: the
-    result is then a window of a stationary field, not periodic — which is what the reference
-    statistics of the original show (their spectra carry the same edge-leakage tail as the
-    non-periodic large scales; a torus of exactly ``n`` misses bins 16-19 at cl 10 by 25-45 %).
-    ``periodic=True`` wraps on the ``n`` torus instead. Both GP draws use exact cached
-    factorisations (eigendecompositions) of the kernel matrices; a 1024² sample takes about
-    0.1 s (small scales; 0.01 s large). Sample ``i`` depends only on ``(seed, start + i)``.
-
-    Example
-    -------
-    >>> x = sample_faithful(128, 6.0, count=1, seed=0)
-    >>> x.shape, round(float(x.std()), 4)
-    ((1, 128, 128), 1.0)
-    """
-    n = _check_n(n)
-    cl = _check_cl(cl)
-    count = _check_count(count)
-    dt = _check_dtype(dtype)
-    large = cl >= large_min
-    if large and (n % LARGE_UPSCALE or n // LARGE_UPSCALE < 4):
-        raise ValueError(f"n must be a multiple of {LARGE_UPSCALE} and >= {4 * LARGE_UPSCALE} for the "
-                         f"large-scale construction (cl >= {large_min}), got {n}")
-    out = np.empty((count, n, n), dtype=dt)
-    for i, ss in enumerate(child_seeds(seed, start, count)):
-        rng = np.random.Generator(np.random.PCG64(ss))
-        field = _faithful_large(n, cl, rng) if large else _faithful_small(n, cl, rng, periodic)
-        out[i] = standardize(field)
-    return out
-
-
 def sample_matched(n: int, cl: float, count: int, seed: int | np.random.SeedSequence,
                    dtype=np.float32, start: int = 0, periodic: bool = False) -> np.ndarray:
     """FFT samples with the spectrum of the faithful construction, ``(count, n, n)``, standardised.
