@@ -99,7 +99,7 @@ class SweepSection:
 
 @dataclass(frozen=True)
 class NDSection:
-    """The non-decomposable (AUC) experiment: see :mod:`backdrop_repro.nondecomposable`."""
+    """The non-decomposable (AUC) experiment: see :mod:`backdrop_repro.experiments.nondecomposable`."""
 
     positive_digit: int = 8
     train_fraction: float = 0.2

@@ -161,7 +161,7 @@ def sentence(comp: Mapping[str, Any], metric: str = "test accuracy", baseline: s
             "no significant difference": "no significant difference after Holm's correction"}[comp["decision"]]
     return (f"`{comp['name']}` changes {metric} by {fmt_ci(comp, digits)} (95 % CI) against {baseline} "
             f"(paired over {comp['n']} seeds{size}{test}; p = {fmt_p(comp['p'])}, Holm-adjusted "
-            f"p = {fmt_p(comp['p_holm'])} over {comp['m_tests']} comparisons): {tail}.")
+            f"p = {fmt_p(comp['p_holm'])} over {comp['m_tests']} comparison{'s' if comp['m_tests'] != 1 else ''}): {tail}.")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -45,7 +45,7 @@ def _say(msg: str) -> None:
 def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "scaled",
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
-    from .experiments import gp_report, gp_sweep
+    from .experiments import gp_report
     from .notebooks import run_notebooks
 
     p = profiles.get(profile)
@@ -57,7 +57,7 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     _say(f"profile {p.name}: {p.description}")
     _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")
          + f", {jobs or p.sweep.jobs} run(s) at a time")
-    sweep = gp_sweep.run_sweep(p, jobs=jobs, reuse=reuse, progress=os.environ.get("TQDM_DISABLE") != "1")
+    sweep = gp_report.run_sweep(p, jobs=jobs, reuse=reuse, progress=os.environ.get("TQDM_DISABLE") != "1")
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
     run_notebooks(p.name)
     lines = [f"# Reproduction check: profile `{p.name}`", ""]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from backdrop_repro import paths, profiles, report
-from backdrop_repro.experiments import gp_report, gp_sweep
+from backdrop_repro.experiments import gp_models, gp_report, gp_sweep
 from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
                                         compare_with_reference)
 
@@ -139,11 +139,11 @@ def test_load_model_never_trains(tiny, monkeypatch, tmp_path):
     p, sweep, root = tiny
     _env(monkeypatch, root)
     spec = plan_grid("tiny-test", ["fine"], [1])[0]
-    net = gp_sweep.load_model(spec)                      # the sweep left its final weights in the cache
+    net = gp_models.load_model(spec)                      # the sweep left its final weights in the cache
     assert not net.training
     monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="ensure_models"):
-        gp_sweep.load_model(spec)
+        gp_models.load_model(spec)
 
 
 def test_verdict_wording_follows_the_numbers():

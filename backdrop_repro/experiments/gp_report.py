@@ -12,16 +12,16 @@
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
+import time
 from typing import Any, Optional, Sequence
 
 from .. import paths, profiles, report
 from . import gp_sweep as gs
 
 __all__ = ["summarize", "verdict", "write_tables", "results_table", "reference_classifier",
-           "compare_with_reference", "reproduction_table", "add_cli", "TOLERANCE"]
+           "compare_with_reference", "reproduction_table", "run_sweep", "TOLERANCE"]
 
 #: per-run tolerance of the reproduction check (absolute test accuracy). Same CPU type, torch and
 #: thread count: runs are bit-identical (difference 0); other CPUs may round differently.
@@ -111,14 +111,19 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
     parts = [head]
     if chosen is not None:
         parts.append(f"The configuration chosen on the validation split, `{chosen['name']}`, changes test accuracy "
-                     f"by {report.fmt_ci(chosen)} (Holm-adjusted p = {report.fmt_p(chosen['p_holm'])}). ")
+                     f"by {report.fmt_ci(chosen)} (p = {report.fmt_p(chosen['p'])} alone, Holm-adjusted "
+                     f"p = {report.fmt_p(chosen['p_holm'])}). ")
     if better:
         names = ", ".join(f"`{c['name']}` ({report.fmt_ci(c)})" for c in better)
         parts.append(f"{len(better)} of {len(comps)} backdrop configurations beat no backdrop after Holm's correction: "
                      f"{names}. Backdrop improves generalisation at this profile, as the paper claims.")
     else:
-        parts.append(f"None of the {len(comps)} backdrop configurations beats no backdrop after Holm's correction, so "
-                     "the paper's claim is not reproduced at this profile.")
+        pos = sum(c["mean"] > 0 for c in comps)
+        top = max((c["high"] for c in comps if c.get("high") is not None), default=None)
+        parts.append(f"None of the {len(comps)} backdrop configurations beats no backdrop after Holm's correction "
+                     f"({pos} of {len(comps)} mean differences are positive"
+                     + (f"; no 95 % interval reaches above {top:+.3f}" if top is not None else "")
+                     + "), so the paper's claim is not reproduced at this profile: any gain is small.")
     if worse:
         parts.append(f" {len(worse)} configuration(s) are significantly worse: "
                      + ", ".join(f"`{c['name']}` ({report.fmt_ci(c)})" for c in worse) + ".")
@@ -248,68 +253,21 @@ def reproduction_table(rows: Sequence[dict[str, Any]], tolerance: float = TOLERA
     return "\n".join(lines)
 
 
-def _cmd_sweep(args: argparse.Namespace) -> None:
-    import sys
+def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optional[Sequence[str]] = None,
+              seeds: Optional[Sequence[int]] = None, studies: bool = True, jobs: Optional[int] = None,
+              reuse: bool = True, device: Optional[str] = None, progress: bool = True) -> dict[str, Any]:
+    """Run the grid, then (``studies``) the data-size and robustness runs; write and return the tables.
 
-    if args.collect_only:
-        sweep = write_tables(args.profile)
-    elif args.launcher == "submitit":
-        from . import launch
-
-        try:
-            sweep = launch.launch_sweep(
-                args.profile, args.configs, args.seeds, studies=not args.no_studies, reuse=not args.fresh,
-                device=args.device, cluster=args.cluster, folder=args.slurm_folder, partition=args.partition,
-                gpus_per_job=args.gpus_per_job, time_min=args.time_min, array_parallelism=args.array_parallelism,
-                cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, runs_per_job=args.runs_per_job, progress=True)
-        except launch.LaunchError as err:
-            print(f"backdrop-repro sweep: error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
-        print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
-    else:
-        sweep = gs.run_sweep(args.profile, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
-                             reuse=not args.fresh, device=args.device, progress=True)
-    print(results_table(sweep))
-    print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
-    print(f"-> {paths.results_dir(sweep['profile']) / 'gp_sweep.json'}")
-    if args.compare:
-        rows = compare_with_reference(args.profile, args.compare)
-        text = reproduction_table(rows)
-        paths.write_text(paths.results_dir(sweep["profile"]) / "reproduction.md", text + "\n")
-        print("\nReproduction check against results/" + args.compare + ":\n" + text)
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register ``backdrop-repro sweep --profile P [--configs ...] [--seeds ...] [--jobs N] [--fresh]
-    [--launcher local|submitit [--partition ...] ...] [--collect-only]``."""
-    p = subparsers.add_parser("sweep", help="train the GP sweep (grid, data-size curve, robustness row)")
-    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
-    p.add_argument("--configs", nargs="+", choices=gs.CONFIGS, default=None, help="subset of configurations")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: the profile's)")
-    p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
-    p.add_argument("--fresh", action="store_true", help="retrain every run from scratch (ignore stored records)")
-    p.add_argument("--no-studies", action="store_true", help="only the grid (no data-size / robustness runs)")
-    p.add_argument("--compare", default=None, metavar="PROFILE",
-                   help="compare each run with the committed run of the same key in results/PROFILE")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--collect-only", action="store_true",
-                   help="train nothing: rebuild the tables from the run records present (the collect step)")
-    g = p.add_argument_group("cluster (--launcher submitit; needs pip install 'backdrop-repro[cluster]')")
-    g.add_argument("--launcher", choices=("local", "submitit"), default="local",
-                   help="local: this machine (--jobs processes); submitit: SLURM job arrays, grid then studies")
-    g.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
-                   help="submitit's executor: slurm (sbatch), or local (subprocesses here, no SLURM; for tests)")
-    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
-    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N", help="GPUs per array task (default 0)")
-    g.add_argument("--time-min", type=int, default=240, metavar="MIN", help="time limit per array task (default 240)")
-    g.add_argument("--array-parallelism", type=int, default=32, metavar="N",
-                   help="array tasks running at once (default 32)")
-    g.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
-                   help="CPUs per array task (also the torch threads of profiles without a thread setting)")
-    g.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="memory per array task")
-    g.add_argument("--runs-per-job", type=int, default=1, metavar="N",
-                   help="runs per array task, trained in turn (default 1)")
-    g.add_argument("--slurm-folder", default=None, metavar="DIR",
-                   help="submitit's logs and pickles (default: <data cache>/submitit/<profile>)")
-    p.set_defaults(func=_cmd_sweep)
-
+    ``reuse=False`` retrains every run from scratch. ``jobs`` (default: the profile's) runs in
+    parallel. The tables are rebuilt from every record present for the profile's full plan, so a
+    subset call (``configs``/``seeds``) adds records and never drops any. Returns :func:`collect`.
+    """
+    p = profiles.get(profile)
+    jobs = p.sweep.jobs if jobs is None else jobs
+    t0 = time.perf_counter()
+    grid = gs.plan_grid(p, configs, seeds)
+    gs.run_specs(grid, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: grid")
+    if studies:
+        extra = [s for s in gs.plan_runs(p, configs, seeds) if s.study != "grid"]
+        gs.run_specs(extra, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: data size + robustness")
+    return write_tables(p, wall=time.perf_counter() - t0)

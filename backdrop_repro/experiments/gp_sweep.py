@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +39,8 @@ from ..models import TwoScaleCNN
 from ..train import TrainConfig, train
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "run_one",
-           "run_specs", "run_sweep", "collect", "load_sweep", "build_model", "load_data", "load_model",
-           "ensure_models", "runs_dir", "read_record", "find_record"]
+           "run_specs", "collect", "load_sweep", "build_model", "load_data",
+           "runs_dir", "read_record", "find_record"]
 
 CONFIGS = ("none", "fine", "coarse", "both", "demo")
 STUDIES = ("grid", "data_size", "robustness")
@@ -350,28 +349,6 @@ def plan_runs(profile: str | profiles.Profile, configs: Optional[Sequence[str]] 
     return grid + plan_studies(profile, spec, seeds)
 
 
-def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optional[Sequence[str]] = None,
-              seeds: Optional[Sequence[int]] = None, studies: bool = True, jobs: Optional[int] = None,
-              reuse: bool = True, device: Optional[str] = None, progress: bool = True) -> dict[str, Any]:
-    """Run the grid, then (``studies``) the data-size and robustness runs; write and return the tables.
-
-    ``reuse=False`` retrains every run from scratch. ``jobs`` (default: the profile's) runs in
-    parallel. The tables are rebuilt from every record present for the profile's full plan, so a
-    subset call (``configs``/``seeds``) adds records and never drops any. Returns :func:`collect`.
-    """
-    from .gp_report import write_tables
-
-    p = profiles.get(profile)
-    jobs = p.sweep.jobs if jobs is None else jobs
-    t0 = time.perf_counter()
-    grid = plan_grid(p, configs, seeds)
-    run_specs(grid, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: grid")
-    if studies:
-        extra = [s for s in plan_runs(p, configs, seeds) if s.study != "grid"]
-        run_specs(extra, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: data size + robustness")
-    return write_tables(p, wall=time.perf_counter() - t0)
-
-
 def collect(profile: str | profiles.Profile) -> list[dict[str, Any]]:
     """Every readable record of the profile's full plan that is on disk (plan order)."""
     p = profiles.get(profile)
@@ -391,5 +368,3 @@ def load_sweep(profile: str | profiles.Profile) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} not found: run `backdrop-repro sweep --profile {name}` first")
     return json.loads(path.read_text())
 
-
-from .gp_models import ensure_models, load_model  # noqa: E402  (re-exported; they import this module)

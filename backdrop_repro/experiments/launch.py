@@ -183,7 +183,7 @@ def collect(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str, Any
 
     Example: ``collect("paper")["n_runs"]``.
     """
-    from .gp_report import write_tables
+    from .gp_report import write_tables  # noqa: F401 (gp_report never imports launch: no cycle)
 
     return write_tables(profiles.get(profile), wall=wall)
 
