@@ -49,15 +49,14 @@ def gp_block(profile: str = "scaled") -> list[str]:
 
 
 def nd_block(profile: str = "default") -> list[str]:
-    """Bullet lines for the non-decomposable experiment of ``profile`` (its own verdict text)."""
+    """Bullet lines for the non-decomposable experiment of ``profile`` (its verdict, from the results)."""
     r = _load(profile, "nondecomposable")
     if r is None:
         return []
-    text = r.get("verdict")
-    if isinstance(text, dict):
-        text = text.get("overall") or " ".join(str(t) for t in text.values())
+    from .experiments.nd_report import verdict
+
     nb = f"results/{profile}/notebooks/non-decomposable.ipynb"
-    return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {text}"]
+    return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {verdict(r)}"]
 
 
 def block() -> str:
