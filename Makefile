@@ -48,6 +48,7 @@ notebooks-update: venv
 	for nb in notebooks/*.ipynb; do \
 	  BACKDROP_REPRO_OUTPUT=$(TESTOUT) BACKDROP_REPRO_DATA=$(TESTOUT)/data TQDM_DISABLE=1 \
 	  $(BIN)/papermill --cwd notebooks --no-progress-bar "$$nb" "$$nb" || exit 1; done
+	$(BIN)/python -m backdrop_repro.notebooks --strip notebooks/*.ipynb
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done

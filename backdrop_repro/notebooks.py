@@ -143,7 +143,19 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
 
 
-def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
+def strip_timings(nb: dict) -> dict:
+    """Remove papermill's timestamps and durations (notebook and cell metadata) in place, so a
+    re-run of a deterministic notebook gives an identical file. Example: ``strip_timings(nb)``."""
+    pm = nb.get("metadata", {}).get("papermill", {})
+    for k in ("start_time", "end_time", "duration", "exception"):
+        pm.pop(k, None)
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("execution", None)
+        cell.get("metadata", {}).get("papermill", {}).clear()
+    return nb
+
+
+def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, parameters: Optional[dict] = None) -> list[Path]:
     """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
 
@@ -183,6 +195,7 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
                 meta = nb.get("metadata", {}).get("papermill", {})
                 meta.update(input_path=f"notebooks/{name}.ipynb", output_path=_relative(out))
                 rewrite_copy(nb, name, profile, _copy_dir(out_dir, profile))
+                strip_timings(nb)
                 tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             print(f"[backdrop-repro {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr, flush=True)
@@ -198,7 +211,17 @@ def run_notebooks(profile: str = "quick", names: Optional[Sequence[str]] = None,
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="rewrite the header of existing executed notebook copies")
-    parser.add_argument("--refresh", metavar="PROFILE", required=True, choices=profiles.names())
-    for p in refresh_copies(parser.parse_args().refresh):
-        print(_relative(p))
+    parser = argparse.ArgumentParser(description="rewrite the header of existing executed notebook copies, "
+                                                 "or strip papermill's timings from notebooks")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--refresh", metavar="PROFILE", choices=profiles.names())
+    group.add_argument("--strip", metavar="NOTEBOOK", nargs="+", type=Path)
+    args = parser.parse_args()
+    if args.refresh:
+        for p in refresh_copies(args.refresh):
+            print(_relative(p))
+    else:
+        for path in args.strip:
+            nb = strip_timings(json.loads(path.read_text()))
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
