@@ -27,6 +27,8 @@ __all__ = ["summarize", "verdict", "write_tables", "results_table", "reference_c
 #: thread count: runs are bit-identical (difference 0); other CPUs may round differently.
 TOLERANCE = 0.01
 CHANCE = 0.25
+#: a run's training has levelled off when its final training loss (running mean) is below this
+LEVELLED_LOSS = 0.1
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
@@ -127,6 +129,13 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
     if worse:
         parts.append(f" {len(worse)} configuration(s) are significantly worse: "
                      + ", ".join(f"`{c['name']}` ({report.fmt_ci(c)})" for c in worse) + ".")
+    slow = [r for r in summary if r.get("train_loss") and r["train_loss"]["mean"] > LEVELLED_LOSS]
+    if slow:
+        out["unconverged"] = [r["label"] + (f" ({r['per_class']}/class)" if r["study"] == "data_size" else "")
+                              + (f" ({r['method']} data)" if r["study"] == "robustness" else "") for r in slow]
+        parts.append(f" Still learning at the end of the budget (mean final training loss above {LEVELLED_LOSS}): "
+                     + ", ".join(f"`{s}`" for s in out["unconverged"]) + "; their accuracy is that of an "
+                     "unfinished run.")
     out["overall"] = "".join(parts)
     return out
 
