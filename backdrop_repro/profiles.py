@@ -155,7 +155,7 @@ PROFILES: dict[str, Profile] = {
         NDSection(steps=40, eval_every=10, batch_sizes=(32,), mask_probs=(0.9,), seeds=(0, 1), fidelity_draws=50),
         DemoSection(size=512, width=16, gp_size=512)),
     "default": Profile(
-        "default", "make reproduce on 2 CPU cores: the paper's task shrunk by 4 in every length, 3 seeds",
+        "default", "make reproduce on 2 CPU cores: the paper's task shrunk by 4 in every length, full grid, 2 seeds",
         _SCALED_DATA, replace(_SCALED_SWEEP, seeds=(0, 1), data_sizes=(), robustness_method=None), _ND_QUICK),
     "scaled": Profile(
         "scaled", "committed full run of the shrunk task: 10 seeds, full grid, data-size curve, robustness row",
