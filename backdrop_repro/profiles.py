@@ -143,6 +143,7 @@ _SCALED_SWEEP = SweepSection(width=16, epochs=150, eval_every=15, seeds=tuple(ra
                              data_sizes=(10, 100), robustness_method="matched")
 _ND_QUICK = NDSection(steps=600, eval_every=20, batch_sizes=(16, 64, 256), mask_probs=(0.5, 0.9, 0.97),
                       seeds=tuple(range(24)))
+_ND_DEFAULT = replace(_ND_QUICK, seeds=tuple(range(16)))     # keeps make reproduce under 20 minutes
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -156,7 +157,7 @@ PROFILES: dict[str, Profile] = {
         DemoSection(size=512, width=16, gp_size=512)),
     "default": Profile(
         "default", "make reproduce on 2 CPU cores: the paper's task shrunk by 4 in every length, full grid, 2 seeds",
-        _SCALED_DATA, replace(_SCALED_SWEEP, seeds=(0, 1), data_sizes=(), robustness_method=None), _ND_QUICK),
+        _SCALED_DATA, replace(_SCALED_SWEEP, seeds=(0, 1), data_sizes=(), robustness_method=None), _ND_DEFAULT),
     "scaled": Profile(
         "scaled", "committed full run of the shrunk task: 10 seeds, full grid, data-size curve, robustness row",
         _SCALED_DATA, _SCALED_SWEEP, _ND_QUICK),
