@@ -59,8 +59,26 @@ def nd_block(profile: str = "default") -> list[str]:
     return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {verdict(r)}"]
 
 
+def repro_block(profile: str = "default", reference: str = "scaled") -> list[str]:
+    """One line: how the profile's fresh GP runs compare with the committed runs of the same key."""
+    from collections import Counter
+
+    from .experiments.gp_report import TOLERANCE, compare_with_reference
+
+    if _load(profile, "gp_sweep") is None:
+        return []
+    rows = compare_with_reference(profile, reference)
+    n = Counter(r["status"] for r in rows)
+    diffs = [abs(r["diff"]) for r in rows if r["diff"] is not None]
+    return [f"- **Reproduction check** (`make reproduce`, profile `{profile}`, "
+            f"[report](results/{profile}/reproduction.md)): of {len(rows)} GP runs, "
+            + ", ".join(f"{v} {k}" for k, v in sorted(n.items()))
+            + (f"; largest |Δ test accuracy| {max(diffs):.4f}" if diffs else "")
+            + f" against `results/{reference}` (tolerance {TOLERANCE} per run)."]
+
+
 def block() -> str:
-    lines = gp_block("scaled") + gp_block("default") + nd_block("default")
+    lines = gp_block("scaled") + nd_block("scaled") + repro_block("default")
     return "\n".join([START, *lines, END])
 
 
