@@ -22,10 +22,15 @@ Profiles shipped:
 ``default`` the main job of ``make reproduce`` on 2 CPU cores (< 20 min): the paper's task shrunk
             by 4 in every length (256² images, small lengths 2.375 / 2.5 px, large 20 / 35 px),
             which keeps the paper's number of blobs per image and the authors' mask grids
-            (32 × 32 fine, 4 × 4 coarse); the full grid at 2 seeds, no studies.
-``scaled``  the committed full run of the same regime: 10 seeds, the full grid, the data-size
-            curve and the robustness row (hours on 2 cores; its runs include every run of
-            ``default``, so a ``default`` run can be compared with it run by run).
+            (32 × 32 fine, 4 × 4 coarse); the replication's 3 configurations at 4 seeds.
+``replication`` the committed confirmatory replication of the same regime: no backdrop against
+            the two settings fixed in advance (the authors' fine 0.3 + coarse 0.95 and fine 0.9 +
+            coarse 0.95), 30 seeds each with its own training and validation sets, a convergence
+            budget, and the data-size rows (10 and 100 per class) at 10 seeds (hours on 2 cores;
+            its runs include every run of ``default``, compared run by run by ``make reproduce``).
+``scaled``  the committed exploratory grid of the same regime: 10 seeds on one training set, the
+            full grid at an equal budget of 150 epochs, the data-size curve at equal image visits
+            and the robustness row.
 ``quick``   retired negative control: the paper's lengths on 256² images (16× fewer blobs per
             image); every network stays at chance there. Kept so its committed records stay
             reproducible.
@@ -56,6 +61,16 @@ class DataSection:
     train_seed: int = 1806
     val_seed: int = 2019
     test_seed: int = 2018
+    per_seed_data: bool = False
+
+    def split_seed(self, split: str, run_seed: Optional[int] = None) -> int:
+        """The data seed of ``split``. With ``per_seed_data`` the training and validation sets of
+        run seed ``s`` are drawn from ``<split seed> + 100_000 * (s + 1)`` (each seed its own
+        sets, never the shared test set's seed); the test set is always shared."""
+        base = {"train": self.train_seed, "val": self.val_seed, "test": self.test_seed}[split]
+        if self.per_seed_data and split != "test" and run_seed is not None:
+            return base + 100_000 * (int(run_seed) + 1)
+        return base
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,12 @@ class SweepSection:
     ``robustness_method`` (the same task drawn by another sampler, e.g. ``matched``).
     ``n_fine``/``n_coarse`` None: masks placed by receptive field (``TwoScaleCNN.for_scales``).
     ``jobs``: runs in parallel (processes, one thread each); ``threads``: torch threads per run.
+    ``configs``: the grid's configurations (None: all of them). ``study_config``: the grid
+    configuration the studies compare with ``none`` (None: the one best on validation);
+    ``study_seeds``: the studies' seeds (None: ``seeds``).
+    Budget: ``patience``/``loss_target``/``select`` as in :class:`~backdrop_repro.train.TrainConfig`
+    (None/None/``"last"``: every run trains ``epochs``; otherwise ``epochs`` is a cap, and a study
+    with fewer training images per class keeps the cap in epochs).
     """
 
     width: int
@@ -95,6 +116,12 @@ class SweepSection:
     device: str = "auto"
     threads: Optional[int] = 1
     jobs: int = 2
+    configs: Optional[tuple[str, ...]] = None
+    study_config: Optional[str] = None
+    study_seeds: Optional[tuple[int, ...]] = None
+    patience: Optional[int] = None
+    loss_target: Optional[float] = None
+    select: str = "last"
 
 
 @dataclass(frozen=True)
@@ -144,6 +171,15 @@ _SCALED_SWEEP = SweepSection(width=16, epochs=150, eval_every=15, seeds=tuple(ra
 _ND_QUICK = NDSection(steps=600, eval_every=20, batch_sizes=(16, 64, 256), mask_probs=(0.5, 0.9, 0.97),
                       seeds=tuple(range(24)))
 _ND_DEFAULT = replace(_ND_QUICK, seeds=tuple(range(16)))     # keeps make reproduce under 20 minutes
+# the confirmatory replication: comparisons fixed in advance (none vs the authors' setting, none vs
+# fine 0.9 + coarse 0.95), each seed its own training and validation sets, a convergence budget
+# (stop when the training loss is below 0.01 or validation accuracy has not improved for 40 epochs,
+# cap 300 epochs; test scored at the validation-selected epoch), and the data-size rows re-run so.
+_REPL_DATA = replace(_SCALED_DATA, per_seed_data=True)
+_REPL_SWEEP = replace(_SCALED_SWEEP, epochs=300, eval_every=5, seeds=tuple(range(30)), fine_probs=(0.9,),
+                      coarse_probs=(0.95,), configs=("none", "both", "demo"), study_config="demo",
+                      study_seeds=tuple(range(10)), robustness_method=None, patience=40, loss_target=0.01,
+                      select="val")
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -156,8 +192,13 @@ PROFILES: dict[str, Profile] = {
         NDSection(steps=40, eval_every=10, batch_sizes=(32,), mask_probs=(0.9,), seeds=(0, 1), fidelity_draws=50),
         DemoSection(size=512, width=16, gp_size=512)),
     "default": Profile(
-        "default", "make reproduce on 2 CPU cores: the paper's task shrunk by 4 in every length, full grid, 2 seeds",
-        _SCALED_DATA, replace(_SCALED_SWEEP, seeds=(0, 1), data_sizes=(), robustness_method=None), _ND_DEFAULT),
+        "default", "make reproduce on 2 CPU cores: the confirmatory replication's 3 configurations at 4 of its "
+        "30 seeds (shrunk task, convergence budget, per-seed training sets)",
+        _REPL_DATA, replace(_REPL_SWEEP, seeds=(0, 1, 2, 3), data_sizes=(), study_seeds=None), _ND_DEFAULT),
+    "replication": Profile(
+        "replication", "committed confirmatory replication of the shrunk task: 2 comparisons fixed in advance, "
+        "30 seeds each with its own training set, convergence budget; data-size rows at 10 seeds",
+        _REPL_DATA, _REPL_SWEEP, _ND_QUICK),
     "scaled": Profile(
         "scaled", "committed full run of the shrunk task: 10 seeds, full grid, data-size curve, robustness row",
         _SCALED_DATA, _SCALED_SWEEP, _ND_QUICK),

@@ -164,18 +164,19 @@ SPLITS = ("train", "val", "test")
 
 
 def split_recipe(profile: "str | profiles.Profile", split: str = "train", per_class: int | None = None,
-           method: str | None = None) -> Recipe:
+           method: str | None = None, run_seed: int | None = None) -> Recipe:
     """The :class:`Recipe` of one split of a profile's data (see :mod:`backdrop_repro.profiles`).
 
     ``split`` is ``"train"``, ``"val"`` or ``"test"`` (independent seeds); ``per_class`` and
-    ``method`` override the profile's (data-size curve, robustness row).
+    ``method`` override the profile's (data-size curve, robustness row); ``run_seed`` picks the
+    run's own training/validation sets when the profile has ``per_seed_data``.
     Example: ``split_recipe("default", "test").per_class == 250``.
     """
     d = profiles.get(profile).data
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     n = {"train": d.per_class, "val": d.val_per_class, "test": d.test_per_class}[split]
-    seed = {"train": d.train_seed, "val": d.val_seed, "test": d.test_seed}[split]
+    seed = d.split_seed(split, run_seed)
     return Recipe(size=d.size, scales=d.scales, power=d.power, per_class=per_class or n, seed=seed,
                   method=method or d.method)
 

@@ -53,6 +53,8 @@ __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "tf32", "bf16")
+SELECTIONS = ("last", "val")
+_BUDGET_DEFAULTS = {"patience": None, "loss_target": None, "select": "last"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,14 @@ class TrainConfig:
     this many epochs (None: with every evaluation; the last epoch always). eval_batch_size :
     samples per evaluation forward pass. device : torch device. channels_last : NHWC memory
     format. precision : ``"fp32"``, ``"tf32"`` (CUDA matmul/conv in TF32) or ``"bf16"`` (autocast).
+
+    Convergence budget (all None / ``"last"``: a fixed budget of ``epochs``): ``epochs`` is then
+    the cap. At an evaluation epoch training stops when the training loss (eval mode, masks off)
+    is below ``loss_target`` or when the validation accuracy has not improved for ``patience``
+    epochs. ``select="val"`` scores the test set once, at the end, with the weights of the epoch
+    of best validation accuracy (ties: lower validation loss, then the earlier epoch); it needs
+    validation data. Fields left at these defaults are omitted from :meth:`to_dict`, so the
+    identity of fixed-budget runs is what it was before they existed.
     """
 
     epochs: int = 20
@@ -81,11 +91,14 @@ class TrainConfig:
     test_every: Optional[int] = None
     channels_last: bool = False
     precision: str = "fp32"
+    patience: Optional[int] = None
+    loss_target: Optional[float] = None
+    select: str = "last"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "test_every"):
+        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "test_every", "patience"):
             v = getattr(self, name)
-            if v is None and name == "test_every":
+            if v is None and name in ("test_every", "patience"):
                 continue
             if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -100,12 +113,29 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a float >= 0, got {self.weight_decay!r}")
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if self.select not in SELECTIONS:
+            raise ValueError(f"select must be one of {SELECTIONS}, got {self.select!r}")
+        if self.loss_target is not None:
+            if not (isinstance(self.loss_target, numbers.Real) and not isinstance(self.loss_target, bool)
+                    and self.loss_target > 0):
+                raise ValueError(f"loss_target must be a positive float or None, got {self.loss_target!r}")
+            object.__setattr__(self, "loss_target", float(self.loss_target))
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "lr", float(self.lr))
         object.__setattr__(self, "weight_decay", float(self.weight_decay))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field, except the convergence-budget fields left at their defaults."""
+        d = dataclasses.asdict(self)
+        for k, default in _BUDGET_DEFAULTS.items():
+            if d[k] == default:
+                del d[k]
+        return d
+
+    @property
+    def converges(self) -> bool:
+        """True when a stopping rule or validation selection is set (``epochs`` is a cap)."""
+        return self.patience is not None or self.loss_target is not None or self.select != "last"
 
 
 def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,22 +164,30 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
-             device: str | torch.device = "cpu") -> dict[str, float]:
+             device: str | torch.device = "cpu", predictions: bool = False) -> dict[str, Any]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``x (N,1,H,W)``, ``y (N,)``.
 
-    Example: ``evaluate(net, x, y)`` -> ``{"loss": 1.38, "accuracy": 0.25}``.
+    ``predictions=True`` adds ``"predictions"``: the predicted class of every image (a list of
+    ints, input order). Example: ``evaluate(net, x, y)`` -> ``{"loss": 1.38, "accuracy": 0.25}``.
     """
     was_training = model.training
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    preds = []
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
         out = model(xb).float()
         loss += nn.functional.cross_entropy(out, yb, reduction="sum").double()
-        correct += (out.argmax(dim=1) == yb).sum()
+        am = out.argmax(dim=1)
+        correct += (am == yb).sum()
+        if predictions:
+            preds.append(am)
     model.train(was_training)
-    return {"loss": float(loss) / len(x), "accuracy": int(correct) / len(x)}
+    res: dict[str, Any] = {"loss": float(loss) / len(x), "accuracy": int(correct) / len(x)}
+    if predictions:
+        res["predictions"] = torch.cat(preds).cpu().tolist() if preds else []
+    return res
 
 
 def _generators(model: nn.Module) -> list[torch.Generator]:
@@ -170,7 +208,7 @@ def _load_checkpoint(path: Path, device: torch.device) -> Optional[dict[str, Any
     """The checkpoint's state, or None (with a warning naming the file) if it cannot be read:
     a checkpoint is a cache, so a corrupt one is discarded and the run starts again."""
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=True)   # tensors and plain data only: never code
         if not isinstance(state, dict) or not {"epoch", "model", "optimizer", "generators", "history", "config"} <= set(state):
             raise ValueError("missing keys")
         return state
@@ -233,8 +271,13 @@ def train(
     -------
     ``{"history": [per-epoch dicts: epoch, train_loss (running, masks on), and at evaluated
     epochs train_eval_loss, train_accuracy, val_loss/val_accuracy (with ``val_data``) and, at test
-    epochs, test_loss, test_accuracy], "final": the last epoch's metrics, "epochs_run": epochs
-    trained by this call, "wall_time_s"}``.
+    epochs, test_loss, test_accuracy], "final": the last epoch's metrics (with ``select="val"``:
+    the selected epoch's, with the test set scored at its weights; with a convergence budget also
+    ``selected_epoch``, ``stopped_epoch``, ``stop_reason``: ``loss_target`` | ``patience`` | ``cap``),
+    "predictions": {"val": [...], "test": [...]} the predicted class of every image at the
+    scored weights, "failed": None, or why the run failed (a non-finite training loss stops it:
+    such a run is not a result), "epochs_run": epochs trained by this call, "wall_time_s"}``.
+    After ``select="val"`` the model holds the selected weights.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -247,10 +290,14 @@ def train(
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
+    if (config.select == "val" or config.patience is not None) and val_data is None:
+        raise ValueError("config.select='val' and config.patience need val_data (a validation split)")
     opt = _make_optimizer(model, config)
     gens = _generators(model)
     history: list[dict[str, Any]] = []
     start = 0
+    best: Optional[dict[str, Any]] = None      # epoch, key, weights of the best validation epoch
+    stopped: Optional[str] = None              # why training ended before the cap
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
         state = _load_checkpoint(ckpt, device)
@@ -264,10 +311,14 @@ def train(
             for g, s in zip(gens, state["generators"]):
                 g.set_state(s)
             history, start = state["history"], state["epoch"]
+            best, stopped = state.get("best"), state.get("stopped")
     t0 = time.perf_counter()
     n = len(x)
     test_every = config.test_every or config.eval_every
-    bar = tqdm(range(start + 1, config.epochs + 1), desc="train", disable=not progress or None, leave=False)
+    in_loop_test = config.select == "last"
+    predictions: dict[str, list[int]] = {}
+    epochs = range(start + 1, config.epochs + 1) if stopped is None else range(0)
+    bar = tqdm(epochs, desc="train", disable=not progress or None, leave=False)
     with _precision(config.precision, device) as autocast:
         for epoch in bar:
             model.train()
@@ -283,28 +334,63 @@ def train(
                 opt.step()
                 total += loss.detach() * len(idx)
             rec: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / n}
+            if not np.isfinite(rec["train_loss"]):
+                stopped = rec["failed"] = f"non-finite training loss at epoch {epoch}"
             last = epoch == config.epochs
-            if epoch % config.eval_every == 0 or last:
+            if stopped is None and (epoch % config.eval_every == 0 or last):
                 with autocast():
                     tr = evaluate(model, x, y, config.eval_batch_size, device)
                     rec.update(train_eval_loss=tr["loss"], train_accuracy=tr["accuracy"])
                     if xv is not None:
-                        va = evaluate(model, xv, yv, config.eval_batch_size, device)
+                        va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=last and in_loop_test)
                         rec.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
-            if epoch % test_every == 0 or last:
+                        if "predictions" in va:
+                            predictions["val"] = va["predictions"]
+                if config.converges and xv is not None:
+                    key = (rec["val_accuracy"], -rec["val_loss"])
+                    if best is None or key > tuple(best["key"]):
+                        best = {"epoch": epoch, "key": list(key),
+                                "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                if config.loss_target is not None and rec["train_eval_loss"] < config.loss_target:
+                    stopped = "loss_target"
+                elif config.patience is not None and best is not None and epoch - best["epoch"] >= config.patience:
+                    stopped = "patience"
+            if in_loop_test and "failed" not in rec and (epoch % test_every == 0 or last or stopped):
+                end = last or stopped is not None
                 with autocast():
-                    te = evaluate(model, xt, yt, config.eval_batch_size, device)
+                    te = evaluate(model, xt, yt, config.eval_batch_size, device, predictions=end)
                 rec.update(test_loss=te["loss"], test_accuracy=te["accuracy"])
+                if end:
+                    predictions["test"] = te["predictions"]
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}")
             history.append(rec)
             if ckpt is not None:
                 state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "generators": [g.get_state() for g in gens], "history": history,
-                         "config": config.to_dict()}
+                         "config": config.to_dict(), "best": best, "stopped": stopped}
                 with atomic_path(ckpt) as tmp:
                     torch.save(state, tmp)
             if callback is not None:
                 callback(rec)
-    bar.close()
-    return {"history": history, "final": history[-1] if history else {},
-            "epochs_run": config.epochs - start, "wall_time_s": time.perf_counter() - t0}
+            if stopped is not None:
+                break
+        bar.close()
+        final = dict(history[-1]) if history else {}
+        failed = final.get("failed")
+        if not failed and history:
+            if config.select == "val" and best is not None:
+                model.load_state_dict(best["model"])
+                final = dict(next(h for h in history if h["epoch"] == best["epoch"]))
+            if config.select == "val" or "test" not in predictions:
+                with autocast():
+                    va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=True) if xv is not None else None
+                    te = evaluate(model, xt, yt, config.eval_batch_size, device, predictions=True)
+                if va is not None:
+                    predictions["val"] = va.pop("predictions")
+                predictions["test"] = te.pop("predictions")
+                final.update(test_loss=te["loss"], test_accuracy=te["accuracy"])
+        if config.converges and history:
+            final.update(selected_epoch=best["epoch"] if (best and config.select == "val") else history[-1]["epoch"],
+                         stopped_epoch=history[-1]["epoch"], stop_reason=stopped or "cap")
+    return {"history": history, "final": final, "predictions": predictions, "failed": failed,
+            "epochs_run": len(history) - start, "wall_time_s": time.perf_counter() - t0}

@@ -75,19 +75,23 @@ class RunSpec:
         """``(train, val, test)`` :class:`~backdrop_repro.datasets.Recipe` of the run."""
         from ..datasets import split_recipe
 
-        return (split_recipe(self.profile, "train", self.per_class, self.method),
-                split_recipe(self.profile, "val", None, self.method),
-                split_recipe(self.profile, "test", None, self.method))
+        return (split_recipe(self.profile, "train", self.per_class, self.method, run_seed=self.seed),
+                split_recipe(self.profile, "val", None, self.method, run_seed=self.seed),
+                split_recipe(self.profile, "test", None, self.method, run_seed=self.seed))
 
     def train_config(self, device: str = "cpu") -> TrainConfig:
-        """The budget: the profile's epochs, or for another training size the same image visits."""
+        """The budget: the profile's epochs, or for another training size the same image visits;
+        with a convergence budget (``patience``/``loss_target``/``select``) the profile's epochs
+        are the cap for every training size and every run stops by the same rule."""
         s, d = self.profile.sweep, self.profile.data
         n = self.per_class or d.per_class
-        epochs = max(1, round(s.epochs * d.per_class / n))
-        eval_every = max(1, round(s.eval_every * epochs / s.epochs))
+        converge = s.patience is not None or s.loss_target is not None or s.select != "last"
+        epochs = s.epochs if converge else max(1, round(s.epochs * d.per_class / n))
+        eval_every = s.eval_every if converge else max(1, round(s.eval_every * epochs / s.epochs))
         return TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=s.lr, optimizer=s.optimizer,
                            weight_decay=s.weight_decay, seed=self.seed, eval_every=eval_every, test_every=epochs,
-                           channels_last=s.channels_last, precision=s.precision, device=device)
+                           channels_last=s.channels_last, precision=s.precision, device=device,
+                           patience=s.patience, loss_target=s.loss_target, select=s.select)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything that defines the run (its identity; device and profile name excluded)."""
@@ -132,7 +136,7 @@ def plan_grid(profile: str | profiles.Profile, configs: Optional[Sequence[str]] 
     Example: ``len(plan_grid("scaled")) == (1 + 3 + 3 + 3 + 1) * 10`` (110 runs).
     """
     p = profiles.get(profile)
-    configs = list(CONFIGS if configs is None else configs)
+    configs = list((p.sweep.configs or CONFIGS) if configs is None else configs)
     bad = [c for c in configs if c not in CONFIGS]
     if bad or not configs:
         raise ValueError(f"configs must be a non-empty subset of {CONFIGS}, got {configs!r}")
@@ -147,7 +151,7 @@ def plan_studies(profile: str | profiles.Profile, best: Optional[RunSpec],
                  seeds: Optional[Sequence[int]] = None) -> list[RunSpec]:
     """Data-size and robustness runs for ``none`` and the ``best`` configuration (a grid spec)."""
     p = profiles.get(profile)
-    seeds = _check_seeds(p.sweep.seeds if seeds is None else seeds)
+    seeds = _check_seeds((p.sweep.study_seeds or p.sweep.seeds) if seeds is None else seeds)
     pairs = [("none", 0, 0.0, 0.0)] + ([(best.config, best.level, best.fine_prob, best.coarse_prob)] if best else [])
     out = []
     for n in p.sweep.data_sizes:
@@ -275,11 +279,44 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
         name = _device_name(dev)
     finally:
         torch.set_num_threads(threads)
+    final = dict(out["final"])
+    if out.get("failed"):
+        final["failed"] = out["failed"]
+    else:
+        final.update(scale_metrics(spec, tr, va, te, out["predictions"]))
     rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": out["history"],
-           "final": out["final"], "wall_time_s": round(out["wall_time_s"], 2), "device": name,
-           "versions": paths.versions()}
+           "final": final, "predictions": {k: "".join(map(str, v)) for k, v in out["predictions"].items()},
+           "wall_time_s": round(out["wall_time_s"], 2), "device": name, "versions": paths.versions()}
     paths.write_json(runs_dir(spec.profile) / f"{spec.key}.json", rec)
     return rec
+
+
+def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
+                  predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """Per-scale accuracy and confusion matrices of a run's predictions.
+
+    A prediction is right on scale ``s`` when the predicted class has the true class's
+    correlation length on that scale (the 4-class problem marginalised onto one scale). Returns,
+    for each split with predictions (``val``, ``test``): ``<split>_scale_accuracy`` (one accuracy
+    per scale, smallest scale first) and ``<split>_confusion`` (rows: true class, columns:
+    predicted). Example: all right -> ``test_scale_accuracy == [1.0, 1.0]``.
+    """
+    classes = spec.recipes()[2].classes
+    out: dict[str, Any] = {}
+    for split, ds in (("val", val_ds), ("test", test_ds)):
+        if split not in predictions:
+            continue
+        pred = np.asarray(predictions[split], dtype=np.int64)
+        true = np.asarray(ds.labels, dtype=np.int64)
+        if pred.shape != true.shape:
+            raise ValueError(f"{split} predictions: {pred.shape[0]} for {true.shape[0]} images")
+        lengths = np.asarray(classes)                       # (classes, scales)
+        out[f"{split}_scale_accuracy"] = [float(np.mean(lengths[pred, s] == lengths[true, s]))
+                                          for s in range(lengths.shape[1])]
+        conf = np.zeros((len(classes), len(classes)), dtype=np.int64)
+        np.add.at(conf, (true, pred), 1)
+        out[f"{split}_confusion"] = conf.tolist()
+    return out
 
 
 def _worker(spec: RunSpec, device: Optional[str], reuse: bool) -> str:
@@ -344,8 +381,12 @@ def plan_runs(profile: str | profiles.Profile, configs: Optional[Sequence[str]] 
     grid = plan_grid(profile, configs, seeds)
     if records is None:
         records = [r for r in (read_record(runs_dir(profile) / f"{s.key}.json", s) for s in grid) if r]
-    best = select_best(records)
-    spec = next((s for s in grid if best and (s.config, s.level) == best), None)
+    p = profiles.get(profile)
+    if p.sweep.study_config is not None:        # fixed in advance: no selection
+        spec = next((s for s in grid if s.config == p.sweep.study_config), None)
+    else:
+        best = select_best(records)
+        spec = next((s for s in grid if best and (s.config, s.level) == best), None)
     return grid + plan_studies(profile, spec, seeds)
 
 
