@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "compare with the committed record")
     p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
     p.add_argument("--reuse", action="store_true", help="reuse stored run records (default: train every run)")
-    p.add_argument("--reference", choices=profiles.names(), default="scaled",
-                   help="committed profile whose runs the fresh ones are compared with (default: scaled)")
+    p.add_argument("--reference", choices=profiles.names(), default="replication",
+                   help="committed profile whose runs the fresh ones are compared with (default: replication)")
     p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
     p.set_defaults(func=_cmd_reproduce)
     return parser
@@ -59,8 +59,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one sub-command; returns the exit status.
 
     Expected failures (bad values and types, missing or unwritable files and folders, network
-    errors, damaged caches: ``ValueError``, ``TypeError``, ``OSError`` and its subclasses such as
-    ``FileNotFoundError``, ``PermissionError``, ``ConnectionError``) print one line
+    errors, damaged caches, a failed reproduction check: ``ValueError``, ``TypeError``, ``OSError``
+    and its subclasses such as ``FileNotFoundError``, ``PermissionError``, ``ConnectionError``, and
+    the package's own ``RuntimeError`` subclasses such as ``ReproductionError``) print one line
     ``backdrop-repro <command>: error: <message>`` on stderr and return 2; Ctrl-C returns 130
     quietly. Anything else is a bug and keeps its traceback.
     Example: ``main(["generate", "--profile", "smoke"])`` -> ``0``.
@@ -70,7 +71,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, TypeError, OSError, MemoryError) as err:
+    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as err:
+        if type(err) is RuntimeError:           # a bare RuntimeError is a bug (torch's included): keep the traceback
+            raise
         msg = " ".join(str(err).split()) or type(err).__name__
         if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in msg:
             msg = f"{err.filename}: {msg}"

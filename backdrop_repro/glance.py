@@ -21,6 +21,37 @@ def _load(profile: str, name: str) -> Optional[dict]:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _scale_phrase(v: dict) -> str:
+    """``small scale 0.49 (chance 0.5, not above it), large scale 0.90 (above chance)``, or ''."""
+    lr = v.get("learned") or {}
+    if not lr.get("scales"):
+        return ""
+    names = ("small", "large") if len(lr["scales"]) == 2 else tuple(f"scale {i + 1}" for i in range(len(lr["scales"])))
+    return ", ".join(f"{n} scale {t['accuracy']:.2f} ({'above' if t['above'] else 'not above'} chance {t['chance']:g})"
+                     for n, t in zip(names, lr["scales"]))
+
+
+def gp_claim(profile: str = "replication") -> list[str]:
+    """One line: the GP claim's status at ``profile`` (per comparison), with the per-scale result."""
+    s = _load(profile, "gp_sweep")
+    if s is None:
+        return []
+    v = s["verdict"]
+    if not v.get("claims"):
+        return [f"- **GP task** (profile `{profile}`): no verdict yet ({s['n_runs']}/{s['n_planned']} runs)."]
+    status = [c["status"] for c in v["claims"]]
+    head = ("confirmed" if "confirmed" in status else "not confirmed" if all(x == "not confirmed" for x in status)
+            else "contradicted" if all(x == "contradicted" for x in status) else "inconclusive")
+    comps = {c["name"]: c for c in v["comparisons"]}
+    each = "; ".join(f"`{c['name']}` {report.fmt_ci(comps[c['name']])}: {c['status']}" for c in v["claims"])
+    sp = _scale_phrase(v)
+    n = v["baseline"]["n"] if v.get("baseline") else 0
+    partial = "" if s["complete"] else f" (provisional: {s['n_runs']}/{s['n_planned']} runs)"
+    return [f"- **Backdrop improves generalisation on the 2-scale GP task: {head}** (profile `{profile}`, "
+            f"{v.get('design', {}).get('kind', '')} design, {n} seeds{partial}): {each} (Δ test accuracy vs no "
+            "backdrop, 95 % CI)." + (f" Without backdrop the network learns: {sp}." if sp else "")]
+
+
 def gp_block(profile: str = "scaled") -> list[str]:
     """Bullet lines for the GP sweep of ``profile`` (empty if it has no results)."""
     s = _load(profile, "gp_sweep")
@@ -28,24 +59,32 @@ def gp_block(profile: str = "scaled") -> list[str]:
         return []
     v = s["verdict"]
     nb = f"results/{profile}/notebooks/gp-training.ipynb"
-    lines = [f"- **2-scale GP task, profile `{profile}`** ({s['n_runs']}/{s['n_planned']} runs; "
+    kind = v.get("design", {}).get("kind", "")
+    lines = [f"- **2-scale GP task, profile `{profile}`** ({kind}; {s['n_runs']}/{s['n_planned']} runs; "
              f"[executed notebook]({nb})): {v['overall']}"]
-    grid = [c for c in v["comparisons"] if c.get("decision")]
-    if grid:
-        best = max(grid, key=lambda c: c["mean"])
-        worst = min(grid, key=lambda c: c["mean"])
-        lines.append(f"  - Range over the {len(grid)} backdrop configurations: from `{worst['name']}` "
-                     f"{report.fmt_ci(worst)} to `{best['name']}` {report.fmt_ci(best)} "
-                     f"(paired Δ test accuracy vs no backdrop, 95 % CI).")
-    for st in v["studies"]:
-        c, b = st["comparison"], st["baseline"]
-        what = (f"{st['per_class']} training images per class" if st["study"] == "data_size"
-                else f"the `{st['method']}` sampler (the paper's construction)")
-        lines.append(f"  - With {what}: no backdrop {report.fmt_ci(b, signed=False)}; `{c['name']}` "
-                     f"{report.fmt_ci(c)} (p = {report.fmt_p(c['p'])}).")
+    from .experiments.gp_report import study_lines
+
+    lines += [f"  - {t}" for t in study_lines(v)]
     if not s["complete"]:
         lines.append(f"  - Provisional: {s['n_planned'] - s['n_runs']} planned runs are not recorded yet.")
     return lines
+
+
+def nd_claim(profile: str = "scaled") -> list[str]:
+    """One line: the non-decomposable claim's status (validation-chosen backdrop vs full batch)."""
+    r = _load(profile, "nondecomposable")
+    if r is None:
+        return []
+    from .experiments.nd_report import headline
+
+    h = headline(r)
+    row = h["vs_full"].get(h["backdrop"]) if h["backdrop"] else None
+    if row is None or not row.get("decision"):
+        return []
+    c = report.claim(row, m=row["m_tests"])
+    return [f"- **Per-sample backdrop beats full-batch training on a ROC-AUC loss: {c['status']}** (profile "
+            f"`{profile}`, {row['n']} seeds, `{h['backdrop']}` chosen on validation): test AUC "
+            f"{report.fmt_ci(row)} (Holm p = {report.fmt_p(row['p_holm'])})."]
 
 
 def nd_block(profile: str = "default") -> list[str]:
@@ -59,7 +98,7 @@ def nd_block(profile: str = "default") -> list[str]:
     return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {verdict(r)}"]
 
 
-def repro_block(profile: str = "default", reference: str = "scaled") -> list[str]:
+def repro_block(profile: str = "default", reference: str = "replication") -> list[str]:
     """One line: how the profile's fresh GP runs compare with the committed runs of the same key."""
     from collections import Counter
 
@@ -78,7 +117,9 @@ def repro_block(profile: str = "default", reference: str = "scaled") -> list[str
 
 
 def block() -> str:
-    lines = gp_block("scaled") + nd_block("scaled") + repro_block("default")
+    claims = gp_claim("replication") + nd_claim("scaled")
+    details = gp_block("replication") + gp_block("scaled") + nd_block("scaled") + repro_block("default")
+    lines = (["**Claims** (one line each; details below):", ""] + claims + ["", "**Details:**", ""] + details)
     return "\n".join([START, *lines, END])
 
 

@@ -64,6 +64,12 @@ def output_root() -> Path:
     return Path.cwd()
 
 
+def checkout_root() -> "Path | None":
+    """The source checkout this package runs from (it holds ``pyproject.toml``), or None when installed."""
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").exists() else None
+
+
 def figures_dir() -> Path:
     path = output_root() / "figures"
     path.mkdir(parents=True, exist_ok=True)

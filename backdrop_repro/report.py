@@ -12,6 +12,12 @@ the per-seed difference ``candidate - baseline``:
 * :func:`compare` : both, for a baseline and several candidates, with a decision per candidate
   (``better`` / ``worse`` / ``no significant difference``).
 * :func:`sentence` and :func:`markdown_table` : how results are worded and tabled.
+* Power and the wording of claims: :func:`mde` (the smallest mean difference a design detects
+  with 80 % power), :func:`tost` (equivalence within a stated margin), :func:`claim` (one of
+  ``confirmed`` / ``not confirmed`` / ``inconclusive`` / ``contradicted`` with its sentence),
+  :func:`above_chance` (exact binomial test of pooled predictions against chance) and
+  :func:`trend` (one pre-specified dose-response test: per-seed slope of the gain on the mask
+  probability, t-test over seeds).
 
 Example
 -------
@@ -27,7 +33,14 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["summary", "paired", "holm", "compare", "sentence", "fmt_ci", "fmt_p", "markdown_table", "DECISIONS"]
+__all__ = ["summary", "paired", "holm", "compare", "sentence", "fmt_ci", "fmt_p", "markdown_table", "DECISIONS",
+           "mde", "tost", "claim", "above_chance", "trend", "CLAIMS", "MARGIN"]
+
+#: outcomes of a claim (see :func:`claim`)
+CLAIMS = ("confirmed", "not confirmed", "inconclusive", "contradicted")
+#: the equivalence margin of the package's claims: a change of test accuracy smaller than this is
+#: too small to matter for a method sold as a regulariser (the gaps it should close are ≥ 0.1)
+MARGIN = 0.03
 
 DECISIONS = ("better", "worse", "no significant difference")
 
@@ -169,3 +182,129 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def mde(sd: float, n: int, m: int = 1, alpha: float = 0.05, power: float = 0.8) -> Optional[float]:
+    """Minimum detectable effect: the smallest true mean paired difference that a two-sided paired
+    t-test over ``n`` seeds, at level ``alpha / m`` (Bonferroni, the first step of Holm over ``m``
+    comparisons), detects with probability ``power``, for per-seed differences of SD ``sd``.
+
+    Exact (noncentral t). None with fewer than 2 seeds or no SD.
+    Example: ``round(mde(0.04, 10), 3) == 0.04`` (about one SD at 10 seeds).
+    """
+    from scipy import optimize, stats
+
+    if sd is None or n is None or n < 2 or not sd > 0:
+        return None
+    df, a = n - 1, alpha / m
+    crit = stats.t.ppf(1 - a / 2, df)
+
+    def pw(delta: float) -> float:
+        nc = delta / (sd / math.sqrt(n))
+        lower = float(stats.nct.cdf(-crit, df, nc))       # the wrong-sign rejections: tiny, may be NaN
+        return float(stats.nct.sf(crit, df, nc)) + (lower if math.isfinite(lower) else 0.0) - power
+
+    hi = sd / math.sqrt(n)
+    while pw(hi) < 0:                       # bracket: double until the power exceeds the target
+        hi *= 2
+        if hi / (sd / math.sqrt(n)) > 60:   # beyond any useful design (and the noncentral t's range)
+            return None
+    return float(optimize.brentq(pw, 1e-12 * sd, hi))
+
+
+def tost(comp: Mapping[str, Any], margin: float = MARGIN, alpha: float = 0.05) -> Optional[dict[str, Any]]:
+    """Two one-sided tests of equivalence for a :func:`paired` result: is the mean difference
+    inside ``(-margin, +margin)``? Returns ``margin``, ``p`` (the larger one-sided p-value) and
+    ``equivalent`` (``p < alpha``, i.e. the 90 % interval lies inside the margin), or None
+    without an SD. Example: a mean of 0.001 with SE 0.005 over 30 seeds is equivalent at ±0.03.
+    """
+    from scipy import stats
+
+    sem, n = comp.get("sem"), comp.get("n")
+    if not sem or not n or n < 2:
+        return None
+    df = n - 1
+    p_low = float(stats.t.sf((comp["mean"] + margin) / sem, df))     # H0: mean <= -margin
+    p_high = float(stats.t.cdf((comp["mean"] - margin) / sem, df))   # H0: mean >= +margin
+    p = max(p_low, p_high)
+    return {"margin": margin, "p": p, "equivalent": p < alpha}
+
+
+def claim(comp: Mapping[str, Any], m: int = 1, margin: float = MARGIN, alpha: float = 0.05,
+          p_key: str = "p_holm") -> dict[str, Any]:
+    """Word one comparison (a row of :func:`compare` or :func:`paired`) by its numbers and power.
+
+    ``m``: comparisons in its family (for the minimum detectable effect); ``p_key``: the p-value
+    that decides (``p_holm`` in a family, ``p`` for one pre-planned comparison). Returns
+    ``status`` (one of :data:`CLAIMS`), ``mde``, ``tost`` and ``text``:
+
+    * ``confirmed``: better at ``alpha`` (after Holm when ``p_key`` is ``p_holm``);
+    * ``contradicted``: significantly worse;
+    * ``not confirmed``: not better, and the data exclude gains above the interval's upper end,
+      which lies below ``margin`` (TOST says which side of the margin it is);
+    * ``inconclusive``: not better, and the interval still reaches ``margin`` or more: the design
+      could detect only gains of at least its ``mde``.
+    """
+    p = comp.get(p_key, comp.get("p"))
+    md = mde(comp.get("sd"), comp.get("n"), m=m, alpha=alpha)
+    eq = tost(comp, margin, alpha)
+    det = f"could detect only gains ≥ {md:.3f} with 80 % power" if md is not None else "has no power estimate"
+    if p is not None and p < alpha and comp["mean"] > 0:
+        status, text = "confirmed", f"confirmed (gain {fmt_ci(comp)}; the design {det})"
+    elif p is not None and p < alpha and comp["mean"] < 0:
+        status, text = "contradicted", f"contradicted: worse by {fmt_ci(comp)}"
+    elif comp.get("high") is not None and comp["high"] < margin:
+        eqt = (f"; equivalent to no change within ±{margin:g} (TOST p = {fmt_p(eq['p'])})" if eq and eq["equivalent"]
+               else "")
+        status, text = "not confirmed", f"not confirmed; gains above {comp['high']:+.3f} excluded{eqt}"
+    else:
+        status = "inconclusive"
+        text = (f"inconclusive: {fmt_ci(comp)} reaches the ±{margin:g} margin, and the design {det}")
+    return {"status": status, "mde": md, "tost": eq, "text": text}
+
+
+def above_chance(correct: int, total: int, chance: float) -> dict[str, Any]:
+    """Exact one-sided binomial test that ``correct`` of ``total`` predictions beat ``chance``.
+
+    Returns ``accuracy``, ``p`` and ``above`` (``p < 0.05``). Used on the test predictions pooled
+    over seeds (the test images are shared by the seeds, so this asks whether the network class
+    beats chance on this test set, not how much it varies between seeds).
+    Example: ``above_chance(436, 1000, 0.25)["above"] is True``.
+    """
+    from scipy import stats
+
+    if total <= 0 or not 0 <= correct <= total:
+        raise ValueError(f"correct must be in [0, total] with total > 0, got {correct}/{total}")
+    p = float(stats.binomtest(int(correct), int(total), chance, alternative="greater").pvalue)
+    return {"accuracy": correct / total, "correct": int(correct), "total": int(total), "chance": chance,
+            "p": p, "above": p < 0.05}
+
+
+def trend(points: Mapping[Any, Sequence[tuple[float, float]]], level: float = 0.95) -> Optional[dict[str, Any]]:
+    """Dose-response as one comparison: for each seed the least-squares slope of the gain on the
+    dose (e.g. the mask probability), then the mean slope over seeds with its interval and the
+    two-sided one-sample t-test p-value. ``points``: ``{seed: [(dose, gain), ...]}`` (seeds with
+    fewer than 2 distinct doses are dropped). None with fewer than 2 seeds.
+    Example: gains that rise by 0.1 per unit dose in every seed give a mean slope of 0.1.
+    """
+    from scipy import stats
+
+    slopes = {}
+    for seed, pts in points.items():
+        x = np.array([float(a) for a, _ in pts])
+        y = np.array([float(b) for _, b in pts])
+        if len(set(x.tolist())) < 2:
+            continue
+        xc = x - x.mean()
+        slopes[seed] = float((xc * (y - y.mean())).sum() / (xc * xc).sum())
+    if len(slopes) < 2:
+        return None
+    v = list(slopes.values())
+    out = summary(v, level)
+    if np.ptp(v) == 0:
+        out.update(t=None, p=min(1.0, 2 * 0.5 ** len(v)) if v[0] != 0 else 1.0)
+    else:
+        res = stats.ttest_1samp(v, 0.0)
+        out.update(t=float(res.statistic), p=float(res.pvalue))
+    out["slopes"] = slopes
+    return out

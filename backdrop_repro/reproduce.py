@@ -5,8 +5,9 @@
 3. executes every notebook with papermill into ``results/<profile>/notebooks`` (they load the
    sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
 4. compares every fresh GP run with the committed run of the same key in ``results/<reference>``
-   and writes ``results/<profile>/reproduction.md`` (per-run tolerance
-   :data:`backdrop_repro.experiments.gp_report.TOLERANCE`).
+   (default ``replication``) and writes ``results/<profile>/reproduction.md`` (per-run tolerance
+   :data:`backdrop_repro.experiments.gp_report.TOLERANCE`); it fails (``ReproductionError``) when it
+   compared nothing (e.g. every record was reused or copied) or a run differs beyond the tolerance.
 
 Example: ``reproduce("default")`` (about 15 minutes on 2 CPU cores).
 """
@@ -42,7 +43,7 @@ def _say(msg: str) -> None:
     print(f"[backdrop-repro reproduce] {msg}", file=sys.stderr, flush=True)
 
 
-def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "scaled",
+def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "replication",
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
     from .experiments import gp_report
@@ -51,6 +52,9 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     p = profiles.get(profile)
     if reference is not None:
         profiles.check(reference)
+        if reference == p.name:
+            raise gp_report.ReproductionError(f"reference must be another profile than {p.name!r}: a record compared "
+                                              "with itself proves nothing")
     out = check_writable(paths.output_root() / "results" / p.name)
     check_writable(paths.output_root() / "figures")
     t0 = time.perf_counter()
@@ -61,7 +65,8 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
     run_notebooks(p.name)
     lines = [f"# Reproduction check: profile `{p.name}`", ""]
-    if reference and reference != p.name:
+    rows = None
+    if reference:
         rows = gp_report.compare_with_reference(p, reference)
         lines += [f"Each GP run of this `make reproduce` against the committed run with the same key in "
                   f"`results/{reference}/gp_runs/` (runs are keyed by everything that defines them):", "",
@@ -72,4 +77,6 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
               f"{os.cpu_count()} CPU(s)."]
     report = paths.write_text(out / "reproduction.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
+    if rows is not None:
+        gp_report.check_reproduction(rows, reference)      # nothing compared, or a run differs: exit != 0
     return report

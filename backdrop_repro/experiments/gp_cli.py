@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import paths, profiles
 from . import gp_sweep as gs
-from .gp_report import compare_with_reference, reproduction_table, results_table, run_sweep, write_tables
+from .gp_report import check_reproduction, compare_with_reference, reproduction_table, results_table, run_sweep, write_tables
 
 __all__ = ["add_cli"]
 
@@ -14,6 +14,9 @@ __all__ = ["add_cli"]
 def _cmd_sweep(args: argparse.Namespace) -> None:
     import sys
 
+    if args.compare is not None and args.compare == args.profile:   # checked before any work
+        raise ValueError(f"--compare must name another profile than --profile {args.profile!r}: a record compared "
+                         "with itself proves nothing")
     if args.collect_only:
         sweep = write_tables(args.profile)
     elif args.launcher == "submitit":
@@ -40,6 +43,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         text = reproduction_table(rows)
         paths.write_text(paths.results_dir(sweep["profile"]) / "reproduction.md", text + "\n")
         print("\nReproduction check against results/" + args.compare + ":\n" + text)
+        check_reproduction(rows, args.compare)
 
 
 def add_cli(subparsers: Any) -> None:
@@ -52,7 +56,7 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
     p.add_argument("--fresh", action="store_true", help="retrain every run from scratch (ignore stored records)")
     p.add_argument("--no-studies", action="store_true", help="only the grid (no data-size / robustness runs)")
-    p.add_argument("--compare", default=None, metavar="PROFILE",
+    p.add_argument("--compare", default=None, metavar="PROFILE", choices=profiles.names(),
                    help="compare each run with the committed run of the same key in results/PROFILE")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--collect-only", action="store_true",

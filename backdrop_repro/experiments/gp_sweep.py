@@ -196,7 +196,8 @@ def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str
 
 
 def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
-    """The spec's record in its profile's folder, else (copied from) another profile's folder."""
+    """The spec's record in its profile's folder, else (copied from) another profile's folder; a copy
+    carries ``copied_from`` (that profile's name), so a reproduction check never counts it as a re-run."""
     own = runs_dir(spec.profile) / f"{spec.key}.json"
     rec = read_record(own, spec)
     if rec is not None:
@@ -204,6 +205,7 @@ def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
     for other in sorted((paths.output_root() / "results").glob(f"*/gp_runs/{spec.key}.json")):
         rec = read_record(other, spec)
         if rec is not None:
+            rec = {**rec, "copied_from": rec.get("copied_from") or other.parent.parent.name}   # not re-run here
             paths.write_json(own, rec)
             return rec
     return None

@@ -13,7 +13,7 @@ import torch
 
 from . import GP_CMAP
 
-__all__ = ["learning_curves", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "stem_filters", "COLORS"]
+__all__ = ["learning_curves", "scale_accuracy", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "stem_filters", "COLORS"]
 
 COLORS = {"none": "black", "fine": "tab:blue", "coarse": "tab:orange", "both": "tab:green", "demo": "tab:purple"}
 STYLES = ("-", "--", ":")
@@ -47,6 +47,54 @@ def _ref(ax, ref: Optional[dict], fontsize: int = 8) -> None:
                 ha="right", va="top", fontsize=fontsize, color="tab:red")
 
 
+def _mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Epochs and the mean of ``key`` over the runs that reached each epoch (runs under a
+    convergence budget stop at different epochs)."""
+    per: dict[int, list[float]] = {}
+    for r in runs:
+        for h in r["history"]:
+            if key in h:
+                per.setdefault(h["epoch"], []).append(h[key])
+    ep = np.array(sorted(per))
+    return ep, np.array([np.mean(per[e]) for e in ep])
+
+
+def scale_accuracy(sweep: dict[str, Any], study: str = "grid") -> plt.Figure:
+    """What the networks learned: test accuracy on the 4 classes, on the small scale and on the
+    large scale (the 4-class prediction marginalised onto each scale), mean and 95 % CI over
+    seeds per configuration, with chance and the likelihood classifier's accuracy on each.
+    Configurations whose records hold no per-scale predictions show the 4-class bar only."""
+    rows = [r for r in sweep["summary"] if r["study"] == study]
+    ref = sweep.get("reference", {}).get("main") or {}
+    panels = [("4 classes", None, 0.25, ref.get("test_accuracy")),
+              ("small scale", 0, 0.5, ref.get("small_scale_accuracy")),
+              ("large scale", -1, 0.5, ref.get("large_scale_accuracy"))]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8 + 0.12 * len(rows)), sharey=True)
+    y = np.arange(len(rows))
+    for ax, (title, idx, chance, r_acc) in zip(axes, panels):
+        for i, r in enumerate(rows):
+            s = r["test_accuracy"] if idx is None else (r["scales"][idx]["summary"] if r.get("scales") else None)
+            if s is None:
+                ax.text(chance, i, " not recorded", va="center", fontsize=7, color="gray")
+                continue
+            lo = s["low"] if s["low"] is not None else s["mean"]
+            hi = s["high"] if s["high"] is not None else s["mean"]
+            ax.errorbar(s["mean"], i, xerr=[[s["mean"] - lo], [hi - s["mean"]]], fmt="o",
+                        color=COLORS.get(r["config"], "gray"), capsize=3)
+        ax.axvline(chance, color="gray", ls=":", lw=1, label=f"chance {chance:g}")
+        if r_acc is not None:
+            ax.axvline(r_acc, color="tab:red", ls="--", lw=1, label=f"likelihood classifier {r_acc:.2f}")
+        ax.set(title=title, xlabel="test accuracy (mean, 95 % CI over seeds)")
+        ax.set_xlim(min(0.2, chance - 0.05), 1.02)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(y, [r["label"] + (f" ({r['per_class']}/class)" if study == "data_size" else "") for r in rows],
+                       fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"GP task, profile '{sweep['profile']}': what the networks learned, per scale")
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
     """Every grid configuration's training loss (running, masks on; log scale) and validation
     accuracy against epoch, mean over seeds. Example: ``save(learning_curves(sweep), "...")``."""
@@ -54,11 +102,9 @@ def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
     for label, runs in _runs(sweep).items():
         cfg = runs[0]["config"]
         color, style = COLORS[cfg["config"]], STYLES[cfg["level"] % 3] if cfg["config"] != "demo" else "-."
-        ep = [h["epoch"] for h in runs[0]["history"]]
-        loss = np.mean([[h["train_loss"] for h in r["history"]] for r in runs], axis=0)
+        ep, loss = _mean_curve(runs, "train_loss")
         axes[0].plot(ep, loss, color=color, ls=style, lw=1.3, label=label)
-        ev = [h["epoch"] for h in runs[0]["history"] if "val_accuracy" in h]
-        val = np.mean([[h["val_accuracy"] for h in r["history"] if "val_accuracy" in h] for r in runs], axis=0)
+        ev, val = _mean_curve(runs, "val_accuracy")
         axes[1].plot(ev, val, color=color, ls=style, lw=1.3, marker="o", ms=2.5)
     axes[0].set_yscale("log")
     axes[0].set(xlabel="epoch", ylabel="training loss (running mean, masks on)", title="training loss")
