@@ -71,8 +71,8 @@ class TrainConfig:
 
     Convergence budget (all None / ``"last"``: a fixed budget of ``epochs``): ``epochs`` is then
     the cap. At an evaluation epoch training stops when the training loss (eval mode, masks off)
-    is below ``loss_target`` or when the validation accuracy has not improved for ``patience``
-    epochs. ``select="val"`` scores the test set once, at the end, with the weights of the epoch
+    is below ``loss_target`` or when the best validation score (accuracy, ties broken by the
+    lower validation loss) has not improved for ``patience`` epochs. ``select="val"`` scores the test set once, at the end, with the weights of the epoch
     of best validation accuracy (ties: lower validation loss, then the earlier epoch); it needs
     validation data. Fields left at these defaults are omitted from :meth:`to_dict`, so the
     identity of fixed-budget runs is what it was before they existed.

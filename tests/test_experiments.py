@@ -102,9 +102,10 @@ def test_corrupt_record_is_named_and_rerun(tiny, monkeypatch):
 
 
 def test_keys_identify_runs_across_profiles():
-    scaled, default = plan_grid("scaled"), plan_grid("default")
+    scaled, default, repl = plan_grid("scaled"), plan_grid("default"), plan_grid("replication")
     assert len(scaled) == 11 * 10 and len({s.key for s in scaled}) == len(scaled)
-    assert {s.key for s in default} <= {s.key for s in scaled}     # default's runs are scaled's runs
+    assert len(repl) == 3 * 30 and {s.label for s in repl} == {"none", "fine 0.9 + coarse 0.95", "demo: fine 0.3 + coarse 0.95"}
+    assert {s.key for s in default} <= {s.key for s in repl}       # default's runs are the replication's runs
     assert all(s.profile.data.size == 1024 and s.profile.sweep.width == 64 for s in plan_grid("paper"))
     with pytest.raises(ValueError, match="configs must be"):
         plan_grid("smoke", ["dropout"])

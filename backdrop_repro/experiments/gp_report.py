@@ -330,7 +330,7 @@ def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
     s = p.sweep
     if s.patience is not None or s.loss_target is not None or s.select != "last":
         rules = [f"training loss below {s.loss_target:g}" if s.loss_target is not None else None,
-                 f"no gain in validation accuracy for {s.patience} epochs" if s.patience is not None else None]
+                 f"no gain in validation accuracy (ties broken by the lower validation loss) for {s.patience} epochs" if s.patience is not None else None]
         budget = (f"every run trains until " + " or ".join(r for r in rules if r) + f" (cap {s.epochs} epochs), "
                   + ("the test set scored at the epoch of best validation accuracy" if s.select == "val" else
                      "the test set scored at the last epoch"))

@@ -1,0 +1,227 @@
+"""The GP verdict's evidence: convergence budget, per-image predictions and per-scale accuracy,
+per-seed training sets, power (MDE), equivalence (TOST), claims, the binomial learning test, the
+dose-response trend, and a reproduction check that cannot pass vacuously."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from backdrop_repro import profiles, report
+from backdrop_repro.experiments import gp_report, gp_sweep
+from backdrop_repro.models import TwoScaleCNN
+from backdrop_repro.train import TrainConfig, train
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+def test_mde_matches_the_power_of_a_paired_t_test():
+    from scipy import stats
+
+    sd, n = 0.04, 10
+    d = report.mde(sd, n)
+    assert d == pytest.approx(0.0398, abs=5e-4)                   # about one SD at 10 seeds
+    crit = stats.t.ppf(0.975, n - 1)                              # the power at the MDE is 80 %
+    assert stats.nct.sf(crit, n - 1, d / (sd / np.sqrt(n))) == pytest.approx(0.8, abs=1e-3)
+    assert report.mde(sd, n, m=10) == pytest.approx(0.0594, abs=5e-4)   # Holm over 10 costs power
+    assert report.mde(sd, 30) < report.mde(sd, 10) < report.mde(sd, 4)
+    assert report.mde(sd, 1) is None and report.mde(0.0, 10) is None
+
+
+def test_tost_and_claims_are_worded_by_the_numbers():
+    rng = np.random.default_rng(0)
+    base = {i: 0.4 for i in range(30)}
+    tiny = report.paired(base, {i: 0.4 + 0.002 + rng.normal(0, 0.005) for i in range(30)})
+    assert report.tost(tiny)["equivalent"]
+    c = report.claim(tiny, m=2)
+    assert c["status"] == "not confirmed" and "excluded" in c["text"] and "TOST" in c["text"]
+    wide = report.paired(base, {i: 0.4 + rng.normal(0, 0.1) for i in range(4)})
+    w = report.claim(wide, m=2)
+    assert w["status"] == "inconclusive" and f"{w['mde']:.3f}" in w["text"]
+    assert not report.tost(wide)["equivalent"]
+    big = report.compare(base, {"x": {i: 0.45 + rng.normal(0, 0.01) for i in range(30)}})[0]
+    assert report.claim(big)["status"] == "confirmed"
+    bad = report.compare(base, {"x": {i: 0.35 + rng.normal(0, 0.01) for i in range(30)}})[0]
+    assert report.claim(bad)["status"] == "contradicted"
+
+
+def test_above_chance_is_an_exact_binomial_test():
+    assert report.above_chance(840, 2000, 0.25)["above"]          # the 2-seed default baseline learns
+    assert not report.above_chance(260, 1000, 0.25)["above"]
+    assert report.above_chance(3, 4, 0.5)["p"] == pytest.approx(5 / 16)
+    with pytest.raises(ValueError, match="correct"):
+        report.above_chance(5, 4, 0.5)
+
+
+def test_trend_is_the_mean_per_seed_slope():
+    pts = {s: [(0, 0.0), (1, 0.1 + 0.01 * s), (2, 0.2 + 0.02 * s)] for s in range(5)}
+    t = report.trend(pts)
+    assert t["mean"] == pytest.approx(np.mean([0.1 + 0.01 * s for s in range(5)]))
+    assert t["p"] < 0.001 and report.trend({0: [(0, 1.0), (1, 2.0)]}) is None
+
+
+# --- training: convergence budget, predictions, failures -------------------------------------
+
+def _toy(seed=0, n=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 16, 16, generator=g)
+    y = torch.arange(n) % 4
+    x[:, :, :4, :4] += y[:, None, None, None].float()             # learnable
+    return x, y
+
+
+def test_budget_fields_stay_out_of_the_identity_of_fixed_budget_runs():
+    d = TrainConfig().to_dict()
+    assert not {"patience", "loss_target", "select"} & set(d)
+    c = TrainConfig(patience=5, loss_target=0.1, select="val")
+    assert c.converges and c.to_dict()["patience"] == 5
+    with pytest.raises(ValueError, match="select"):
+        TrainConfig(select="test")
+    with pytest.raises(ValueError, match="loss_target"):
+        TrainConfig(loss_target=-1)
+
+
+def test_convergence_budget_stops_selects_on_validation_and_predicts(tmp_path):
+    x, y = _toy()
+    cfg = TrainConfig(epochs=40, batch_size=8, lr=1e-2, eval_every=2, patience=6, loss_target=0.3, select="val")
+    out = train(TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0), (x, y), (x[:20], y[:20]), cfg,
+                progress=False, val_data=(x[20:], y[20:]), checkpoint=tmp_path / "c.pt")
+    f, h = out["final"], out["history"]
+    assert f["stop_reason"] in ("loss_target", "patience") and f["stopped_epoch"] == h[-1]["epoch"] < 40
+    best = max((e for e in h if "val_accuracy" in e), key=lambda e: (e["val_accuracy"], -e["val_loss"]))
+    assert f["selected_epoch"] == best["epoch"] and f["val_accuracy"] == best["val_accuracy"]
+    assert len(out["predictions"]["test"]) == 20 and len(out["predictions"]["val"]) == 12
+    acc = np.mean(np.array(out["predictions"]["test"]) == y[:20].numpy())
+    assert acc == pytest.approx(f["test_accuracy"])
+    assert all("test_accuracy" not in e for e in h)                # the test set is scored once, at the end
+
+
+def test_convergence_budget_resumes_bit_identically(tmp_path):
+    x, y = _toy(1)
+    cfg = TrainConfig(epochs=30, batch_size=8, lr=1e-2, eval_every=2, patience=6, select="val")
+    kw = dict(progress=False, val_data=(x[20:], y[20:]))
+    ref = train(TwoScaleCNN(width=4, n_fine=1, n_coarse=1, fine_prob=0.5, init_seed=0,
+                            generator=torch.Generator().manual_seed(3)), (x, y), (x, y), cfg, **kw)
+    ck = tmp_path / "c.pt"
+
+    class Stop(Exception):
+        pass
+
+    def boom(rec):
+        if rec["epoch"] == 7:
+            raise Stop
+    with pytest.raises(Stop):
+        train(TwoScaleCNN(width=4, n_fine=1, n_coarse=1, fine_prob=0.5, init_seed=0,
+                          generator=torch.Generator().manual_seed(3)), (x, y), (x, y), cfg, checkpoint=ck,
+              callback=boom, **kw)
+    again = train(TwoScaleCNN(width=4, n_fine=1, n_coarse=1, fine_prob=0.5, init_seed=0,
+                              generator=torch.Generator().manual_seed(3)), (x, y), (x, y), cfg, checkpoint=ck,
+                  resume=True, **kw)
+    assert again["final"] == ref["final"] and again["predictions"] == ref["predictions"]
+
+
+def test_a_non_finite_loss_stops_the_run_and_marks_it_failed():
+    x, y = _toy()
+    out = train(TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0), (x, y), (x, y),
+                TrainConfig(epochs=5, batch_size=8, lr=1e30), progress=False)
+    assert out["failed"].startswith("non-finite training loss") and len(out["history"]) == 1
+    assert out["predictions"] == {}
+
+
+# --- the sweep: per-seed data, per-scale accuracy, the verdict --------------------------------
+
+def _conv_profile(name="conv-test"):
+    p = profiles.get("smoke")
+    p = replace(p, name=name, data=replace(p.data, per_seed_data=True),
+                sweep=replace(p.sweep, epochs=12, patience=4, loss_target=0.05, select="val",
+                              configs=("none", "demo"), study_config="demo", data_sizes=(), robustness_method=None))
+    profiles.register(p, overwrite=True)
+    return p
+
+
+def test_per_seed_data_gives_each_seed_its_own_training_and_validation_sets():
+    p = _conv_profile()
+    a, b = gp_sweep.plan_grid(p, ["none"], seeds=[0, 1])
+    (ta, va, sa), (tb, vb, sb) = a.recipes(), b.recipes()
+    assert ta.seed != tb.seed and va.seed != vb.seed and sa == sb          # the test set is shared
+    assert len({ta.seed, va.seed, sa.seed, tb.seed, vb.seed}) == 5
+    # profiles without it keep one training set (and their committed keys)
+    s0, s1 = gp_sweep.plan_grid("scaled", ["none"], seeds=[0, 1])
+    assert s0.recipes()[0] == s1.recipes()[0]
+
+
+def test_sweep_records_carry_predictions_and_per_scale_accuracy():
+    p = _conv_profile()
+    sweep = gp_report.run_sweep(p, jobs=1, progress=False)
+    rec = sweep["runs"][0]
+    tr, va, te = gp_sweep.load_data(gp_sweep.plan_grid(p, ["none"], seeds=[0])[0])
+    raw = json.loads((gp_sweep.runs_dir(p) / f"{rec['key']}.json").read_text())
+    pred = np.array([int(c) for c in raw["predictions"]["test"]])
+    true = np.asarray(te.labels)
+    classes = np.asarray(te.recipe.classes if hasattr(te, "recipe") else gp_sweep.plan_grid(p)[0].recipes()[2].classes)
+    f = rec["final"]
+    assert np.mean(pred == true) == pytest.approx(f["test_accuracy"])
+    for s in range(2):
+        assert f["test_scale_accuracy"][s] == pytest.approx(np.mean(classes[pred, s] == classes[true, s]))
+    assert np.sum(f["test_confusion"]) == len(true) and np.trace(f["test_confusion"]) == int(round(f["test_accuracy"] * len(true)))
+    row = sweep["summary"][0]
+    assert row["scales"] is not None and row["pooled"]["total"] == 2 * len(true)
+    v = sweep["verdict"]
+    assert v["design"]["kind"] == "confirmatory"
+    assert "exact binomial" in v["overall"]
+
+
+def test_scale_metrics_marginalise_the_prediction():
+    spec = gp_sweep.plan_grid("smoke", ["none"], seeds=[0])[0]
+
+    class DS:
+        labels = np.array([0, 1, 2, 3])
+    # classes (small, large): 0 (2, 8), 1 (3, 8), 2 (2, 14), 3 (3, 14)
+    out = gp_sweep.scale_metrics(spec, None, DS, DS, {"test": [1, 1, 2, 2]})
+    assert out["test_scale_accuracy"] == [0.5, 1.0] and "val_scale_accuracy" not in out
+    assert out["test_confusion"][0] == [0, 1, 0, 0]
+
+
+def test_unfinished_runs_cannot_disconfirm():
+    row = {"stop_reasons": {}, "train_loss": {"mean": 0.7}, "seeds": [0, 1]}
+    cl = {"status": "not confirmed", "text": "not confirmed; gains above +0.01 excluded", "mde": 0.02, "tost": None}
+    out = gp_report._unfinished_claim(cl, row)
+    assert out["status"] == "inconclusive" and "still learning" in out["text"]
+    capped = {"stop_reasons": {"cap": 3, "patience": 1}, "seeds": [0, 1, 2, 3], "train_loss": {"mean": 0.0}}
+    assert gp_report._unfinished_claim(cl, capped)["status"] == "inconclusive"
+    done = {"stop_reasons": {"patience": 4}, "seeds": [0, 1, 2, 3], "train_loss": {"mean": 0.0}}
+    assert gp_report._unfinished_claim(cl, done)["status"] == "not confirmed"
+
+
+# --- the reproduction check ------------------------------------------------------------------
+
+def test_the_reproduction_check_cannot_pass_vacuously(tmp_path, monkeypatch):
+    p = _conv_profile("conv-a")
+    q = _conv_profile("conv-b")
+    with pytest.raises(gp_report.ReproductionError, match="itself"):
+        gp_report.compare_with_reference(p, "conv-a")
+    gp_report.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    # q finds p's record and copies it: a copy is not a re-run
+    gp_report.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    rows = gp_report.compare_with_reference(q, "conv-a")
+    assert [r["status"] for r in rows] == ["not re-run"]
+    with pytest.raises(gp_report.ReproductionError, match="compared no run"):
+        gp_report.check_reproduction(rows, "conv-a")
+    # trained here: identical to the reference
+    for f in gp_sweep.runs_dir(q).glob("*.json"):
+        f.unlink()
+    gp_report.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, reuse=False, progress=False)
+    rows = gp_report.compare_with_reference(q, "conv-a")
+    assert [r["status"] for r in rows] == ["identical"]
+    gp_report.check_reproduction(rows, "conv-a")
+    rows[0].update(status="differs", diff=0.5)
+    with pytest.raises(gp_report.ReproductionError, match="differ"):
+        gp_report.check_reproduction(rows, "conv-a")
+
+
+def test_sweep_cli_refuses_compare_with_itself_before_training(capsys):
+    from backdrop_repro.cli import main
+
+    assert main(["sweep", "--profile", "smoke", "--compare", "smoke"]) == 2
+    assert "itself" in capsys.readouterr().err
