@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -244,11 +245,24 @@ def free_disk(folder: str | os.PathLike) -> int:
     return shutil.disk_usage(p).free
 
 
+def _finite(o: Any) -> Any:
+    """``obj`` with every non-finite float replaced by its name as a string ("nan", "inf", "-inf"):
+    strict JSON has no NaN, and a diverged run's record must still be readable everywhere."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return str(o)
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically."""
+    """Write ``obj`` as indented, strict JSON atomically (non-finite floats become strings)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(_finite(obj), indent=2, sort_keys=False, default=_json_default,
+                                  allow_nan=False) + "\n")
     return path
 
 

@@ -225,3 +225,16 @@ def test_sweep_cli_refuses_compare_with_itself_before_training(capsys):
 
     assert main(["sweep", "--profile", "smoke", "--compare", "smoke"]) == 2
     assert "itself" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_recorded_as_failed_in_strict_json_and_left_out():
+    p = _conv_profile("conv-nan")
+    p = replace(p, sweep=replace(p.sweep, lr=1e30))
+    profiles.register(p, overwrite=True)
+    sweep = gp_report.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    path = next(gp_sweep.runs_dir(p).glob("*.json"))
+    rec = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in {path}"))
+    assert rec["final"]["failed"].startswith("non-finite") and "test_accuracy" not in rec["final"]
+    json.loads((gp_sweep.runs_dir(p).parent / "gp_sweep.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"bare {c} in gp_sweep.json"))
+    assert sweep["summary"][0]["seeds"] == [] and 0 in sweep["summary"][0]["failed"]

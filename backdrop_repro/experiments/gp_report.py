@@ -179,8 +179,11 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
     out: dict[str, Any] = {"baseline": None, "comparisons": comps, "sentences": [], "studies": [], "overall": "",
                            "claims": [], "trend": None, "learned": None, "design": design,
                            "failed": [f"`{r['label']}` seed {s}: {why}" for r in summary for s, why in r["failed"].items()]}
-    if base is None:
-        out["overall"] = "Not enough runs for a verdict: the no-backdrop baseline has no record yet."
+    if base is None or base["test_accuracy"] is None:
+        out["overall"] = "Not enough runs for a verdict: the no-backdrop baseline has no usable record yet."
+        if out["failed"]:
+            out["overall"] += (f" {len(out['failed'])} run(s) failed and are left out of every statistic: "
+                               + "; ".join(out["failed"]) + ".")
         return out
     b = base["test_accuracy"]
     out["baseline"] = b
@@ -407,17 +410,23 @@ def reference_classifier(profile: str | profiles.Profile, method: Optional[str] 
 
 
 def _csv_text(records: Sequence[dict[str, Any]]) -> str:
-    cols = ["key", "study", "config", "level", "fine_prob", "coarse_prob", "per_class", "method", "seed", "epochs",
-            "train_loss", "train_accuracy", "val_accuracy", "test_loss", "test_accuracy", "wall_time_s", "device"]
+    cols = ["key", "study", "config", "level", "fine_prob", "coarse_prob", "per_class", "method", "seed", "epoch",
+            "train_loss", "train_accuracy", "val_accuracy", "test_loss", "test_accuracy", "test_small_accuracy",
+            "test_large_accuracy", "stop_reason", "failed", "wall_time_s", "device"]
+
+    def g(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     for r in records:
         c, f = r["config"], r["final"]
+        sc = f.get("test_scale_accuracy") or [None, None]
         w.writerow([r["key"], c["study"], c["config"], c["level"], c["fine_prob"], c["coarse_prob"],
-                    c["data"]["train"]["per_class"], c["data"]["train"]["method"], c["seed"], f.get("epoch"),
-                    f"{f['train_loss']:.6g}", f"{f['train_accuracy']:.6g}", f"{f.get('val_accuracy', float('nan')):.6g}",
-                    f"{f['test_loss']:.6g}", f"{f['test_accuracy']:.6g}", r["wall_time_s"], r["device"]])
+                    c["data"]["train"]["per_class"], c["data"]["train"]["method"], c["seed"],
+                    f.get("selected_epoch", f.get("epoch")), g(f.get("train_loss")), g(f.get("train_accuracy")),
+                    g(f.get("val_accuracy")), g(f.get("test_loss")), g(f.get("test_accuracy")), g(sc[0]), g(sc[-1]),
+                    f.get("stop_reason", ""), f.get("failed", ""), r["wall_time_s"], r["device"]])
     return buf.getvalue()
 
 
@@ -464,7 +473,8 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
         sc = r.get("scales")
         cl = c.get("claim") if c else None
         rows.append([f"`{r['label']}`{chosen}", r["per_class"], len(r["seeds"]),
-                     report.fmt_ci(r["test_accuracy"], signed=False),
+                     report.fmt_ci(r["test_accuracy"], signed=False) if r["test_accuracy"] else
+                     f"failed ({len(r['failed'])} runs)",
                      report.fmt_ci(sc[0]["summary"], signed=False) if sc else "—",
                      report.fmt_ci(sc[-1]["summary"], signed=False) if sc else "—",
                      report.fmt_ci(r["val_accuracy"], signed=False) if r["val_accuracy"] else "—",
