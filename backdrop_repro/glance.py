@@ -53,7 +53,7 @@ def nd_block(profile: str = "default") -> list[str]:
     r = _load(profile, "nondecomposable")
     if r is None:
         return []
-    from .experiments.nd_report import verdict
+    from .experiments.nondecomposable.report import verdict
 
     nb = f"results/{profile}/notebooks/non-decomposable.ipynb"
     return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {verdict(r)}"]
@@ -63,7 +63,7 @@ def repro_block(profile: str = "default", reference: str = "scaled") -> list[str
     """One line: how the profile's fresh GP runs compare with the committed runs of the same key."""
     from collections import Counter
 
-    from .experiments.gp_report import TOLERANCE, compare_with_reference
+    from .experiments.gp_sweep.report import TOLERANCE, compare_with_reference
 
     if _load(profile, "gp_sweep") is None:
         return []

@@ -45,7 +45,7 @@ def _say(msg: str) -> None:
 def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "scaled",
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
-    from .experiments import gp_report
+    from .experiments.gp_sweep import report as gp_report
     from .notebooks import run_notebooks
 
     p = profiles.get(profile)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from backdrop_repro import paths, profiles, report
-from backdrop_repro.experiments import gp_models, gp_report, gp_sweep
+from backdrop_repro.experiments.gp_sweep import models as gp_models, plan as gp_sweep, report as gp_report
 from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
                                         compare_with_reference)
 

@@ -8,7 +8,7 @@ from backdrop_repro import profiles
 
 submitit = pytest.importorskip("submitit")
 
-from backdrop_repro.experiments import gp_sweep, launch  # noqa: E402
+from backdrop_repro.experiments.gp_sweep import launch, plan as gp_sweep  # noqa: E402
 
 NAME = "launch-test"
 

@@ -14,7 +14,7 @@ def test_reproduce_checks_destinations_before_any_work(tmp_path, monkeypatch):
     blocker.mkdir()
     (blocker / "results").write_text("a file where a folder should be")
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(blocker))
-    from backdrop_repro.experiments import gp_report
+    from backdrop_repro.experiments.gp_sweep import report as gp_report
 
     def boom(*a, **k):
         raise AssertionError("the sweep must not start")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop_repro import zenodo
+from backdrop_repro.data import zenodo
 
 NAMES = {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-140"}
 MEMBER = "gp-crosses/GP_9.5-10+80-140.gp"
@@ -141,7 +141,7 @@ def serve_dataset(server: Server, images, labels, names=NAMES, member=MEMBER, pr
 # ------------------------------------------------------------------------------------ download
 def test_roundtrip_paper_recipe_bit_exact_then_cached(server):
     """The default recipe (datasets.PAPER, 1024², 4 classes): bit-exact data, one request ever."""
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     images, labels = tiny_data(n_per_class=1, size=datasets.PAPER.size, seed=1)
     hashes = serve_dataset(server, images, labels)

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from .. import paths, profiles
-from . import gp_sweep as gs
+from ... import paths, profiles
+from . import plan as gs
 
 __all__ = ["CLUSTERS", "LaunchError", "make_executor", "pending", "submit_specs", "launch_sweep", "collect"]
 
@@ -183,7 +183,7 @@ def collect(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str, Any
 
     Example: ``collect("paper")["n_runs"]``.
     """
-    from .gp_report import write_tables  # noqa: F401 (gp_report never imports launch: no cycle)
+    from .report import write_tables  # noqa: F401 (gp_report never imports launch: no cycle)
 
     return write_tables(profiles.get(profile), wall=wall)
 

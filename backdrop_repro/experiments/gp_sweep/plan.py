@@ -34,9 +34,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .. import paths, profiles
-from ..models import TwoScaleCNN
-from ..train import TrainConfig, train
+from ... import paths, profiles
+from ...models import TwoScaleCNN
+from ...train import TrainConfig, train
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "run_one",
            "run_specs", "collect", "load_sweep", "build_model", "load_data",
@@ -73,7 +73,7 @@ class RunSpec:
 
     def recipes(self):
         """``(train, val, test)`` :class:`~backdrop_repro.datasets.Recipe` of the run."""
-        from ..datasets import split_recipe
+        from ...data.datasets import split_recipe
 
         return (split_recipe(self.profile, "train", self.per_class, self.method),
                 split_recipe(self.profile, "val", None, self.method),
@@ -211,7 +211,7 @@ _DATA_CACHE: dict[str, Any] = {}
 def load_data(spec: RunSpec, progress: bool = False) -> tuple[Any, Any, Any]:
     """``(train, val, test)`` :class:`~backdrop_repro.datasets.GPDataset` of the run (cached on disk
     and, within a process, in memory)."""
-    from ..datasets import build_dataset, recipe_key
+    from ...data.datasets import build_dataset, recipe_key
 
     out = []
     for r in spec.recipes():

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import torch
 
-from ..models import TwoScaleCNN
-from ..train import train
-from .gp_sweep import RunSpec, _ckpt_path, _device, build_model, load_data
+from ...models import TwoScaleCNN
+from ...train import train
+from .plan import RunSpec, _ckpt_path, _device, build_model, load_data
 
 __all__ = ["ensure_models", "load_model"]
 

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .. import report
+from ... import report
 
 __all__ = ["describe", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
 

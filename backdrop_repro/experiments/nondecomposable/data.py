@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..profiles import NDSection
+from ...profiles import NDSection
 
 __all__ = ["load_data", "make_model"]
 

@@ -20,7 +20,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from .gp_common import _as_seedseq, _check_cl, _check_count, _check_dtype, _check_n, child_seeds, standardize
+from ._common import _as_seedseq, _check_cl, _check_count, _check_dtype, _check_n, child_seeds, standardize
 
 __all__ = ["LARGE_SCALE_MIN", "grid_length", "patch_geometry", "patch_demo", "sample_faithful"]
 

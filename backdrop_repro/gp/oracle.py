@@ -251,7 +251,7 @@ def recipe_components(recipe) -> np.ndarray:
     :func:`backdrop_repro.gp.matched_spectrum` (the generators standardise each scale's field
     before the weighted sum). Example: ``recipe_components(datasets.SMOKE).shape == (4, 2, 64, 64)``.
     """
-    from . import gp
+    from . import fields as gp
 
     fn = gp.se_spectrum if recipe.method == "fft" else gp.matched_spectrum
     cache: dict[float, np.ndarray] = {}

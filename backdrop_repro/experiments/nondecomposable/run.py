@@ -44,12 +44,12 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 
-from .. import paths, profiles
-from ..auc import SURROGATES, exact_auc, pairwise_auc_loss
-from ..masking import BackdropMask
-from .nd_data import load_data, make_model
-from .nd_fidelity import fidelity_table, gradient_fidelity
-from .nd_report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
+from ... import paths, profiles
+from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
+from ...masking import BackdropMask
+from .data import load_data, make_model
+from .fidelity import fidelity_table, gradient_fidelity
+from .report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
 
 METHODS = ("full", "minibatch", "backdrop")
 OPTIMIZERS = ("adam", "sgd")

@@ -33,10 +33,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import gp, profiles
-from .dataset_files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, _sha256,  # noqa: F401
+from .. import gp, profiles
+from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, _sha256,  # noqa: F401
                             read_dataset, write_dataset)
-from .paths import available_memory, check_writable_dir, clean_orphans, data_dir, folder_lock, free_disk
+from ..paths import available_memory, check_writable_dir, clean_orphans, data_dir, folder_lock, free_disk
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, _fmt, _is_int,  # noqa: F401
                       _is_real, _length_spectrum, class_spectrum, split_recipe)
 

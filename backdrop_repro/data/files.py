@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .paths import atomic_path, check_writable_dir, clean_orphans, folder_lock, versions, write_json
+from ..paths import atomic_path, check_writable_dir, clean_orphans, folder_lock, versions, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recipes import Recipe

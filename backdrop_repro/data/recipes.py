@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import gp, profiles
+from .. import gp, profiles
 
 __all__ = ["Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "class_spectrum", "MIN_SIZE_PER_LENGTH"]
 

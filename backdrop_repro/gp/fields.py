@@ -46,9 +46,9 @@ import numpy as np
 import scipy.fft as sfft
 
 # shared helpers and the faithful construction (neither imports gp), re-exported, private names too
-from .gp_common import (_as_seedseq, _check_cl, _check_count, _check_dtype, _check_n,  # noqa: F401
+from ._common import (_as_seedseq, _check_cl, _check_count, _check_dtype, _check_n,  # noqa: F401
                         child_seeds, standardize)
-from .gp_faithful import (EIG_RTOL, ENVELOPE_RATE, LARGE_SCALE_MIN, LARGE_UPSCALE,  # noqa: F401
+from .faithful import (EIG_RTOL, ENVELOPE_RATE, LARGE_SCALE_MIN, LARGE_UPSCALE,  # noqa: F401
                           PATCH_DENSITY, PATCH_EFFECTIVE_PX, PATCH_MAX_LENGTH, PATCH_POINTS,
                           _factor_psd, _faithful_large, _faithful_small, _large_effective_length,
                           _large_factors, _patch_count, _patch_factor, _patch_lag_cov_1d,

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import paths, profiles
-from . import gp_sweep as gs
-from .gp_report import compare_with_reference, reproduction_table, results_table, run_sweep, write_tables
+from ... import paths, profiles
+from . import plan as gs
+from .report import compare_with_reference, reproduction_table, results_table, run_sweep, write_tables
 
 __all__ = ["add_cli"]
 

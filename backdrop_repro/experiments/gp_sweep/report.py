@@ -17,8 +17,8 @@ import io
 import time
 from typing import Any, Optional, Sequence
 
-from .. import paths, profiles, report
-from . import gp_sweep as gs
+from ... import paths, profiles, report
+from . import plan as gs
 
 __all__ = ["summarize", "verdict", "write_tables", "results_table", "reference_classifier",
            "compare_with_reference", "reproduction_table", "run_sweep", "TOLERANCE"]
@@ -148,8 +148,8 @@ def reference_classifier(profile: str | profiles.Profile, method: Optional[str] 
     """
     import numpy as np
 
-    from .. import oracle
-    from ..datasets import build_dataset, split_recipe
+    from ...gp import oracle
+    from ...data.datasets import build_dataset, split_recipe
 
     r = split_recipe(profile, "test", None, method)
     ds = build_dataset(r, progress=False)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..auc import pairwise_auc_loss
-from ..masking import BackdropMask
-from ..report import markdown_table
+from ...auc import pairwise_auc_loss
+from ...masking import BackdropMask
+from ...report import markdown_table
 
 __all__ = ["gradient_fidelity", "fidelity_table"]
 

@@ -34,9 +34,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from .paths import atomic_path, clean_orphans, data_dir, folder_lock
+from ..paths import atomic_path, clean_orphans, data_dir, folder_lock
 # the restricted unpickler and the layout check of the authors' pickle, re-exported here
-from .zenodo_pickle import (_ALLOWED, _NDARRAY, _SAFE_KINDS, RestrictedUnpickler,  # noqa: F401
+from .safe_pickle import (_ALLOWED, _NDARRAY, _SAFE_KINDS, RestrictedUnpickler,  # noqa: F401
                             UnsafePickleError, _fmt_cl, _frombuffer, _is_shape, _latin1_encode,
                             _make_dtype, _parse_name, _reconstruct, _safe_dtype_of, _same_name,
                             _Token, parse_authors_dataset, pickle_member_name, safe_load_pickle)
