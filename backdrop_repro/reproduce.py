@@ -14,28 +14,16 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import paths, profiles
+from ._shared import check_writable
 
-__all__ = ["reproduce", "check_writable"]
+__all__ = ["reproduce"]
 
-
-def check_writable(folder: Path) -> Path:
-    """Create ``folder`` if needed and prove it is writable (``OSError`` naming it otherwise)."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} exists and is not a folder: move it away or set BACKDROP_REPRO_OUTPUT")
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".backdrop-tmp-write-check-"):
-            pass
-    except OSError as err:
-        raise PermissionError(f"{folder} is not writable ({err.strerror}): fix its permissions or set "
-                              "BACKDROP_REPRO_OUTPUT") from None
-    return folder
+#: what an unwritable output folder's error adds
+_HINT = "fix its permissions or set BACKDROP_REPRO_OUTPUT"
 
 
 def _say(msg: str) -> None:
@@ -51,13 +39,13 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     p = profiles.get(profile)
     if reference is not None:
         profiles.check(reference)
-    out = check_writable(paths.output_root() / "results" / p.name)
-    check_writable(paths.output_root() / "figures")
+    out = check_writable(paths.output_root() / "results" / p.name, "results folder", _HINT)
+    check_writable(paths.output_root() / "figures", "figures folder", _HINT)
     t0 = time.perf_counter()
     _say(f"profile {p.name}: {p.description}")
     _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")
          + f", {jobs or p.sweep.jobs} run(s) at a time")
-    sweep = gp_report.run_sweep(p, jobs=jobs, reuse=reuse, progress=os.environ.get("TQDM_DISABLE") != "1")
+    sweep = gp_report.run_sweep(p, jobs=jobs, reuse=reuse, progress=True)
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
     run_notebooks(p.name)
     lines = [f"# Reproduction check: profile `{p.name}`", ""]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from backdrop_repro import glance, reproduce
+from backdrop_repro._shared import check_writable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,13 +31,13 @@ def test_check_writable_names_the_folder(tmp_path):
     ro.chmod(0o500)
     try:
         with pytest.raises(PermissionError, match=str(ro)):
-            reproduce.check_writable(ro)
+            check_writable(ro)
     finally:
         ro.chmod(0o700)
 
 
 def test_check_writable_leaves_no_file(tmp_path):
-    reproduce.check_writable(tmp_path / "new")
+    check_writable(tmp_path / "new")
     assert list((tmp_path / "new").iterdir()) == []
 
 

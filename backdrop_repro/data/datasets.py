@@ -24,21 +24,19 @@ Example
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import gp, profiles
 from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, _sha256,  # noqa: F401
                             read_dataset, write_dataset)
-from ..paths import available_memory, check_writable_dir, clean_orphans, data_dir, folder_lock, free_disk
-from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, _fmt, _is_int,  # noqa: F401
-                      _is_real, _length_spectrum, class_spectrum, split_recipe)
+from .._shared import check_writable, content_key, tqdm_disable
+from ..paths import available_memory, clean_orphans, data_dir, folder_lock, free_disk
+from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
+                      split_recipe)
 
 __all__ = [
     "Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "FORMAT_VERSION", "CacheError", "GPDataset",
@@ -134,8 +132,7 @@ def generate(recipe: Recipe, progress: bool = True) -> tuple[np.ndarray, np.ndar
     plan = base_field_plan(recipe)
     images = np.empty((len(recipe), n, n), dtype=np.float32)
     labels = np.arange(len(recipe), dtype=np.int64) % recipe.n_classes
-    disable = not progress or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
-    for i, row in enumerate(tqdm(plan, desc=f"GP {n}² {recipe.method}", unit="img", disable=disable)):
+    for i, row in enumerate(tqdm(plan, desc=f"GP {n}² {recipe.method}", unit="img", disable=tqdm_disable(progress))):
         acc = np.zeros((n, n), dtype=np.float64)
         for s, a, u in row:
             cl = recipe.scales[s][a]
@@ -148,8 +145,7 @@ def generate(recipe: Recipe, progress: bool = True) -> tuple[np.ndarray, np.ndar
 
 def recipe_key(recipe: Recipe) -> str:
     """16-hex-digit key of the recipe and ``FORMAT_VERSION`` (the cache folder name)."""
-    blob = json.dumps({"recipe": recipe.to_dict(), "format_version": FORMAT_VERSION}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return content_key({"recipe": recipe.to_dict(), "format_version": FORMAT_VERSION}, 16)
 
 
 def _existing(directory: Path, recipe: Recipe, explicit: bool) -> tuple[GPDataset | None, str | None]:
@@ -202,7 +198,7 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
     if directory is None:
         root = Path(cache_dir) if cache_dir is not None else data_dir() / "gp"
         directory = root / recipe_key(recipe)
-    directory = check_writable_dir(Path(directory), "--out" if explicit else "dataset folder")
+    directory = check_writable(Path(directory), "--out" if explicit else "dataset folder")
     with folder_lock(directory):
         clean_orphans(directory, None)
         ds, reason = _existing(directory, recipe, explicit)

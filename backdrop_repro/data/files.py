@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..paths import atomic_path, check_writable_dir, clean_orphans, folder_lock, versions, write_json
+from .._shared import check_writable
+from ..paths import atomic_path, clean_orphans, folder_lock, versions, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recipes import Recipe
@@ -133,7 +134,7 @@ def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray,
         raise ValueError(f"images must have shape (N, H, W), got {images.shape}")
     if labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
-    check_writable_dir(directory, "dataset folder")
+    check_writable(directory, "dataset folder")
     with folder_lock(directory):
         clean_orphans(directory, None)
         meta_path = directory / "meta.json"

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import gp, profiles
+from .._shared import is_int, is_real
 
 __all__ = ["Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "class_spectrum", "MIN_SIZE_PER_LENGTH"]
 
 #: every correlation length must satisfy size >= MIN_SIZE_PER_LENGTH * length
 MIN_SIZE_PER_LENGTH = 1.5
-
-
-def _is_int(x: Any) -> bool:
-    """An integer of any kind (``int``, ``np.int64``...), not a bool."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
-
-
-def _is_real(x: Any) -> bool:
-    """A real number of any kind (``float``, ``np.float32``, ``np.int64``...), not a bool."""
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
 def _fmt(length: float) -> str:
@@ -68,11 +58,11 @@ class Recipe:
         def bad(field: str, accepted: str, got: Any) -> ValueError:
             return ValueError(f"Recipe.{field} must be {accepted}, got {got!r}")
 
-        if not _is_int(self.size) or self.size < 8:
+        if not is_int(self.size) or self.size < 8:
             raise bad("size", "an integer >= 8 (pixels)", self.size)
         try:
             if isinstance(self.scales, str) or any(isinstance(s, str) for s in self.scales) or \
-                    not all(_is_real(v) for s in self.scales for v in s):
+                    not all(is_real(v) for s in self.scales for v in s):
                 raise TypeError
             scales = tuple(tuple(float(v) for v in s) for s in self.scales)
         except TypeError:
@@ -92,7 +82,7 @@ class Recipe:
                              f"length ({longest:g} px), i.e. >= {int(np.ceil(MIN_SIZE_PER_LENGTH * longest))}, "
                              f"got {self.size}")
         try:
-            if isinstance(self.power, str) or not all(_is_real(p) for p in self.power):
+            if isinstance(self.power, str) or not all(is_real(p) for p in self.power):
                 raise TypeError
             power = tuple(float(p) for p in self.power)
         except TypeError:
@@ -102,9 +92,9 @@ class Recipe:
                              f"{self.power!r}")
         if any(not np.isfinite(p) or p <= 0 for p in power):
             raise bad("power", "positive finite weights", self.power)
-        if not _is_int(self.per_class) or self.per_class < 1:
+        if not is_int(self.per_class) or self.per_class < 1:
             raise bad("per_class", "an integer >= 1", self.per_class)
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise bad("seed", "a non-negative integer", self.seed)
         if not isinstance(self.method, str) or self.method not in gp.METHODS:
             raise bad("method", f"one of {gp.METHODS}", self.method)
@@ -194,7 +184,7 @@ def class_spectrum(recipe: Recipe, label: int) -> np.ndarray:
     corrects for it.
     Example: ``class_spectrum(SMOKE, 0).mean() == 0.75**2 + 1.25**2``.
     """
-    if not _is_int(label) or not 0 <= label < recipe.n_classes:
+    if not is_int(label) or not 0 <= label < recipe.n_classes:
         raise ValueError(f"label must be an integer in [0, {recipe.n_classes}), got {label!r}")
     lengths = recipe.classes[int(label)]
     return sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths))

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from .._shared import tqdm_disable
 from ..paths import atomic_path, clean_orphans, data_dir, folder_lock
 # the restricted unpickler and the layout check of the authors' pickle, re-exported here
 from .safe_pickle import (_ALLOWED, _NDARRAY, _SAFE_KINDS, RestrictedUnpickler,  # noqa: F401
@@ -102,7 +103,7 @@ def _fetch(registry, fname: str, processor: Optional[Callable] = None, progress:
     import pooch
     import requests
 
-    progress = progress and not _tqdm_disabled()
+    progress = tqdm_disable(progress) is None
     url = registry.get_url(fname)
     root = Path(registry.abspath)
     try:
@@ -145,10 +146,6 @@ def clean_download_orphans(root: os.PathLike) -> list[Path]:
         elif p.is_dir() and p.name.startswith(_EXTRACT_DIRS):
             removed += clean_orphans(p, older_than_s=0)
     return removed
-
-
-def _tqdm_disabled() -> bool:
-    return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
 
 
 # --------------------------------------------------------------------------------------------

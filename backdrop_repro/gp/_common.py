@@ -1,8 +1,8 @@
-"""Shared low-level helpers of the GP samplers (:mod:`.gp`, :mod:`.gp_faithful`).
+"""Shared low-level helpers of the GP samplers (:mod:`.fields`, :mod:`.faithful`).
 
-Argument validation, seeding and per-sample standardisation. Imports nothing from the package,
-so both sampler modules can use it without an import cycle; :mod:`.gp` re-exports the public
-names (:func:`child_seeds`, :func:`standardize`).
+Argument validation, seeding and per-sample standardisation. Imports only
+:mod:`backdrop_repro._shared` from the package, so both sampler modules can use it without an
+import cycle; :mod:`.fields` exports the public names (:func:`child_seeds`, :func:`standardize`).
 
 Reproducibility: sample ``i`` of a draw is generated with its own ``numpy.random.Generator``
 seeded by the ``i``-th child of ``SeedSequence(seed)`` (:func:`child_seeds`), so drawing 3 or
@@ -10,10 +10,11 @@ seeded by the ``i``-th child of ``SeedSequence(seed)`` (:func:`child_seeds`), so
 """
 from __future__ import annotations
 
-import numbers
 from typing import Iterator
 
 import numpy as np
+
+from .._shared import is_int, is_real
 
 __all__ = ["child_seeds", "standardize"]
 
@@ -22,7 +23,7 @@ __all__ = ["child_seeds", "standardize"]
 # validation and seeding
 # --------------------------------------------------------------------------------------------
 def _check_n(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+    if not is_int(n) or n < 2:
         raise ValueError(f"{name} must be an integer >= 2, got {n!r}")
     return int(n)
 
@@ -30,7 +31,7 @@ def _check_n(n: int, name: str = "n") -> int:
 def _check_cl(cl: float, name: str = "cl") -> float:
     if isinstance(cl, np.ndarray) and cl.ndim == 0:
         cl = cl[()]
-    if not isinstance(cl, numbers.Real) or isinstance(cl, (bool, np.bool_)):
+    if not is_real(cl):
         raise ValueError(f"{name} must be a positive finite number of pixels, got {cl!r}")
     try:
         value = float(cl)
@@ -42,7 +43,7 @@ def _check_cl(cl: float, name: str = "cl") -> float:
 
 
 def _check_count(count: int) -> int:
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+    if not is_int(count) or count < 0:
         raise ValueError(f"count must be an integer >= 0, got {count!r}")
     return int(count)
 
@@ -57,7 +58,7 @@ def _check_dtype(dtype) -> np.dtype:
 def _as_seedseq(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative int or a numpy SeedSequence, got {seed!r}")
     return np.random.SeedSequence(int(seed))
 
@@ -70,7 +71,7 @@ def child_seeds(seed: int | np.random.SeedSequence, start: int, count: int) -> I
     child of ``SeedSequence(0)``.
     """
     ss = _as_seedseq(seed)
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+    if not is_int(start) or start < 0:
         raise ValueError(f"start must be an integer >= 0, got {start!r}")
     for i in range(int(start), int(start) + count):
         yield np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (i,),

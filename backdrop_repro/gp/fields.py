@@ -8,7 +8,7 @@ mean 0 and standard deviation 1 (as the original generator did):
     ``k(r) = exp(-r² / (2 cl²))`` (:func:`se_spectrum`): white noise filtered by the square root
     of the spectrum, one inverse FFT per sample. Its distribution is known exactly.
 ``"faithful"``
-    The original construction (:mod:`.gp_faithful`, details there): large scales (``cl >= 50``)
+    The original construction (:mod:`.faithful`, details there): large scales (``cl >= 50``)
     a coarse SE field upscaled ×8; small scales ``int(6 (n/e)²)`` enveloped 50×50 SE patches at
     uniform random positions on a torus, cropped to ``n × n``. Exact cached factorisations replace
     the original's fresh approximate solve per patch (≈3 s each, ≈4.5 h per image).
@@ -40,26 +40,16 @@ Example
 from __future__ import annotations
 
 import functools
-import numbers
 
 import numpy as np
 import scipy.fft as sfft
 
-# shared helpers and the faithful construction (neither imports gp), re-exported, private names too
-from ._common import (_as_seedseq, _check_cl, _check_count, _check_dtype, _check_n,  # noqa: F401
-                        child_seeds, standardize)
-from .faithful import (EIG_RTOL, ENVELOPE_RATE, LARGE_SCALE_MIN, LARGE_UPSCALE,  # noqa: F401
-                          PATCH_DENSITY, PATCH_EFFECTIVE_PX, PATCH_MAX_LENGTH, PATCH_POINTS,
-                          _factor_psd, _faithful_large, _faithful_small, _large_effective_length,
-                          _large_factors, _patch_count, _patch_factor, _patch_lag_cov_1d,
-                          _se_matrix_1d, _zoom_matrix, grid_length, patch_demo, patch_geometry,
-                          sample_faithful)
+from .._shared import is_int
+from ._common import _check_cl, _check_count, _check_dtype, _check_n, child_seeds, standardize
+from .faithful import LARGE_SCALE_MIN, LARGE_UPSCALE, _large_effective_length, _patch_lag_cov_1d, sample_faithful
 
-__all__ = [
-    "METHODS", "LARGE_SCALE_MIN", "se_spectrum", "matched_spectrum", "sample_fft", "sample_faithful",
-    "sample_matched", "sample_field", "grid_length", "radial_spectrum", "radial_average", "grad_ratio",
-    "standardize", "child_seeds", "patch_geometry", "patch_demo", "FFT_MAX_LENGTH_RATIO",
-]
+__all__ = ["METHODS", "se_spectrum", "matched_spectrum", "sample_fft", "sample_matched", "sample_field",
+           "radial_spectrum", "radial_average", "grad_ratio", "FFT_MAX_LENGTH_RATIO"]
 
 #: sampling methods accepted by :func:`sample_field`
 METHODS = ("fft", "matched", "faithful")
@@ -250,7 +240,7 @@ def _full_power(f: np.ndarray, n: int) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# the matched sampler and the dispatcher (the faithful construction: gp_faithful.py)
+# the matched sampler and the dispatcher (the faithful construction: faithful.py)
 # --------------------------------------------------------------------------------------------
 def sample_matched(n: int, cl: float, count: int, seed: int | np.random.SeedSequence,
                    dtype=np.float32, start: int = 0, periodic: bool = False) -> np.ndarray:
@@ -334,7 +324,7 @@ def radial_spectrum(x: np.ndarray, nbins: int = 128) -> tuple[np.ndarray, np.nda
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 2:
         raise ValueError(f"x must have shape (..., H, W), got {x.shape}")
-    if isinstance(nbins, bool) or not isinstance(nbins, (int, np.integer)) or nbins < 1:
+    if not is_int(nbins) or nbins < 1:
         raise ValueError(f"nbins must be an integer >= 1, got {nbins!r}")
     h, w = x.shape[-2:]
     x = standardize(x.copy())
@@ -368,7 +358,7 @@ def radial_average(spectrum: np.ndarray, nbins: int = 128) -> tuple[np.ndarray, 
     s = np.asarray(spectrum, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"spectrum must have shape (H, W), got {s.shape}")
-    if isinstance(nbins, (bool, np.bool_)) or not isinstance(nbins, numbers.Integral) or nbins < 1:
+    if not is_int(nbins) or nbins < 1:
         raise ValueError(f"nbins must be an integer >= 1, got {nbins!r}")
     h, w = s.shape
     kk = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :])

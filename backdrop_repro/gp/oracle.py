@@ -59,10 +59,11 @@ Example
 """
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
 
 import numpy as np
+
+from .._shared import is_real
 
 __all__ = ["SpectralOracle", "oracle_for_recipe", "oracle_accuracy", "recipe_components", "standardised_spectrum",
            "is_exact", "MODES", "AMPLITUDES"]
@@ -117,7 +118,7 @@ class SpectralOracle:
             raise ValueError(f"spectra must be >= 2 square (n, n) or (scales, n, n) arrays of one shape, got shape {s.shape}")
         if amplitudes == "profile" and (s.shape[1] != 2 or mode != "scale_free"):
             raise ValueError("amplitudes='profile' needs 2 components per class, shape (C, 2, n, n), and mode='scale_free'")
-        if not (isinstance(floor, numbers.Real) and not isinstance(floor, (bool, np.bool_)) and floor >= 0):
+        if not (is_real(floor) and floor >= 0):
             raise ValueError(f"floor must be a float >= 0, got {floor!r}")
         if window not in WINDOWS:
             raise ValueError(f"window must be one of {WINDOWS}, got {window!r}")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ... import paths, profiles
+from ..._shared import check_int, tqdm_disable
 from . import plan as gs
 
 __all__ = ["CLUSTERS", "LaunchError", "make_executor", "pending", "submit_specs", "launch_sweep", "collect"]
@@ -49,14 +50,6 @@ class LaunchError(RuntimeError):
     """Some submitted jobs failed; the message names the runs and their log files."""
 
 
-def _positive(name: str, value: Any, allow_none: bool = False, zero: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    lo = 0 if zero else 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise ValueError(f"{name} must be an int >= {lo}{' or None' if allow_none else ''}, got {value!r}")
-
-
 def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: Optional[str] = None,
                   gpus_per_job: int = 0, time_min: int = 240, array_parallelism: int = 32,
                   cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None,
@@ -68,11 +61,11 @@ def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: 
     """
     if cluster not in CLUSTERS:
         raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
-    _positive("gpus_per_job", gpus_per_job, zero=True)
-    _positive("time_min", time_min)
-    _positive("array_parallelism", array_parallelism)
-    _positive("cpus_per_task", cpus_per_task, allow_none=True)
-    _positive("mem_gb", mem_gb, allow_none=True)
+    check_int("gpus_per_job", gpus_per_job, low=0)
+    check_int("time_min", time_min, low=1)
+    check_int("array_parallelism", array_parallelism, low=1)
+    check_int("cpus_per_task", cpus_per_task, low=1, allow_none=True)
+    check_int("mem_gb", mem_gb, low=1, allow_none=True)
     if partition is not None and (not isinstance(partition, str) or not partition):
         raise ValueError(f"partition must be a non-empty string or None, got {partition!r}")
     try:
@@ -128,7 +121,7 @@ def pending(specs: Sequence[gs.RunSpec], reuse: bool = True) -> list[gs.RunSpec]
 def _wait(jobs: Sequence[Any], desc: str, progress: bool, poll_s: float) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=not progress or None, dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=tqdm_disable(progress), dynamic_ncols=True)
     done = 0
     try:
         while True:
@@ -154,7 +147,7 @@ def submit_specs(executor: Any, specs: Sequence[gs.RunSpec], device: Optional[st
     task: job id, run keys, log file, error]}``. Nothing is submitted when every spec has a record.
     Example: ``submit_specs(make_executor(folder, "local"), gs.plan_grid("smoke"))["submitted"]``.
     """
-    _positive("runs_per_job", runs_per_job)
+    check_int("runs_per_job", runs_per_job, low=1)
     todo = pending(specs, reuse)
     if not todo:
         return {"submitted": 0, "jobs": 0, "failed": []}

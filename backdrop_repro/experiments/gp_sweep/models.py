@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from ..._shared import torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import train
 from .plan import RunSpec, _ckpt_path, _device, build_model, load_data
@@ -25,15 +26,11 @@ def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
 
     missing = [s for s in specs if not _has_final_checkpoint(s)]
     for s in tqdm(missing, desc="re-training the networks shown in figures", unit="run",
-                  disable=not progress or None):
+                  disable=tqdm_disable(progress)):
         tr, va, te = load_data(s)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(s.profile.sweep.threads or threads)
-        try:
+        with torch_threads(s.profile.sweep.threads):
             train(build_model(s), tr, te, s.train_config(_device(s, None)), checkpoint=_ckpt_path(s),
                   resume=True, progress=False, val_data=va)
-        finally:
-            torch.set_num_threads(threads)
 
 
 def _has_final_checkpoint(spec: RunSpec) -> bool:

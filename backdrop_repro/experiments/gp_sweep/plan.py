@@ -23,7 +23,6 @@ Example
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from ... import paths, profiles
+from ..._shared import check_int, content_key, is_int, torch_generator, torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import TrainConfig, train
 
@@ -103,7 +103,7 @@ class RunSpec:
     @property
     def key(self) -> str:
         """12-hex-digit hash of :meth:`to_dict`."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return content_key(self.to_dict(), 12)
 
 
 def _levels(p: profiles.Profile, config: str) -> list[tuple[int, float, float]]:
@@ -117,10 +117,8 @@ def _levels(p: profiles.Profile, config: str) -> list[tuple[int, float, float]]:
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    import numbers
-
     seeds = list(seeds)
-    if not seeds or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 0 for s in seeds):
+    if not seeds or any(not is_int(s) or s < 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {seeds!r}")
     return [int(s) for s in seeds]
 
@@ -223,9 +221,10 @@ def load_data(spec: RunSpec, progress: bool = False) -> tuple[Any, Any, Any]:
 
 
 def build_model(spec: RunSpec) -> TwoScaleCNN:
-    """The run's network: initialised from ``seed``, masks drawn from ``Generator(seed + 10**6)``."""
+    """The run's network: initialised from ``seed``, masks drawn from the seed's ``gp_masks`` stream
+    (``Generator(seed + 10**6)``)."""
     s, d = spec.profile.sweep, spec.profile.data
-    gen = torch.Generator().manual_seed(spec.seed + 10 ** 6)
+    gen = torch_generator(spec.seed, "gp_masks")
     kw = dict(width=s.width, fine_prob=spec.fine_prob, coarse_prob=spec.coarse_prob, kernel=s.kernel,
               generator=gen, init_seed=spec.seed, init=s.init)
     if s.n_fine is not None and s.n_coarse is not None:
@@ -264,17 +263,12 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
             return rec
     else:
         _ckpt_path(spec).unlink(missing_ok=True)
-    threads = torch.get_num_threads()
-    if spec.profile.sweep.threads:
-        torch.set_num_threads(spec.profile.sweep.threads)
-    try:
+    with torch_threads(spec.profile.sweep.threads):
         tr, va, te = load_data(spec, progress=progress)
         dev = _device(spec, device)
         out = train(build_model(spec), tr, te, spec.train_config(dev), checkpoint=_ckpt_path(spec), resume=True,
                     progress=progress, val_data=va)
         name = _device_name(dev)
-    finally:
-        torch.set_num_threads(threads)
     rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": out["history"],
            "final": out["final"], "wall_time_s": round(out["wall_time_s"], 2), "device": name,
            "versions": paths.versions()}
@@ -294,15 +288,14 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
     """Run ``specs`` (those without a record first filtered out when ``reuse``), ``jobs`` at a time."""
     from tqdm import tqdm
 
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
+    jobs = check_int("jobs", jobs, low=1)
     todo = [s for s in specs if not (reuse and find_record(s) is not None)]
     todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
     if not todo:
         return
     for s in todo:                      # build (or verify) every dataset once, before the workers start
         load_data(s, progress=progress)
-    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress or None)
+    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=tqdm_disable(progress))
     try:
         if jobs == 1 or len(todo) == 1:
             for s in todo:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._shared import seed_sequence
 from ...profiles import NDSection
 
 __all__ = ["load_data", "make_model"]
@@ -37,7 +38,7 @@ def load_data(config: NDSection, seed: int) -> dict[str, torch.Tensor]:
 
     x, digit = load_digits(return_X_y=True)
     y = (digit == config.positive_digit).astype(np.float32)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7041]))
+    rng = np.random.default_rng(seed_sequence(seed, "nd_split"))
     part = np.full(len(y), 2)                      # 0 train, 1 validation, 2 test
     for cls in (0.0, 1.0):                         # stratified split
         idx = rng.permutation(np.flatnonzero(y == cls))

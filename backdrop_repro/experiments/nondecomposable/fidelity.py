@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._shared import is_int, torch_generator
 from ...auc import pairwise_auc_loss
 from ...masking import BackdropMask
 from ...report import markdown_table
@@ -76,14 +77,14 @@ def gradient_fidelity(
     >>> [r["label"] for r in gradient_fidelity(net, x, y, [("bd", "backdrop", 0.5)], n_draws=5)]
     ['bd']
     """
-    if isinstance(n_draws, bool) or not isinstance(n_draws, (int, np.integer)) or n_draws < 2:
+    if not is_int(n_draws) or n_draws < 2:
         raise ValueError(f"n_draws must be an int >= 2, got {n_draws!r}")
     n = x.shape[0]
     params = list(model.parameters())
     kw = {"surrogate": surrogate, "tau": tau}
     g64 = _flat_grad(pairwise_auc_loss(model(x), y, **kw), params).double()
     gn = float(g64.norm())
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), 5003]).generate_state(1)[0]))
+    gen = torch_generator(seed, "nd_fidelity")
     out = []
     for label, method, param in settings:
         if method == "minibatch" and not 2 <= int(param) <= n:

@@ -29,22 +29,18 @@ Example
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import hashlib
 import io
-import json
-import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
-from numbers import Integral, Real
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from ... import paths, profiles
+from ..._shared import check_writable, content_key, is_int, is_real, torch_generator, torch_threads, tqdm_disable
 from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ...masking import BackdropMask
 from .data import load_data, make_model
@@ -61,14 +57,6 @@ __all__ = [
     "results_name", "write_results", "summary_table", "comparison_table", "comparisons", "headline",
     "select_best", "verdict", "findings", "fidelity_table", "describe", "add_cli",
 ]
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, Integral) and not isinstance(x, bool)
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
@@ -93,34 +81,34 @@ class NDConfig(profiles.NDSection):
         def bad(name: str, accepted: str) -> ValueError:
             return ValueError(f"{name} must be {accepted}, got {getattr(self, name)!r}")
 
-        if not (_is_int(self.positive_digit) and 0 <= self.positive_digit <= 9):
+        if not (is_int(self.positive_digit) and 0 <= self.positive_digit <= 9):
             raise bad("positive_digit", "an int in 0..9")
-        if not (_is_real(self.train_fraction) and 0.05 <= self.train_fraction <= 0.95):
+        if not (is_real(self.train_fraction) and 0.05 <= self.train_fraction <= 0.95):
             raise bad("train_fraction", "a real in [0.05, 0.95]")
-        if not (_is_real(self.val_fraction) and 0.05 <= self.val_fraction <= 0.5):
+        if not (is_real(self.val_fraction) and 0.05 <= self.val_fraction <= 0.5):
             raise bad("val_fraction", "a real in [0.05, 0.5] (share of the training split)")
-        if not (_is_int(self.hidden) and self.hidden >= 0):
+        if not (is_int(self.hidden) and self.hidden >= 0):
             raise bad("hidden", "an int >= 0 (0 = linear)")
         if self.surrogate not in SURROGATES:
             raise bad("surrogate", f"one of {SURROGATES}")
         if self.optimizer not in OPTIMIZERS:
             raise bad("optimizer", f"one of {OPTIMIZERS}")
         for name in ("lr", "tau"):
-            if not (_is_real(getattr(self, name)) and getattr(self, name) > 0):
+            if not (is_real(getattr(self, name)) and getattr(self, name) > 0):
                 raise bad(name, "a real > 0")
-        if not (_is_real(self.weight_decay) and self.weight_decay >= 0):
+        if not (is_real(self.weight_decay) and self.weight_decay >= 0):
             raise bad("weight_decay", "a real >= 0")
         for name in ("steps", "eval_every"):
-            if not (_is_int(getattr(self, name)) and getattr(self, name) >= 1):
+            if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 raise bad(name, "an int >= 1")
-        if not all(_is_int(b) and b >= 2 for b in self.batch_sizes):
+        if not all(is_int(b) and b >= 2 for b in self.batch_sizes):
             raise bad("batch_sizes", "ints >= 2")
-        if not all(_is_real(p) and 0.0 < p < 1.0 for p in self.mask_probs):
+        if not all(is_real(p) and 0.0 < p < 1.0 for p in self.mask_probs):
             raise bad("mask_probs", "reals in (0, 1)")
         seeds = tuple(self.seeds)
-        if not seeds or not all(_is_int(s) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        if not seeds or not all(is_int(s) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
             raise bad("seeds", "a non-empty sequence of distinct ints >= 0")
-        if not (_is_int(self.fidelity_draws) and (self.fidelity_draws == 0 or self.fidelity_draws >= 2)):
+        if not (is_int(self.fidelity_draws) and (self.fidelity_draws == 0 or self.fidelity_draws >= 2)):
             raise bad("fidelity_draws", "0 (skip the diagnostic) or an int >= 2")
         # plain Python numbers and tuples from here on (numpy scalars and lists are accepted)
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
@@ -156,17 +144,6 @@ def label(method: str, param: Optional[float]) -> str:
     return f"minibatch B={int(param)}" if method == "minibatch" else f"backdrop p={param:g}"  # type: ignore[arg-type]
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch on one thread (these matrices are tiny), restoring the previous setting after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _optimizer(config: NDConfig, params: Any) -> torch.optim.Optimizer:
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -191,11 +168,11 @@ def train_run(config: NDConfig, method: str, param: Optional[float], seed: int,
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "minibatch" and not (_is_int(param) and param >= 2):
+    if method == "minibatch" and not (is_int(param) and param >= 2):
         raise ValueError(f"param must be the batch size (int >= 2) for method 'minibatch', got {param!r}")
-    if method == "backdrop" and not (_is_real(param) and not _is_int(param) and 0 < param < 1):
+    if method == "backdrop" and not (is_real(param) and not is_int(param) and 0 < param < 1):
         raise ValueError(f"param must be the mask probability (a float in (0, 1)) for method 'backdrop', got {param!r}")
-    with _one_thread():
+    with torch_threads(1):    # these matrices are tiny
         data = data if data is not None else load_data(config, seed)
         n = data["x_train"].shape[0]
         if method == "minibatch" and param > n:  # type: ignore[operator]
@@ -209,7 +186,7 @@ def _train(config: NDConfig, method: str, param: Any, seed: int, data: dict[str,
     model = make_model(xtr.shape[1], config.hidden, seed)
     opt = _optimizer(config, model.parameters())
     loss_kw = {"surrogate": config.surrogate, "tau": config.tau}
-    gen = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), 991]).generate_state(1)[0]))
+    gen = torch_generator(seed, "nd_masks")
     mask = BackdropMask(float(param), dims=(0,), generator=gen) if method == "backdrop" else None
     order, cursor, skipped = torch.randperm(n, generator=gen), 0, 0
     curve: dict[str, list] = {"step": [], "val_auc": [], "test_auc": [], "train_auc": [], "train_loss": []}
@@ -255,7 +232,7 @@ def fidelity(config: NDConfig, seed: int, data: Optional[dict[str, torch.Tensor]
 
     Example: ``fidelity(get_config("smoke"), 0)["at_init"][0]["label"] == "minibatch B=32"``.
     """
-    with _one_thread():
+    with torch_threads(1):    # these matrices are tiny
         data = data if data is not None else load_data(config, seed)
         x, y = data["x_train"], data["y_train"]
         model = make_model(x.shape[1], config.hidden, seed)
@@ -279,15 +256,11 @@ def results_name(profile: str, config: NDConfig) -> str:
     """
     if config == get_config(profile):
         return "nondecomposable"
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
-    return f"nondecomposable-custom-{digest}"
+    return f"nondecomposable-custom-{content_key(asdict(config), 8)}"
 
 
 def _results_folder(profile: str) -> Path:
-    folder = paths.results_dir(profile)
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"results folder {folder} is not writable (set BACKDROP_REPRO_OUTPUT to another folder)")
-    return folder
+    return check_writable(paths.results_dir(profile), "results folder", "set BACKDROP_REPRO_OUTPUT to another folder")
 
 
 def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] = None,
@@ -320,7 +293,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     runs: list[dict[str, Any]] = []
     jobs = [(seed, m, p) for seed in config.seeds for m, p in config.runs()]
     data: dict[str, torch.Tensor] = {}
-    for seed, method, param in tqdm(jobs, desc="nondecomposable", **({} if progress else {"disable": True})):
+    for seed, method, param in tqdm(jobs, desc="nondecomposable", disable=tqdm_disable(progress)):
         if not data or runs[-1]["seed"] != seed:
             data = load_data(config, seed)
         r0 = time.perf_counter()
