@@ -112,7 +112,7 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images (N, 1, H, W) float32, labels (N,) int64)`` from a dataset or a pair.
 
     ``data`` : an object with ``.images`` ((N, H, W) or (N, 1, H, W)) and ``.labels`` (e.g. a
-    :class:`backdrop_repro.datasets.GPDataset`) or a pair ``(images, labels)`` of arrays/tensors.
+    :class:`backdrop_repro.data.files.GPDataset`) or a pair ``(images, labels)`` of arrays/tensors.
     Example: ``x, y = as_tensors((np.zeros((2, 8, 8)), [0, 1]))``.
     """
     if hasattr(data, "images") and hasattr(data, "labels"):

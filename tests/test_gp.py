@@ -8,9 +8,8 @@ import pytest
 from backdrop_repro import gp
 from backdrop_repro.gp import faithful
 
-#: reference statistics of the original construction (see its README): a copy in tests/data if the
-#: checkout has one, else the team's shared folder
-REFERENCES = (Path(__file__).parent / "data" / "reference", Path("/work/shared/reference"))
+#: reference statistics of the original construction (see its README), committed with the tests
+REFERENCES = (Path(__file__).parent / "data" / "reference",)
 
 
 def _reference(cl: int) -> dict:

@@ -1,12 +1,12 @@
 """Generating, caching and reading the datasets of class recipes, and the ``generate`` CLI.
 
 The recipes (:class:`Recipe`, :data:`PAPER`, :data:`SMOKE`, :func:`split_recipe`,
-:func:`class_spectrum`) live in :mod:`backdrop_repro.recipes` and are re-exported here. A class
-sample is ``Σ_s power_s · S_s`` with each base field ``S_s`` a standardised GP sample (:mod:`.gp`) used
+:func:`class_spectrum`) live in :mod:`backdrop_repro.data.recipes` and are re-exported here. A class
+sample is ``Σ_s power_s · S_s`` with each base field ``S_s`` a standardised GP sample (:mod:`backdrop_repro.gp`) used
 exactly once in the whole dataset. Samples are interleaved one per class in turn (label
 ``i % n_classes``), as in the paper's pickle.
 
-On disk (one folder per dataset; :mod:`backdrop_repro.dataset_files`, re-exported here):
+On disk (one folder per dataset; :mod:`backdrop_repro.data.files`, its public names re-exported here):
 ``images.npy`` (float32 ``N × H × W``, memory-mappable), ``labels.npy`` (int64 ``N``) and ``meta.json`` (recipe or source, class names, versions and the
 sha256 of both ``.npy`` files). Every write is atomic, writers hold the folder's lock
 (:func:`backdrop_repro.paths.folder_lock`) and every read hashes the very bytes it hands back
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from .. import gp, profiles
-from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, _sha256,  # noqa: F401
-                            read_dataset, write_dataset)
+from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, read_dataset,  # noqa: F401
+                    write_dataset)
 from .._shared import check_writable, content_key, tqdm_disable
 from ..paths import available_memory, clean_orphans, data_dir, folder_lock, free_disk
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401

@@ -6,7 +6,7 @@ One folder per dataset: ``images.npy`` (float32 ``N × H × W``, memory-mappable
 (:func:`backdrop_repro.paths.folder_lock`); every read hashes the very bytes it hands back (one
 open descriptor per file: hashed, then parsed or memory-mapped), so a concurrent writer can make
 a read fail with :class:`CacheError` but never slip in another dataset's pixels. Everything here
-is re-exported by :mod:`backdrop_repro.datasets`.
+is re-exported by :mod:`backdrop_repro.data.datasets`.
 
 Example
 -------

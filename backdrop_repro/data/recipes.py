@@ -1,7 +1,7 @@
 """Class recipes: crosses of correlation lengths, the named recipes and their spectra.
 
 A :class:`Recipe` names one correlation length per scale for every class; a class sample is
-``Σ_s power_s · S_s`` with each base field ``S_s`` a standardised GP sample (:mod:`.gp`).
+``Σ_s power_s · S_s`` with each base field ``S_s`` a standardised GP sample (:mod:`backdrop_repro.gp`).
 :data:`PAPER` and :data:`SMOKE` are fixed recipes, :func:`split_recipe` the recipe of one split
 of a profile's data, :func:`class_spectrum` the spectrum of a class (for the likelihood
 classifier). Generating, caching and reading datasets is :mod:`.datasets`, which re-exports

@@ -5,7 +5,7 @@ untrusted bytes can run arbitrary code, so it is read with :class:`RestrictedUnp
 pure-Python unpickler that resolves only the handful of numpy globals an array needs, validates
 every dtype and array state before numpy sees it, and refuses anything else *before* calling it.
 :func:`parse_authors_dataset` then checks the unpickled object against a recipe. Imports nothing
-from the package; :mod:`.zenodo` re-exports every name.
+from the package; :mod:`.zenodo` uses it.
 """
 from __future__ import annotations
 

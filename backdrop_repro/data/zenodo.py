@@ -1,8 +1,9 @@
 """The authors' Zenodo record (DOI 10.5281/zenodo.1252464) through pooch, loaded safely.
 
-Three data routes lead to the same on-disk format (:func:`backdrop_repro.datasets.read_dataset`):
+Three data routes lead to the same on-disk format (:func:`backdrop_repro.data.files.read_dataset`):
 
-1. generate locally (``backdrop-repro generate --recipe paper``; no network, the default);
+1. generate locally (``backdrop-repro generate --profile paper --method faithful``: the same recipe,
+   not the same pixels; no network, the default);
 2. download the paper's own dataset from Zenodo (``backdrop-repro fetch dataset``);
 3. the same from a mirror: set ``BACKDROP_REPRO_ZENODO_URL`` to a folder URL holding
    ``dataset.zip`` / ``samples.zip`` (the tests serve one from 127.0.0.1).
@@ -10,7 +11,7 @@ Three data routes lead to the same on-disk format (:func:`backdrop_repro.dataset
 Every download is checked against the md5 published on the record (pooch downloads to a
 temporary file and moves it into the cache only when the hash matches). The authors stored
 the dataset as a Python pickle, and unpickling untrusted bytes can run arbitrary code, so it
-is read with :class:`RestrictedUnpickler` (:mod:`.zenodo_pickle`): a pure-Python unpickler that
+is read with :class:`~.safe_pickle.RestrictedUnpickler` (:mod:`.safe_pickle`): a pure-Python unpickler that
 resolves only the handful of numpy globals an array needs, validates every dtype and array state
 before numpy sees it, and refuses anything else *before* calling it. The result is converted once to the
 project's ``.npy`` format (``<cache>/zenodo/paper-<md5>/``); later loads are memory maps.
@@ -36,11 +37,7 @@ import numpy as np
 
 from .._shared import tqdm_disable
 from ..paths import atomic_path, clean_orphans, data_dir, folder_lock
-# the restricted unpickler and the layout check of the authors' pickle, re-exported here
-from .safe_pickle import (_ALLOWED, _NDARRAY, _SAFE_KINDS, RestrictedUnpickler,  # noqa: F401
-                            UnsafePickleError, _fmt_cl, _frombuffer, _is_shape, _latin1_encode,
-                            _make_dtype, _parse_name, _reconstruct, _safe_dtype_of, _same_name,
-                            _Token, parse_authors_dataset, pickle_member_name, safe_load_pickle)
+from .safe_pickle import _fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
 
 DOI = "10.5281/zenodo.1252464"
 #: Default download location (the record's files); ``BACKDROP_REPRO_ZENODO_URL`` overrides it.
@@ -53,8 +50,11 @@ HASHES: dict[str, str] = {
 }
 #: how often a failed download (connection error or hash mismatch) is retried
 RETRIES = 2
-OFFLINE_HINT = ("the default main job needs no network: build the same dataset locally with "
-                "`backdrop-repro generate --recipe paper`")
+#: the command that builds the paper's dataset locally: the same recipe (the paper's construction),
+#: not the same pixels (those are the authors' random draws)
+OFFLINE_COMMAND = "backdrop-repro generate --profile paper --method faithful"
+OFFLINE_HINT = (f"the default main job needs no network: `{OFFLINE_COMMAND}` builds a dataset of the same "
+                "recipe locally (the same recipe, not the same pixels)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class ExtractMembers:
 
 
 # --------------------------------------------------------------------------------------------
-# the paper's dataset (its pickle is read and checked in zenodo_pickle.py)
+# the paper's dataset (its pickle is read and checked in safe_pickle.py)
 # --------------------------------------------------------------------------------------------
 def _keyed_dir(prefix: str, hashes: Mapping[str, str], fname: str) -> Path:
     """``<cache>/zenodo/<prefix>-<first 12 hex digits of the zip's hash>``: one folder per zip."""
@@ -226,7 +226,7 @@ def paper_dataset_cached(hashes: Optional[Mapping[str, str]] = None) -> bool:
 
 def fetch_paper_dataset(progress: bool = True, *, recipe: Any = None,
                         hashes: Optional[Mapping[str, str]] = None, url: Optional[str] = None):
-    """The paper's dataset from Zenodo as a :class:`~backdrop_repro.datasets.GPDataset`.
+    """The paper's dataset from Zenodo as a :class:`~backdrop_repro.data.files.GPDataset`.
 
     First call: download ``dataset.zip`` (md5-verified, pooch progress bar if ``progress``),
     extract the pickle, load it with :class:`RestrictedUnpickler`, check it against ``recipe``
@@ -236,7 +236,7 @@ def fetch_paper_dataset(progress: bool = True, *, recipe: Any = None,
     memory-map that folder (no network, no request). ``hashes``/``url`` override the registry
     (mirrors, tests). Images: (N, size, size) float32; labels (N,) int64.
 
-    Raises ``ConnectionError`` (offline: suggests ``backdrop-repro generate --recipe paper``),
+    Raises ``ConnectionError`` (offline: suggests :data:`OFFLINE_COMMAND`),
     ``ValueError`` (hash mismatch, refused pickle, wrong layout or classes).
     Example: ``ds = fetch_paper_dataset(); x, y = ds[0]  # x: (1, 1024, 1024)``.
     """
@@ -344,7 +344,8 @@ def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "fetch", help="download the authors' Zenodo data (md5-verified, cached; needs network)",
         description=f"Download from Zenodo (DOI {DOI}) or from the mirror in ${URL_ENV}. "
-                    "Offline? `backdrop-repro generate --recipe paper` builds the same dataset locally.")
+                    f"Offline? `{OFFLINE_COMMAND}` builds a dataset of the same recipe locally "
+                    "(the same recipe, not the same pixels).")
     p.add_argument("what", choices=("dataset", "samples"),
                    help="dataset: the paper's 4-class dataset (dataset.zip, 386 MB); "
                         "samples: individual GP samples (samples.zip, 1.6 GB)")

@@ -1,4 +1,4 @@
-"""The paper-faithful GP construction (the original generator; :mod:`.gp` dispatches to it).
+"""The paper-faithful GP construction (the original generator; :mod:`.fields` dispatches to it).
 
 Large scales (``cl >= 50``): an SE field of length ``cl/8`` on a ``(n/8)²`` grid, upscaled ×8
 by cubic-spline interpolation (:func:`_faithful_large`). Small scales (``cl < 50``):
@@ -11,7 +11,7 @@ separable) instead of the original's fresh approximate solve per patch.
 :func:`patch_geometry` gives the patch sizes, :func:`patch_demo` the stages for pictures, and
 :func:`grid_length` the unit-square convention of the GP grids. The exact spectrum of this
 construction is :func:`backdrop_repro.gp.matched_spectrum` (it uses :func:`_patch_lag_cov_1d`
-and :func:`_large_effective_length` from here). Every public name is re-exported by :mod:`.gp`.
+and :func:`_large_effective_length` from here). Its public names are available from :mod:`backdrop_repro.gp`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gaussian random fields for the multi-scale GP texture task (DESIGN.md §3).
+"""Gaussian random fields for the multi-scale GP texture task (``docs/data.md``).
 
 Three generators, all returning ``(count, n, n)`` arrays with every sample standardised to
 mean 0 and standard deviation 1 (as the original generator did):
@@ -18,7 +18,7 @@ mean 0 and standard deviation 1 (as the original generator did):
     ``"faithful"`` at small scales (large scales use the faithful construction, already fast).
 
 Two details were fixed against the reference statistics of the original
-(``shared/reference``, 1024², cl 10 and 80): (1) the original's samples are *windows* of
+(``tests/data/reference``, 1024², cl 10 and 80): (1) the original's samples are *windows* of
 stationary fields, not periodic images — their spectra carry the edge-leakage tail of a
 non-periodic image — so both ``"faithful"`` and ``"matched"`` crop from a larger torus unless
 ``periodic=True``; (2) the GP grids live on the unit square (:func:`grid_length`), which makes
@@ -305,7 +305,7 @@ def sample_field(n: int, cl: float, count: int, seed: int | np.random.SeedSequen
 
 
 # --------------------------------------------------------------------------------------------
-# statistics (definitions of shared/reference/README.md)
+# statistics (definitions of tests/data/reference/README.md)
 # --------------------------------------------------------------------------------------------
 def radial_spectrum(x: np.ndarray, nbins: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectrum of ``x`` (``(H, W)`` or ``(..., H, W)``).

@@ -65,7 +65,7 @@ import numpy as np
 
 from .._shared import is_real
 
-__all__ = ["SpectralOracle", "oracle_for_recipe", "oracle_accuracy", "recipe_components", "standardised_spectrum",
+__all__ = ["SpectralOracle", "oracle_for_recipe", "recipe_components", "standardised_spectrum",
            "is_exact", "MODES", "AMPLITUDES"]
 
 MODES = ("scale_free", "gaussian")
@@ -279,7 +279,7 @@ def is_exact(recipe, mode: str = "auto", amplitudes: str = "fixed", window: str 
 
     Example
     -------
-    >>> from backdrop_repro.datasets import Recipe, SMOKE
+    >>> from backdrop_repro.data.recipes import Recipe, SMOKE
     >>> is_exact(Recipe(size=64, scales=((2.0, 3.0),), power=(1.0,), per_class=2, method="fft")), is_exact(SMOKE)
     (True, False)
     """
@@ -296,7 +296,7 @@ def is_exact(recipe, mode: str = "auto", amplitudes: str = "fixed", window: str 
 
 def oracle_for_recipe(recipe, mode: str = "auto", floor: float = 1e-6,
                       amplitudes: str = "fixed", window: str | None = "auto") -> SpectralOracle:
-    """The likelihood classifier of a :class:`backdrop_repro.datasets.Recipe` (spectra from
+    """The likelihood classifier of a :class:`backdrop_repro.data.recipes.Recipe` (spectra from
     :func:`recipe_components`).
 
     ``mode="auto"`` (default) is ``"scale_free"`` where that is exact (single-scale ``fft``
@@ -315,12 +315,3 @@ def oracle_for_recipe(recipe, mode: str = "auto", floor: float = 1e-6,
     if window == "auto":
         window = None if recipe.method == "fft" else "hann"
     return SpectralOracle(comps, mode=mode, floor=floor, amplitudes=amplitudes, window=window)
-
-
-def oracle_accuracy(recipe, images: np.ndarray, labels: np.ndarray, **kwargs) -> dict[str, float]:
-    """``oracle_for_recipe(recipe, **kwargs).evaluate(images, labels)``: ``{"accuracy", "loss"}``.
-
-    ``images`` ``(N, n, n)``, ``labels`` ``(N,)``. Example:
-    ``oracle_accuracy(SMOKE, *datasets.generate(SMOKE, progress=False))["accuracy"]``.
-    """
-    return oracle_for_recipe(recipe, **kwargs).evaluate(images, labels)

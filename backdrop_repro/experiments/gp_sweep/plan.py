@@ -72,7 +72,7 @@ class RunSpec:
         return ("demo: " if self.config == "demo" else "") + " + ".join(parts)
 
     def recipes(self):
-        """``(train, val, test)`` :class:`~backdrop_repro.datasets.Recipe` of the run."""
+        """``(train, val, test)`` :class:`~backdrop_repro.data.recipes.Recipe` of the run."""
         from ...data.datasets import split_recipe
 
         return (split_recipe(self.profile, "train", self.per_class, self.method),
@@ -207,7 +207,7 @@ _DATA_CACHE: dict[str, Any] = {}
 
 
 def load_data(spec: RunSpec, progress: bool = False) -> tuple[Any, Any, Any]:
-    """``(train, val, test)`` :class:`~backdrop_repro.datasets.GPDataset` of the run (cached on disk
+    """``(train, val, test)`` :class:`~backdrop_repro.data.files.GPDataset` of the run (cached on disk
     and, within a process, in memory)."""
     from ...data.datasets import build_dataset, recipe_key
 

@@ -141,7 +141,7 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
 
 
 def reference_classifier(profile: str | profiles.Profile, method: Optional[str] = None) -> dict[str, Any]:
-    """Accuracy of the spectral likelihood classifier (:mod:`backdrop_repro.oracle`) on the test set.
+    """Accuracy of the spectral likelihood classifier (:mod:`backdrop_repro.gp.oracle`) on the test set.
 
     ``exact`` says whether it is the exact likelihood of the data's distribution (see
     ``oracle.is_exact``); otherwise it is an approximation, not a ceiling.

@@ -19,7 +19,7 @@ Data: scikit-learn's bundled ``load_digits`` (1797 8×8 images) as an imbalanced
 (one digit ≈ 10 % positives); nothing is downloaded. Per seed, a stratified split into training
 (``train_fraction``, of which ``val_fraction`` is held out for validation) and test.
 Settings come from the profile table (``profiles.get(name).nondecomposable``); tables and the
-verdict from :mod:`.nd_report` (the package's standard of evidence).
+verdict from :mod:`.report` (the package's standard of evidence).
 
 Example
 -------
@@ -227,7 +227,7 @@ def _train(config: NDConfig, method: str, param: Any, seed: int, data: dict[str,
 
 def fidelity(config: NDConfig, seed: int, data: Optional[dict[str, torch.Tensor]] = None,
              pretrain_steps: int = FIDELITY_PRETRAIN_STEPS) -> dict[str, Any]:
-    """:func:`.nd_fidelity.gradient_fidelity` of every stochastic setting at the network of
+    """:func:`.fidelity.gradient_fidelity` of every stochastic setting at the network of
     ``seed``, at initialisation and after ``pretrain_steps`` full-batch steps (same split).
 
     Example: ``fidelity(get_config("smoke"), 0)["at_init"][0]["label"] == "minibatch B=32"``.
@@ -278,7 +278,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     -------
     dict with ``profile``, ``name``, ``config``, ``data`` (sizes), ``runs`` (one record per seed
     and setting, with curves), ``summary`` (per setting: mean curves), ``fidelity``,
-    ``comparisons`` and ``headline`` (see :mod:`.nd_report`), ``versions`` and ``wall_s``.
+    ``comparisons`` and ``headline`` (see :mod:`.report`), ``versions`` and ``wall_s``.
 
     Example
     -------
