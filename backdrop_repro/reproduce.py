@@ -6,7 +6,7 @@
    sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
 4. compares every fresh GP run with the committed run of the same key in ``results/<reference>``
    and writes ``results/<profile>/reproduction.md`` (per-run tolerance
-   :data:`backdrop_repro.experiments.gp_report.TOLERANCE`).
+   :data:`backdrop_repro.experiments.gp_sweep.report.TOLERANCE`).
 
 Example: ``reproduce("default")`` (about 15 minutes on 2 CPU cores).
 """
@@ -34,6 +34,7 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
     from .experiments.gp_sweep import report as gp_report
+    from .experiments.gp_sweep import run as gp_run
     from .notebooks import run_notebooks
 
     p = profiles.get(profile)
@@ -45,7 +46,7 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     _say(f"profile {p.name}: {p.description}")
     _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")
          + f", {jobs or p.sweep.jobs} run(s) at a time")
-    sweep = gp_report.run_sweep(p, jobs=jobs, reuse=reuse, progress=True)
+    sweep = gp_run.run_sweep(p, jobs=jobs, reuse=reuse, progress=True)
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
     run_notebooks(p.name)
     lines = [f"# Reproduction check: profile `{p.name}`", ""]

@@ -8,6 +8,7 @@ import pytest
 
 from backdrop_repro import paths, profiles, report
 from backdrop_repro.experiments.gp_sweep import models as gp_models, plan as gp_sweep, report as gp_report
+from backdrop_repro.experiments.gp_sweep import run as gp_run
 from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
                                         compare_with_reference)
 
@@ -96,7 +97,7 @@ def test_corrupt_record_is_named_and_rerun(tiny, monkeypatch):
     good = json.loads(path.read_text())
     path.write_text("{not json")
     with pytest.warns(RuntimeWarning, match=spec.key):
-        rec = gp_sweep.run_one(spec)
+        rec = gp_run.run_one(spec)
     assert rec["final"] == good["final"]                      # retrained from scratch: the same numbers (CPU)
     assert (path.parent / f"{spec.key}.json.corrupt").exists()
 

@@ -15,11 +15,11 @@ def test_reproduce_checks_destinations_before_any_work(tmp_path, monkeypatch):
     blocker.mkdir()
     (blocker / "results").write_text("a file where a folder should be")
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(blocker))
-    from backdrop_repro.experiments.gp_sweep import report as gp_report
+    from backdrop_repro.experiments.gp_sweep import run as gp_run
 
     def boom(*a, **k):
         raise AssertionError("the sweep must not start")
-    monkeypatch.setattr(gp_report, "run_sweep", boom)
+    monkeypatch.setattr(gp_run, "run_sweep", boom)
     with pytest.raises(OSError, match="results"):
         reproduce.reproduce("smoke")
 

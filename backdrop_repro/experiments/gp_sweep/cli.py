@@ -6,7 +6,8 @@ from typing import Any
 
 from ... import paths, profiles
 from . import plan as gs
-from .report import compare_with_reference, reproduction_table, results_table, run_sweep, write_tables
+from .report import compare_with_reference, reproduction_table, results_table, write_tables
+from .run import run_sweep
 
 __all__ = ["add_cli"]
 
@@ -16,22 +17,22 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
     if args.collect_only:
         sweep = write_tables(args.profile)
-    elif args.launcher == "submitit":
-        from . import launch
+    else:
+        from .launch import LaunchError
 
+        options = {} if args.launcher == "local" else dict(
+            cluster=args.cluster, folder=args.slurm_folder, partition=args.partition, gpus_per_job=args.gpus_per_job,
+            time_min=args.time_min, array_parallelism=args.array_parallelism, cpus_per_task=args.cpus_per_task,
+            mem_gb=args.mem_gb, runs_per_job=args.runs_per_job)
         try:
-            sweep = launch.launch_sweep(
-                args.profile, args.configs, args.seeds, studies=not args.no_studies, reuse=not args.fresh,
-                device=args.device, cluster=args.cluster, folder=args.slurm_folder, partition=args.partition,
-                gpus_per_job=args.gpus_per_job, time_min=args.time_min, array_parallelism=args.array_parallelism,
-                cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, runs_per_job=args.runs_per_job, progress=True)
-        except launch.LaunchError as err:
+            sweep = run_sweep(args.profile, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
+                              reuse=not args.fresh, device=args.device, progress=True, launcher=args.launcher,
+                              **options)
+        except LaunchError as err:
             print(f"backdrop-repro sweep: error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
-    else:
-        sweep = run_sweep(args.profile, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
-                             reuse=not args.fresh, device=args.device, progress=True)
+        if "launch" in sweep:
+            print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
     print(results_table(sweep))
     print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
     print(f"-> {paths.results_dir(sweep['profile']) / 'gp_sweep.json'}")

@@ -1,15 +1,16 @@
-"""Spread the GP sweep over a SLURM cluster through submitit (``backdrop-repro sweep --launcher submitit``).
+"""The submitit launcher of the GP sweep (``run_sweep(..., launcher="submitit")``,
+``backdrop-repro sweep --launcher submitit``): SLURM job arrays, or submitit's local executor.
 
 The sweep's runs are independent and each is keyed by a hash of its configuration
-(:attr:`~backdrop_repro.experiments.gp_sweep.RunSpec.key`), so the cluster needs no scheduler of
-ours: the runs without a record are submitted as one SLURM job array (one run per array task,
-or ``runs_per_job`` runs in turn), each task calls :func:`~backdrop_repro.experiments.gp_sweep.run_one`,
-which writes ``results/<profile>/gp_runs/<key>.json`` atomically, and the submitting process
-waits, then rebuilds the tables from every record present (:func:`collect`, the same as
+(:attr:`.plan.RunSpec.key`), so the cluster needs no scheduler of ours: the runs without a record
+are submitted as one SLURM job array (one run per array task, or ``runs_per_job`` runs in turn),
+each task calls :func:`.run.run_one`, which writes ``results/<profile>/gp_runs/<key>.json``
+atomically, and the submitting process waits; :func:`.run.run_sweep` then rebuilds the tables
+from every record present (:func:`.report.write_tables`, the same as
 ``backdrop-repro sweep --collect-only``).
 
 Order: the grid first; the studies (data-size curve, robustness row) depend on the grid's best
-configuration on the validation split, so they are planned (``gp_sweep.plan_runs``) only after
+configuration on the validation split, so they are planned (:func:`.plan.plan_runs`) only after
 the grid's records exist, and submitted as a second array.
 
 Calling it again submits only what is missing: records already present are skipped, a crashed
@@ -22,8 +23,9 @@ every node sees; the jobs inherit the submitting shell's environment.
 
 Example
 -------
->>> out = launch_sweep("paper", partition="gpu", gpus_per_job=1, time_min=240)   # doctest: +SKIP
->>> out["submitted"], out["failed"]                                             # doctest: +SKIP
+>>> from backdrop_repro.experiments.gp_sweep.run import run_sweep
+>>> out = run_sweep("paper", launcher="submitit", partition="gpu", gpus_per_job=1)  # doctest: +SKIP
+>>> out["launch"]["submitted"], out["launch"]["failed"]                           # doctest: +SKIP
 (180, [])
 """
 from __future__ import annotations
@@ -38,8 +40,9 @@ from typing import Any, Callable, Optional, Sequence
 from ... import paths, profiles
 from ..._shared import check_int, tqdm_disable
 from . import plan as gs
+from .run import load_data, run_one
 
-__all__ = ["CLUSTERS", "LaunchError", "make_executor", "pending", "submit_specs", "launch_sweep", "collect"]
+__all__ = ["CLUSTERS", "LaunchError", "make_executor", "executor_for", "pending", "submit_specs"]
 
 #: where submitit runs the jobs: ``slurm`` (sbatch job arrays) or ``local`` (subprocesses on this
 #: machine, submitit's LocalExecutor: the same code path without SLURM, used by the tests)
@@ -93,7 +96,7 @@ def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: 
 
 def _run_shard(specs: Sequence[gs.RunSpec], device: Optional[str], reuse: bool,
                threads: Optional[int] = None) -> list[str]:
-    """What one array task runs: each spec through ``gp_sweep.run_one``; returns the keys written.
+    """What one array task runs: each spec through :func:`.run.run_one`; returns the keys written.
 
     The spec's profile travels inside the spec; it is registered here when this process's table
     lacks it (a profile registered at run time in the submitting process).
@@ -105,7 +108,7 @@ def _run_shard(specs: Sequence[gs.RunSpec], device: Optional[str], reuse: bool,
             profiles.register(s.profile, overwrite=True)
     if threads and not any(s.profile.sweep.threads for s in specs):
         torch.set_num_threads(threads)
-    return [gs.run_one(s, device=device, reuse=reuse, progress=False)["key"] for s in specs]
+    return [run_one(s, device=device, reuse=reuse, progress=False)["key"] for s in specs]
 
 
 def pending(specs: Sequence[gs.RunSpec], reuse: bool = True) -> list[gs.RunSpec]:
@@ -113,7 +116,7 @@ def pending(specs: Sequence[gs.RunSpec], reuse: bool = True) -> list[gs.RunSpec]
 
     Example: ``pending(gs.plan_grid("paper"))`` -> the grid runs still to train.
     """
-    # gp_sweep.find_record also adopts a record of the same key from another profile's folder
+    # plan.find_record also adopts a record of the same key from another profile's folder
     todo = [s for s in specs if not (reuse and gs.find_record(s) is not None)]
     return sorted(todo, key=lambda s: s.seed)
 
@@ -152,7 +155,7 @@ def submit_specs(executor: Any, specs: Sequence[gs.RunSpec], device: Optional[st
     if not todo:
         return {"submitted": 0, "jobs": 0, "failed": []}
     for s in todo:      # build every dataset once, here, rather than in many jobs at once
-        gs.load_data(s, progress=progress)
+        load_data(s, progress=progress)
     shards = [todo[i:i + runs_per_job] for i in range(0, len(todo), runs_per_job)]
     n = len(shards)
     jobs = executor.map_array(_run_shard, shards, [device] * n, [reuse] * n, [threads] * n)
@@ -171,56 +174,23 @@ def submit_specs(executor: Any, specs: Sequence[gs.RunSpec], device: Optional[st
     return {"submitted": len(todo), "jobs": n, "failed": failed}
 
 
-def collect(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str, Any]:
-    """The collect step: rebuild ``results/<profile>/gp_sweep.json`` / ``.csv`` from every record present.
-
-    Example: ``collect("paper")["n_runs"]``.
-    """
-    from .report import write_tables  # noqa: F401 (gp_report never imports launch: no cycle)
-
-    return write_tables(profiles.get(profile), wall=wall)
-
-
-def launch_sweep(profile: str | profiles.Profile = "paper", configs: Optional[Sequence[str]] = None,
-                 seeds: Optional[Sequence[int]] = None, studies: bool = True, reuse: bool = True,
-                 device: Optional[str] = None, cluster: str = "slurm", folder: Optional[str | os.PathLike] = None,
-                 partition: Optional[str] = None, gpus_per_job: int = 0, time_min: int = 240,
-                 array_parallelism: int = 32, cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None,
-                 runs_per_job: int = 1, progress: bool = True, poll_s: float = 10.0,
-                 executor_factory: Optional[Callable[..., Any]] = None) -> dict[str, Any]:
-    """Run the sweep as submitit job arrays (grid, then studies), then the collect step.
+def executor_for(profile: profiles.Profile, device: Optional[str] = None, reuse: bool = True, progress: bool = True,
+                 cluster: str = "slurm", folder: Optional[str | os.PathLike] = None, partition: Optional[str] = None,
+                 gpus_per_job: int = 0, time_min: int = 240, array_parallelism: int = 32,
+                 cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None, runs_per_job: int = 1,
+                 poll_s: float = 10.0, executor_factory: Optional[Callable[..., Any]] = None
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The executor of a submitit sweep of ``profile`` and the keywords of :func:`submit_specs`.
 
     ``folder`` (default ``<data cache>/submitit/<profile>``) holds submitit's pickles and the
     jobs' logs. ``executor_factory`` (default :func:`make_executor`) is called with the executor
-    options. Returns the tables (:func:`collect`) plus ``"launch": {"submitted", "jobs", "failed"}``;
-    raises :class:`LaunchError` (after the collect step) when a job failed, and then does not
-    plan the studies.
-
-    Example: ``launch_sweep("paper", partition="gpu", gpus_per_job=1)["launch"]["submitted"]``.
+    options. Used by :func:`.run.run_sweep` with ``launcher="submitit"``.
+    Example: ``run_sweep("paper", launcher="submitit", partition="gpu", gpus_per_job=1)``.
     """
-    p = profiles.get(profile)
-    t0 = time.perf_counter()
-    folder = Path(folder) if folder is not None else paths.data_dir() / "submitit" / p.name
+    folder = Path(folder) if folder is not None else paths.data_dir() / "submitit" / profile.name
     factory = executor_factory or make_executor
     ex = factory(folder, cluster=cluster, partition=partition, gpus_per_job=gpus_per_job, time_min=time_min,
                  array_parallelism=array_parallelism, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
-                 name=f"backdrop-{p.name}")
-    kw = dict(device=device, reuse=reuse, runs_per_job=runs_per_job, threads=cpus_per_task, progress=progress,
-              poll_s=poll_s)
-    total = {"submitted": 0, "jobs": 0, "failed": []}
-
-    def add(out: dict[str, Any]) -> None:
-        for k in total:
-            total[k] += out[k]
-
-    add(submit_specs(ex, gs.plan_grid(p, configs, seeds), desc=f"GP sweep {p.name}: grid", **kw))
-    if studies and not total["failed"]:
-        extra = [s for s in gs.plan_runs(p, configs, seeds) if s.study != "grid"]
-        add(submit_specs(ex, extra, desc=f"GP sweep {p.name}: data size + robustness", **kw))
-    sweep = collect(p, wall=time.perf_counter() - t0)
-    sweep["launch"] = total
-    if total["failed"]:
-        raise LaunchError(f"{len(total['failed'])} of {total['jobs']} jobs failed (the tables hold the other runs; "
-                          "run the same command again to resubmit only the missing runs): "
-                          + " | ".join(total["failed"]))
-    return sweep
+                 name=f"backdrop-{profile.name}")
+    return ex, dict(device=device, reuse=reuse, runs_per_job=runs_per_job, threads=cpus_per_task, progress=progress,
+                    poll_s=poll_s)

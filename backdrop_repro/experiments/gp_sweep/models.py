@@ -14,7 +14,8 @@ import torch
 from ..._shared import torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import train
-from .plan import RunSpec, _ckpt_path, _device, build_model, load_data
+from .plan import RunSpec, _ckpt_path
+from .run import _device, build_model, load_data
 
 __all__ = ["ensure_models", "load_model"]
 

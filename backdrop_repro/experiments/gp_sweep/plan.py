@@ -10,37 +10,31 @@ drawn by another sampler, e.g. the paper's own construction).
 
 Every run is keyed by a hash of everything that defines it (not the profile's name), so a run
 already recorded is skipped, runs can be spread over processes or machines, and two profiles
-that share a run (``default`` is a subset of ``scaled``) share its key. ``jobs`` runs go in
-parallel, one process per run with one thread each (faster than one run with two threads).
-Records: ``results/<profile>/gp_runs/<key>.json``; tables: ``gp_sweep.json`` / ``.csv``, always
-written from every record present for the profile's plan; checkpoints (caches, not results):
+that share a run (``default`` is a subset of ``scaled``) share its key. This module plans the
+runs and reads their records; :mod:`.run` trains them, :mod:`.report` tables them.
+Records: ``results/<profile>/gp_runs/<key>.json``; checkpoints (caches, not results):
 ``<data cache>/checkpoints/gp_sweep/<key>.pt``.
 
 Example
 -------
->>> sweep = run_sweep("smoke", progress=False)                     # doctest: +SKIP
->>> sweep["verdict"]["overall"]                                     # doctest: +SKIP
+>>> len(plan_grid("scaled"))
+110
 """
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
 
 from ... import paths, profiles
-from ..._shared import check_int, content_key, is_int, torch_generator, torch_threads, tqdm_disable
-from ...models import TwoScaleCNN
-from ...train import TrainConfig, train
+from ..._shared import content_key, is_int
+from ...train import TrainConfig
 
-__all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "run_one",
-           "run_specs", "collect", "load_sweep", "build_model", "load_data",
-           "runs_dir", "read_record", "find_record"]
+__all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "collect",
+           "load_sweep", "runs_dir", "read_record", "find_record"]
 
 CONFIGS = ("none", "fine", "coarse", "both", "demo")
 STUDIES = ("grid", "data_size", "robustness")
@@ -201,119 +195,6 @@ def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
             paths.write_json(own, rec)
             return rec
     return None
-
-
-_DATA_CACHE: dict[str, Any] = {}
-
-
-def load_data(spec: RunSpec, progress: bool = False) -> tuple[Any, Any, Any]:
-    """``(train, val, test)`` :class:`~backdrop_repro.data.files.GPDataset` of the run (cached on disk
-    and, within a process, in memory)."""
-    from ...data.datasets import build_dataset, recipe_key
-
-    out = []
-    for r in spec.recipes():
-        k = recipe_key(r)
-        if k not in _DATA_CACHE:
-            _DATA_CACHE[k] = build_dataset(r, progress=progress)
-        out.append(_DATA_CACHE[k])
-    return tuple(out)
-
-
-def build_model(spec: RunSpec) -> TwoScaleCNN:
-    """The run's network: initialised from ``seed``, masks drawn from the seed's ``gp_masks`` stream
-    (``Generator(seed + 10**6)``)."""
-    s, d = spec.profile.sweep, spec.profile.data
-    gen = torch_generator(spec.seed, "gp_masks")
-    kw = dict(width=s.width, fine_prob=spec.fine_prob, coarse_prob=spec.coarse_prob, kernel=s.kernel,
-              generator=gen, init_seed=spec.seed, init=s.init)
-    if s.n_fine is not None and s.n_coarse is not None:
-        net = TwoScaleCNN(n_fine=s.n_fine, n_coarse=s.n_coarse, **kw)
-        net.image_size = d.size
-        return net
-    return TwoScaleCNN.for_scales(d.size, small_cl=d.scales[0], large_cl=d.scales[-1], **kw)
-
-
-def _device(spec: RunSpec, device: Optional[str]) -> str:
-    d = device or spec.profile.sweep.device
-    if d == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return d
-
-
-def _device_name(dev: str) -> str:
-    if dev.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(dev))
-    import platform
-
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, progress: bool = False) -> dict[str, Any]:
-    """Train one run (or, with ``reuse``, return its record); resumable from its checkpoint.
-
-    ``reuse=False`` trains from scratch (the checkpoint is deleted first) and overwrites the
-    record. Returns the record written to ``results/<profile>/gp_runs/<key>.json``: ``key``,
-    ``config`` (:meth:`RunSpec.to_dict`), ``label``, ``history``, ``final``, ``wall_time_s``,
-    ``device``, ``versions``.
-    """
-    if reuse:
-        rec = find_record(spec)
-        if rec is not None:
-            return rec
-    else:
-        _ckpt_path(spec).unlink(missing_ok=True)
-    with torch_threads(spec.profile.sweep.threads):
-        tr, va, te = load_data(spec, progress=progress)
-        dev = _device(spec, device)
-        out = train(build_model(spec), tr, te, spec.train_config(dev), checkpoint=_ckpt_path(spec), resume=True,
-                    progress=progress, val_data=va)
-        name = _device_name(dev)
-    rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": out["history"],
-           "final": out["final"], "wall_time_s": round(out["wall_time_s"], 2), "device": name,
-           "versions": paths.versions()}
-    paths.write_json(runs_dir(spec.profile) / f"{spec.key}.json", rec)
-    return rec
-
-
-def _worker(spec: RunSpec, device: Optional[str], reuse: bool) -> str:
-    profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
-    torch.set_num_threads(spec.profile.sweep.threads or 1)
-    run_one(spec, device=device, reuse=reuse, progress=False)
-    return spec.key
-
-
-def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = None, reuse: bool = True,
-              progress: bool = True, desc: str = "runs") -> None:
-    """Run ``specs`` (those without a record first filtered out when ``reuse``), ``jobs`` at a time."""
-    from tqdm import tqdm
-
-    jobs = check_int("jobs", jobs, low=1)
-    todo = [s for s in specs if not (reuse and find_record(s) is not None)]
-    todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
-    if not todo:
-        return
-    for s in todo:                      # build (or verify) every dataset once, before the workers start
-        load_data(s, progress=progress)
-    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=tqdm_disable(progress))
-    try:
-        if jobs == 1 or len(todo) == 1:
-            for s in todo:
-                run_one(s, device=device, reuse=reuse)
-                bar.update()
-            return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, s, device, reuse) for s in todo]
-            try:
-                for f in as_completed(futures):
-                    f.result()
-                    bar.update()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-    finally:
-        bar.close()
 
 
 def select_best(records: Sequence[dict[str, Any]]) -> Optional[tuple[str, int]]:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from typing import Any, Optional, Sequence
 
 from ... import paths, profiles, report
 from . import plan as gs
 
 __all__ = ["summarize", "verdict", "write_tables", "results_table", "reference_classifier",
-           "compare_with_reference", "reproduction_table", "run_sweep", "TOLERANCE"]
+           "compare_with_reference", "reproduction_table", "TOLERANCE"]
 
 #: per-run tolerance of the reproduction check (absolute test accuracy). Same CPU type, torch and
 #: thread count: runs are bit-identical (difference 0); other CPUs may round differently.
@@ -260,23 +259,3 @@ def reproduction_table(rows: Sequence[dict[str, Any]], tolerance: float = TOLERA
              f"{max(diffs):.4f}" if diffs else "No run has a committed counterpart.",
              f"(tolerance {tolerance} per run; `identical` means the whole learning curve is bit-identical)."]
     return "\n".join(lines)
-
-
-def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optional[Sequence[str]] = None,
-              seeds: Optional[Sequence[int]] = None, studies: bool = True, jobs: Optional[int] = None,
-              reuse: bool = True, device: Optional[str] = None, progress: bool = True) -> dict[str, Any]:
-    """Run the grid, then (``studies``) the data-size and robustness runs; write and return the tables.
-
-    ``reuse=False`` retrains every run from scratch. ``jobs`` (default: the profile's) runs in
-    parallel. The tables are rebuilt from every record present for the profile's full plan, so a
-    subset call (``configs``/``seeds``) adds records and never drops any. Returns :func:`collect`.
-    """
-    p = profiles.get(profile)
-    jobs = p.sweep.jobs if jobs is None else jobs
-    t0 = time.perf_counter()
-    grid = gs.plan_grid(p, configs, seeds)
-    gs.run_specs(grid, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: grid")
-    if studies:
-        extra = [s for s in gs.plan_runs(p, configs, seeds) if s.study != "grid"]
-        gs.run_specs(extra, jobs, device, reuse, progress, desc=f"GP sweep {p.name}: data size + robustness")
-    return write_tables(p, wall=time.perf_counter() - t0)
