@@ -28,7 +28,6 @@ Example
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import time
@@ -43,20 +42,17 @@ from ... import paths, profiles
 from ..._shared import check_writable, content_key, is_int, is_real, torch_generator, torch_threads, tqdm_disable
 from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ...masking import BackdropMask
+from ...train import OPTIMIZERS, make_optimizer
 from .data import load_data, make_model
-from .fidelity import fidelity_table, gradient_fidelity
-from .report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
+from .fidelity import gradient_fidelity
+from .report import comparisons, headline
 
 METHODS = ("full", "minibatch", "backdrop")
-OPTIMIZERS = ("adam", "sgd")
 FIDELITY_PRETRAIN_STEPS = 100
 CSV_FIELDS = ("method", "param", "label", "seed", "val_auc", "test_auc", "train_auc", "train_loss", "skipped", "wall_s")
 
-__all__ = [
-    "METHODS", "NDConfig", "get_config", "load_data", "make_model", "train_run", "fidelity", "run_experiment",
-    "results_name", "write_results", "summary_table", "comparison_table", "comparisons", "headline",
-    "select_best", "verdict", "findings", "fidelity_table", "describe", "add_cli",
-]
+__all__ = ["METHODS", "NDConfig", "get_config", "train_run", "fidelity", "run_experiment", "results_name",
+           "write_results"]
 
 
 @dataclass(frozen=True)
@@ -145,8 +141,8 @@ def label(method: str, param: Optional[float]) -> str:
 
 
 def _optimizer(config: NDConfig, params: Any) -> torch.optim.Optimizer:
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
-    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+    # plain SGD (momentum 0) for "sgd": the setting this experiment has always used
+    return make_optimizer(params, config.optimizer, config.lr, config.weight_decay, momentum=0.0)
 
 
 def train_run(config: NDConfig, method: str, param: Optional[float], seed: int,
@@ -352,23 +348,3 @@ def write_results(result: dict[str, Any], profile: str, folder: Optional[Path] =
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
     jpath = paths.write_json(folder / f"{name}.json", result)
     return jpath, paths.write_text(folder / f"{name}.csv", buf.getvalue())
-
-
-def _cmd(args: argparse.Namespace) -> None:
-    overrides = {k: v for k, v in (("steps", args.steps), ("seeds", None if args.seeds is None else tuple(args.seeds)))
-                 if v is not None}
-    result = run_experiment(args.profile, config=get_config(args.profile, **overrides), progress=True, write=True)
-    print(summary_table(result), comparison_table(result), verdict(result), sep="\n\n")
-    print(f"\nwrote {paths.results_dir(args.profile) / result['name']}.json (+ .csv) in {result['wall_s']:.1f} s")
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register ``backdrop-repro nondecomposable [--profile NAME] [--steps N] [--seeds S ...]``."""
-    p = subparsers.add_parser("nondecomposable",
-                              help="pairwise-AUC experiment: full batch vs minibatch vs per-sample backdrop")
-    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
-    p.add_argument("--steps", type=int, default=None, help="override the number of steps")
-    p.add_argument("--seeds", nargs="+", type=int, default=None,
-                   help="seeds to run (default: the profile's); other settings than the profile's are written "
-                        "to nondecomposable-custom-<hash>.json, never over the profile's table")
-    p.set_defaults(func=_cmd)
