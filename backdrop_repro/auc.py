@@ -21,12 +21,13 @@ Example
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from ._shared import is_real
 
 __all__ = ["SURROGATES", "exact_auc", "pairwise_auc_loss", "soft_auc"]
 
@@ -80,7 +81,7 @@ def exact_auc(scores: Any, labels: Any) -> float:
 
 
 def _positive(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, Real) or not x > 0:
+    if not is_real(x) or not x > 0:
         raise ValueError(f"{name} must be a real number > 0, got {x!r}")
     return float(x)
 

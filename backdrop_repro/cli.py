@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from . import profiles
 
 #: modules that register sub-commands (missing ones are skipped)
-CLI_MODULES = ("datasets", "zenodo", "experiments.gp_cli", "experiments.nondecomposable")
+CLI_MODULES = ("data.datasets", "data.zenodo", "experiments.gp_sweep.cli", "experiments.nondecomposable.cli")
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> None:

@@ -214,7 +214,7 @@ def scale_budget(profile: str, fine_prob: float, coarse_prob: float) -> dict:
     ``fine_kept``/``coarse_kept`` (expected kept cells per step) and ``small_seen``/``large_seen``.
     Example: ``scale_budget("default", 0.3, 0.95)["coarse_grid"] == 4``.
     """
-    from .datasets import split_recipe
+    from .data.recipes import split_recipe
     from .models import TwoScaleCNN
 
     p = profiles.get(profile)

@@ -62,7 +62,7 @@ def gp_block(profile: str = "scaled") -> list[str]:
     kind = v.get("design", {}).get("kind", "")
     lines = [f"- **2-scale GP task, profile `{profile}`** ({kind}; {s['n_runs']}/{s['n_planned']} runs; "
              f"[executed notebook]({nb})): {v['overall']}"]
-    from .experiments.gp_report import study_lines
+    from .experiments.gp_sweep.report import study_lines
 
     lines += [f"  - {t}" for t in study_lines(v)]
     if not s["complete"]:
@@ -75,7 +75,7 @@ def nd_claim(profile: str = "scaled") -> list[str]:
     r = _load(profile, "nondecomposable")
     if r is None:
         return []
-    from .experiments.nd_report import headline
+    from .experiments.nondecomposable.report import headline
 
     h = headline(r)
     row = h["vs_full"].get(h["backdrop"]) if h["backdrop"] else None
@@ -92,7 +92,7 @@ def nd_block(profile: str = "default") -> list[str]:
     r = _load(profile, "nondecomposable")
     if r is None:
         return []
-    from .experiments.nd_report import verdict
+    from .experiments.nondecomposable.report import verdict
 
     nb = f"results/{profile}/notebooks/non-decomposable.ipynb"
     return [f"- **Non-decomposable loss (ROC-AUC), profile `{profile}`** ([executed notebook]({nb})): {verdict(r)}"]
@@ -102,7 +102,7 @@ def repro_block(profile: str = "default", reference: str = "replication") -> lis
     """One line: how the profile's fresh GP runs compare with the committed runs of the same key."""
     from collections import Counter
 
-    from .experiments.gp_report import TOLERANCE, compare_with_reference
+    from .experiments.gp_sweep.report import TOLERANCE, compare_with_reference
 
     if _load(profile, "gp_sweep") is None:
         return []
@@ -119,7 +119,8 @@ def repro_block(profile: str = "default", reference: str = "replication") -> lis
 def block() -> str:
     claims = gp_claim("replication") + nd_claim("scaled")
     details = gp_block("replication") + gp_block("scaled") + nd_block("scaled") + repro_block("default")
-    lines = (["**Claims** (one line each; details below):", ""] + claims + ["", "**Details:**", ""] + details)
+    lines = (["**Claims** (one line each; details below):", ""] + claims + [""] if claims else []) + \
+        (["**Details:**", ""] + details if details else [])
     return "\n".join([START, *lines, END])
 
 

@@ -40,11 +40,12 @@ True
 """
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
+
+from ._shared import is_int, is_real
 
 NORMALIZATIONS = ("realized", "expected", "none")
 
@@ -99,15 +100,11 @@ def backdrop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return BackdropFunction.apply(x, mask.to(device=x.device, dtype=x.dtype))
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and type(x).__name__ != "bool_"
-
-
 def _check_prob(mask_prob: float) -> float:
     if isinstance(mask_prob, torch.Tensor) and mask_prob.numel() == 1 and not mask_prob.dtype.is_complex \
             and mask_prob.dtype != torch.bool:
         mask_prob = mask_prob.item()
-    if not isinstance(mask_prob, numbers.Real) or isinstance(mask_prob, bool) or type(mask_prob).__name__ == "bool_":
+    if not is_real(mask_prob):
         raise ValueError(f"mask_prob must be a real number in [0, 1), got {mask_prob!r}")
     mask_prob = float(mask_prob)
     if not 0.0 <= mask_prob < 1.0:
@@ -116,13 +113,13 @@ def _check_prob(mask_prob: float) -> float:
 
 
 def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
-    if _is_int(dims):
+    if is_int(dims):
         dims = (dims,)
     try:
         dims = tuple(dims)
     except TypeError:
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}") from None
-    if not dims or not all(_is_int(d) for d in dims):
+    if not dims or not all(is_int(d) for d in dims):
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}")
     dims = tuple(int(d) for d in dims)
     if len(set(dims)) != len(dims):
@@ -133,13 +130,13 @@ def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
 def _check_pinned(pinned: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
     if pinned is None:
         return None
-    if _is_int(pinned):
+    if is_int(pinned):
         pinned = (pinned,)
     try:
         pinned = tuple(pinned)
     except TypeError:
         raise ValueError(f"pinned must be None or one integer index per masked dim, got {pinned!r}") from None
-    if not all(_is_int(i) for i in pinned):
+    if not all(is_int(i) for i in pinned):
         raise ValueError(f"pinned must be None or one integer index per masked dim, got {pinned!r}")
     return tuple(int(i) for i in pinned)
 
@@ -243,7 +240,7 @@ def keep_probability(mask_prob: float, cells: int) -> float:
     0.0775
     """
     mask_prob = _check_prob(mask_prob)
-    if not _is_int(cells) or cells < 1:
+    if not is_int(cells) or cells < 1:
         raise ValueError(f"cells must be an integer >= 1, got {cells!r}")
     return (1.0 - mask_prob) + mask_prob ** int(cells) / int(cells)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import profiles
-from .paths import atomic_path, check_profile, output_root, results_dir
+from .paths import atomic_path, output_root, results_dir
 
 #: Notebooks in the order ``make reproduce`` runs them (data first, then the experiments).
 NOTEBOOKS = ("backdrop-demo", "gp-generate-demo", "gp-training", "non-decomposable")
@@ -114,7 +114,7 @@ def _replace_note(text: str, header: str) -> str:
 def refresh_copies(profile: str, names: Optional[Sequence[str]] = None) -> list[Path]:
     """Rewrite the header (and, once, the links) of existing executed copies without re-running
     them: ``python -m backdrop_repro.notebooks --refresh quick``. Returns the rewritten paths."""
-    check_profile(profile)
+    profiles.check(profile)
     done = []
     for name in names or NOTEBOOKS:
         path = results_dir(profile) / "notebooks" / f"{name}.ipynb"
@@ -170,7 +170,7 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     """
     import papermill as pm
 
-    check_profile(profile)
+    profiles.check(profile)
     names = list(names or NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:

@@ -38,8 +38,6 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks, readers still verify hashes
     fcntl = None  # type: ignore[assignment]
 
-from .profiles import check as check_profile  # noqa: F401  (re-exported: paths take profile names)
-
 
 def data_dir() -> Path:
     """The data cache directory (created if missing)."""
@@ -78,7 +76,9 @@ def figures_dir() -> Path:
 
 
 def results_dir(profile: str) -> Path:
-    path = output_root() / "results" / check_profile(profile)
+    from .profiles import check
+
+    path = output_root() / "results" / check(profile)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -184,31 +184,6 @@ def clean_orphans(folder: str | os.PathLike, older_than_s: float | None = ORPHAN
         except FileNotFoundError:
             continue
     return removed
-
-
-def check_writable_dir(folder: str | os.PathLike, what: str = "folder") -> Path:
-    """Create ``folder`` if needed and prove it writable with a probe file; else one clear error.
-
-    Raises ``NotADirectoryError`` (a path component is a file) or ``PermissionError`` (read-only),
-    both naming the path. Example: ``check_writable_dir(args.out, "--out")``.
-    """
-    folder = Path(folder)
-    for p in (folder, *folder.parents):
-        if p.exists() and not p.is_dir():
-            raise NotADirectoryError(f"{what} {folder}: {p} exists and is not a folder; choose a folder path")
-        if p.exists():
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{TMP_PREFIX}probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except PermissionError as err:
-        raise PermissionError(f"{what} {folder} is not writable ({err.strerror or err}); "
-                              "choose another folder or fix its permissions") from None
-    except OSError as err:
-        raise OSError(f"{what} {folder} cannot be written ({err.strerror or err})") from None
-    return folder
 
 
 def available_memory() -> int | None:

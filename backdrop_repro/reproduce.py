@@ -6,7 +6,7 @@
    sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
 4. compares every fresh GP run with the committed run of the same key in ``results/<reference>``
    (default ``replication``) and writes ``results/<profile>/reproduction.md`` (per-run tolerance
-   :data:`backdrop_repro.experiments.gp_report.TOLERANCE`); it fails (``ReproductionError``) when it
+   :data:`backdrop_repro.experiments.gp_sweep.report.TOLERANCE`); it fails (``ReproductionError``) when it
    compared nothing (e.g. every record was reused or copied) or a run differs beyond the tolerance.
 
 Example: ``reproduce("default")`` (about 15 minutes on 2 CPU cores).
@@ -15,28 +15,16 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import paths, profiles
+from ._shared import check_writable
 
-__all__ = ["reproduce", "check_writable"]
+__all__ = ["reproduce"]
 
-
-def check_writable(folder: Path) -> Path:
-    """Create ``folder`` if needed and prove it is writable (``OSError`` naming it otherwise)."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} exists and is not a folder: move it away or set BACKDROP_REPRO_OUTPUT")
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".backdrop-tmp-write-check-"):
-            pass
-    except OSError as err:
-        raise PermissionError(f"{folder} is not writable ({err.strerror}): fix its permissions or set "
-                              "BACKDROP_REPRO_OUTPUT") from None
-    return folder
+#: what an unwritable output folder's error adds
+_HINT = "fix its permissions or set BACKDROP_REPRO_OUTPUT"
 
 
 def _say(msg: str) -> None:
@@ -46,7 +34,8 @@ def _say(msg: str) -> None:
 def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "replication",
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
-    from .experiments import gp_report
+    from .experiments.gp_sweep import report as gp_report
+    from .experiments.gp_sweep import run as gp_run
     from .notebooks import run_notebooks
 
     p = profiles.get(profile)
@@ -55,13 +44,13 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
         if reference == p.name:
             raise gp_report.ReproductionError(f"reference must be another profile than {p.name!r}: a record compared "
                                               "with itself proves nothing")
-    out = check_writable(paths.output_root() / "results" / p.name)
-    check_writable(paths.output_root() / "figures")
+    out = check_writable(paths.output_root() / "results" / p.name, "results folder", _HINT)
+    check_writable(paths.output_root() / "figures", "figures folder", _HINT)
     t0 = time.perf_counter()
     _say(f"profile {p.name}: {p.description}")
     _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")
          + f", {jobs or p.sweep.jobs} run(s) at a time")
-    sweep = gp_report.run_sweep(p, jobs=jobs, reuse=reuse, progress=os.environ.get("TQDM_DISABLE") != "1")
+    sweep = gp_run.run_sweep(p, jobs=jobs, reuse=reuse, progress=True)
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
     run_notebooks(p.name)
     lines = [f"# Reproduction check: profile `{p.name}`", ""]

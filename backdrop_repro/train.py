@@ -49,7 +49,7 @@ from tqdm import tqdm
 from .paths import atomic_path
 from .masking import BackdropMask
 
-__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "make_optimizer", "OPTIMIZERS"]
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -142,7 +142,7 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images (N, 1, H, W) float32, labels (N,) int64)`` from a dataset or a pair.
 
     ``data`` : an object with ``.images`` ((N, H, W) or (N, 1, H, W)) and ``.labels`` (e.g. a
-    :class:`backdrop_repro.datasets.GPDataset`) or a pair ``(images, labels)`` of arrays/tensors.
+    :class:`backdrop_repro.data.files.GPDataset`) or a pair ``(images, labels)`` of arrays/tensors.
     Example: ``x, y = as_tensors((np.zeros((2, 8, 8)), [0, 1]))``.
     """
     if hasattr(data, "images") and hasattr(data, "labels"):
@@ -198,10 +198,16 @@ def _generators(model: nn.Module) -> list[torch.Generator]:
     return gens
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+def make_optimizer(params: Any, optimizer: str, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+    """The package's one optimizer factory: ``"adam"`` (``momentum`` unused) or ``"sgd"`` (with ``momentum``).
+
+    Example: ``make_optimizer(net.parameters(), "sgd", lr=0.1, weight_decay=0.0, momentum=0.9)``.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> Optional[dict[str, Any]]:
@@ -292,7 +298,7 @@ def train(
         model.to(memory_format=torch.channels_last)
     if (config.select == "val" or config.patience is not None) and val_data is None:
         raise ValueError("config.select='val' and config.patience need val_data (a validation split)")
-    opt = _make_optimizer(model, config)
+    opt = make_optimizer(model.parameters(), config.optimizer, config.lr, config.weight_decay, config.momentum)
     gens = _generators(model)
     history: list[dict[str, Any]] = []
     start = 0

@@ -65,7 +65,7 @@ def main() -> int:
     print(f"targets: matched <= 3x bare FFT pair: {'met' if ok_matched else 'MISSED'}; "
           f"faithful <= 30 s/sample: {'met' if ok_faithful else 'MISSED'}")
     print("for scale: the original (approximate GP solve per patch) takes ~4.5 h per small-scale "
-          "sample (DESIGN.md §3); the reference run with an exact 2500x2500 eigendecomposition "
+          "sample (docs/data.md); the reference run with an exact 2500x2500 eigendecomposition "
           "sampler took ~4.6 s")
     return 0
 

@@ -39,7 +39,7 @@ from typing import Callable, Optional
 import torch
 
 from backdrop_repro import profiles
-from backdrop_repro.experiments import gp_sweep
+from backdrop_repro.experiments.gp_sweep import plan as gp_sweep
 from backdrop_repro.models import TwoScaleCNN, conv_flops
 
 SIZE, WIDTH = 1024, 64

@@ -60,7 +60,7 @@ def _one_line_error(capsys, command: str) -> str:
 
 
 def test_generate_out_is_a_file_one_line_before_generating(tmp_path, capsys, monkeypatch):
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     monkeypatch.setattr(datasets, "generate", lambda *a, **k: pytest.fail("generated first"))
     target = tmp_path / "file"
@@ -70,7 +70,7 @@ def test_generate_out_is_a_file_one_line_before_generating(tmp_path, capsys, mon
 
 
 def test_generate_read_only_out_one_line(tmp_path, capsys, monkeypatch):
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     monkeypatch.setattr(datasets, "generate", lambda *a, **k: pytest.fail("generated first"))
 
@@ -110,7 +110,7 @@ def test_generate_too_large_is_refused_at_once(capsys):
     (OSError(5, "Input/output error"), 2), (ConnectionError("cannot reach"), 2), (MemoryError(), 2),
 ])
 def test_main_maps_expected_failures(monkeypatch, capsys, exc, status):
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     def boom(args):
         raise exc
@@ -126,7 +126,7 @@ def test_main_maps_expected_failures(monkeypatch, capsys, exc, status):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     monkeypatch.setattr(datasets, "_cmd_generate", lambda args: {}["missing"])
     with pytest.raises(KeyError):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import datasets, gp
+from backdrop_repro import gp
+from backdrop_repro.data import datasets
 from backdrop_repro.paths import data_dir
-from backdrop_repro.datasets import PAPER, SMOKE, CacheError, Recipe
+from backdrop_repro.data.datasets import PAPER, SMOKE, CacheError, Recipe
 
 #: the paper's lengths on 256² images (the retired "quick" profile's data)
 PAPER_256 = Recipe(size=256, scales=((9.5, 10.0), (80.0, 140.0)), power=(0.75, 1.25), per_class=25,

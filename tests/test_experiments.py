@@ -7,7 +7,8 @@ import json
 import pytest
 
 from backdrop_repro import paths, profiles, report
-from backdrop_repro.experiments import gp_models, gp_report, gp_sweep
+from backdrop_repro.experiments.gp_sweep import models as gp_models, plan as gp_sweep, report as gp_report
+from backdrop_repro.experiments.gp_sweep import run as gp_run
 from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
                                         compare_with_reference)
 
@@ -96,7 +97,7 @@ def test_corrupt_record_is_named_and_rerun(tiny, monkeypatch):
     good = json.loads(path.read_text())
     path.write_text("{not json")
     with pytest.warns(RuntimeWarning, match=spec.key):
-        rec = gp_sweep.run_one(spec)
+        rec = gp_run.run_one(spec)
     assert rec["final"] == good["final"]                      # retrained from scratch: the same numbers (CPU)
     assert (path.parent / f"{spec.key}.json.corrupt").exists()
 
@@ -150,16 +151,23 @@ def test_load_model_never_trains(tiny, monkeypatch, tmp_path):
 def test_verdict_wording_follows_the_numbers():
     def row(config, label, accs, study="grid"):
         return {"study": study, "config": config, "level": 0, "label": label, "per_class": 25, "method": "fft",
-                "by_seed": dict(enumerate(accs)), "test_accuracy": report.summary(accs), "seeds": list(range(len(accs)))}
+                "fine_prob": 0.3 if config == "fine" else 0.0, "coarse_prob": 0.5 if config == "coarse" else 0.0,
+                "by_seed": dict(enumerate(accs)), "test_accuracy": report.summary(accs), "seeds": list(range(len(accs))),
+                "failed": {}, "scales": None, "stop_reasons": {}, "train_loss": report.summary([0.0] * len(accs)),
+                "pooled": {"correct": int(round(sum(accs) * 1000)), "total": 1000 * len(accs), "chance": 0.25}}
     base = [0.40, 0.42, 0.41, 0.43, 0.39]
     better = row("fine", "fine 0.3", [a + d for a, d in zip(base, (0.10, 0.12, 0.09, 0.11, 0.10))])
     same = row("coarse", "coarse 0.5", [a + d for a, d in zip(base, (0.01, -0.02, 0.0, 0.02, -0.01))])
     v = gp_report.verdict([row("none", "none", base), better, same], best="fine 0.3")
     assert [c["decision"] for c in v["comparisons"]] == ["better", "no significant difference"]
-    assert "improves generalisation" in v["overall"] and "chosen on the validation split" in v["overall"]
-    # a baseline whose interval reaches chance: inconclusive, and nothing about "not reproduced"
-    chance = gp_report.verdict([row("none", "none", [0.20, 0.30, 0.26, 0.24, 0.25]), same])
-    assert "inconclusive" in chance["overall"] and "not reproduced" not in chance["overall"]
+    assert [c["status"] for c in v["claims"]] == ["confirmed", "not confirmed"]      # same: interval inside ±0.03
+    assert "claim is confirmed" in v["overall"] and "Chosen on the validation split" in v["overall"]
+    # a baseline at chance on the pooled test predictions: inconclusive, and nothing about "not confirmed"
+    chance = gp_report.verdict([row("none", "none", [0.25, 0.26, 0.24, 0.25, 0.25]), same])
+    assert "inconclusive" in chance["overall"] and "not confirmed" not in chance["overall"]
+    # two seeds well above chance are enough to say the baseline learns (binomial, not a 1-df t-interval)
+    two = gp_report.verdict([row("none", "none", [0.436, 0.404]), row("coarse", "coarse 0.5", [0.44, 0.40])])
+    assert two["learned"]["all"]["above"] and "does not learn" not in two["overall"]
 
 
 def test_holm_and_paired_statistics():

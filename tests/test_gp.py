@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from backdrop_repro import gp
+from backdrop_repro.gp import faithful
 
-#: reference statistics of the original construction (see its README): a copy in tests/data if the
-#: checkout has one, else the team's shared folder
-REFERENCES = (Path(__file__).parent / "data" / "reference", Path("/work/shared/reference"))
+#: reference statistics of the original construction (see its README), committed with the tests
+REFERENCES = (Path(__file__).parent / "data" / "reference",)
 
 
 def _reference(cl: int) -> dict:
@@ -106,7 +106,7 @@ def test_patch_factor_is_an_exact_factorisation_of_the_2500_point_covariance():
     """The Kronecker factor reproduces the full 2500×2500 SE covariance of the patch grid."""
     m = gp.PATCH_POINTS
     length = gp.grid_length(8.0, m)
-    l1 = gp._factor_psd(gp._se_matrix_1d(m, length))
+    l1 = faithful._factor_psd(faithful._se_matrix_1d(m, length))
     yy, xx = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
     pts = np.stack([yy.ravel(), xx.ravel()], axis=1).astype(float)
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
@@ -118,7 +118,7 @@ def test_patch_factor_is_an_exact_factorisation_of_the_2500_point_covariance():
 def test_patch_geometry_of_the_paper_lengths():
     g = gp.patch_geometry(10.0)
     assert g["grid_length"] == 8.0 and g["upscale"] == 1.25 and g["patch_px"] == 62
-    assert gp._patch_count(1024, 10.0) == int(6 * (1024 / 37.5) ** 2) == 4473
+    assert faithful._patch_count(1024, 10.0) == int(6 * (1024 / 37.5) ** 2) == 4473
     assert gp.patch_geometry(5.0)["upscale"] == 1.0 and gp.patch_geometry(5.0)["patch_px"] == 50
 
 
@@ -297,7 +297,7 @@ def test_fft_refuses_lengths_it_does_not_resolve():
     s = gp.se_spectrum(64, 96.0)
     assert (s.sum() - s[0, 0]) / s.sum() < 1e-14
     # the recipes enforce the same rule up front
-    from backdrop_repro.datasets import Recipe
+    from backdrop_repro.data.datasets import Recipe
 
     with pytest.raises(ValueError, match=r"Recipe\.size must be >= 2 × .* for method 'fft'"):
         Recipe(size=64, scales=((40.0,),), power=(1.0,), per_class=1, method="fft")

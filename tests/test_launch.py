@@ -8,7 +8,8 @@ from backdrop_repro import profiles
 
 submitit = pytest.importorskip("submitit")
 
-from backdrop_repro.experiments import gp_sweep, launch  # noqa: E402
+from backdrop_repro.experiments.gp_sweep import launch, plan as gp_sweep  # noqa: E402
+from backdrop_repro.experiments.gp_sweep.run import run_sweep  # noqa: E402
 
 NAME = "launch-test"
 
@@ -35,8 +36,8 @@ def local_executor(folder, **kw):
 def test_smoke_sweep_through_submitit_local_executor_is_idempotent(tiny_profile, tmp_path):
     plan = gp_sweep.plan_runs(tiny_profile)
     assert len(plan) == 4 and {s.study for s in plan} == {"grid"}
-    out = launch.launch_sweep(NAME, folder=tmp_path / "logs", runs_per_job=2, time_min=10, progress=False,
-                              poll_s=0.5, executor_factory=local_executor, device="cpu")
+    out = run_sweep(NAME, launcher="submitit", folder=tmp_path / "logs", runs_per_job=2, time_min=10, progress=False,
+                    poll_s=0.5, executor_factory=local_executor, device="cpu")
     assert out["launch"] == {"submitted": 4, "jobs": 2, "failed": []}
     runs = gp_sweep.runs_dir(NAME)
     for s in plan:
@@ -54,7 +55,8 @@ def test_smoke_sweep_through_submitit_local_executor_is_idempotent(tiny_profile,
         ex.map_array = lambda *a: calls.append(a) or real(*a)
         return ex
 
-    again = launch.launch_sweep(NAME, folder=tmp_path / "logs", progress=False, executor_factory=counting_executor)
+    again = run_sweep(NAME, launcher="submitit", folder=tmp_path / "logs", progress=False,
+                      executor_factory=counting_executor)
     assert again["launch"]["submitted"] == 0 and calls == []
     assert again["n_runs"] == 4
 
@@ -70,3 +72,7 @@ def test_collect_only_cli_and_option_errors(tiny_profile, tmp_path, capsys):
         launch.make_executor(tmp_path, cluster="pbs")
     with pytest.raises(ValueError, match="runs_per_job"):
         launch.submit_specs(None, gp_sweep.plan_grid(NAME), runs_per_job=0)
+    with pytest.raises(ValueError, match="launcher"):
+        run_sweep(NAME, launcher="pbs")
+    with pytest.raises(TypeError, match="submitit"):
+        run_sweep(NAME, partition="gpu")

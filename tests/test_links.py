@@ -99,3 +99,12 @@ def test_executed_copy_header_names_the_profile_and_links_only_existing_files(tm
     assert again["cells"][1]["source"] == "See [fig](../../../figures/a.png)."   # links rebased once only
     assert again["cells"][0]["source"].count("Executed copy") == 1
     assert copy_header("backdrop-demo", "default", "results/default/notebooks", root=tmp_path) in first
+
+
+def test_architecture_lists_every_module():
+    """docs/architecture.md names every module of the package by its path inside backdrop_repro/."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "backdrop_repro"
+    modules = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py"))
+    missing = [m for m in modules if f"`{m}`" not in text]
+    assert modules and not missing, f"docs/architecture.md does not list: {missing}"

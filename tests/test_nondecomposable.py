@@ -12,7 +12,7 @@ from scipy import stats
 from backdrop_repro import paths, profiles, report
 from backdrop_repro.auc import pairwise_auc_loss
 from backdrop_repro.experiments import nondecomposable as nd
-from backdrop_repro.experiments.nd_fidelity import gradient_fidelity
+from backdrop_repro.experiments.nondecomposable.fidelity import gradient_fidelity
 from backdrop_repro.masking import BackdropMask, backdrop, draw_mask
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from backdrop_repro.oracle import SpectralOracle
+from backdrop_repro.gp.oracle import SpectralOracle
 
 
 def se_spec(n, cl):
@@ -110,8 +110,8 @@ def test_oracle_separates_close_lengths_far_above_chance():
 
 
 def test_oracle_on_smoke_dataset():
-    from backdrop_repro import datasets
-    from backdrop_repro.oracle import oracle_for_recipe
+    from backdrop_repro.data import datasets
+    from backdrop_repro.gp.oracle import oracle_for_recipe
 
     recipe = datasets.SMOKE.replace(method="fft", seed=123)
     ds = datasets.build_dataset(recipe, progress=False)
@@ -138,7 +138,7 @@ def test_bad_input_shape():
 
 def test_hann_window_expected_periodogram():
     # windowed periodic fields: the mean periodogram equals the oracle's windowed class spectrum
-    from backdrop_repro.oracle import standardised_spectrum
+    from backdrop_repro.gp.oracle import standardised_spectrum
 
     n = 16
     s = standardised_spectrum(se_spec(n, 1.5))        # k = 0 empty: mean-free fields, as generated
@@ -170,8 +170,8 @@ def test_profile_amplitudes_recover_mixture():
 
 
 def test_is_exact_only_for_single_scale_fft_with_scale_free_mode():
-    from backdrop_repro import datasets
-    from backdrop_repro.oracle import is_exact, oracle_for_recipe
+    from backdrop_repro.data import datasets
+    from backdrop_repro.gp.oracle import is_exact, oracle_for_recipe
 
     one = datasets.Recipe(size=32, scales=((2.0, 4.0),), power=(1.0,), per_class=1, method="fft")
     cross = datasets.SMOKE.replace(method="fft")
@@ -188,8 +188,8 @@ def test_is_exact_only_for_single_scale_fft_with_scale_free_mode():
 def test_exact_case_is_the_density_of_the_standardised_field():
     """Single-scale fft data: the classifier's log-likelihood differences equal those of the
     angular central Gaussian computed with dense covariances (what makes it exact there)."""
-    from backdrop_repro import datasets
-    from backdrop_repro.oracle import oracle_for_recipe
+    from backdrop_repro.data import datasets
+    from backdrop_repro.gp.oracle import oracle_for_recipe
 
     recipe = datasets.Recipe(size=8, scales=((0.5, 0.9),), power=(1.0,), per_class=2, method="fft")
     images, _ = datasets.generate(recipe, progress=False)
@@ -221,7 +221,7 @@ def test_exact_case_is_the_density_of_the_standardised_field():
 def test_module_text_does_not_claim_a_ceiling():
     import inspect
 
-    from backdrop_repro import oracle
+    from backdrop_repro.gp import oracle
 
     text = inspect.getsource(oracle)
     assert "Bayes-optimal oracle" not in text and "agree to within a point" not in text

@@ -11,8 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from backdrop_repro import dataset_files, datasets, paths, zenodo
-from backdrop_repro.datasets import SMOKE, CacheError, ResourceError
+from backdrop_repro import paths
+from backdrop_repro.data import datasets, zenodo
+from backdrop_repro.data import files as dataset_files
+from backdrop_repro.data.datasets import SMOKE, CacheError, ResourceError
 
 A = SMOKE.replace(per_class=1)
 B = SMOKE.replace(per_class=1, seed=SMOKE.seed + 1)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from backdrop_repro import glance, reproduce
+from backdrop_repro._shared import check_writable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,11 +15,11 @@ def test_reproduce_checks_destinations_before_any_work(tmp_path, monkeypatch):
     blocker.mkdir()
     (blocker / "results").write_text("a file where a folder should be")
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(blocker))
-    from backdrop_repro.experiments import gp_report
+    from backdrop_repro.experiments.gp_sweep import run as gp_run
 
     def boom(*a, **k):
         raise AssertionError("the sweep must not start")
-    monkeypatch.setattr(gp_report, "run_sweep", boom)
+    monkeypatch.setattr(gp_run, "run_sweep", boom)
     with pytest.raises(OSError, match="results"):
         reproduce.reproduce("smoke")
 
@@ -30,13 +31,13 @@ def test_check_writable_names_the_folder(tmp_path):
     ro.chmod(0o500)
     try:
         with pytest.raises(PermissionError, match=str(ro)):
-            reproduce.check_writable(ro)
+            check_writable(ro)
     finally:
         ro.chmod(0o700)
 
 
 def test_check_writable_leaves_no_file(tmp_path):
-    reproduce.check_writable(tmp_path / "new")
+    check_writable(tmp_path / "new")
     assert list((tmp_path / "new").iterdir()) == []
 
 

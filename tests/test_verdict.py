@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from backdrop_repro import profiles, report
-from backdrop_repro.experiments import gp_report, gp_sweep
+from backdrop_repro.experiments.gp_sweep import plan, run
+from backdrop_repro.experiments.gp_sweep import report as gp_report
 from backdrop_repro.models import TwoScaleCNN
 from backdrop_repro.train import TrainConfig, train
 
@@ -142,24 +143,24 @@ def _conv_profile(name="conv-test"):
 
 def test_per_seed_data_gives_each_seed_its_own_training_and_validation_sets():
     p = _conv_profile()
-    a, b = gp_sweep.plan_grid(p, ["none"], seeds=[0, 1])
+    a, b = plan.plan_grid(p, ["none"], seeds=[0, 1])
     (ta, va, sa), (tb, vb, sb) = a.recipes(), b.recipes()
     assert ta.seed != tb.seed and va.seed != vb.seed and sa == sb          # the test set is shared
     assert len({ta.seed, va.seed, sa.seed, tb.seed, vb.seed}) == 5
     # profiles without it keep one training set (and their committed keys)
-    s0, s1 = gp_sweep.plan_grid("scaled", ["none"], seeds=[0, 1])
+    s0, s1 = plan.plan_grid("scaled", ["none"], seeds=[0, 1])
     assert s0.recipes()[0] == s1.recipes()[0]
 
 
 def test_sweep_records_carry_predictions_and_per_scale_accuracy():
     p = _conv_profile()
-    sweep = gp_report.run_sweep(p, jobs=1, progress=False)
+    sweep = run.run_sweep(p, jobs=1, progress=False)
     rec = sweep["runs"][0]
-    tr, va, te = gp_sweep.load_data(gp_sweep.plan_grid(p, ["none"], seeds=[0])[0])
-    raw = json.loads((gp_sweep.runs_dir(p) / f"{rec['key']}.json").read_text())
+    tr, va, te = run.load_data(plan.plan_grid(p, ["none"], seeds=[0])[0])
+    raw = json.loads((plan.runs_dir(p) / f"{rec['key']}.json").read_text())
     pred = np.array([int(c) for c in raw["predictions"]["test"]])
     true = np.asarray(te.labels)
-    classes = np.asarray(te.recipe.classes if hasattr(te, "recipe") else gp_sweep.plan_grid(p)[0].recipes()[2].classes)
+    classes = np.asarray(te.recipe.classes if hasattr(te, "recipe") else plan.plan_grid(p)[0].recipes()[2].classes)
     f = rec["final"]
     assert np.mean(pred == true) == pytest.approx(f["test_accuracy"])
     for s in range(2):
@@ -173,12 +174,12 @@ def test_sweep_records_carry_predictions_and_per_scale_accuracy():
 
 
 def test_scale_metrics_marginalise_the_prediction():
-    spec = gp_sweep.plan_grid("smoke", ["none"], seeds=[0])[0]
+    spec = plan.plan_grid("smoke", ["none"], seeds=[0])[0]
 
     class DS:
         labels = np.array([0, 1, 2, 3])
     # classes (small, large): 0 (2, 8), 1 (3, 8), 2 (2, 14), 3 (3, 14)
-    out = gp_sweep.scale_metrics(spec, None, DS, DS, {"test": [1, 1, 2, 2]})
+    out = run.scale_metrics(spec, None, DS, DS, {"test": [1, 1, 2, 2]})
     assert out["test_scale_accuracy"] == [0.5, 1.0] and "val_scale_accuracy" not in out
     assert out["test_confusion"][0] == [0, 1, 0, 0]
 
@@ -201,17 +202,17 @@ def test_the_reproduction_check_cannot_pass_vacuously(tmp_path, monkeypatch):
     q = _conv_profile("conv-b")
     with pytest.raises(gp_report.ReproductionError, match="itself"):
         gp_report.compare_with_reference(p, "conv-a")
-    gp_report.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    run.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
     # q finds p's record and copies it: a copy is not a re-run
-    gp_report.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    run.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
     rows = gp_report.compare_with_reference(q, "conv-a")
     assert [r["status"] for r in rows] == ["not re-run"]
     with pytest.raises(gp_report.ReproductionError, match="compared no run"):
         gp_report.check_reproduction(rows, "conv-a")
     # trained here: identical to the reference
-    for f in gp_sweep.runs_dir(q).glob("*.json"):
+    for f in plan.runs_dir(q).glob("*.json"):
         f.unlink()
-    gp_report.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, reuse=False, progress=False)
+    run.run_sweep(q, configs=["none"], seeds=[0], studies=False, jobs=1, reuse=False, progress=False)
     rows = gp_report.compare_with_reference(q, "conv-a")
     assert [r["status"] for r in rows] == ["identical"]
     gp_report.check_reproduction(rows, "conv-a")
@@ -231,10 +232,10 @@ def test_a_diverged_run_is_recorded_as_failed_in_strict_json_and_left_out():
     p = _conv_profile("conv-nan")
     p = replace(p, sweep=replace(p.sweep, lr=1e30))
     profiles.register(p, overwrite=True)
-    sweep = gp_report.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
-    path = next(gp_sweep.runs_dir(p).glob("*.json"))
+    sweep = run.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
+    path = next(plan.runs_dir(p).glob("*.json"))
     rec = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c} in {path}"))
     assert rec["final"]["failed"].startswith("non-finite") and "test_accuracy" not in rec["final"]
-    json.loads((gp_sweep.runs_dir(p).parent / "gp_sweep.json").read_text(),
+    json.loads((plan.runs_dir(p).parent / "gp_sweep.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"bare {c} in gp_sweep.json"))
     assert sweep["summary"][0]["seeds"] == [] and 0 in sweep["summary"][0]["failed"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop_repro import zenodo
+from backdrop_repro.data import safe_pickle, zenodo
 
 NAMES = {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-140"}
 MEMBER = "gp-crosses/GP_9.5-10+80-140.gp"
@@ -141,7 +141,7 @@ def serve_dataset(server: Server, images, labels, names=NAMES, member=MEMBER, pr
 # ------------------------------------------------------------------------------------ download
 def test_roundtrip_paper_recipe_bit_exact_then_cached(server):
     """The default recipe (datasets.PAPER, 1024², 4 classes): bit-exact data, one request ever."""
-    from backdrop_repro import datasets
+    from backdrop_repro.data import datasets
 
     images, labels = tiny_data(n_per_class=1, size=datasets.PAPER.size, seed=1)
     hashes = serve_dataset(server, images, labels)
@@ -234,16 +234,24 @@ def test_offline_error_is_one_line_and_suggests_generate(monkeypatch, capsys):
     with pytest.raises(ConnectionError) as err:
         zenodo.fetch_paper_dataset(progress=False, recipe=TINY, url=url)
     msg = str(err.value)
-    assert "backdrop-repro generate --recipe paper" in msg and "\n" not in msg
-    with pytest.raises(ConnectionError, match="generate --recipe paper"):
+    assert zenodo.OFFLINE_COMMAND in msg and "same recipe, not the same pixels" in msg and "\n" not in msg
+    with pytest.raises(ConnectionError, match=zenodo.OFFLINE_COMMAND):
         zenodo.fetch_samples(10, progress=False, url=url)
 
-    from backdrop_repro.cli import main
+    from backdrop_repro.cli import build_parser, main
+    from backdrop_repro.data import datasets
+
+    # the hint's command is one the CLI accepts, and it asks for the paper's recipe
+    prog, *argv = zenodo.OFFLINE_COMMAND.split()
+    args = build_parser().parse_args(argv)
+    assert prog == "backdrop-repro" and args.func is datasets._cmd_generate
+    assert (args.profile, args.method) == ("paper", "faithful")
+    assert datasets.split_recipe(args.profile, args.split).replace(method=args.method) == datasets.PAPER
 
     monkeypatch.setenv(zenodo.URL_ENV, url)
     assert main(["fetch", "dataset", "--no-progress"]) == 2
     err_lines = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
-    assert len(err_lines) == 1 and "backdrop-repro generate --recipe paper" in err_lines[0]
+    assert len(err_lines) == 1 and zenodo.OFFLINE_COMMAND in err_lines[0]
     assert cache_files() == []
 
 
@@ -294,7 +302,7 @@ def test_malicious_pickle_refused_without_side_effect(server, tmp_path):
     data = make_zip({MEMBER: payload})
     server.files["dataset.zip"] = data
     hashes = {"dataset.zip": md5(data)}
-    with pytest.raises(zenodo.UnsafePickleError) as err:
+    with pytest.raises(safe_pickle.UnsafePickleError) as err:
         zenodo.fetch_paper_dataset(progress=False, recipe=TINY, hashes=hashes, url=server.url)
     assert "system" in str(err.value) and "nothing was executed" in str(err.value)
     assert not marker.exists()
@@ -306,7 +314,7 @@ def test_malicious_pickle_refused_without_side_effect(server, tmp_path):
 
 
 def _load(data: bytes):
-    return zenodo.RestrictedUnpickler(io.BytesIO(data), source="t").load()
+    return safe_pickle.RestrictedUnpickler(io.BytesIO(data), source="t").load()
 
 
 @pytest.mark.parametrize("protocol", range(6))
@@ -345,7 +353,7 @@ def test_restricted_unpickler_refuses_other_objects(obj):
     for protocol in (2, 3, 5):
         data = pickle.dumps(obj, protocol=protocol)
         assert pickle.loads(data) is not None           # control: a plain unpickler accepts it
-        with pytest.raises(zenodo.UnsafePickleError):
+        with pytest.raises(safe_pickle.UnsafePickleError):
             _load(data)
 
 
@@ -355,27 +363,27 @@ def test_restricted_unpickler_checks_dtype_and_array_states():
     # dtype state claiming the object/refcount flag (would let raw bytes act as pointers)
     flags = good.replace(b"K\x00tq\x0cb", b"K\x01tq\x0cb")
     assert flags != good
-    with pytest.raises(zenodo.UnsafePickleError, match="dtype state"):
+    with pytest.raises(safe_pickle.UnsafePickleError, match="dtype state"):
         _load(flags)
     # array state whose buffer is shorter than shape x itemsize
     short = good.replace(b"C\x10" + np.arange(4, dtype=np.float32).tobytes(),
                          b"C\x0c" + np.arange(3, dtype=np.float32).tobytes())
     assert short != good
-    with pytest.raises(zenodo.UnsafePickleError, match="array state"):
+    with pytest.raises(safe_pickle.UnsafePickleError, match="array state"):
         _load(short)
     # numpy.ndarray used as a constructor (NEWOBJ) instead of through _reconstruct
     newobj = b"\x80\x02cnumpy\nndarray\nK\x02\x85\x81."
-    with pytest.raises((zenodo.UnsafePickleError, TypeError)):
+    with pytest.raises((safe_pickle.UnsafePickleError, TypeError)):
         _load(newobj)
 
 
 def test_layout_and_class_checks():
     images, labels = tiny_data()
     ok = [[[im, int(lb)] for im, lb in zip(images, labels)], dict(NAMES)]
-    out_images, out_labels, names = zenodo.parse_authors_dataset(ok, TINY)
+    out_images, out_labels, names = safe_pickle.parse_authors_dataset(ok, TINY)
     assert out_images.tobytes() == images.tobytes() and out_labels.tolist() == labels.tolist()
     # names written with floats are the same classes
-    assert zenodo.parse_authors_dataset([ok[0], {0: "9.5-80.0", 1: "10.0-80", 2: "9.5-140", 3: "10-140"}], TINY)
+    assert safe_pickle.parse_authors_dataset([ok[0], {0: "9.5-80.0", 1: "10.0-80", 2: "9.5-140", 3: "10-140"}], TINY)
     bad = {
         "names": [ok[0], {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-200"}],
         "swapped names": [ok[0], {0: "10-80", 1: "9.5-80", 2: "9.5-140", 3: "10-140"}],
@@ -387,7 +395,7 @@ def test_layout_and_class_checks():
     }
     for what, obj in bad.items():
         with pytest.raises(ValueError):
-            zenodo.parse_authors_dataset(obj, TINY)
+            safe_pickle.parse_authors_dataset(obj, TINY)
             pytest.fail(what)
 
 
@@ -454,4 +462,4 @@ def test_registry_defaults_and_overrides(monkeypatch):
         zenodo.make_registry({"dataset.zip": "7374717f"})
     with pytest.raises(ValueError, match="retries"):
         zenodo.make_registry(retries=-1)
-    assert zenodo.pickle_member_name(TINY) == "GP_9.5-10+80-140.gp"
+    assert safe_pickle.pickle_member_name(TINY) == "GP_9.5-10+80-140.gp"

@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..experiments.nd_report import comparisons, select_best
+from ..experiments.nondecomposable.report import comparisons, select_best
 
 __all__ = ["curves", "final_auc", "fidelity"]
 

@@ -13,7 +13,7 @@ import torch
 
 from . import GP_CMAP
 
-__all__ = ["learning_curves", "scale_accuracy", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "stem_filters", "COLORS"]
+__all__ = ["learning_curves", "scale_accuracy", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "COLORS"]
 
 COLORS = {"none": "black", "fine": "tab:blue", "coarse": "tab:orange", "both": "tab:green", "demo": "tab:purple"}
 STYLES = ("-", "--", ":")
@@ -241,22 +241,5 @@ def gradient_maps(models: dict[str, torch.nn.Module], image: np.ndarray, label: 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"gradient reaching the input in one training step (sqrt scale){title}")
-    fig.tight_layout()
-    return fig
-
-
-def stem_filters(models: dict[str, torch.nn.Module], n: int = 8, title: str = "") -> plt.Figure:
-    """The first ``n`` 5x5 stem filters of each model (one row per model)."""
-    fig, axes = plt.subplots(len(models), n, figsize=(1.1 * n, 1.2 * len(models)), squeeze=False)
-    for row, (name, net) in zip(axes, models.items()):
-        w = net.fine_features[0].weight.detach()[:, 0].numpy()
-        for j, ax in enumerate(row):
-            if j < len(w):
-                lim = np.abs(w[j]).max() or 1.0
-                ax.imshow(w[j], cmap="RdBu_r", vmin=-lim, vmax=lim)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        row[0].set_ylabel(name, fontsize=8)
-    fig.suptitle(f"trained stem filters (5x5){title}")
     fig.tight_layout()
     return fig

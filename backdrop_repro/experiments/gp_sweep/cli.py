@@ -1,0 +1,83 @@
+"""The ``backdrop-repro sweep`` command: run (locally or through submitit) and table the GP sweep."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ... import paths, profiles
+from . import plan as gs
+from .report import check_reproduction, compare_with_reference, reproduction_table, results_table, write_tables
+from .run import run_sweep
+
+__all__ = ["add_cli"]
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    import sys
+
+    if args.compare is not None and args.compare == args.profile:   # checked before any work
+        raise ValueError(f"--compare must name another profile than --profile {args.profile!r}: a record compared "
+                         "with itself proves nothing")
+    if args.collect_only:
+        sweep = write_tables(args.profile)
+    else:
+        from .launch import LaunchError
+
+        options = {} if args.launcher == "local" else dict(
+            cluster=args.cluster, folder=args.slurm_folder, partition=args.partition, gpus_per_job=args.gpus_per_job,
+            time_min=args.time_min, array_parallelism=args.array_parallelism, cpus_per_task=args.cpus_per_task,
+            mem_gb=args.mem_gb, runs_per_job=args.runs_per_job)
+        try:
+            sweep = run_sweep(args.profile, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
+                              reuse=not args.fresh, device=args.device, progress=True, launcher=args.launcher,
+                              **options)
+        except LaunchError as err:
+            print(f"backdrop-repro sweep: error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        if "launch" in sweep:
+            print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
+    print(results_table(sweep))
+    print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
+    print(f"-> {paths.results_dir(sweep['profile']) / 'gp_sweep.json'}")
+    if args.compare:
+        rows = compare_with_reference(args.profile, args.compare)
+        text = reproduction_table(rows)
+        paths.write_text(paths.results_dir(sweep["profile"]) / "reproduction.md", text + "\n")
+        print("\nReproduction check against results/" + args.compare + ":\n" + text)
+        check_reproduction(rows, args.compare)
+
+
+def add_cli(subparsers: Any) -> None:
+    """Register ``backdrop-repro sweep --profile P [--configs ...] [--seeds ...] [--jobs N] [--fresh]
+    [--launcher local|submitit [--partition ...] ...] [--collect-only]``."""
+    p = subparsers.add_parser("sweep", help="train the GP sweep (grid, data-size curve, robustness row)")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
+    p.add_argument("--configs", nargs="+", choices=gs.CONFIGS, default=None, help="subset of configurations")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default: the profile's)")
+    p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
+    p.add_argument("--fresh", action="store_true", help="retrain every run from scratch (ignore stored records)")
+    p.add_argument("--no-studies", action="store_true", help="only the grid (no data-size / robustness runs)")
+    p.add_argument("--compare", default=None, metavar="PROFILE", choices=profiles.names(),
+                   help="compare each run with the committed run of the same key in results/PROFILE")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--collect-only", action="store_true",
+                   help="train nothing: rebuild the tables from the run records present (the collect step)")
+    g = p.add_argument_group("cluster (--launcher submitit; needs pip install 'backdrop-repro[cluster]')")
+    g.add_argument("--launcher", choices=("local", "submitit"), default="local",
+                   help="local: this machine (--jobs processes); submitit: SLURM job arrays, grid then studies")
+    g.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
+                   help="submitit's executor: slurm (sbatch), or local (subprocesses here, no SLURM; for tests)")
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N", help="GPUs per array task (default 0)")
+    g.add_argument("--time-min", type=int, default=240, metavar="MIN", help="time limit per array task (default 240)")
+    g.add_argument("--array-parallelism", type=int, default=32, metavar="N",
+                   help="array tasks running at once (default 32)")
+    g.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
+                   help="CPUs per array task (also the torch threads of profiles without a thread setting)")
+    g.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="memory per array task")
+    g.add_argument("--runs-per-job", type=int, default=1, metavar="N",
+                   help="runs per array task, trained in turn (default 1)")
+    g.add_argument("--slurm-folder", default=None, metavar="DIR",
+                   help="submitit's logs and pickles (default: <data cache>/submitit/<profile>)")
+    p.set_defaults(func=_cmd_sweep)
+

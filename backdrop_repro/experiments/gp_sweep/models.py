@@ -1,0 +1,59 @@
+"""Trained networks of the GP sweep for figures: load final weights, re-train them visibly if missing.
+
+Checkpoints are caches in the data folder (``<data cache>/checkpoints/gp_sweep/<key>.pt``), not
+results; a figure cell only loads (:func:`load_model`), and :func:`ensure_models` is the one
+explicit, visible step that re-trains missing weights (e.g. on a fresh clone whose run records
+came from git). CPU training is deterministic, so the re-trained weights equal the originals.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..._shared import torch_threads, tqdm_disable
+from ...models import TwoScaleCNN
+from ...train import train
+from .plan import RunSpec, _ckpt_path
+from .run import _device, build_model, load_data
+
+__all__ = ["ensure_models", "load_model"]
+
+
+def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
+    """Train (visibly, with a progress bar) the runs among ``specs`` whose final weights are not in
+    the data cache, e.g. on a fresh clone whose run records came from git. Deterministic on a CPU."""
+    from tqdm import tqdm
+
+    missing = [s for s in specs if not _has_final_checkpoint(s)]
+    for s in tqdm(missing, desc="re-training the networks shown in figures", unit="run",
+                  disable=tqdm_disable(progress)):
+        tr, va, te = load_data(s)
+        with torch_threads(s.profile.sweep.threads):
+            train(build_model(s), tr, te, s.train_config(_device(s, None)), checkpoint=_ckpt_path(s),
+                  resume=True, progress=False, val_data=va)
+
+
+def _has_final_checkpoint(spec: RunSpec) -> bool:
+    path = _ckpt_path(spec)
+    if not path.exists():
+        return False
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["epoch"] == spec.train_config().epochs
+    except Exception:  # noqa: BLE001 - unreadable: not there
+        return False
+
+
+def load_model(spec: RunSpec) -> TwoScaleCNN:
+    """The run's network with its final weights, from the data cache; never trains.
+
+    Raises ``FileNotFoundError`` naming the checkpoint and the call that makes it
+    (:func:`ensure_models`) when the weights are missing or unfinished.
+    """
+    if not _has_final_checkpoint(spec):
+        raise FileNotFoundError(f"final weights of run {spec.key} ({spec.label}, seed {spec.seed}) not in "
+                                f"{_ckpt_path(spec)}: call experiments.ensure_models([...]) to train them")
+    model = build_model(spec)
+    model.load_state_dict(torch.load(_ckpt_path(spec), map_location="cpu", weights_only=False)["model"])
+    return model.eval()
+

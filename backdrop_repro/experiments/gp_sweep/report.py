@@ -1,0 +1,566 @@
+"""Tables, verdict and the reproduction check of the GP sweep, all through :mod:`backdrop_repro.report`.
+
+* :func:`summarize` : per (study, configuration, level, data) group, the mean and 95 % interval
+  over seeds of test / validation / train accuracy and the final training loss.
+* :func:`verdict` : every backdrop configuration against ``none``, paired by seed, Holm-corrected
+  across the grid; one sentence per configuration and one overall, worded by the numbers. The
+  baseline's accuracy above chance comes with its interval; if that interval reaches chance the
+  overall verdict says "inconclusive" and nothing else.
+* :func:`write_tables` : ``results/<profile>/gp_sweep.json`` and ``.csv`` from every record present.
+* :func:`compare_with_reference` : fresh runs against a committed record of the same runs (same
+  keys), with the tolerance stated; what ``make reproduce`` ends with.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ... import paths, profiles, report
+from . import plan as gs
+
+__all__ = ["summarize", "verdict", "findings", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
+           "compare_with_reference", "reproduction_table", "TOLERANCE"]
+
+#: per-run tolerance of the reproduction check (absolute test accuracy). Same CPU type, torch and
+#: thread count: runs are bit-identical (difference 0); other CPUs may round differently.
+TOLERANCE = 0.01
+CHANCE = 0.25
+#: a run's training has levelled off when its final training loss (running mean) is below this
+LEVELLED_LOSS = 0.1
+
+
+def _group_key(rec: dict[str, Any]) -> tuple:
+    c = rec["config"]
+    return (c["study"], c["config"], c["level"], c["data"]["train"]["per_class"], c["data"]["train"]["method"])
+
+
+def _n_test(rec: dict[str, Any]) -> int:
+    f, c = rec["final"], rec["config"]
+    if "test_confusion" in f:
+        return int(sum(map(sum, f["test_confusion"])))
+    scales = c["data"]["test"]["scales"]
+    n_classes = 1
+    for s in scales:
+        n_classes *= len(s)
+    return int(c["data"]["test"]["per_class"]) * n_classes
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group of runs that differ only by seed (grid first, then the studies).
+
+    Row: study, config, level, label, fine_prob, coarse_prob, per_class, method, seeds,
+    ``by_seed`` (test accuracy per seed), :func:`report.summary` of test_accuracy, val_accuracy,
+    train_accuracy, train_loss (the scored epoch), ``scales`` (per scale, smallest first:
+    ``summary`` of the test accuracy on that scale, ``by_seed``, ``chance``; None for records
+    written before per-scale predictions were kept), ``pooled`` (correct / total test predictions
+    over seeds, 4-class and per scale, for :func:`report.above_chance`), ``epochs`` (summary of the
+    scored epoch), ``stop_reasons`` (convergence budget: counts), and ``failed`` (seeds whose run
+    failed, e.g. a non-finite loss: they are left out of every statistic).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(_group_key(r), []).append(r)
+    rows = []
+    for key in sorted(groups, key=lambda k: (gs.STUDIES.index(k[0]), k[3], k[4], gs.CONFIGS.index(k[1]), k[2])):
+        allr = sorted(groups[key], key=lambda r: r["config"]["seed"])
+        rs = [r for r in allr if not r["final"].get("failed")]
+        c = allr[0]["config"]
+        scales = c["data"]["test"]["scales"]
+        row = {"study": key[0], "config": key[1], "level": key[2], "label": allr[0].get("label", key[1]),
+               "fine_prob": c["fine_prob"], "coarse_prob": c["coarse_prob"], "per_class": key[3], "method": key[4],
+               "seeds": [r["config"]["seed"] for r in rs],
+               "failed": {r["config"]["seed"]: r["final"]["failed"] for r in allr if r["final"].get("failed")},
+               "by_seed": {r["config"]["seed"]: r["final"]["test_accuracy"] for r in rs}}
+        for m in ("test_accuracy", "val_accuracy", "train_accuracy", "train_loss"):
+            vals = [r["final"][m] for r in rs if m in r["final"]]
+            row[m] = report.summary(vals) if vals else None
+        total = sum(_n_test(r) for r in rs)
+        pooled = {"correct": int(round(sum(r["final"]["test_accuracy"] * _n_test(r) for r in rs))), "total": total,
+                  "chance": 1.0 / len(_classes(c))}
+        if rs and all("test_scale_accuracy" in r["final"] for r in rs):
+            row["scales"] = []
+            for i, lengths in enumerate(scales):
+                by = {r["config"]["seed"]: r["final"]["test_scale_accuracy"][i] for r in rs}
+                row["scales"].append({"lengths": list(lengths), "chance": 1.0 / len(lengths), "by_seed": by,
+                                      "summary": report.summary(list(by.values())),
+                                      "correct": int(round(sum(by[r["config"]["seed"]] * _n_test(r) for r in rs))),
+                                      "total": total})
+        else:
+            row["scales"] = None
+        row["pooled"] = pooled
+        ep = [r["final"].get("selected_epoch", r["final"].get("epoch")) for r in rs]
+        row["epochs"] = report.summary(ep) if ep and None not in ep else None
+        reasons: dict[str, int] = {}
+        for r in rs:
+            if "stop_reason" in r["final"]:
+                reasons[r["final"]["stop_reason"]] = reasons.get(r["final"]["stop_reason"], 0) + 1
+        row["stop_reasons"] = reasons
+        rows.append(row)
+    return rows
+
+
+def _classes(config: dict[str, Any]) -> list[tuple]:
+    import itertools
+
+    return list(itertools.product(*config["data"]["test"]["scales"]))
+
+
+def _compare_block(rows: list[dict], alpha: float) -> tuple[Optional[dict], list[dict]]:
+    base = next((r for r in rows if r["config"] == "none"), None)
+    cands = [r for r in rows if r["config"] != "none"]
+    if base is None or not cands:
+        return base, []
+    comps = report.compare(base["by_seed"], {r["label"]: r["by_seed"] for r in cands}, alpha)
+    for comp, r in zip(comps, cands):
+        comp.update(config=r["config"], level=r["level"], fine_prob=r["fine_prob"], coarse_prob=r["coarse_prob"])
+        if base.get("scales") and r.get("scales"):
+            comp["scale_deltas"] = [report.paired(bs["by_seed"], cs["by_seed"])
+                                    for bs, cs in zip(base["scales"], r["scales"])]
+    return base, comps
+
+
+def _scale_name(i: int, n: int, lengths: Sequence[float]) -> str:
+    kind = ("small" if i == 0 else "large") if n == 2 else f"scale {i + 1}"
+    return f"{kind} scale ({' vs '.join(f'{v:g}' for v in lengths)} px)"
+
+
+def learned(row: dict[str, Any]) -> dict[str, Any]:
+    """What the runs of one summary row learned: :func:`report.above_chance` of the pooled test
+    predictions, 4-class (``all``) and per scale (``scales``; None without per-scale records)."""
+    pooled = row["pooled"]
+    out = {"all": report.above_chance(pooled["correct"], pooled["total"], pooled["chance"]) if pooled["total"] else None,
+           "scales": None}
+    if row.get("scales"):
+        out["scales"] = [report.above_chance(s["correct"], s["total"], s["chance"]) for s in row["scales"]]
+    return out
+
+
+def _learned_text(row: dict[str, Any], ref: Optional[dict] = None) -> str:
+    """``4-class 0.43 [..] (above chance 0.25, exact binomial p = ..); small scale (...) 0.49 (at
+    chance 0.5, p = 0.7); large ...``."""
+    lr = learned(row)
+    b = row["test_accuracy"]
+
+    def verdict_of(t: dict) -> str:
+        return (f"above chance {t['chance']:g}" if t["above"] else f"not above chance {t['chance']:g}") + \
+               f", exact binomial p = {report.fmt_p(t['p'])} on {t['total']} pooled test predictions"
+    parts = [f"{report.fmt_ci(b, signed=False)} on the 4 classes ({verdict_of(lr['all'])})"]
+    if lr["scales"]:
+        n = len(row["scales"])
+        for i, (s, t) in enumerate(zip(row["scales"], lr["scales"])):
+            parts.append(f"{report.fmt_ci(s['summary'], signed=False)} on the {_scale_name(i, n, s['lengths'])} "
+                         f"({'above' if t['above'] else 'not above'} chance {t['chance']:g}, p = {report.fmt_p(t['p'])})")
+    else:
+        parts.append("per-scale accuracy not recorded (runs made before per-image predictions were kept)")
+    return "; ".join(parts)
+
+
+def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None, best: Optional[str] = None,
+            alpha: float = 0.05, profile: str = "", design: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The sweep's verdict, worded by the numbers and by what the design could detect.
+
+    Returns ``{"baseline", "learned", "comparisons", "sentences", "claims", "trend", "studies",
+    "failed", "overall"}``. Every backdrop configuration of the grid is compared with ``none``,
+    paired by seed and Holm-corrected across the grid (the family); each comparison gets a
+    :func:`report.claim` (confirmed / not confirmed / inconclusive / contradicted, with its minimum
+    detectable effect under Holm over the family and a TOST against :data:`report.MARGIN`) and
+    its paired per-scale differences. Whether the baseline learns is an exact binomial test of
+    its pooled test predictions (4-class and per scale). ``design`` (from :func:`design_of`) says
+    whether the comparisons were fixed in advance (confirmatory) or explored (a grid; then a
+    dose-response trend over the mask levels is one extra, exploratory test). Studies (data
+    size, robustness) are one pre-planned comparison each, judged unadjusted (``p``), and say so.
+    """
+    design = design or {"kind": "exploratory", "data": "training data as recorded", "budget": "budget as recorded"}
+    grid = [r for r in summary if r["study"] == "grid"]
+    base, comps = _compare_block(grid, alpha)
+    out: dict[str, Any] = {"baseline": None, "comparisons": comps, "sentences": [], "studies": [], "overall": "",
+                           "claims": [], "trend": None, "learned": None, "design": design,
+                           "failed": [f"`{r['label']}` seed {s}: {why}" for r in summary for s, why in r["failed"].items()]}
+    if base is None or base["test_accuracy"] is None:
+        out["overall"] = "Not enough runs for a verdict: the no-backdrop baseline has no usable record yet."
+        if out["failed"]:
+            out["overall"] += (f" {len(out['failed'])} run(s) failed and are left out of every statistic: "
+                               + "; ".join(out["failed"]) + ".")
+        return out
+    b = base["test_accuracy"]
+    out["baseline"] = b
+    lr = learned(base)
+    out["learned"] = lr
+    ref = ""
+    if reference:
+        ref = (f" The likelihood classifier{'' if reference.get('exact') else ' (approximate)'} reaches "
+               f"{reference['test_accuracy']:.3f}")
+        if reference.get("small_scale_accuracy") is not None:
+            ref += (f" (small scale {reference['small_scale_accuracy']:.3f}, large scale "
+                    f"{reference['large_scale_accuracy']:.3f})")
+        ref += "."
+    head = (f"Without backdrop the network reaches {_learned_text(base)} (means and 95 % CIs over {b['n']} seeds)."
+            f"{ref} ")
+    m = len(comps)
+    for c in comps:
+        c["claim"] = _unfinished_claim(report.claim(c, m=m, alpha=alpha), next(r for r in grid if r["label"] == c["name"]))
+    out["sentences"] = [_comparison_sentence(c, alpha) for c in comps]
+    out["claims"] = [{"name": c["name"], "status": c["claim"]["status"], "text": c["claim"]["text"]} for c in comps]
+    if design["kind"] == "exploratory" and len(comps) >= 2:
+        pts: dict[Any, list] = {}
+        for c in comps:
+            if c["config"] in ("fine", "coarse", "both"):
+                cand = next(r for r in grid if r["label"] == c["name"])
+                for seed, v in cand["by_seed"].items():
+                    if seed in base["by_seed"]:
+                        pts.setdefault(seed, []).append((c["level"], v - base["by_seed"][seed]))
+        out["trend"] = report.trend(pts)
+    for study in ("data_size", "robustness"):
+        for key in sorted({(r["per_class"], r["method"]) for r in summary if r["study"] == study}):
+            rows = [r for r in summary if r["study"] == study and (r["per_class"], r["method"]) == key]
+            sb, sc = _compare_block(rows, alpha)
+            if sb is not None and sc and sc[0].get("decision"):
+                cand = next(r for r in rows if r["config"] != "none")
+                sc[0]["claim"] = _unfinished_claim(report.claim(sc[0], m=1, alpha=alpha, p_key="p"), cand)
+                out["studies"].append({"study": study, "per_class": key[0], "method": key[1],
+                                       "baseline": sb["test_accuracy"], "learned": learned(sb), "comparison": sc[0],
+                                       "stop_reasons": {r["label"]: r["stop_reasons"] for r in rows},
+                                       "train_loss": {r["label"]: r["train_loss"]["mean"] for r in rows if r["train_loss"]}})
+    if not comps:
+        out["overall"] = head + "No backdrop configuration has runs yet."
+        return out
+    if lr["all"] is None or not lr["all"]["above"]:
+        out["overall"] = head + ("The baseline does not beat chance on the pooled test predictions, so it does not "
+                                 "learn the task at this profile and the comparison is inconclusive about backdrop.")
+        return out
+    parts = [head, _design_text(design, m), " "]
+    if design["kind"] == "exploratory":
+        chosen = next((c for c in comps if c["name"] == best), None)
+        if chosen is not None:
+            parts.append(f"Chosen on the validation split: {out['sentences'][comps.index(chosen)]} ")
+        lo, hi = min(comps, key=lambda c: c["mean"]), max(comps, key=lambda c: c["mean"])
+        counts = {k: sum(c["claim"]["status"] == k for c in comps) for k in report.CLAIMS}
+        parts.append(f"Over the {m} configurations the paired Δ runs from `{lo['name']}` {report.fmt_ci(lo)} to "
+                     f"`{hi['name']}` {report.fmt_ci(hi)}; "
+                     + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ".")
+    else:
+        parts.append(" ".join(out["sentences"]))
+    statuses = [c["claim"]["status"] for c in comps]
+    if "confirmed" in statuses:
+        names = ", ".join(f"`{c['name']}`" for c in comps if c["claim"]["status"] == "confirmed")
+        parts.append(f" Overall: the paper's claim is confirmed at this profile for {names}.")
+    elif all(s == "not confirmed" for s in statuses):
+        top = max(c["high"] for c in comps)
+        parts.append(f" Overall: the paper's claim is not confirmed at this profile; gains above {top:+.3f} are "
+                     "excluded for every configuration.")
+    else:
+        mdes = [c["claim"]["mde"] for c in comps if c["claim"]["mde"] is not None]
+        parts.append(" Overall: inconclusive at this profile: no configuration beats no backdrop after Holm's "
+                     "correction, and " + (f"the design could detect only gains ≥ {min(mdes):.3f}" if mdes else
+                                           "the design has no power estimate") + f" (margin ±{report.MARGIN:g}).")
+    if lr["scales"] and len(lr["scales"]) == 2:
+        small_any = lr["scales"][0]["above"] or any(
+            (r.get("scales") and learned(r)["scales"][0]["above"]) for r in grid if r["config"] != "none")
+        if not small_any and lr["scales"][1]["above"]:
+            parts.append(" No network, with or without backdrop, beats chance on the small scale, so what is "
+                         "compared is learning of the large scale only: the fine-mask half of the paper's claim "
+                         "is not tested here.")
+    if out["trend"] is not None:
+        t = out["trend"]
+        parts.append(f" Dose-response (one exploratory test, specified after the grid was seen): the per-seed slope "
+                     f"of the gain on the mask level (0, 1, 2 over the fine, coarse and both families) is "
+                     f"{report.fmt_ci(t)} per level (p = {report.fmt_p(t['p'])}).")
+    slow = _unconverged(summary)
+    if slow:
+        out["unconverged"] = slow
+        parts.append(" " + slow_text(slow))
+    if out["failed"]:
+        parts.append(f" {len(out['failed'])} run(s) failed and are left out of every statistic: "
+                     + "; ".join(out["failed"]) + ".")
+    out["overall"] = "".join(parts)
+    return out
+
+
+def study_lines(v: dict[str, Any]) -> list[str]:
+    """One markdown line per study of a verdict (data size, robustness): each is one pre-planned
+    comparison of the studies' configuration with ``none``, judged unadjusted, worded by its claim.
+    Used by the notebook's Findings and the README block."""
+    out = []
+    for st in v["studies"]:
+        c, b = st["comparison"], st["baseline"]
+        what = (f"{st['per_class']} training images per class" if st["study"] == "data_size"
+                else f"the `{st['method']}` sampler (the paper's construction)")
+        claim = f": {c['claim']['text']}" if c.get("claim") else ""
+        out.append(f"With {what} (one pre-planned comparison, unadjusted): no backdrop "
+                   f"{report.fmt_ci(b, signed=False)}; `{c['name']}` {report.fmt_ci(c)} (paired over {c['n']} seeds, "
+                   f"p = {report.fmt_p(c['p'])}){claim}.")
+    return out
+
+
+def findings(sweep: dict[str, Any]) -> str:
+    """Markdown of the gp-training notebook's **Findings**: the verdict, one line per comparison,
+    one per study, and a note when the record is incomplete (all generated from ``sweep``)."""
+    v = sweep["verdict"]
+    lines = [v["overall"], ""] + [f"- {t}" for t in v["sentences"]] + [f"- {t}" for t in study_lines(v)]
+    if not sweep["complete"]:
+        lines.append(f"- Only {sweep['n_runs']} of {sweep['n_planned']} planned runs are recorded: the numbers are "
+                     "provisional.")
+    return "\n".join(lines)
+
+
+def _comparison_sentence(c: dict[str, Any], alpha: float) -> str:
+    s = (f"`{c['name']}` changes test accuracy by {report.fmt_ci(c)} (paired over {c['n']} seeds; p = "
+         f"{report.fmt_p(c['p'])}, Holm-adjusted p = {report.fmt_p(c['p_holm'])} over {c['m_tests']}): "
+         f"{c['claim']['text']}.")
+    if c.get("scale_deltas") and all(c["scale_deltas"]):
+        n = len(c["scale_deltas"])
+        names = ["small scale", "large scale"] if n == 2 else [f"scale {i + 1}" for i in range(n)]
+        s += " Per scale: " + ", ".join(f"{nm} {report.fmt_ci(d)}" for nm, d in zip(names, c["scale_deltas"])) + "."
+    return s
+
+
+def _design_text(design: dict[str, Any], m: int) -> str:
+    if design["kind"] == "confirmatory":
+        return (f"Confirmatory design: {m} comparison{'s' if m != 1 else ''} fixed in advance, Holm over {m}; "
+                f"each seed trains on its own training set and selects on its own validation set; "
+                f"{design['budget']}; the 95 % intervals cover seeds, training sets and initialisations.")
+    return (f"Exploratory grid: {m} configurations, Holm over {m}; {design['data']}; {design['budget']}.")
+
+
+def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
+    """``{"kind": "confirmatory" | "exploratory", "budget": text, "data": text}`` of a profile's sweep:
+    confirmatory when its configurations are fixed in advance (``sweep.configs``) and every seed
+    has its own data."""
+    p = profiles.get(profile)
+    s = p.sweep
+    if s.patience is not None or s.loss_target is not None or s.select != "last":
+        rules = [f"training loss below {s.loss_target:g}" if s.loss_target is not None else None,
+                 f"no gain in validation accuracy (ties broken by the lower validation loss) for {s.patience} epochs" if s.patience is not None else None]
+        budget = (f"every run trains until " + " or ".join(r for r in rules if r) + f" (cap {s.epochs} epochs), "
+                  + ("the test set scored at the epoch of best validation accuracy" if s.select == "val" else
+                     "the test set scored at the last epoch"))
+    else:
+        budget = f"an equal budget of {s.epochs} epochs for every configuration, the test set scored at the last epoch"
+    kind = "confirmatory" if (s.configs is not None and p.data.per_seed_data) else "exploratory"
+    data = "each seed its own training set" if p.data.per_seed_data else "one training set shared by every seed"
+    return {"kind": kind, "budget": budget, "data": data}
+
+
+def _still_learning(r: dict[str, Any]) -> Optional[str]:
+    """Why the runs of a row had not finished learning at the end of their budget, or None:
+    a fixed budget whose mean final training loss is above :data:`LEVELLED_LOSS`, or a convergence
+    budget where at least half of the runs reached the cap."""
+    if r["stop_reasons"]:
+        capped = r["stop_reasons"].get("cap", 0)
+        if capped * 2 >= max(1, len(r["seeds"])):
+            return f"{capped} of {len(r['seeds'])} runs reached the cap of the budget"
+        return None
+    if r.get("train_loss") and r["train_loss"]["mean"] > LEVELLED_LOSS:
+        return f"mean final training loss {r['train_loss']['mean']:.2f}"
+    return None
+
+
+def _unfinished_claim(cl: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A claim cannot be "not confirmed" by runs that had not finished learning: it is inconclusive."""
+    why = _still_learning(row)
+    if why and cl["status"] in ("not confirmed", "contradicted"):
+        return {**cl, "status": "inconclusive", "text": f"inconclusive: the backdrop runs were still learning at the "
+                f"end of the budget ({why}), so their accuracy is that of an unfinished run"}
+    return cl
+
+
+def _unconverged(summary: Sequence[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in summary:
+        tag = (f" ({r['per_class']}/class)" if r["study"] == "data_size" else "") + \
+              (f" ({r['method']} data)" if r["study"] == "robustness" else "")
+        if r["stop_reasons"]:
+            capped = r["stop_reasons"].get("cap", 0)
+            if capped:
+                out.append(f"`{r['label']}`{tag}: {capped} of {len(r['seeds'])} runs reached the cap")
+        elif r.get("train_loss") and r["train_loss"]["mean"] > LEVELLED_LOSS:
+            out.append(f"`{r['label']}`{tag}: mean final training loss {r['train_loss']['mean']:.2f}")
+    return out
+
+
+def slow_text(slow: Sequence[str]) -> str:
+    """The sentence that names runs still learning at the end of their budget."""
+    return ("Still learning at the end of the budget (their accuracy is that of an unfinished run): "
+            + "; ".join(slow) + ".")
+
+
+def reference_classifier(profile: str | profiles.Profile, method: Optional[str] = None) -> dict[str, Any]:
+    """Accuracy of the spectral likelihood classifier (:mod:`backdrop_repro.gp.oracle`) on the test set.
+
+    ``exact`` says whether it is the exact likelihood of the data's distribution (see
+    ``oracle.is_exact``); otherwise it is an approximation, not a ceiling.
+    """
+    import numpy as np
+
+    from ...gp import oracle
+    from ...data.datasets import build_dataset, split_recipe
+
+    r = split_recipe(profile, "test", None, method)
+    ds = build_dataset(r, progress=False)
+    o = oracle.oracle_for_recipe(r)
+    images, labels = np.asarray(ds.images), np.asarray(ds.labels)
+    pred = o.predict(images)
+    exact = oracle.is_exact(r)
+    return {"test_accuracy": float(np.mean(pred == labels)), "method": r.method, "exact": bool(exact),
+            "small_scale_accuracy": float(np.mean(pred % 2 == labels % 2)),
+            "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
+
+
+def _csv_text(records: Sequence[dict[str, Any]]) -> str:
+    cols = ["key", "study", "config", "level", "fine_prob", "coarse_prob", "per_class", "method", "seed", "epoch",
+            "train_loss", "train_accuracy", "val_accuracy", "test_loss", "test_accuracy", "test_small_accuracy",
+            "test_large_accuracy", "stop_reason", "failed", "wall_time_s", "device"]
+
+    def g(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ("" if v is None else str(v))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in records:
+        c, f = r["config"], r["final"]
+        sc = f.get("test_scale_accuracy") or [None, None]
+        w.writerow([r["key"], c["study"], c["config"], c["level"], c["fine_prob"], c["coarse_prob"],
+                    c["data"]["train"]["per_class"], c["data"]["train"]["method"], c["seed"],
+                    f.get("selected_epoch", f.get("epoch")), g(f.get("train_loss")), g(f.get("train_accuracy")),
+                    g(f.get("val_accuracy")), g(f.get("test_loss")), g(f.get("test_accuracy")), g(sc[0]), g(sc[-1]),
+                    f.get("stop_reason", ""), f.get("failed", ""), r["wall_time_s"], r["device"]])
+    return buf.getvalue()
+
+
+def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str, Any]:
+    """Rebuild ``gp_sweep.json`` / ``.csv`` of ``profile`` from every record present; return the dict."""
+    p = profiles.get(profile)
+    records = gs.collect(p)
+    planned = gs.plan_runs(p, records=records)
+    best = gs.select_best(records)
+    best_label = next((s.label for s in planned if best and (s.config, s.level) == best and s.study == "grid"), None)
+    summary = summarize(records)
+    refs = {}
+    if records:
+        refs["main"] = reference_classifier(p)
+        if p.sweep.robustness_method and any(r["config"]["study"] == "robustness" for r in records):
+            refs["robustness"] = reference_classifier(p, p.sweep.robustness_method)
+    sweep = {"schema": gs.SCHEMA_VERSION, "experiment": "gp_sweep", "profile": p.name,
+             "settings": {"data": vars(p.data), "sweep": vars(p.sweep)},
+             "complete": len(records) == len(planned), "n_runs": len(records), "n_planned": len(planned),
+             "best_on_validation": best_label, "reference": refs, "summary": summary,
+             "design": design_of(p),
+             "verdict": verdict(summary, refs.get("main"), best_label, profile=p.name, design=design_of(p)),
+             "runs": [{k: r[k] for k in ("key", "label", "config", "final", "history", "wall_time_s", "device")}
+                      for r in records],
+             "run_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "this_call_wall_time_s": round(wall, 1),
+             "versions": paths.versions()}
+    out = paths.results_dir(p.name)
+    paths.write_json(out / "gp_sweep.json", sweep)
+    paths.write_text(out / "gp_sweep.csv", _csv_text(records))
+    return sweep
+
+
+def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
+    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI]),
+    validation accuracy, paired Δ vs none with its p-value (Holm in the grid), the minimum
+    detectable effect, the claim, the scored epoch and the final training loss."""
+    comps = {c["name"]: c for c in sweep["verdict"]["comparisons"]}
+    for s in sweep["verdict"]["studies"]:
+        comps.setdefault((s["per_class"], s["method"], s["comparison"]["name"]), s["comparison"])
+    rows = []
+    for r in (r for r in sweep["summary"] if r["study"] == study):
+        c = comps.get(r["label"]) if study == "grid" else comps.get((r["per_class"], r["method"], r["label"]))
+        chosen = " (best on validation)" if r["label"] == sweep.get("best_on_validation") and r["config"] != "none" else ""
+        sc = r.get("scales")
+        cl = c.get("claim") if c else None
+        rows.append([f"`{r['label']}`{chosen}", r["per_class"], len(r["seeds"]),
+                     report.fmt_ci(r["test_accuracy"], signed=False) if r["test_accuracy"] else
+                     f"failed ({len(r['failed'])} runs)",
+                     report.fmt_ci(sc[0]["summary"], signed=False) if sc else "—",
+                     report.fmt_ci(sc[-1]["summary"], signed=False) if sc else "—",
+                     report.fmt_ci(r["val_accuracy"], signed=False) if r["val_accuracy"] else "—",
+                     report.fmt_ci(c) if c and c.get("decision") else "—",
+                     report.fmt_p(c.get("p_holm") if study == "grid" else c.get("p")) if c else "—",
+                     f"{cl['mde']:.3f}" if cl and cl["mde"] is not None else "—",
+                     cl["status"] if cl else "—",
+                     f"{r['epochs']['mean']:.0f}" if r.get("epochs") else "—",
+                     f"{r['train_loss']['mean']:.3f}" if r.get("train_loss") else "—"])
+    head = ["configuration", "train/class", "seeds", "test acc. (4 classes)", "small scale", "large scale",
+            "val acc.", "Δ test vs none [95 % CI]", "p (Holm)" if study == "grid" else "p (one comparison)",
+            "MDE (80 %)", "claim", "epoch scored", "train loss"]
+    return report.markdown_table(head, rows)
+
+
+class ReproductionError(RuntimeError):
+    """The reproduction check could not compare anything, compared a record with itself, or found
+    runs that differ beyond the tolerance (one line naming what and what to do)."""
+
+
+def reference_runs_dir(reference: str) -> Path:
+    """``results/<reference>/gp_runs`` of the checkout (the committed record), else of the output root."""
+    for root in (paths.checkout_root(), paths.output_root()):
+        if root is not None and (root / "results" / reference / "gp_runs").is_dir():
+            return root / "results" / reference / "gp_runs"
+    return paths.output_root() / "results" / reference / "gp_runs"
+
+
+def compare_with_reference(fresh: str | profiles.Profile, reference: str = "replication",
+                           tolerance: float = TOLERANCE) -> list[dict[str, Any]]:
+    """Every record of ``fresh`` against the record with the same key in ``results/<reference>``
+    (the committed record of the checkout, wherever the output goes).
+
+    Rows: key, label, seed, study, fresh and committed test accuracy, ``diff`` and ``status``
+    (``identical``, ``within tolerance``, ``differs``, ``no committed record``, or ``not re-run``
+    for a record copied from another profile's folder: that is no evidence of reproduction).
+    Comparing a profile with itself raises :class:`ReproductionError`.
+    """
+    p = profiles.get(fresh)
+    if profiles.check(reference) == p.name:
+        raise ReproductionError(f"reference must be another profile than {p.name!r}: a record compared with itself "
+                                "proves nothing")
+    ref_dir = reference_runs_dir(reference)
+    own_dir = gs.runs_dir(p)
+    if ref_dir.resolve() == own_dir.resolve():
+        raise ReproductionError(f"the fresh records and the reference are the same folder {ref_dir}")
+    rows = []
+    for rec in gs.collect(p):
+        ref = gs.read_record(ref_dir / f"{rec['key']}.json")
+        new = rec["final"]["test_accuracy"]
+        row = {"key": rec["key"], "label": rec.get("label"), "seed": rec["config"]["seed"],
+               "study": rec["config"]["study"], "fresh": new, "committed": None, "diff": None,
+               "status": "no committed record"}
+        if rec.get("copied_from"):
+            row["status"] = "not re-run"
+        elif ref is not None:
+            d = new - ref["final"]["test_accuracy"]
+            row.update(committed=ref["final"]["test_accuracy"], diff=d,
+                       status="identical" if d == 0 and rec["history"] == ref["history"] else
+                       "within tolerance" if abs(d) <= tolerance else "differs")
+        rows.append(row)
+    return rows
+
+
+def check_reproduction(rows: Sequence[dict[str, Any]], reference: str) -> None:
+    """Raise :class:`ReproductionError` when nothing was compared or a run differs beyond tolerance."""
+    compared = [r for r in rows if r["status"] in ("identical", "within tolerance", "differs")]
+    if not compared:
+        raise ReproductionError(f"the reproduction check compared no run with results/{reference}: "
+                                f"{len(rows)} records, none re-run here with a committed counterpart; run "
+                                "`make reproduce` without REUSE=1 in a checkout that holds results/" + reference)
+    bad = [r for r in compared if r["status"] == "differs"]
+    if bad:
+        raise ReproductionError(f"{len(bad)} of {len(compared)} re-run GP runs differ from results/{reference} by more "
+                                f"than {TOLERANCE} test accuracy (first: {bad[0]['label']} seed {bad[0]['seed']}); see "
+                                "reproduction.md")
+
+
+def reproduction_table(rows: Sequence[dict[str, Any]], tolerance: float = TOLERANCE) -> str:
+    """Markdown: counts per status, the largest difference, and the tolerance used."""
+    from collections import Counter
+
+    n = Counter(r["status"] for r in rows)
+    diffs = [abs(r["diff"]) for r in rows if r["diff"] is not None]
+    lines = [report.markdown_table(["status", "runs"], [[k, v] for k, v in sorted(n.items())]),
+             "", f"Largest |Δ test accuracy| against the committed record: "
+             f"{max(diffs):.4f}" if diffs else "No run has a committed counterpart.",
+             f"(tolerance {tolerance} per run; `identical` means the whole learning curve is bit-identical; "
+             "`not re-run` records were copied from another profile's folder and prove nothing)."]
+    return "\n".join(lines)

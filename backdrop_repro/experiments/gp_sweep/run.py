@@ -1,0 +1,239 @@
+"""Training the GP sweep: one runner, the launcher a parameter (local processes or submitit).
+
+:func:`run_sweep` trains the grid, then (``studies``) the data-size and robustness runs planned
+from the grid's records (:func:`.plan.plan_runs`), and ends with the collect step
+(:func:`.report.write_tables`, which only reads records). Where the runs train is the
+``launcher``: ``"local"`` (this machine, ``jobs`` processes with one thread each, faster than
+one run with two threads) or ``"submitit"`` (SLURM job arrays through :mod:`.launch`).
+Either way every run goes through :func:`run_one`, which writes its keyed record atomically, so
+runs already recorded are skipped and results of several calls or machines merge by key.
+
+Parameter path from the profile to the masks: ``profiles`` → :func:`.plan.plan_grid`
+(``RunSpec.fine_prob``/``coarse_prob``) → :func:`run_one` → :func:`build_model` →
+:class:`~backdrop_repro.models.TwoScaleCNN` → :class:`~backdrop_repro.masking.BackdropMask`.
+
+Example
+-------
+>>> sweep = run_sweep("smoke", progress=False)                     # doctest: +SKIP
+>>> sweep["verdict"]["overall"]                                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ... import paths, profiles
+from ..._shared import check_int, torch_generator, torch_threads, tqdm_disable
+from ...models import TwoScaleCNN
+from ...train import train
+from .plan import RunSpec, _ckpt_path, find_record, plan_grid, plan_runs, runs_dir
+from .report import write_tables
+
+__all__ = ["scale_metrics", "LAUNCHERS", "run_sweep", "run_one", "run_specs", "build_model", "load_data"]
+
+#: where the runs train: this machine (processes) or a cluster through submitit
+LAUNCHERS = ("local", "submitit")
+
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def load_data(spec: RunSpec, progress: bool = False) -> tuple[Any, Any, Any]:
+    """``(train, val, test)`` :class:`~backdrop_repro.data.files.GPDataset` of the run (cached on disk
+    and, within a process, in memory)."""
+    from ...data.datasets import build_dataset, recipe_key
+
+    out = []
+    for r in spec.recipes():
+        k = recipe_key(r)
+        if k not in _DATA_CACHE:
+            _DATA_CACHE[k] = build_dataset(r, progress=progress)
+        out.append(_DATA_CACHE[k])
+    return tuple(out)
+
+
+def build_model(spec: RunSpec) -> TwoScaleCNN:
+    """The run's network: initialised from ``seed``, masks drawn from the seed's ``gp_masks`` stream
+    (``Generator(seed + 10**6)``)."""
+    s, d = spec.profile.sweep, spec.profile.data
+    gen = torch_generator(spec.seed, "gp_masks")
+    kw = dict(width=s.width, fine_prob=spec.fine_prob, coarse_prob=spec.coarse_prob, kernel=s.kernel,
+              generator=gen, init_seed=spec.seed, init=s.init)
+    if s.n_fine is not None and s.n_coarse is not None:
+        net = TwoScaleCNN(n_fine=s.n_fine, n_coarse=s.n_coarse, **kw)
+        net.image_size = d.size
+        return net
+    return TwoScaleCNN.for_scales(d.size, small_cl=d.scales[0], large_cl=d.scales[-1], **kw)
+
+
+def _device(spec: RunSpec, device: Optional[str]) -> str:
+    d = device or spec.profile.sweep.device
+    if d == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return d
+
+
+def _device_name(dev: str) -> str:
+    if dev.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(dev))
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Train one run (or, with ``reuse``, return its record); resumable from its checkpoint.
+
+    ``reuse=False`` trains from scratch (the checkpoint is deleted first) and overwrites the
+    record. Returns the record written to ``results/<profile>/gp_runs/<key>.json``: ``key``,
+    ``config`` (:meth:`RunSpec.to_dict`), ``label``, ``history``, ``final``, ``wall_time_s``,
+    ``device``, ``versions``.
+    """
+    if reuse:
+        rec = find_record(spec)
+        if rec is not None:
+            return rec
+    else:
+        _ckpt_path(spec).unlink(missing_ok=True)
+    with torch_threads(spec.profile.sweep.threads):
+        tr, va, te = load_data(spec, progress=progress)
+        dev = _device(spec, device)
+        out = train(build_model(spec), tr, te, spec.train_config(dev), checkpoint=_ckpt_path(spec), resume=True,
+                    progress=progress, val_data=va)
+        name = _device_name(dev)
+    final = dict(out["final"])
+    if out.get("failed"):
+        final["failed"] = out["failed"]
+    else:
+        final.update(scale_metrics(spec, tr, va, te, out["predictions"]))
+    rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": out["history"],
+           "final": final, "predictions": {k: "".join(map(str, v)) for k, v in out["predictions"].items()},
+           "wall_time_s": round(out["wall_time_s"], 2), "device": name, "versions": paths.versions()}
+    paths.write_json(runs_dir(spec.profile) / f"{spec.key}.json", rec)
+    return rec
+
+
+def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
+                  predictions: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """Per-scale accuracy and confusion matrices of a run's predictions.
+
+    A prediction is right on scale ``s`` when the predicted class has the true class's
+    correlation length on that scale (the 4-class problem marginalised onto one scale). Returns,
+    for each split with predictions (``val``, ``test``): ``<split>_scale_accuracy`` (one accuracy
+    per scale, smallest scale first) and ``<split>_confusion`` (rows: true class, columns:
+    predicted). Example: all right -> ``test_scale_accuracy == [1.0, 1.0]``.
+    """
+    classes = spec.recipes()[2].classes
+    out: dict[str, Any] = {}
+    for split, ds in (("val", val_ds), ("test", test_ds)):
+        if split not in predictions:
+            continue
+        pred = np.asarray(predictions[split], dtype=np.int64)
+        true = np.asarray(ds.labels, dtype=np.int64)
+        if pred.shape != true.shape:
+            raise ValueError(f"{split} predictions: {pred.shape[0]} for {true.shape[0]} images")
+        lengths = np.asarray(classes)                       # (classes, scales)
+        out[f"{split}_scale_accuracy"] = [float(np.mean(lengths[pred, s] == lengths[true, s]))
+                                          for s in range(lengths.shape[1])]
+        conf = np.zeros((len(classes), len(classes)), dtype=np.int64)
+        np.add.at(conf, (true, pred), 1)
+        out[f"{split}_confusion"] = conf.tolist()
+    return out
+
+
+def _worker(spec: RunSpec, device: Optional[str], reuse: bool) -> str:
+    profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
+    torch.set_num_threads(spec.profile.sweep.threads or 1)
+    run_one(spec, device=device, reuse=reuse, progress=False)
+    return spec.key
+
+
+def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = None, reuse: bool = True,
+              progress: bool = True, desc: str = "runs") -> None:
+    """Run ``specs`` (those without a record first filtered out when ``reuse``), ``jobs`` at a time."""
+    from tqdm import tqdm
+
+    jobs = check_int("jobs", jobs, low=1)
+    todo = [s for s in specs if not (reuse and find_record(s) is not None)]
+    todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
+    if not todo:
+        return
+    for s in todo:                      # build (or verify) every dataset once, before the workers start
+        load_data(s, progress=progress)
+    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=tqdm_disable(progress))
+    try:
+        if jobs == 1 or len(todo) == 1:
+            for s in todo:
+                run_one(s, device=device, reuse=reuse)
+                bar.update()
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, s, device, reuse) for s in todo]
+            try:
+                for f in as_completed(futures):
+                    f.result()
+                    bar.update()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        bar.close()
+
+
+
+def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optional[Sequence[str]] = None,
+              seeds: Optional[Sequence[int]] = None, studies: bool = True, jobs: Optional[int] = None,
+              reuse: bool = True, device: Optional[str] = None, progress: bool = True, launcher: str = "local",
+              **submitit_options: Any) -> dict[str, Any]:
+    """Run the grid, then (``studies``) the data-size and robustness runs; write and return the tables.
+
+    ``reuse=False`` retrains every run from scratch. ``launcher`` is one of :data:`LAUNCHERS`:
+    ``"local"`` runs ``jobs`` (default: the profile's) in parallel here; ``"submitit"`` submits
+    the runs without a record as job arrays (``submitit_options``: those of
+    :func:`.launch.make_executor` plus ``folder``, ``runs_per_job``, ``poll_s`` and
+    ``executor_factory``) and adds ``"launch": {"submitted", "jobs", "failed"}`` to the result;
+    a failed job raises :class:`.launch.LaunchError` after the tables are written, and then the
+    studies are not planned. The tables are rebuilt from every record present for the profile's
+    full plan, so a subset call (``configs``/``seeds``) adds records and never drops any.
+    Returns :func:`.report.write_tables`.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    if launcher == "local" and submitit_options:
+        raise TypeError(f"options {sorted(submitit_options)} are for launcher 'submitit'")
+    p = profiles.get(profile)
+    t0 = time.perf_counter()
+    if launcher == "local":
+        jobs = p.sweep.jobs if jobs is None else jobs
+
+        def launch(specs: list[RunSpec], desc: str) -> None:
+            run_specs(specs, jobs, device, reuse, progress, desc=desc)
+    else:
+        from . import launch as submit
+
+        total: dict[str, Any] = {"submitted": 0, "jobs": 0, "failed": []}
+        executor, kw = submit.executor_for(p, device=device, reuse=reuse, progress=progress, **submitit_options)
+
+        def launch(specs: list[RunSpec], desc: str) -> None:
+            out = submit.submit_specs(executor, specs, desc=desc, **kw)
+            for k in total:
+                total[k] += out[k]
+
+    launch(plan_grid(p, configs, seeds), f"GP sweep {p.name}: grid")
+    if studies and not (launcher == "submitit" and total["failed"]):
+        extra = [s for s in plan_runs(p, configs, seeds) if s.study != "grid"]
+        launch(extra, f"GP sweep {p.name}: data size + robustness")
+    sweep = write_tables(p, wall=time.perf_counter() - t0)
+    if launcher == "submitit":
+        sweep["launch"] = total
+        if total["failed"]:
+            raise submit.LaunchError(f"{len(total['failed'])} of {total['jobs']} jobs failed (the tables hold the other "
+                                     "runs; run the same command again to resubmit only the missing runs): "
+                                     + " | ".join(total["failed"]))
+    return sweep

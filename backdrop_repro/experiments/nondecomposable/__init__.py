@@ -1,0 +1,19 @@
+"""Non-decomposable losses: a pairwise ROC-AUC surrogate trained with per-sample backdrop.
+
+Data flow: :mod:`.data` (the digits split and the scorer) → :mod:`.run` (settings ``NDConfig``
+from the profile, training, the experiment, its results JSON/CSV) → :mod:`.report` (reads a
+result: tables, comparisons, the verdict and the Findings text) ; :mod:`.fidelity` is the
+gradient diagnostic; :mod:`.cli` is the ``nondecomposable`` command.
+
+The public names of these modules are available here (``from backdrop_repro.experiments import
+nondecomposable as nd; nd.run_experiment("smoke")``).
+"""
+from .data import load_data, make_model
+from .fidelity import fidelity_table, gradient_fidelity
+from .report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
+from .run import (METHODS, NDConfig, fidelity, get_config, results_name, run_experiment, train_run,
+                  write_results)
+
+__all__ = ["METHODS", "NDConfig", "get_config", "load_data", "make_model", "train_run", "fidelity", "run_experiment",
+           "results_name", "write_results", "summary_table", "comparison_table", "comparisons", "headline",
+           "select_best", "verdict", "findings", "fidelity_table", "gradient_fidelity", "describe"]

@@ -1,0 +1,31 @@
+"""The ``backdrop-repro nondecomposable`` command: run the AUC experiment and print its tables."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ... import paths, profiles
+from .report import comparison_table, summary_table, verdict
+from .run import get_config, run_experiment
+
+__all__ = ["add_cli"]
+
+
+def _cmd(args: argparse.Namespace) -> None:
+    overrides = {k: v for k, v in (("steps", args.steps), ("seeds", None if args.seeds is None else tuple(args.seeds)))
+                 if v is not None}
+    result = run_experiment(args.profile, config=get_config(args.profile, **overrides), progress=True, write=True)
+    print(summary_table(result), comparison_table(result), verdict(result), sep="\n\n")
+    print(f"\nwrote {paths.results_dir(args.profile) / result['name']}.json (+ .csv) in {result['wall_s']:.1f} s")
+
+
+def add_cli(subparsers: Any) -> None:
+    """Register ``backdrop-repro nondecomposable [--profile NAME] [--steps N] [--seeds S ...]``."""
+    p = subparsers.add_parser("nondecomposable",
+                              help="pairwise-AUC experiment: full batch vs minibatch vs per-sample backdrop")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
+    p.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="seeds to run (default: the profile's); other settings than the profile's are written "
+                        "to nondecomposable-custom-<hash>.json, never over the profile's table")
+    p.set_defaults(func=_cmd)

@@ -1,0 +1,198 @@
+"""Tables, selection and verdict of the non-decomposable experiment, through :mod:`backdrop_repro.report`.
+
+The standard of evidence is the package's (:mod:`backdrop_repro.report`): every setting is
+compared with full-batch training on the final **test** AUC, paired by seed (same split, same
+initial network), with 95 % intervals and Holm's correction across all settings compared. The
+"best minibatch" and "best backdrop" settings are chosen on the **validation** split (held out
+from the training split), never on the test set, so the test comparison of a chosen setting is
+not inflated by the choice.
+
+Every function takes the dict of :func:`backdrop_repro.experiments.nondecomposable.run_experiment`
+(or its JSON read back): ``result["runs"]`` is a list of per-seed records with ``method``,
+``param``, ``label``, ``seed``, ``val_auc``, ``test_auc``, ``train_loss``, ``skipped``.
+
+Example
+-------
+>>> print(verdict(result))                   # doctest: +SKIP
+Chosen on the validation split: `backdrop p=0.9` and `minibatch B=64`. ...
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ... import report
+
+__all__ = ["describe", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
+
+FULL = "full batch"
+BASELINE = "full-batch training"
+
+
+def _by_seed(runs: list[dict[str, Any]], label: str, key: str = "test_auc") -> dict[int, float]:
+    return {int(r["seed"]): float(r[key]) for r in runs if r["label"] == label}
+
+
+def _labels(runs: list[dict[str, Any]], method: Optional[str] = None) -> list[str]:
+    """Setting labels in first-seen order (the run order is the table order)."""
+    out: list[str] = []
+    for r in runs:
+        if (method is None or r["method"] == method) and r["label"] not in out:
+            out.append(r["label"])
+    return out
+
+
+def select_best(runs: list[dict[str, Any]], method: str, key: str = "val_auc") -> Optional[str]:
+    """Label of the ``method`` setting with the highest mean ``key`` over its seeds (validation
+    AUC by default; the first one in run order on a tie), or None if ``method`` never ran.
+
+    Example
+    -------
+    >>> runs = [{"method": "backdrop", "label": "a", "seed": 0, "val_auc": 0.9, "test_auc": 0.7},
+    ...         {"method": "backdrop", "label": "b", "seed": 0, "val_auc": 0.8, "test_auc": 0.99}]
+    >>> select_best(runs, "backdrop")
+    'a'
+    """
+    best, best_val = None, -np.inf
+    for lab in _labels(runs, method):
+        v = float(np.mean([r[key] for r in runs if r["label"] == lab]))
+        if v > best_val:
+            best, best_val = lab, v
+    return best
+
+
+def comparisons(result: dict[str, Any], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Every setting against full batch on the final test AUC: :func:`backdrop_repro.report.compare`
+    (paired by seed, 95 % intervals, Holm across all settings compared). One row per setting."""
+    runs = result["runs"]
+    full = _by_seed(runs, FULL)
+    return report.compare(full, {lab: _by_seed(runs, lab) for lab in _labels(runs) if lab != FULL}, alpha)
+
+
+def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
+    """The validation-chosen settings and their test comparisons.
+
+    Returns ``{"backdrop": label, "minibatch": label, "vs_full": {label: compare row},
+    "backdrop_vs_minibatch": compare row or None}``. The rows against full batch are those of
+    :func:`comparisons` (Holm across every setting); backdrop against minibatch is one more
+    paired comparison of the two chosen settings (one test: the choice was made on validation).
+    """
+    runs = result["runs"]
+    bd, mb = select_best(runs, "backdrop"), select_best(runs, "minibatch")
+    rows = {c["name"]: c for c in comparisons(result, alpha)}
+    out: dict[str, Any] = {"backdrop": bd, "minibatch": mb,
+                           "vs_full": {lab: rows[lab] for lab in (bd, mb) if lab in rows},
+                           "backdrop_vs_minibatch": None}
+    if bd and mb:
+        out["backdrop_vs_minibatch"] = report.compare(_by_seed(runs, mb), {bd: _by_seed(runs, bd)}, alpha)[0]
+    return out
+
+
+def _pm(values: list[float], digits: int, fmt: str = "f") -> str:
+    s = report.summary(values)
+    return f"{s['mean']:.{digits}{fmt}}" + ("" if s["sd"] is None else f" ± {s['sd']:.{digits}{fmt}}")
+
+
+def summary_table(result: dict[str, Any], digits: int = 3) -> str:
+    """Markdown table, one row per setting: validation AUC and test AUC (mean ± sd over seeds),
+    the training surrogate at the end, and the updates made (minibatch steps whose batch holds
+    no positive-negative pair make none). ``*`` marks the settings chosen on validation.
+
+    Example: ``summary_table(result).splitlines()[0].startswith("| setting |")``.
+    """
+    runs, steps = result["runs"], result["config"]["steps"]
+    chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
+    n = len({r["seed"] for r in runs})
+    header = ["setting", f"validation AUC ({n} seeds)", "test AUC", "final training surrogate",
+              f"updates made (of {steps} steps)"]
+    rows = []
+    for lab in _labels(runs):
+        rs = [r for r in runs if r["label"] == lab]
+        rows.append([lab + (" *" if lab in chosen else ""), _pm([r["val_auc"] for r in rs], digits),
+                     _pm([r["test_auc"] for r in rs], digits), _pm([r["train_loss"] for r in rs], 1, "e"),
+                     f"{steps - float(np.mean([r['skipped'] for r in rs])):.1f}".removesuffix(".0")])
+    return report.markdown_table(header, rows)
+
+
+def comparison_table(result: dict[str, Any], digits: int = 3, alpha: float = 0.05) -> str:
+    """Markdown table of :func:`comparisons`: Δ test AUC against full batch with its 95 % CI, p,
+    Holm-adjusted p and the decision. ``*`` marks the settings chosen on validation."""
+    runs = result["runs"]
+    chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
+    rows = [[c["name"] + (" *" if c["name"] in chosen else ""), c.get("n", 0),
+             report.fmt_ci(c, digits) if c.get("decision") else "—",
+             report.fmt_p(c.get("p")), report.fmt_p(c.get("p_holm")), c.get("decision") or "too few seeds"]
+            for c in comparisons(result, alpha)]
+    return report.markdown_table(["setting", "seeds", "Δ test AUC vs full batch (95 % CI)", "p",
+                                  "Holm p", "decision"], rows)
+
+
+def _verdict_parts(result: dict[str, Any], alpha: float) -> list[str]:
+    h = headline(result, alpha)
+    if FULL not in _labels(result["runs"]) or not h["backdrop"]:
+        return ["Not enough settings to compare (need full batch and at least one backdrop setting)."]
+    chosen = " and ".join(f"`{lab}`" for lab in (h["backdrop"], h["minibatch"]) if lab)
+    parts = [f"Chosen on the validation split (highest mean validation AUC): {chosen}."]
+    parts += [report.sentence(row, "test AUC", BASELINE, alpha=alpha) for row in h["vs_full"].values()]
+    if h["backdrop_vs_minibatch"] is not None:
+        parts.append(report.sentence(h["backdrop_vs_minibatch"], "test AUC", f"`{h['minibatch']}`", alpha=alpha))
+    return parts
+
+
+def verdict(result: dict[str, Any], alpha: float = 0.05) -> str:
+    """Plain-language verdict, worded by the numbers with :func:`backdrop_repro.report.sentence`:
+    the validation-chosen backdrop and minibatch settings against full batch, then against each
+    other, on the final test AUC."""
+    return " ".join(_verdict_parts(result, alpha))
+
+
+def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
+    """Markdown of the **Findings**: the verdict, the number of settings with a significant
+    difference, the minibatch steps that made no update, and the gradient fidelity, all
+    computed from ``result``."""
+    runs, steps = result["runs"], result["config"]["steps"]
+    n = len({r["seed"] for r in runs})
+    comps = comparisons(result, alpha)
+    lines = [f"**Findings** (profile `{result.get('profile', '?')}`, {n} seeds, {steps} steps per run; "
+             f"test split of {result.get('data', {}).get('n_test', '?')} images).", "",
+             *("- " + part for part in _verdict_parts(result, alpha))]
+    dec = [c for c in comps if c.get("decision") in ("better", "worse")]
+    lines.append(f"- Of {len(comps)} settings compared with full batch (Holm, α = {alpha:g}), "
+                 + (", ".join(f"`{c['name']}` is {c['decision']}" for c in dec) if dec
+                    else "none differs significantly") + ".")
+    if n < 3:
+        lines.append(f"- With {n} seeds this run only checks that the code runs; it cannot tell the methods apart.")
+    idle = []
+    for lab in _labels(runs, "minibatch"):
+        sk = float(np.mean([r["skipped"] for r in runs if r["label"] == lab]))
+        if sk > 0:
+            idle.append(f"`{lab}` {sk:.1f}".removesuffix(".0"))
+    if idle:
+        lines.append(f"- Every method runs {steps} steps, but a minibatch with no positive–negative pair makes no "
+                     f"update; steps without an update, mean over seeds: {', '.join(idle)}.")
+    fid = result.get("fidelity") or {}
+    if fid:
+        k = fid.get("pretrain_steps", 100)
+        cos = ", ".join(f"`{a['label']}` {a['single_cos']:.2f} → {b['single_cos']:.2f}"
+                        for a, b in zip(fid["at_init"], fid["after_100_steps"]))
+        lines.append(f"- Cosine between one stochastic gradient and the full-batch gradient, at initialisation → "
+                     f"after {k} full-batch steps (seed {fid['seed']}, {fid['n_draws']} draws): {cos}.")
+    lines.append("- Cost: a backdrop step runs the forward pass on the whole training split; a minibatch step "
+                 "on B samples.")
+    return "\n".join(lines)
+
+
+def describe(config: Any) -> str:
+    """Markdown describing the set-up of ``config`` (an ``NDConfig``; for the notebook, every number from it).
+
+    Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
+    """
+    model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
+    return (f"Task: **digit {config.positive_digit} against the rest** of scikit-learn's `load_digits` "
+            f"(≈ 10 % positives). Per seed, a stratified {config.train_fraction:.0%} of the images is the training "
+            f"split, of which {config.val_fraction:.0%} is held out for **validation**; the rest is the **test** set. "
+            f"Scorer: {model}, trained on the {config.surrogate} surrogate (τ = {config.tau:g}) with "
+            f"{ {'adam': 'Adam', 'sgd': 'SGD'}[config.optimizer]} (lr {config.lr:g}) for {config.steps} steps, {len(config.seeds)} seeds. Settings: "
+            f"full batch; minibatch B ∈ {list(config.batch_sizes)}; backdrop p ∈ {list(config.mask_probs)}. "
+            "A minibatch step whose batch holds no positive–negative pair makes no update (counted in the table).")
