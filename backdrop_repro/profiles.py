@@ -71,6 +71,8 @@ class SweepSection:
     ``robustness_method`` (the same task drawn by another sampler, e.g. ``matched``).
     ``n_fine``/``n_coarse`` None: masks placed by receptive field (``TwoScaleCNN.for_scales``).
     ``jobs``: runs in parallel (processes, one thread each); ``threads``: torch threads per run.
+    ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
+    only when it is not ``"conv"``, so the keys of the committed records do not change.
     """
 
     width: int
@@ -95,6 +97,7 @@ class SweepSection:
     device: str = "auto"
     threads: Optional[int] = 1
     jobs: int = 2
+    impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
 
 
 @dataclass(frozen=True)
