@@ -173,7 +173,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
             sync()
             times.append(time.perf_counter() - t)
         step_s = sorted(times)[len(times) // 2]          # the median: robust to a stray slow step
-        n_eval = min(cfg.eval_batch_size, len(spec.recipes()[2]))
+        n_eval = min(cfg.eval_batch_size if cuda else 8, len(spec.recipes()[2]))   # CPU: a short probe
         xe = torch.randn(n_eval, 1, size, size, device=dev)
         net.eval()
         with torch.no_grad(), autocast():
@@ -399,8 +399,17 @@ def run_window(out: str | Path, profile: str = "paper", deadline_s: float = 510.
         else:
             jobs = max(1, min(max_jobs, p.sweep.jobs or cores))
             log(f"jobs: {jobs} in flight (CPU)")
-    for f in futures:
-        f.result(timeout=max(1.0, deadline - MARGIN_S - time.monotonic()))
+    try:
+        for f in futures:
+            f.result(timeout=max(0.1, deadline - MARGIN_S - time.monotonic()))
+    except BaseException as err:      # data not ready by the deadline (or failed): stop, pack what there is
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        why = "deadline: the data were not ready" if isinstance(err, TimeoutError) else f"data failed: {err!r}"
+        summary.update(runs=[], stop=why, runs_finished=0)
+        log(f"stop: {why}")
+        return _pack(out, p, summary, t0, log)
     pool.shutdown()
     log("data: ready")
     # 3. size the grid to what is left (pessimistic: no gain from several in flight until measured)
@@ -427,7 +436,13 @@ def run_window(out: str | Path, profile: str = "paper", deadline_s: float = 510.
         summary["runs_per_minute_observed"] = round(60 * len(finished) / span, 3)
     log(f"finished {len(finished)} runs in {elapsed:.0f} s" + (
         f" (~{summary['runs_per_minute_observed']:.2f} runs per minute with {jobs} in flight)" if finished else ""))
-    # 5. pack
+    return _pack(out, p, summary, t0, log)
+
+
+def _pack(out: Path, p: profiles.Profile, summary: dict[str, Any], t0: float, log: _Log) -> dict[str, Any]:
+    """Write ``records.tar.gz`` (every record of the profile in the run-records folder) and
+    ``window.json`` into ``out``; returns the summary."""
+    summary.setdefault("elapsed_s", round(time.monotonic() - t0, 1))
     rdir = runs_dir(p)
     records = sorted(rdir.glob("*.json")) if rdir.exists() else []
     with tarfile.open(out / "records.tar.gz", "w:gz") as tar:

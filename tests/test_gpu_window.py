@@ -71,3 +71,14 @@ def test_no_run_starts_that_cannot_end_before_the_deadline():
     res = gw.run_pool(specs, jobs=1, deadline=time.monotonic() + 0.5, first_estimate_s=5.0, device="cpu",
                       log=lambda m: None, rehearsal_s=0.01)
     assert res["runs"] == [] and res["stop"].startswith("deadline: 8 planned runs left")
+
+
+def test_window_that_runs_out_of_time_still_packs(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "output"))
+    t = time.monotonic()
+    s = gw.run_window(tmp_path / "out", "smoke", deadline_s=gw.MARGIN_S + 0.2, device="cpu", jobs=1, min_seeds=1,
+                      max_seeds=1, echo=False)
+    assert time.monotonic() - t < 60
+    assert s["stop"].startswith("deadline") and s["runs_finished"] == 0
+    assert (tmp_path / "out" / "records.tar.gz").exists() and (tmp_path / "out" / "window.json").exists()
