@@ -463,11 +463,13 @@ def formulations(repeats: int, no_compile: bool) -> int:
             print(f"\nwidth {width} ({name} network, batch {batch}), allocator: "
                   f"{'glibc default' if alloc == 'default' else 'keep_freed_memory()'}; GEMM 1024² fp32 "
                   f"{gemm / 1e9:.1f} GFLOP/s")
-            print(f"  {'formulation':<28} {'ms/step':>9} {'samples/s':>9} {'% of GEMM':>9} {'vs conv NHWC':>12}")
+            print(f"  {'formulation':<28} {'ms/step':>9} {'samples/s':>9} {'% of GEMM':>9} {'vs conv NHWC':>12} "
+                  f"{'warm-up s':>9}")
             base = res.get("conv NHWC", {}).get("s")
             for k, r in res.items():
                 print(f"  {k:<28} {1e3 * r['s']:>9.1f} {r['batch'] / r['s']:>9.2f} "
-                      f"{100 * r['flops'] / r['s'] / gemm:>8.1f}% {base / r['s'] if base else float('nan'):>11.2f}x")
+                      f"{100 * r['flops'] / r['s'] / gemm:>8.1f}% {base / r['s'] if base else float('nan'):>11.2f}x "
+                      f"{r['warm_s']:>9.1f}")
                 best[(alloc + " " + k, width)] = {"sps": r["batch"] / r["s"], "frac": r["flops"] / r["s"] / gemm}
     # projections: one run per core (1 thread each), evaluation at the training step's efficiency
     paper = gp_sweep.plan_grid("paper", ["none"], [0])[0]
