@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 TESTOUT := $(CURDIR)/.test-out
 export MPLBACKEND := Agg
 
-.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab clean
+.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab clean gpu-window
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ notebooks-update: venv
 	  BACKDROP_REPRO_OUTPUT=$(TESTOUT) BACKDROP_REPRO_DATA=$(TESTOUT)/data TQDM_DISABLE=1 \
 	  $(BIN)/papermill --cwd notebooks --no-progress-bar "$$nb" "$$nb" || exit 1; done
 	$(BIN)/python -m backdrop_repro.notebooks --strip notebooks/*.ipynb
+
+## A GPU window (about 15 min on a lent GPU machine): the paper grid sized to the time there is,
+## ending by a hard deadline; records + timing log packed into $(OUT). Runs on the machine's own
+## python3 (no venv): see docs/performance.md, "How to spend a GPU window".
+GPU_PROFILE ?= paper
+gpu-window:
+	@test -n "$(OUT)" || { echo "usage: make gpu-window OUT=dir [GPU_PROFILE=paper]"; exit 2; }
+	PYTHONUNBUFFERED=1 $(PYTHON) -m backdrop_repro.gpu_window --profile $(GPU_PROFILE) --out "$(OUT)"
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done

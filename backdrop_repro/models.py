@@ -11,6 +11,25 @@ With ``kernel=2`` (stride 2, no overlap) every cell of a mask's grid sees a disj
 patch of the input, so the masks are crisp in input space; with ``kernel=3`` neighbouring cells
 overlap and the masks "bleed" into each other.
 
+Formulations (``impl``; the same parameters, so the same ``init_seed`` gives the same network):
+
+* ``"conv"`` (default): ``nn.Conv2d`` layers (oneDNN on a CPU, cuDNN on a GPU). Every committed
+  run record was trained with it.
+* ``"s2d"``: each k2/s2 convolution as space-to-depth (a view and one copy of an NHWC map into
+  ``(pixels, 4 x width)`` rows) and one ``addmm`` (GEMM + bias), ReLU in place.
+* ``"blocked"``: the same GEMMs with no copy at all. The stem writes its output in a
+  hierarchical (quadtree) row order ``(n, i_top, j_top, i_bit(L-1), j_bit(L-1), ..., i_bit0,
+  j_bit0)``, so the 2 x 2 children of every output pixel of every later layer are 4 adjacent
+  rows, the input of each k2/s2 layer is a *view* ``(pixels, 4 x width)`` of the previous ReLU's
+  output and each GEMM's output is already in the next layer's order (its input gradient too).
+  The masks are drawn exactly as by :class:`BackdropMask` (same generator calls, same
+  ``last_mask``) and reordered to the rows. The stem (``stem="im2col"``: the 5 x 5 patches of
+  the image gathered in that order, then one GEMM; ``stem="conv"``: ``nn.Conv2d`` then one
+  reorder copy) is chosen by measurement (``bench/bench_train.py``).
+
+All three compute the same function to float32 rounding (``tests/test_models.py`` checks the
+outputs and every gradient against ``nn.Conv2d``); only ``"conv"`` supports ``kernel=3``.
+
 :meth:`TwoScaleCNN.for_scales` places the two masks for other image sizes and correlation
 lengths: a mask's cell (the stride of the layer it follows) is the power of two nearest to
 ``2.5 x`` the correlation length of its scale (32 px for the paper's small blobs of 9.5-10 px,
@@ -25,9 +44,14 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from .masking import BackdropMask
+from .masking import BackdropFunction, BackdropMask, draw_mask
 
-__all__ = ["TwoScaleCNN", "cell_layers", "conv_flops"]
+__all__ = ["TwoScaleCNN", "cell_layers", "conv_flops", "IMPLS", "STEMS", "keep_freed_memory"]
+
+#: formulations of the network (see the module docstring); ``"conv"`` is the default
+IMPLS = ("conv", "s2d", "blocked")
+#: stems of the ``"blocked"`` formulation
+STEMS = ("im2col", "conv")
 
 
 def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
@@ -72,6 +96,9 @@ class TwoScaleCNN(nn.Module):
     init : ``"torch"`` (PyTorch's default initialisers, default) or ``"he"`` (He-normal conv
         weights for ReLU, zero biases: keeps the activations' scale through the 5-9 layers, so
         training leaves the initial loss plateau much sooner).
+    impl : ``"conv"`` (default), ``"s2d"`` or ``"blocked"`` (module docstring): how the k2/s2
+        convolutions are computed; the parameters and their initialisation do not depend on it.
+    stem : ``"im2col"`` or ``"conv"``: the stem of ``impl="blocked"``.
 
     Input ``(N, 1, H, W)`` with H, W divisible by ``2 ** (1 + n_fine + n_coarse)``;
     output ``(N, n_classes)`` logits.
@@ -96,10 +123,18 @@ class TwoScaleCNN(nn.Module):
         generator: Optional[torch.Generator] = None,
         init_seed: Optional[int] = None,
         init: str = "torch",
+        impl: str = "conv",
+        stem: str = "im2col",
     ) -> None:
         super().__init__()
         if init not in ("torch", "he"):
             raise ValueError(f"init must be 'torch' or 'he', got {init!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if impl != "conv" and kernel != 2:
+            raise ValueError(f"impl {impl!r} needs kernel=2 (non-overlapping convolutions), got kernel={kernel!r}")
         for name, v in (("width", width), ("n_classes", n_classes), ("n_coarse", n_coarse)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -116,6 +151,7 @@ class TwoScaleCNN(nn.Module):
         self.width, self.n_classes, self.kernel = width, n_classes, kernel
         self.n_fine, self.n_coarse = n_fine, n_coarse
         self.downsample = 2 ** (1 + n_fine + n_coarse)
+        self.impl, self.stem = impl, stem
 
     def _build(self, width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator):
         layers: list[nn.Module] = [nn.Conv2d(1, width, 5, stride=2, padding=2), nn.ReLU()]
@@ -198,11 +234,140 @@ class TwoScaleCNN(nn.Module):
             raise ValueError(f"x must have shape (N, 1, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % self.downsample or x.shape[-2] % self.downsample:
             raise ValueError(f"x's H and W must be multiples of {self.downsample}, got {tuple(x.shape[-2:])}")
+        if self.impl == "blocked":
+            return self._features_blocked(x)
+        if self.impl == "s2d":
+            return self._features_s2d(x)
         h = self.fine_mask(self.fine_features(x))
         return self.coarse_mask(self.coarse_features(h))
 
+    # ---- the GEMM formulations ------------------------------------------------------------
+    def _k2_convs(self) -> list[nn.Conv2d]:
+        convs = [m for m in self.fine_features if isinstance(m, nn.Conv2d)][1:]
+        return convs + [m for m in self.coarse_features if isinstance(m, nn.Conv2d)]
+
+    def _features_s2d(self, x: torch.Tensor) -> torch.Tensor:
+        """NHWC maps; each k2/s2 conv = space-to-depth (one copy) + addmm; ReLU in place."""
+        stem = self.fine_features[0]
+        h = torch.relu_(stem(x.contiguous(memory_format=torch.channels_last))).permute(0, 2, 3, 1)
+        if self.n_fine == 0:
+            h = _mask_nhwc(self.fine_mask, h)
+        for i, conv in enumerate(self._k2_convs()):
+            n, hh, ww, c = h.shape
+            rows = h.reshape(n, hh // 2, 2, ww // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
+            h = torch.addmm(conv.bias, rows, _gemm_weight(conv)).relu_().view(n, hh // 2, ww // 2, -1)
+            if i == self.n_fine - 1:
+                h = _mask_nhwc(self.fine_mask, h)
+        return _mask_nhwc(self.coarse_mask, h).permute(0, 3, 1, 2)
+
+    def _features_blocked(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows in quadtree order (module docstring): no layout copy after the stem."""
+        n, _, hgt, wid = x.shape
+        levels = self.n_fine + self.n_coarse
+        hs, ws = hgt // 2, wid // 2
+        th, tw = hs >> levels, ws >> levels
+        stem = self.fine_features[0]
+        if self.stem == "im2col":
+            k, p = stem.kernel_size[0], stem.padding[0]
+            xp = nn.functional.pad(x.reshape(n, hgt, wid), (p, p, p, p))
+            r = xp.stride(1)
+            patches = xp.as_strided((n, hs, ws, k, k), (xp.stride(0), 2 * r, 2, r, 1))
+            # the patches and a column of ones (the bias folded into the GEMM: no bias pass)
+            rows = x.new_empty((n * hs * ws, k * k + 1))
+            rows.view(n, th, tw, *[2] * (2 * levels), k * k + 1)[..., :k * k].copy_(
+                _to_blocked(patches, levels).reshape(n, th, tw, *[2] * (2 * levels), k * k))
+            rows[:, k * k] = 1.0
+            w = torch.cat([stem.weight.reshape(stem.out_channels, -1), stem.bias[:, None]], dim=1)
+            h = torch.mm(rows, w.t()).relu_()
+        else:
+            y = stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
+            h = _to_blocked(y, levels).reshape(-1, stem.out_channels).relu_()
+        if self.n_fine == 0:
+            h = _mask_blocked(self.fine_mask, h, n, hs, ws, levels)
+        for i, conv in enumerate(self._k2_convs()):
+            h = torch.addmm(conv.bias, h.view(-1, 4 * h.shape[-1]), _gemm_weight(conv)).relu_()
+            if i == self.n_fine - 1:
+                h = _mask_blocked(self.fine_mask, h, n, th << self.n_coarse, tw << self.n_coarse, self.n_coarse)
+        h = _mask_blocked(self.coarse_mask, h, n, th, tw, 0)
+        return h.view(n, th, tw, -1).permute(0, 3, 1, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(-2, -1)))
+
+
+def keep_freed_memory(limit_bytes: int = 2 ** 31) -> bool:
+    """Let glibc's malloc keep freed memory (CPU speed only: numbers are unchanged).
+
+    A 1024² width-64 feature map is 64 MB per sample; glibc serves blocks above 32 MB with a fresh
+    ``mmap`` and returns them at ``free``, so every such tensor of every step page-faults its
+    memory in again (a fresh 268 MB tensor: ~120 ms to fill, 40 ms when reused, on the
+    development CPU). This switches ``mmap`` off for ``malloc`` (``M_MMAP_MAX = 0``) and keeps up
+    to ``limit_bytes`` of freed heap (``M_TRIM_THRESHOLD``), for the whole process. Returns False
+    (and does nothing) where the C library is not glibc. Example: ``keep_freed_memory()`` -> True.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, int(limit_bytes)))
+
+
+def _gemm_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """``(kh * kw * cin, cout)`` matrix of a conv's weight, rows ordered ``(di, dj, c)``."""
+    return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels)
+
+
+def _to_blocked(t: torch.Tensor, levels: int) -> torch.Tensor:
+    """View ``(N, H, W, *rest)`` as ``(N, H >> L, W >> L, i_bit(L-1), j_bit(L-1), ..., i_bit0, j_bit0, *rest)``."""
+    n, h, w, *rest = t.shape
+    if levels == 0:
+        return t
+    two = [2] * levels
+    v = t.reshape(n, h >> levels, *two, w >> levels, *two, *rest)
+    perm = [0, 1, levels + 2]
+    for k in range(levels):
+        perm += [2 + k, levels + 3 + k]
+    perm += list(range(2 * levels + 3, v.ndim))
+    return v.permute(perm)
+
+
+def _draw(mask: BackdropMask, logical: tuple[int, ...]) -> Optional[torch.Tensor]:
+    """The mask :class:`BackdropMask` would draw for an NCHW map of shape ``logical`` (same
+    generator calls, ``last_mask`` set), or None where it would draw none."""
+    if not mask.active or not torch.is_grad_enabled():
+        return None
+    if mask.dims != (-2, -1):
+        raise ValueError(f"impl 'blocked'/'s2d' support masks over dims (-2, -1) only, got {mask.dims}")
+    keep, scaled = draw_mask(logical, mask.mask_prob, mask.dims, mask.normalization, mask.generator, mask.pinned)
+    mask.last_mask = keep
+    return scaled[0, 0]
+
+
+def _mask_nhwc(mask: BackdropMask, h: torch.Tensor) -> torch.Tensor:
+    if not h.requires_grad:
+        return h
+    n, hh, ww, c = h.shape
+    grid = _draw(mask, (n, c, hh, ww))
+    if grid is None:
+        return h
+    return BackdropFunction.apply(h, grid[..., None].to(device=h.device, dtype=h.dtype))
+
+
+def _mask_blocked(mask: BackdropMask, h: torch.Tensor, n: int, gh: int, gw: int, levels: int) -> torch.Tensor:
+    """Apply ``mask`` to rows ``h`` (N * gh * gw, C) of a ``gh x gw`` grid in quadtree order of ``levels``."""
+    if not h.requires_grad:
+        return h
+    grid = _draw(mask, (n, h.shape[-1], gh, gw))
+    if grid is None:
+        return h
+    col = _to_blocked(grid.reshape(1, gh, gw), levels).reshape(1, gh * gw, 1)
+    rows = h.view(n, gh * gw, -1)
+    return BackdropFunction.apply(rows, col.to(device=h.device, dtype=h.dtype)).view(h.shape)
 
 
 def conv_flops(model: TwoScaleCNN, size: int, backward: bool = True) -> float:

@@ -92,6 +92,8 @@ class SweepSection:
     Budget: ``patience``/``loss_target``/``select`` as in :class:`~backdrop_repro.train.TrainConfig`
     (None/None/``"last"``: every run trains ``epochs``; otherwise ``epochs`` is a cap, and a study
     with fewer training images per class keeps the cap in epochs).
+    ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
+    only when it is not ``"conv"``, so the keys of the committed records do not change.
     """
 
     width: int
@@ -122,6 +124,7 @@ class SweepSection:
     patience: Optional[int] = None
     loss_target: Optional[float] = None
     select: str = "last"
+    impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
 
 
 @dataclass(frozen=True)

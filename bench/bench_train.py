@@ -22,7 +22,16 @@ One process measures, side by side:
 Targets (issue 11): >= 50 % of the GEMM rate on a CPU, >= 40 % on CUDA. Each figure is the best
 of ``repeats`` timed steps after a warm-up step (the warm-up includes any compilation).
 
-Run: ``python bench/bench_train.py [--quick] [--no-compile] [--no-profile] [--device cuda]``
+``--formulations`` (issue 18) prints instead each formulation of the network
+(:data:`backdrop_repro.models.IMPLS`: ``nn.Conv2d`` in NCHW and NHWC, space-to-depth + GEMM,
+the copy-free blocked layout with either stem, ``torch.compile`` on top) as a fraction of the
+GEMM rate at width 16 (the ``scaled`` network, 256², batch 8) and width 64 (the ``paper``
+network, 1024², batch 4), one thread, every row and its GEMM timed interleaved in one process;
+each allocator setting (glibc's default, :func:`~backdrop_repro.models.keep_freed_memory`) in
+its own process. Then the projected minutes of one ``paper`` run and of the ``scaled`` record
+on 2 cores (one run per core).
+
+Run: ``python bench/bench_train.py [--quick] [--no-compile] [--no-profile] [--device cuda] [--formulations]``
 (about 3-5 minutes with ``--quick`` on 2 cores; compiling takes a good part of it). The numbers
 mean most on an idle machine; the header prints the load average and says when it is not idle.
 """
@@ -255,7 +264,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    ap.add_argument("--formulations", action="store_true", help="only the formulations of issue 18 (CPU)")
+    ap.add_argument("--repeats", type=int, default=4, help="interleaved rounds of --formulations")
+    ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args._child:
+        return _formulation_child(args._child, args.repeats, args.no_compile)
+    if args.formulations:
+        return formulations(args.repeats, args.no_compile)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     if cuda and not torch.cuda.is_available():
@@ -339,6 +355,143 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"the full grid ({n_grid} runs: {len(paper.sweep.seeds)} seeds) takes {n_grid * run_s / per_device / 3600:.0f} h")
     if cuda:
         print("  (several runs can share one GPU when one does not fill it: start the sweep with --jobs k)")
+    return 0
+
+
+# ---- issue 18: the formulations side by side ---------------------------------------------------
+FORMS = (("conv NCHW", "conv", "im2col", False), ("conv NHWC", "conv", "im2col", True),
+         ("s2d + GEMM", "s2d", "im2col", True), ("blocked, im2col stem", "blocked", "im2col", True),
+         ("blocked, conv stem", "blocked", "conv", True))
+WIDTHS = {16: ("scaled", 8), 64: ("paper", 4)}      # width: (profile whose network it is, batch)
+
+
+def _net(width: int, impl: str, stem: str):
+    p = profiles.get(WIDTHS[width][0])
+    d = p.data
+    net = TwoScaleCNN.for_scales(d.size, d.scales[0], d.scales[-1], width=width, fine_prob=0.3, coarse_prob=0.95,
+                                 init_seed=0, init="he", generator=torch.Generator().manual_seed(0), impl=impl,
+                                 stem=stem)
+    return net, d.size
+
+
+def _form_step(width: int, impl: str, stem: str, cl: bool, compile_: bool = False):
+    net, size = _net(width, impl, stem)
+    batch = WIDTHS[width][1]
+    x = torch.randn(batch, 1, size, size)
+    y = torch.arange(batch) % 4
+    if cl:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    fwd = torch.compile(net) if compile_ else net
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(fwd(x), y).backward()
+        opt.step()
+
+    return step, conv_flops(net, size) * batch, batch
+
+
+def _formulation_child(spec: str, repeats: int, no_compile: bool) -> int:
+    """One process: ``spec`` = "<allocator>,<width>"; prints one JSON line of seconds per step."""
+    import json
+
+    from backdrop_repro.models import keep_freed_memory
+
+    alloc, width = spec.split(",")
+    width = int(width)
+    if alloc == "keep":
+        keep_freed_memory()
+    torch.set_num_threads(1)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    rows = {"GEMM": (lambda: torch.mm(a, b), 2 * 1024 ** 3, 1)}
+    for label, impl, stem, cl in FORMS:
+        rows[label] = _form_step(width, impl, stem, cl)
+    if not no_compile and width == 16:
+        try:
+            rows["blocked + torch.compile"] = _form_step(width, "blocked", "conv", True, True)
+            rows["conv NHWC + torch.compile"] = _form_step(width, "conv", "im2col", True, True)
+        except Exception as err:  # noqa: BLE001
+            print(f"# compile rows skipped: {type(err).__name__}", file=sys.stderr)
+    warm = {}
+    for k, (f, _, _) in list(rows.items()):
+        t = time.perf_counter()
+        try:
+            f()
+        except Exception as err:  # noqa: BLE001 - e.g. torch.compile without a C++ toolchain
+            print(f"# {k} skipped: {type(err).__name__}: {str(err).splitlines()[0][:80]}", file=sys.stderr)
+            rows.pop(k)
+            continue
+        warm[k] = time.perf_counter() - t
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    for _ in range(repeats):                      # interleaved: every row shares the same load
+        for k, (f, _, _) in rows.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    print(json.dumps({k: {"s": min(v), "flops": rows[k][1], "batch": rows[k][2], "warm_s": warm[k]}
+                      for k, v in times.items()}))
+    return 0
+
+
+def formulations(repeats: int, no_compile: bool) -> int:
+    """Print every formulation as a fraction of the GEMM rate at widths 16 and 64, and projections."""
+    import json
+    import subprocess
+
+    from backdrop_repro.gpu_window import run_work
+
+    load = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    print(f"Formulations of the 2-scale CNN, training step (fwd + bwd + Adam, masks on), 1 thread; torch "
+          f"{torch.__version__}; load average {load:.1f} on {cores} cores"
+          + (" -- NOT IDLE: only ratios within one block (one process, rows interleaved) mean anything"
+             if load > 0.5 * cores else " (idle)"))
+    best: dict[tuple[str, int], dict] = {}
+    for width in (16, 64):
+        for alloc in ("default", "keep"):
+            out = subprocess.run([sys.executable, __file__, "--_child", f"{alloc},{width}", "--repeats", str(repeats)]
+                                 + (["--no-compile"] if no_compile else []), capture_output=True, text=True)
+            if out.returncode:
+                print(f"width {width}, allocator {alloc}: failed\n{out.stderr[-2000:]}")
+                continue
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            g = res.pop("GEMM")
+            gemm = g["flops"] / g["s"]
+            name, batch = WIDTHS[width]
+            print(f"\nwidth {width} ({name} network, batch {batch}), allocator: "
+                  f"{'glibc default' if alloc == 'default' else 'keep_freed_memory()'}; GEMM 1024² fp32 "
+                  f"{gemm / 1e9:.1f} GFLOP/s")
+            print(f"  {'formulation':<28} {'ms/step':>9} {'samples/s':>9} {'% of GEMM':>9} {'vs conv NHWC':>12} "
+                  f"{'warm-up s':>9}")
+            base = res.get("conv NHWC", {}).get("s")
+            for k, r in res.items():
+                print(f"  {k:<28} {1e3 * r['s']:>9.1f} {r['batch'] / r['s']:>9.2f} "
+                      f"{100 * r['flops'] / r['s'] / gemm:>8.1f}% {base / r['s'] if base else float('nan'):>11.2f}x "
+                      f"{r['warm_s']:>9.1f}")
+                best[(alloc + " " + k, width)] = {"sps": r["batch"] / r["s"], "frac": r["flops"] / r["s"] / gemm}
+    # projections: one run per core (1 thread each), evaluation at the training step's efficiency
+    paper = gp_sweep.plan_grid("paper", ["none"], [0])[0]
+    pw = run_work(paper)
+    net64, _ = _net(64, "conv", "im2col")
+    fwd_share = conv_flops(net64, 1024, backward=False) / conv_flops(net64, 1024)
+    scaled = gp_sweep.plan_runs("scaled")
+    net16, _ = _net(16, "conv", "im2col")
+    fwd16 = conv_flops(net16, 256, backward=False) / conv_flops(net16, 256)
+    sw = [run_work(s) for s in scaled]
+    train16, eval16 = sum(w["train"] for w in sw), sum(w["eval"] for w in sw)
+    print(f"\nProjections (one run per core, 1 thread each, as the sweep runs; evaluation forwards at the same "
+          f"fraction of the GEMM rate as the step, {fwd_share:.2f} of a step's FLOPs per sample at width 64):")
+    print(f"  one paper run = {pw['train']} training samples + {pw['eval']} evaluation forwards; the scaled record "
+          f"= {len(scaled)} runs, {train16} training samples + {eval16} evaluation forwards")
+    for (k, width), r in sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if width == 64:
+            m = (pw["train"] + pw["eval"] * fwd_share) / r["sps"] / 60
+            print(f"  width 64, {k:<40} one paper run {m:7.0f} min on 1 core (2 at once on 2 cores)")
+        else:
+            m = (train16 + eval16 * fwd16) / r["sps"] / 60 / cores
+            print(f"  width 16, {k:<40} the scaled record {m:7.0f} min on {cores} cores")
     return 0
 
 

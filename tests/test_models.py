@@ -107,3 +107,65 @@ def test_masked_network_forward_is_unmasked_and_gradient_is_masked():
     assert masked.coarse_mask.last_mask is not None and masked.fine_mask.last_mask is not None
     blocked = masked.coarse_mask.last_mask == 0
     assert blocked.any() and (masked.coarse_mask.last_mask == 1).any()
+
+
+@pytest.mark.parametrize("impl,stem", [("s2d", "im2col"), ("blocked", "im2col"), ("blocked", "conv")])
+@pytest.mark.parametrize("n_fine,n_coarse,size", [(4, 3, 256), (1, 2, 64), (0, 2, 32)])
+def test_gemm_formulations_equal_conv2d(impl, stem, n_fine, n_coarse, size):
+    """Space-to-depth + GEMM (and the copy-free blocked layout) = nn.Conv2d(k=2, s=2) to float32
+    rounding: outputs, every parameter's gradient and the input gradient; same masks drawn."""
+    kw = dict(width=8, n_fine=n_fine, n_coarse=n_coarse, init_seed=3, init="he", fine_prob=0.5, coarse_prob=0.5)
+    ref = TwoScaleCNN(generator=torch.Generator().manual_seed(7), **kw)
+    net = TwoScaleCNN(generator=torch.Generator().manual_seed(7), impl=impl, stem=stem, **kw)
+    for p, q in zip(ref.parameters(), net.parameters()):
+        assert torch.equal(p, q)                       # same parameters: impl does not touch the init
+    x = torch.randn(3, 1, size, size, generator=torch.Generator().manual_seed(1))
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    oa, ob = ref(xa), net(xb)
+    oa.square().sum().backward()
+    ob.square().sum().backward()
+    torch.testing.assert_close(ob, oa, rtol=1e-5, atol=1e-5)
+    for (name, p), q in zip(ref.named_parameters(), net.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max()), msg=name)
+    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-5 * float(xa.grad.abs().max()))
+    assert torch.equal(ref.fine_mask.last_mask, net.fine_mask.last_mask)
+    assert torch.equal(ref.coarse_mask.last_mask, net.coarse_mask.last_mask)
+    ref.eval(), net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_formulations_need_kernel_2_and_known_names():
+    with pytest.raises(ValueError, match="kernel=2"):
+        TwoScaleCNN(width=4, kernel=3, impl="blocked")
+    with pytest.raises(ValueError, match="impl"):
+        TwoScaleCNN(width=4, impl="winograd")
+    with pytest.raises(ValueError, match="stem"):
+        TwoScaleCNN(width=4, impl="blocked", stem="fft")
+
+
+def test_impl_enters_the_run_key_only_when_not_the_default():
+    from dataclasses import replace
+
+    from backdrop_repro import profiles
+    from backdrop_repro.experiments import gp_sweep
+
+    base = profiles.get("smoke")
+    other = replace(base, name="smoke-blocked", sweep=replace(base.sweep, impl="blocked"))
+    a, b = gp_sweep.plan_grid(base, ["none"], [0])[0], gp_sweep.plan_grid(other, ["none"], [0])[0]
+    assert "impl" not in a.to_dict()["model"] and b.to_dict()["model"]["impl"] == "blocked"
+    assert a.key != b.key
+    assert gp_sweep.build_model(b).impl == "blocked" and gp_sweep.build_model(a).impl == "conv"
+
+
+def test_keep_freed_memory_is_harmless():
+    import subprocess
+    import sys
+
+    code = ("import torch; from backdrop_repro.models import TwoScaleCNN, keep_freed_memory; "
+            "ok = keep_freed_memory(); net = TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0); "
+            "print(ok, float(net(torch.ones(1, 1, 16, 16)).sum()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] in ("True", "False")
+    ref = TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0)
+    assert float(out[1]) == float(ref(torch.ones(1, 1, 16, 16)).sum())     # the numbers do not change

@@ -91,10 +91,13 @@ class RunSpec:
         """Everything that defines the run (its identity; device and profile name excluded)."""
         s = self.profile.sweep
         tr, va, te = self.recipes()
+        model = {"width": s.width, "kernel": s.kernel, "n_fine": s.n_fine, "n_coarse": s.n_coarse,
+                 "size": self.profile.data.size, "init": s.init}
+        if s.impl != "conv":        # only then: the keys of runs of the default formulation stay as they were
+            model["impl"] = s.impl
         return {"schema": SCHEMA_VERSION, "study": self.study, "config": self.config, "level": self.level,
                 "fine_prob": self.fine_prob, "coarse_prob": self.coarse_prob, "seed": self.seed,
-                "model": {"width": s.width, "kernel": s.kernel, "n_fine": s.n_fine, "n_coarse": s.n_coarse,
-                          "size": self.profile.data.size, "init": s.init},
+                "model": model,
                 "train": {k: v for k, v in self.train_config().to_dict().items() if k != "device"},
                 "data": {"train": tr.to_dict(), "val": va.to_dict(), "test": te.to_dict()}}
 

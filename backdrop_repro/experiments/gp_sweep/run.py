@@ -63,7 +63,7 @@ def build_model(spec: RunSpec) -> TwoScaleCNN:
     s, d = spec.profile.sweep, spec.profile.data
     gen = torch_generator(spec.seed, "gp_masks")
     kw = dict(width=s.width, fine_prob=spec.fine_prob, coarse_prob=spec.coarse_prob, kernel=s.kernel,
-              generator=gen, init_seed=spec.seed, init=s.init)
+              generator=gen, init_seed=spec.seed, init=s.init, impl=s.impl)
     if s.n_fine is not None and s.n_coarse is not None:
         net = TwoScaleCNN(n_fine=s.n_fine, n_coarse=s.n_coarse, **kw)
         net.image_size = d.size
