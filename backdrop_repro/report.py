@@ -153,6 +153,8 @@ def fmt_p(p: Optional[float]) -> str:
     """p-values as text: ``0.031``, ``2.1e-05``, ``—`` for None."""
     if p is None:
         return "—"
+    if p == 0:
+        return "< 1e-300"           # below the smallest double: the test is overwhelming
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}".rstrip("0").rstrip(".") if p < 1 else "1"
 
 
