@@ -109,3 +109,11 @@ def test_nondecomposable_description_is_its_own_config():
     assert f"({nd.n_train(cfg)} samples are left to train on)" in text
     assert "B = 256 is nearly full batch" in text
     assert "nearly full batch" not in nd.describe(nd.get_config("smoke"))   # B = 32 of 270 is not
+
+
+def test_the_readme_indexes_every_figure():
+    readme = (ROOT / "README.md").read_text()
+    for name in notebooks.NOTEBOOKS:
+        for arg in _save_names(name):
+            stem = "".join(p.value if isinstance(p, ast.Constant) else "<profile>" for p in arg.values)
+            assert f"`{stem}`" in readme, f"README.md's figure index lacks {stem}"
