@@ -129,7 +129,8 @@ def monte_carlo_convergence(errors: Mapping[str, Mapping[str, np.ndarray]], titl
     ``errors``: ``{panel title: {normalisation: (draws,) relative error}}``; a dotted line shows
     the 1/√N decay of an unbiased estimator; ``biases`` (same keys), if given, are drawn as
     dashed horizontal lines (the level a biased average stalls at) and named in the legend. All
-    panels share a y-axis that holds every curve from N = 1 to the last draw; the normalisations
+    panels share a y-axis that holds every curve from N = 1 to the last draw (only an exact hit,
+    an error at rounding level, falls below it); the normalisations
     differ in line style and width, so curves that coincide stay distinguishable.
     Example: ``monte_carlo_convergence({"coarse p=0.95": {"realized": e1, "expected": e2}}, "MC")``.
     """
@@ -146,7 +147,8 @@ def monte_carlo_convergence(errors: Mapping[str, Mapping[str, np.ndarray]], titl
             nn = np.arange(1, len(err) + 1)
             ls, lw = styles[i % len(styles)]
             ax.loglog(nn, err, color=c, ls=ls, lw=lw, label=f"{label}")
-            ok = err[np.isfinite(err) & (err > 0)]
+            ok = err[np.isfinite(err)]
+            ok = ok[ok > 1e-9 * ok.max()] if ok.size and ok.max() > 0 else ok[:0]   # an exact hit is rounding
             if ok.size:
                 lo, hi = min(lo, float(ok.min())), max(hi, float(ok.max()))
             if biases and abs(biases[panel][label]) > 0:
