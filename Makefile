@@ -61,8 +61,9 @@ gpu-window:
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
+## JupyterLab on the source notebooks; it is pinned in requirements.lock with the rest
+## (tests/test_lab.py starts its server and checks that it serves the notebooks and starts a kernel).
 lab: venv
-	$(BIN)/python -m pip install --quiet "jupyterlab>=4"
 	$(BIN)/jupyter lab notebooks
 
 clean:

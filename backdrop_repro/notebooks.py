@@ -51,6 +51,27 @@ def rebase_links(text: str, src_dir: str, dst_dir: str) -> str:
     return _LINK.sub(sub, text)
 
 
+def profile_summary(name: str, profile: str) -> str:
+    """What of ``profile`` the notebook ``name`` runs, for the header of its executed copy: the
+    numbers come from the profile section that notebook reads (``non-decomposable``: its own
+    seeds and settings; the demos: their image sizes and the training data they build), never from
+    another notebook's section. ``gp-training`` (and any other name) gets the profile's description
+    (the GP sweep's). Example: ``profile_summary("non-decomposable", "default")``.
+    """
+    p = profiles.get(profile)
+    d = p.data
+    data = f"the profile's GP training data {d.size}², {d.per_class} images per class, sampler `{d.method}`"
+    if name == "non-decomposable":
+        from .experiments.nondecomposable.report import banner
+
+        return f"non-decomposable settings: {banner(p.nondecomposable)}"
+    if name == "backdrop-demo":
+        return f"demo network on {p.demo.size}² inputs, width {p.demo.width}; section 8 counts on {data}"
+    if name == "gp-generate-demo":
+        return f"demo images {p.demo.gp_size}²; section 6 builds {data}"
+    return p.description
+
+
 def copy_header(name: str, profile: str, copy_dir: str, root: Optional[Path] = None) -> str:
     """The note that opens an executed copy: which profile ran, the command, and links (from
     ``copy_dir``, relative to the checkout root) to the source notebook and to the executed copies
@@ -58,9 +79,8 @@ def copy_header(name: str, profile: str, copy_dir: str, root: Optional[Path] = N
     re-running gives the same file. Example: ``copy_header("backdrop-demo", "default", "results/default/notebooks")``.
     """
     root = Path(root) if root is not None else output_root()
-    p = profiles.get(profile)
     src = posixpath.relpath(f"notebooks/{name}.ipynb", copy_dir)
-    lines = [f"> **Executed copy at profile `{profile}`** ({p.description}), written by",
+    lines = [f"> **Executed copy at profile `{profile}`** ({profile_summary(name, profile)}), written by",
              f"> `backdrop-repro notebooks --profile {profile}` from the source notebook",
              f"> [`notebooks/{name}.ipynb`]({src}) (which is committed with `smoke` outputs for CI)."]
     others = [q for q in profiles.names() if q != profile

@@ -46,7 +46,7 @@ def test_run_backdrop_demo_with_papermill(tmp_path):
                    for c in code for o in c["outputs"])
     assert "forward latent identical: True" in text
     figs = paths.figures_dir()
-    assert {f"backdrop-demo-{n}.png" for n in ("chain-rule", "masks", "pinned", "bleed")} <= {p.name for p in figs.iterdir()}
+    assert {f"backdrop-demo-smoke-{n}.png" for n in ("chain-rule", "masks", "pinned", "bleed")} <= {p.name for p in figs.iterdir()}
     assert "backdrop-demo" in NOTEBOOKS
 
 

@@ -18,12 +18,14 @@ GP_CMAP = "inferno"
 def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_dpi: int = 72) -> None:
     """Write ``fig`` as ``figures/<name>.png`` (``dpi``) and ``figures/<name>.pdf``, atomically.
 
-    ``name`` should start with the notebook that makes the figure, e.g. ``"backdrop-demo-masks"``.
+    ``name`` is ``<notebook>-<profile>-<what>``, e.g. ``"backdrop-demo-default-masks"``: the notebook
+    that makes the figure, then the profile it ran at, so a run at one profile never overwrites the
+    figures of another (``tests/test_text_sources.py`` checks every notebook's ``save`` calls).
     With ``show=True`` (default) the figure is displayed once when running under IPython/Jupyter;
     it is then closed, so notebooks get exactly one image output per figure whatever the backend
     (papermill and nbval agree). Returns None, so a notebook cell ending in ``save(...)`` has no
     execute result (nbval ignores a trailing ``;``).
-    Example: ``save(fig, "backdrop-demo-masks")``.
+    Example: ``save(fig, f"backdrop-demo-{profile}-masks")``.
     """
     if not name or "/" in name or name.endswith((".png", ".pdf")):
         raise ValueError(f"name must be a bare file stem like 'backdrop-demo-masks', got {name!r}")

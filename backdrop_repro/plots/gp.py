@@ -95,7 +95,7 @@ def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
 
     ``exact``/``empirical``: ``{class name: (nbins,) power}`` on bin centres ``k`` (cycles/px).
     Classes that share a length have identical spectra where that length dominates, so the
-    curves are offset (left: class i multiplied by ``offset**-i``; right: shifted by
+    curves are offset (left: class i multiplied by ``offset**-i``, written as math text; right: shifted by
     ``-i * ratio_offset``, with its own reference line at ``1 - i * ratio_offset``): no curve
     hides another. The ratio panel (exact spectra, where the mean is above 1e-6 of its peak)
     shows where classes differ. Example: ``class_spectra(k, {"9.5-80": p0, ...})``.
@@ -113,14 +113,14 @@ def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
         if empirical and name in empirical:
             a.loglog(k, empirical[name] * f, ".", color=c, ms=3)
     a.set_ylim(max(1e-9, mean.max() * 1e-7 * offset ** -(len(exact) - 1)), mean.max() * 3)
-    a.set_xlabel("|k| (cycles / px)"), a.set_ylabel(f"power (class i × {offset:g}^-i)")
+    a.set_xlabel("|k| (cycles / px)"), a.set_ylabel(f"power (class $i$ × ${offset:g}^{{-i}}$)")
     a.set_title("class spectra, offset (lines: exact; dots: generated data)" if empirical
                 else "class spectra, offset", fontsize=9)
-    b.set_xlabel("|k| (cycles / px)"), b.set_ylabel(f"power / mean over classes − i × {ratio_offset:g}")
+    b.set_xlabel("|k| (cycles / px)"), b.set_ylabel(f"power / mean over classes − $i$ × {ratio_offset:g}")
     b.set_title("where the classes differ (exact; dotted: ratio 1 of each curve)", fontsize=9)
     b.xaxis.set_minor_formatter(NullFormatter())
-    a.legend(fontsize=7, loc="lower left")
-    b.legend(fontsize=7, loc="lower left")
+    for ax in (a, b):                                # below the axes: a legend inside would hide a curve
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.suptitle(f"power spectra per class{caption}", fontsize=10)
     return fig
 
@@ -135,7 +135,7 @@ def sampler_spectra(curves: Mapping[float, Mapping[str, tuple[np.ndarray, np.nda
     same offset, so samplers that coincide (at large lengths "matched" *is* the faithful
     construction) stay visible. Example: ``sampler_spectra({10.0: {"faithful": (k, p)}}, {10.0: (k, s)})``.
     """
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.6), squeeze=False, layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (cl, by_method) in zip(axes[0], curves.items()):
         ke, pe = exact[cl]
@@ -146,9 +146,10 @@ def sampler_spectra(curves: Mapping[float, Mapping[str, tuple[np.ndarray, np.nda
             ax.loglog(ke, pe * f, ":k", lw=1, label="exact matched spectrum (same offset)" if j == 0 else None)
             floor = min(floor, np.nanmax(pe) * f)
         ax.set_ylim(floor * 1e-6, np.nanmax(pe) * 3)
-        ax.set_xlabel("|k| (cycles / px)"), ax.set_ylabel(f"power (sampler j × {offset:g}^-j)")
+        ax.set_xlabel("|k| (cycles / px)"), ax.set_ylabel(f"power (sampler $j$ × ${offset:g}^{{-j}}$)")
         ax.set_title(f"cl = {cl:g} px", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+    # one legend for all panels (same samplers), below them: inside it would hide the curves
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"faithful vs matched samplers{caption}", fontsize=10)
     return fig
 

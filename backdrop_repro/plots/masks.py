@@ -128,27 +128,41 @@ def monte_carlo_convergence(errors: Mapping[str, Mapping[str, np.ndarray]], titl
 
     ``errors``: ``{panel title: {normalisation: (draws,) relative error}}``; a dotted line shows
     the 1/√N decay of an unbiased estimator; ``biases`` (same keys), if given, are drawn as
-    dashed horizontal lines (the level a biased average stalls at). All panels share the y-axis.
+    dashed horizontal lines (the level a biased average stalls at) and named in the legend. All
+    panels share a y-axis that holds every curve from N = 1 to the last draw (only an exact hit,
+    an error at rounding level, falls below it); the normalisations
+    differ in line style and width, so curves that coincide stay distinguishable.
     Example: ``monte_carlo_convergence({"coarse p=0.95": {"realized": e1, "expected": e2}}, "MC")``.
     """
     n = len(errors)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.9), squeeze=False, sharey=True, layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # coinciding curves (e.g. every normalisation of a fine mask whose fallback never triggers) stay
+    # visible: each normalisation has its own line style and width, the first drawn widest
+    styles = [("-", 2.6), ("--", 1.6), (":", 1.6), ("-.", 1.2)]
+    lo, hi = np.inf, 0.0
     for ax, (panel, curves) in zip(axes[0], errors.items()):
-        for (label, err), c in zip(curves.items(), colors):
+        for i, ((label, err), c) in enumerate(zip(curves.items(), colors)):
+            err = np.asarray(err, dtype=float)
             nn = np.arange(1, len(err) + 1)
-            ax.loglog(nn, err, color=c, label=f"{label}")
+            ls, lw = styles[i % len(styles)]
+            ax.loglog(nn, err, color=c, ls=ls, lw=lw, label=f"{label}")
+            ok = err[np.isfinite(err)]
+            ok = ok[ok > 1e-9 * ok.max()] if ok.size and ok.max() > 0 else ok[:0]   # an exact hit is rounding
+            if ok.size:
+                lo, hi = min(lo, float(ok.min())), max(hi, float(ok.max()))
             if biases and abs(biases[panel][label]) > 0:
-                ax.axhline(abs(biases[panel][label]), color=c, ls="--", lw=0.8)
-        first = next(iter(curves.values()))
+                b = abs(biases[panel][label])
+                ax.axhline(b, color=c, ls=(0, (6, 3)), lw=0.9, label=f"{label}: exact |bias| {b:.2f} (where it stalls)")
+                lo, hi = min(lo, b), max(hi, b)
+        first = np.asarray(next(iter(curves.values())), dtype=float)
         nn = np.arange(1, len(first) + 1)
-        ax.loglog(nn, first[0] / np.sqrt(nn), ":", color="0.4", label="1/√N (unbiased)")
-        finals = [float(e[-1]) for e in curves.values() if np.isfinite(e[-1]) and e[-1] > 0]
-        if finals:                                   # an exact hit (error 0) would stretch the axis
-            ax.set_ylim(bottom=0.3 * min(finals))
+        ax.loglog(nn, first[0] / np.sqrt(nn), ":", color="0.4", lw=1, label="1/√N (unbiased)")
         ax.set_xlabel("N masked gradients averaged", fontsize=9)
         ax.set_title(panel, fontsize=9)
         ax.legend(fontsize=7, loc="lower left")
+    if np.isfinite(lo) and hi > 0:                   # every curve whole, from N = 1 to the last draw
+        axes[0, 0].set_ylim(0.6 * lo, 1.6 * hi)
     axes[0, 0].set_ylabel("|mean of N − full| / |full|", fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig

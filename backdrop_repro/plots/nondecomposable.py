@@ -8,7 +8,7 @@ Example
 -------
 >>> from backdrop_repro.experiments.nondecomposable import run_experiment   # doctest: +SKIP
 >>> from backdrop_repro.plots import save                                   # doctest: +SKIP
->>> save(curves(run_experiment("smoke", write=False)), "non-decomposable-curves")  # doctest: +SKIP
+>>> save(curves(run_experiment("smoke", write=False)), "non-decomposable-smoke-curves")  # doctest: +SKIP
 """
 from __future__ import annotations
 

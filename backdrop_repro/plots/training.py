@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 import numpy as np
 import torch
 
@@ -35,7 +36,8 @@ def _ylim(ax, values: list[float], ref: Optional[float] = None) -> None:
 
 
 def _ref(ax, ref: Optional[dict], fontsize: int = 8) -> None:
-    """The likelihood classifier's accuracy: a dashed line if it is in range, else a note in the corner."""
+    """The likelihood classifier's accuracy: a dashed line if it is in range, else a legend entry
+    (no marker) saying it lies above the range, so no note is drawn over the data."""
     if not ref:
         return
     name = "likelihood classifier" + ("" if ref.get("exact") else " (approx.)")
@@ -43,8 +45,27 @@ def _ref(ax, ref: Optional[dict], fontsize: int = 8) -> None:
     if ref["test_accuracy"] <= top:
         ax.axhline(ref["test_accuracy"], color="tab:red", ls="--", lw=1, label=name)
     else:
-        ax.text(0.99, 0.98, f"{name}: {ref['test_accuracy']:.3f} (above this range)", transform=ax.transAxes,
-                ha="right", va="top", fontsize=fontsize, color="tab:red")
+        ax.plot([], [], ls="none", label=f"{name}: {ref['test_accuracy']:.3f}, above this range")
+
+
+def _still_learning(row: dict[str, Any]) -> Optional[str]:
+    """Why a summary row's runs had not finished learning (the report's rule), or None."""
+    from ..experiments.gp_sweep.report import _still_learning as why
+
+    return why({**row, "stop_reasons": row.get("stop_reasons") or {}})
+
+
+def _curve_band(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, mean and standard error over the runs that reached each epoch (0 with one run)."""
+    per: dict[int, list[float]] = {}
+    for r in runs:
+        for h in r["history"]:
+            if key in h:
+                per.setdefault(h["epoch"], []).append(h[key])
+    ep = np.array(sorted(per))
+    m = np.array([np.mean(per[e]) for e in ep])
+    se = np.array([np.std(per[e], ddof=1) / np.sqrt(len(per[e])) if len(per[e]) > 1 else 0.0 for e in ep])
+    return ep, m, se
 
 
 def _mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -95,134 +116,219 @@ def scale_accuracy(sweep: dict[str, Any], study: str = "grid") -> plt.Figure:
     return fig
 
 
+#: panels of the learning curves: each mask family against no backdrop (demo joins "both")
+FAMILIES = (("fine", ("fine",)), ("coarse", ("coarse",)), ("both masks", ("both", "demo")))
+
+
 def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
-    """Every grid configuration's training loss (running, masks on; log scale) and validation
-    accuracy against epoch, mean over seeds. Example: ``save(learning_curves(sweep), "...")``."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
-    for label, runs in _runs(sweep).items():
-        cfg = runs[0]["config"]
-        color, style = COLORS[cfg["config"]], STYLES[cfg["level"] % 3] if cfg["config"] != "demo" else "-."
-        ep, loss = _mean_curve(runs, "train_loss")
-        axes[0].plot(ep, loss, color=color, ls=style, lw=1.3, label=label)
-        ev, val = _mean_curve(runs, "val_accuracy")
-        axes[1].plot(ev, val, color=color, ls=style, lw=1.3, marker="o", ms=2.5)
-    axes[0].set_yscale("log")
-    axes[0].set(xlabel="epoch", ylabel="training loss (running mean, masks on)", title="training loss")
-    axes[1].axhline(0.25, color="gray", ls=":", lw=1)
-    axes[1].set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy (chance dotted)")
-    n = len(next(iter(_runs(sweep).values()), []))
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               title="configuration")
-    fig.suptitle(f"GP task, profile '{sweep['profile']}': learning curves, mean over {n} seeds")
-    fig.tight_layout()
+    """Training loss (running mean over the epoch, masks on; log scale; top row) and validation
+    accuracy (masks off; bottom row) against epoch, one column per mask family (fine, coarse,
+    both masks with the authors' demo setting), each against no backdrop: mean over seeds with a
+    band of ±1 standard error. Spikes of the running loss are single epochs where Adam overshoots.
+    Example: ``save(learning_curves(sweep), "gp-training-smoke-learning-curves")``."""
+    by_label = _runs(sweep)
+    fams = [(t, cs) for t, cs in FAMILIES if any(r[0]["config"]["config"] in cs for r in by_label.values())]
+    fams = fams or [("no backdrop", ())]
+    fig, axes = plt.subplots(2, len(fams), figsize=(4.3 * len(fams) + 0.8, 6.6), squeeze=False,
+                             sharex=True, sharey="row", layout="constrained")
+    for col, (title, cs) in enumerate(fams):
+        ax_l, ax_v = axes[0, col], axes[1, col]
+        for label, runs in by_label.items():
+            cfg = runs[0]["config"]
+            if cfg["config"] != "none" and cfg["config"] not in cs:
+                continue
+            color = COLORS[cfg["config"]] if cfg["config"] in ("none", "demo") else \
+                plt.cm.viridis(0.15 + 0.35 * (cfg["level"] % 3))
+            style = "-" if cfg["config"] != "demo" else "-."
+            lw = 1.8 if cfg["config"] == "none" else 1.3
+            for ax, key in ((ax_l, "train_loss"), (ax_v, "val_accuracy")):
+                ep, m, se = _curve_band(runs, key)
+                if not ep.size:
+                    continue
+                ax.plot(ep, m, color=color, ls=style, lw=lw, marker="o" if key == "val_accuracy" else None, ms=2.5,
+                        label=label if key == "train_loss" else None)
+                ax.fill_between(ep, m - se, m + se, color=color, alpha=0.15, lw=0)
+        ax_l.set_yscale("log")
+        ax_l.set_title(f"{title} vs no backdrop", fontsize=10)
+        ax_v.axhline(0.25, color="gray", ls=":", lw=1, label="chance" if col == 0 else None)
+        ax_v.set_xlabel("epoch")
+        ax_l.legend(fontsize=7, loc="upper right", title="configuration", title_fontsize=7)
+        for ax in (ax_l, ax_v):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("training loss\n(running mean over the epoch, masks on)")
+    axes[1, 0].set_ylabel("validation accuracy (masks off)")
+    axes[1, 0].legend(fontsize=7, loc="lower right")
+    n = len(next(iter(by_label.values()), []))
+    fig.suptitle(f"GP task, profile '{sweep['profile']}': learning curves, mean ± 1 s.e. over {n} seeds\n"
+                 "spikes in the training loss are single epochs where Adam overshoots; they recover within a few "
+                 "epochs", fontsize=10)
     return fig
 
 
+def _ci(s: dict) -> tuple[float, float, float]:
+    """(mean, low, high) of a summary; the mean for a missing bound (one seed)."""
+    m = s["mean"]
+    return m, (s["low"] if s.get("low") is not None else m), (s["high"] if s.get("high") is not None else m)
+
+
 def accuracy_vs_prob(sweep: dict[str, Any]) -> plt.Figure:
-    """Test accuracy against mask probability for the fine, coarse and paired masks: mean and 95 %
-    CI over seeds; no backdrop as a band, the authors' demo setting as a point, the likelihood
-    classifier as a line. Example: ``accuracy_vs_prob(sweep)``."""
+    """Test accuracy against blocking probability for the fine, coarse and paired masks.
+
+    Top row: mean and 95 % CI over seeds per configuration; no backdrop as a band, the authors'
+    demo setting as a star, the likelihood classifier as a line (or a legend entry when it lies
+    above the range). Bottom row: what the verdict tests, the **paired** difference to no backdrop
+    (same seed: same initial weights, data order and data), one dot per seed and the mean with its
+    95 % CI, with the Holm-adjusted p of the verdict. Example: ``accuracy_vs_prob(sweep)``."""
+    from .. import report
+
     rows = [r for r in sweep["summary"] if r["study"] == "grid"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.4), sharey="row", sharex="col",
+                             gridspec_kw={"height_ratios": [1.1, 1]})
     base = next((r for r in rows if r["config"] == "none"), None)
     ref = sweep.get("reference", {}).get("main")
-    vals = []
-    for ax, config, xkey in zip(axes, ("fine", "coarse", "both"), ("fine_prob", "coarse_prob", "fine_prob")):
+    holm = {c["name"]: c.get("p_holm") for c in (sweep.get("verdict") or {}).get("comparisons", [])}
+    demo = next((r for r in rows if r["config"] == "demo"), None)
+    vals, dvals = [], []
+    rng = np.random.default_rng(0)                      # horizontal jitter of the per-seed dots only
+    for col, (config, xkey) in enumerate(zip(("fine", "coarse", "both"), ("fine_prob", "coarse_prob", "fine_prob"))):
+        ax, axd = axes[0, col], axes[1, col]
         rs = sorted((r for r in rows if r["config"] == config), key=lambda r: r["level"])
         if base:
-            b = base["test_accuracy"]
-            ax.axhline(b["mean"], color="black", lw=1.2, label="no backdrop (mean, 95 % CI)")
-            if b["low"] is not None:
-                ax.axhspan(b["low"], b["high"], color="black", alpha=0.1)
-                vals += [b["low"], b["high"]]
+            m, lo, hi = _ci(base["test_accuracy"])
+            ax.axhline(m, color="black", lw=1.2, label="no backdrop (mean, 95 % CI)")
+            ax.axhspan(lo, hi, color="black", alpha=0.1)
+            vals += [lo, hi]
+        xs = list(range(len(rs))) if config == "both" else [r[xkey] for r in rs]
+        shown = list(zip(xs, rs))
+        if config == "both" and demo:
+            shown.append((len(rs), demo))
         if rs:
-            m = np.array([r["test_accuracy"]["mean"] for r in rs])
-            lo = np.array([r["test_accuracy"]["low"] if r["test_accuracy"]["low"] is not None else r["test_accuracy"]["mean"] for r in rs])
-            hi = np.array([r["test_accuracy"]["high"] if r["test_accuracy"]["high"] is not None else r["test_accuracy"]["mean"] for r in rs])
-            x = list(range(len(rs))) if config == "both" else [r[xkey] for r in rs]
-            ax.errorbar(x, m, yerr=[m - lo, hi - m], color=COLORS[config], marker="o", capsize=3, label=config)
-            vals += list(lo) + list(hi)
-        demo = next((r for r in rows if r["config"] == "demo"), None)
+            cis = np.array([_ci(r["test_accuracy"]) for r in rs])
+            ax.errorbar(xs, cis[:, 0], yerr=[cis[:, 0] - cis[:, 1], cis[:, 2] - cis[:, 0]], color=COLORS[config],
+                        marker="o", capsize=3, label=f"{config} (mean, 95 % CI)")
+            vals += list(cis[:, 1]) + list(cis[:, 2])
+        if config == "both" and demo:
+            m, lo, hi = _ci(demo["test_accuracy"])
+            ax.errorbar([len(rs)], [m], yerr=[[m - lo], [hi - m]], color=COLORS["demo"], marker="*", ms=10, capsize=3,
+                        ls="none", label="demo: fine 0.3 + coarse 0.95")
+            vals += [lo, hi]
+        width = 0.15 * (max(xs) - min(xs) if len(xs) > 1 else 1.0)
+        for x, r in shown:                              # the paired differences, what the verdict tests
+            color = COLORS["demo"] if r["config"] == "demo" else COLORS[config]
+            d = report.paired(base["by_seed"], r["by_seed"]) if base else None
+            if not d:
+                continue
+            diffs = [float(r["by_seed"][k]) - float(base["by_seed"][k]) for k in d["seeds"]]
+            axd.scatter(x + rng.uniform(-0.5, 0.5, len(diffs)) * width * 0.6, diffs, s=8, color=color, alpha=0.4)
+            m, lo, hi = _ci(d)
+            axd.errorbar([x + width * 0.45], [m], yerr=[[m - lo], [hi - m]], color=color,
+                         marker="*" if r["config"] == "demo" else "o", ms=8 if r["config"] == "demo" else 5, capsize=3)
+            if holm.get(r["label"]) is not None:
+                axd.annotate(f"Holm p\n{holm[r['label']]:.2g}", (x, 1.0), xycoords=("data", "axes fraction"),
+                             xytext=(0, -2), textcoords="offset points", ha="center", va="top", fontsize=7)
+            dvals += diffs + [lo, hi]
+        axd.axhline(0.0, color="black", lw=1, ls=":")
+        ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
         if config == "both":
             ticks = [f"{r['fine_prob']:g} / {r['coarse_prob']:g}" for r in rs]
             if demo:
                 ticks.append(f"{demo['fine_prob']:g} / {demo['coarse_prob']:g}\n(demo)")
-            ax.set_xticks(range(len(ticks)), ticks)
-        if demo and config == "both":
-            d = demo["test_accuracy"]
-            x = len(rs)
-            ax.errorbar([x], [d["mean"]], yerr=[[d["mean"] - (d["low"] or d["mean"])], [(d["high"] or d["mean"]) - d["mean"]]],
-                        color=COLORS["demo"], marker="*", ms=10, capsize=3, ls="none", label="demo: fine 0.3 + coarse 0.95")
-            vals += [d["low"] or d["mean"], d["high"] or d["mean"]]
-        ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
-        ax.set_xlabel({"fine": "fine mask probability", "coarse": "coarse mask probability",
-                       "both": "fine / coarse probability"}[config])
+            axd.set_xticks(range(len(ticks)), ticks)
+        axd.set_xlabel({"fine": "fine-mask blocking probability", "coarse": "coarse-mask blocking probability",
+                        "both": "fine / coarse blocking probability"}[config])
         ax.set_title("both masks" if config == "both" else f"{config} mask only", fontsize=10)
-    axes[0].set_ylabel("test accuracy")
-    _ylim(axes[0], vals)
-    for ax in axes:
+        for a in (ax, axd):
+            a.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("test accuracy")
+    axes[1, 0].set_ylabel("Δ test accuracy vs no backdrop\n(same seed; dots: seeds; mean, 95 % CI)")
+    _ylim(axes[0, 0], vals)
+    if dvals:
+        span = max(abs(min(dvals)), abs(max(dvals)))
+        axes[1, 0].set_ylim(-1.1 * span, 1.35 * span)   # headroom for the Holm p labels
+    for ax in axes[0]:
         _ref(ax, ref)
     handles = {}
-    for ax in axes:
+    for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               bbox_to_anchor=(0.5, -0.01))
     n = len(base["seeds"]) if base else 0
-    fig.suptitle(f"profile '{sweep['profile']}': test accuracy vs mask probability (mean, 95 % CI over {n} seeds)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.suptitle(f"profile '{sweep['profile']}': test accuracy vs blocking probability (top: mean, 95 % CI over {n} "
+                 f"seeds; bottom: paired difference to no backdrop, as the verdict tests it)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
 def data_size_curve(sweep: dict[str, Any]) -> plt.Figure:
-    """Test accuracy against training images per class for ``none`` and the configuration chosen
-    on validation (mean and 95 % CI over seeds; same image visits at every size)."""
+    """Test accuracy against training images per class for ``none`` and the configuration of the
+    studies (mean and 95 % CI over seeds; same image visits at every size). The profile's own size
+    comes from the grid's runs (said on its tick); points whose runs had not finished learning at
+    the end of their budget (the report's rule) are drawn hollow and named in the legend."""
     p = sweep["settings"]["data"]
     main = p["method"]
     rows = [r for r in sweep["summary"] if r["method"] == main and r["study"] in ("grid", "data_size")]
+    studied = {r["label"] for r in rows if r["study"] == "data_size"}
     best = sweep.get("best_on_validation")
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    vals = []
-    for label, color in (("none", "black"), (best, COLORS["fine"] if best and "fine" in best else "tab:orange")):
+    other = best if best in studied or not studied else sorted(studied - {"none"} or studied)[0]
+    fig, ax = plt.subplots(figsize=(7, 5.8), layout="constrained")
+    vals, unfinished = [], []
+    for label, color in (("none", "black"), (other, COLORS["demo"] if other and "demo" in other else COLORS["fine"])):
         if label is None:
             continue
         rs = sorted((r for r in rows if r["label"] == label), key=lambda r: r["per_class"])
         if not rs:
             continue
         x = [r["per_class"] for r in rs]
-        m = np.array([r["test_accuracy"]["mean"] for r in rs])
-        lo = np.array([r["test_accuracy"]["low"] or r["test_accuracy"]["mean"] for r in rs])
-        hi = np.array([r["test_accuracy"]["high"] or r["test_accuracy"]["mean"] for r in rs])
-        ax.errorbar(x, m, yerr=[m - lo, hi - m], marker="o", capsize=3, color=color,
-                    label="no backdrop" if label == "none" else f"{label} (best on validation)")
-        vals += list(lo) + list(hi)
+        cis = np.array([_ci(r["test_accuracy"]) for r in rs])
+        name = "no backdrop" if label == "none" else label + (" (best on validation)" if label == best else "")
+        ax.errorbar(x, cis[:, 0], yerr=[cis[:, 0] - cis[:, 1], cis[:, 2] - cis[:, 0]], marker="none", capsize=3,
+                    color=color, label=name)
+        for xi, r, (m, _, _) in zip(x, rs, cis):
+            why = _still_learning(r)
+            ax.plot([xi], [m], marker="o", ms=7, color=color, mfc="white" if why else color, ls="none")
+            if why:
+                unfinished.append(f"{label}, {xi}/class ({why})")
+        vals += list(cis[:, 1]) + list(cis[:, 2])
     ref = sweep.get("reference", {}).get("main")
     ax.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
     ax.set_xscale("log")
     xs = sorted({r["per_class"] for r in rows})
-    ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set(xlabel="training images per class (log scale)", ylabel="test accuracy")
+    grid_size = next((r["per_class"] for r in rows if r["study"] == "grid"), None)
+    ax.set_xticks(xs, [f"{x}\n(grid runs)" if x == grid_size else str(x) for x in xs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="training images per class (log scale)", ylabel="test accuracy (mean, 95 % CI over seeds)")
     _ylim(ax, vals or [0.25])
     _ref(ax, ref)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(f"profile '{sweep['profile']}': does backdrop's effect change with more data?", fontsize=10)
-    fig.tight_layout()
+    if unfinished:
+        ax.plot([], [], marker="o", mfc="white", color="gray", ls="none",
+                label="hollow: still learning at the end of the budget\n" + "\n".join(unfinished))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    ax.set_title(f"profile '{sweep['profile']}': does backdrop's effect change with more data?\n"
+                 f"the {grid_size}/class point is the grid's runs; the others are the data-size study", fontsize=9)
     return fig
 
 
 def gradient_maps(models: dict[str, torch.nn.Module], image: np.ndarray, label: int,
-                  seed: int = 0, title: str = "") -> plt.Figure:
+                  seed: int = 0, title: str = "", class_names: Optional[dict[int, str]] = None) -> plt.Figure:
     """The input gradient ``|dL/dx|`` of one training step under each model's masks.
 
     ``models`` : name -> network (e.g. trained ``none``/``fine``/``coarse``/``both``); each is
     put in ``train()`` mode so its masks are drawn (their generators are re-seeded with
-    ``seed`` for the picture, then restored). ``image`` : ``(H, W)``; ``label`` : its class.
-    Example: ``gradient_maps({"fine": net}, images[0], 0)``.
+    ``seed`` for the picture, then restored). ``image`` : ``(H, W)``; ``label`` : its class;
+    ``class_names`` (e.g. ``dataset.class_names``) names it in the title. Each map is shown as
+    ``sqrt(|dL/dx| / its maximum)`` with one shared colour bar. The fine checkerboard in every map
+    is the stride-2 stem (5×5 kernel, stride 2): along each axis, pixels alternate between 3 and 2
+    kernel taps, so the gradient alternates too; it is not the masks.
+    Example: ``gradient_maps({"fine": net}, images[0], 0, class_names={0: "2.375-20"})``.
     """
     x0 = torch.from_numpy(np.array(image, dtype=np.float32))[None, None]
-    fig, axes = plt.subplots(1, len(models) + 1, figsize=(3.2 * (len(models) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(models) + 1, figsize=(3.2 * (len(models) + 1) + 0.6, 3.9), layout="constrained")
+    name_of = (class_names or {}).get(int(label))
     axes[0].imshow(image, cmap=GP_CMAP)
-    axes[0].set_title(f"input (class {label})")
+    axes[0].set_title(f"input: class {name_of} (label {int(label)})" if name_of else f"input (label {int(label)})",
+                      fontsize=9)
+    im = None
     for ax, (name, net) in zip(axes[1:], models.items()):
         gens = {id(m.generator): m.generator for m in (net.fine_mask, net.coarse_mask) if m.generator is not None}
         states = {k: g.get_state() for k, g in gens.items()}
@@ -235,11 +341,14 @@ def gradient_maps(models: dict[str, torch.nn.Module], image: np.ndarray, label: 
         for k, g in gens.items():
             g.set_state(states[k])
         g_img = x.grad[0, 0].abs().numpy()
-        ax.imshow(np.sqrt(g_img / (g_img.max() or 1.0)), cmap="gray")
+        im = ax.imshow(np.sqrt(g_img / (g_img.max() or 1.0)), cmap="gray", vmin=0, vmax=1)
         ax.set_title(f"|dL/dx|: {name}", fontsize=9)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"gradient reaching the input in one training step (sqrt scale){title}")
-    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[1:]), shrink=0.85, label="sqrt(|dL/dx| / max of its map)")
+    fig.suptitle(f"gradient reaching the input in one training step{title}\n"
+                 "fine checkerboard: the stride-2 stem (5×5 kernel), whose taps cover pixels alternately 3 and 2 times "
+                 "per axis; black: cells the masks blocked", fontsize=9)
     return fig

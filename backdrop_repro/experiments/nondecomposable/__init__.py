@@ -10,10 +10,11 @@ nondecomposable as nd; nd.run_experiment("smoke")``).
 """
 from .data import load_data, make_model
 from .fidelity import fidelity_table, gradient_fidelity
-from .report import comparison_table, comparisons, describe, findings, headline, select_best, summary_table, verdict
+from .report import (banner, comparison_table, comparisons, describe, findings, headline, n_train, select_best,
+                     summary_table, verdict)
 from .run import (METHODS, NDConfig, fidelity, get_config, results_name, run_experiment, train_run,
                   write_results)
 
 __all__ = ["METHODS", "NDConfig", "get_config", "load_data", "make_model", "train_run", "fidelity", "run_experiment",
            "results_name", "write_results", "summary_table", "comparison_table", "comparisons", "headline",
-           "select_best", "verdict", "findings", "fidelity_table", "gradient_fidelity", "describe"]
+           "select_best", "verdict", "findings", "fidelity_table", "gradient_fidelity", "describe", "banner", "n_train"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ... import report
 
-__all__ = ["describe", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
+__all__ = ["describe", "banner", "n_train", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
 
 FULL = "full batch"
 BASELINE = "full-batch training"
@@ -89,13 +89,30 @@ def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
     return out
 
 
+#: a batch holding at least this share of the training split is called "nearly full batch"
+NEAR_FULL = 0.8
+
+
+def n_train(config: Any) -> int:
+    """Training-split size of ``config`` (an ``NDConfig`` / ``NDSection``): the split of
+    :func:`~.data.load_data` for the first seed (the stratified split has the same size for every seed)."""
+    from .data import load_data
+
+    return int(load_data(config, seed=int(config.seeds[0]))["y_train"].numel())
+
+
+def _near_full(batch_sizes: Any, n: int) -> list[int]:
+    return [int(b) for b in batch_sizes if int(b) >= NEAR_FULL * n]
+
+
 def _pm(values: list[float], digits: int, fmt: str = "f") -> str:
     s = report.summary(values)
     return f"{s['mean']:.{digits}{fmt}}" + ("" if s["sd"] is None else f" ± {s['sd']:.{digits}{fmt}}")
 
 
 def summary_table(result: dict[str, Any], digits: int = 3) -> str:
-    """Markdown table, one row per setting: validation AUC and test AUC (mean ± sd over seeds),
+    """Markdown table, one row per setting: validation AUC and test AUC (mean ± SD over seeds, the
+    spread of single runs; the paired comparisons are in :func:`comparison_table`),
     the training surrogate at the end, and the updates made (minibatch steps whose batch holds
     no positive-negative pair make none). ``*`` marks the settings chosen on validation.
 
@@ -104,8 +121,8 @@ def summary_table(result: dict[str, Any], digits: int = 3) -> str:
     runs, steps = result["runs"], result["config"]["steps"]
     chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
     n = len({r["seed"] for r in runs})
-    header = ["setting", f"validation AUC ({n} seeds)", "test AUC", "final training surrogate",
-              f"updates made (of {steps} steps)"]
+    header = ["setting", f"validation AUC (mean ± SD over {n} seeds)", "test AUC (mean ± SD)",
+              "final training surrogate (mean ± SD)", f"updates made (of {steps} steps)"]
     rows = []
     for lab in _labels(runs):
         rs = [r for r in runs if r["label"] == lab]
@@ -178,9 +195,26 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
                         for a, b in zip(fid["at_init"], fid["after_100_steps"]))
         lines.append(f"- Cosine between one stochastic gradient and the full-batch gradient, at initialisation → "
                      f"after {k} full-batch steps (seed {fid['seed']}, {fid['n_draws']} draws): {cos}.")
+    n_tr = result.get("data", {}).get("n_train")
+    near = _near_full(result["config"].get("batch_sizes", ()), n_tr) if n_tr else []
+    if near:
+        lines.append(f"- {' and '.join(f'`minibatch B={b}`' for b in near)} uses {'/'.join(map(str, near))} of the "
+                     f"{n_tr} training samples per step: nearly full batch, so it is expected to match full-batch training.")
     lines.append("- Cost: a backdrop step runs the forward pass on the whole training split; a minibatch step "
                  "on B samples.")
     return "\n".join(lines)
+
+
+def banner(config: Any) -> str:
+    """One line naming this experiment's own settings (for the header of an executed notebook copy):
+    task, training-split size, steps, seeds, batch sizes and blocking probabilities of ``config``
+    (an ``NDConfig`` / ``NDSection``), never the GP sweep's.
+
+    Example: ``banner(profiles.get("smoke").nondecomposable)`` starts ``"digit 8 vs rest"``.
+    """
+    return (f"digit {config.positive_digit} vs rest on `load_digits`, {n_train(config)} training samples, "
+            f"{config.steps} steps, {len(config.seeds)} seeds; minibatch B ∈ {{{', '.join(map(str, config.batch_sizes))}}}, "
+            f"backdrop p ∈ {{{', '.join(f'{p:g}' for p in config.mask_probs)}}}")
 
 
 def describe(config: Any) -> str:
@@ -189,10 +223,15 @@ def describe(config: Any) -> str:
     Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
     """
     model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
+    n = n_train(config)
+    near = _near_full(config.batch_sizes, n)
+    near_txt = (f" With {n} training samples, B = {', '.join(map(str, near))} is nearly full batch (each step sees "
+                f"≥ {NEAR_FULL:.0%} of the split)." if near else "")
     return (f"Task: **digit {config.positive_digit} against the rest** of scikit-learn's `load_digits` "
             f"(≈ 10 % positives). Per seed, a stratified {config.train_fraction:.0%} of the images is the training "
-            f"split, of which {config.val_fraction:.0%} is held out for **validation**; the rest is the **test** set. "
+            f"split, of which {config.val_fraction:.0%} is held out for **validation** ({n} samples are left to train on); "
+            f"the rest is the **test** set. "
             f"Scorer: {model}, trained on the {config.surrogate} surrogate (τ = {config.tau:g}) with "
             f"{ {'adam': 'Adam', 'sgd': 'SGD'}[config.optimizer]} (lr {config.lr:g}) for {config.steps} steps, {len(config.seeds)} seeds. Settings: "
             f"full batch; minibatch B ∈ {list(config.batch_sizes)}; backdrop p ∈ {list(config.mask_probs)}. "
-            "A minibatch step whose batch holds no positive–negative pair makes no update (counted in the table).")
+            f"A minibatch step whose batch holds no positive–negative pair makes no update (counted in the table).{near_txt}")

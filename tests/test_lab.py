@@ -1,0 +1,139 @@
+"""`make lab`: the pinned JupyterLab starts, serves the source notebooks and starts a kernel.
+
+The server runs on 127.0.0.1 with a random token and throw-away Jupyter config/runtime folders;
+the test talks to its REST API only (no browser) and stops it. Skipped only where JupyterLab is
+not installed (it is pinned in requirements.lock, so `make test` always runs it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro.notebooks import NOTEBOOKS
+
+pytest.importorskip("jupyterlab")
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 180      # seconds; generous: the test may share 2 busy cores
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(base: str, token: str, path: str, method: str = "GET", body: dict | None = None):
+    req = urllib.request.Request(f"{base}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read().decode()
+        return r.status, (json.loads(text) if text else None)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTER_PLATFORM_DIRS": "1"}
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
+                            + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),   # CI containers
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{(tmp_path / 'lab.log').read_text()[-3000:]}")
+            try:
+                if _api(base, token, "/api/status")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter lab did not answer within {START_TIMEOUT} s:\n"
+                            f"{(tmp_path / 'lab.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        log.close()
+
+
+def _ask_kernel(base: str, token: str, kernel_id: str, code: str, timeout: float) -> dict:
+    """Over the kernel's websocket (as the lab's front end does): a kernel_info_request, then an
+    execute_request of ``code``; returns the execute_reply's content."""
+    import asyncio
+    import uuid
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    session = uuid.uuid4().hex
+
+    def message(msg_type: str, content: dict) -> dict:
+        header = {"msg_id": uuid.uuid4().hex, "username": "test", "session": session, "msg_type": msg_type,
+                  "version": "5.3"}
+        return {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell",
+                "buffers": []}
+
+    async def talk() -> dict:
+        url = base.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+        try:
+            for msg in (message("kernel_info_request", {}),
+                        message("execute_request", {"code": code, "silent": False, "store_history": False,
+                                                    "user_expressions": {}, "allow_stdin": False})):
+                ws.write_message(json.dumps(msg))
+                want = msg["header"]["msg_type"].replace("_request", "_reply")
+                while True:
+                    raw = await ws.read_message()
+                    assert raw is not None, "the kernel's websocket closed"
+                    reply = json.loads(raw)
+                    if reply["msg_type"] == want and reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                        break
+            return reply["content"]
+        finally:
+            ws.close()
+
+    return asyncio.run(asyncio.wait_for(talk(), timeout))
+
+
+def test_lab_serves_the_notebooks_and_starts_a_kernel(lab):
+    base, token = lab
+    with pytest.raises(urllib.error.HTTPError) as err:         # the token is required
+        _api(base, "wrong-token", "/api/contents/notebooks")
+    assert err.value.code == 403
+    status, listing = _api(base, token, "/api/contents/notebooks")
+    assert status == 200 and listing["type"] == "directory"
+    served = {item["name"] for item in listing["content"]}
+    assert {f"{name}.ipynb" for name in NOTEBOOKS} <= served, served
+    status, kernel = _api(base, token, "/api/kernels", "POST", {"name": "python3"})
+    assert status == 201
+    try:
+        assert kernel["id"] in {k["id"] for k in _api(base, token, "/api/kernels")[1]}
+        # the kernel answers and imports the package from this environment
+        reply = _ask_kernel(base, token, kernel["id"], "import backdrop_repro, matplotlib", START_TIMEOUT)
+        assert reply["status"] == "ok", reply
+        assert _api(base, token, f"/api/kernels/{kernel['id']}")[1]["execution_state"] in ("idle", "busy")
+    finally:
+        assert _api(base, token, f"/api/kernels/{kernel['id']}", "DELETE")[0] == 204
