@@ -296,7 +296,7 @@ def _map_findings(summary: dict[str, Any]) -> list[str]:
 
 
 def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
-    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over {b['m']} candidates):"]
+    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over {b['m']} candidates):", ""]
     for r in b["comparisons"]:
         if r.get("claim"):
             extra = ""
@@ -310,28 +310,49 @@ def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _why(summary: dict[str, Any]) -> str:
+    """The explanation, worded by the hardest small-scale cell's numbers (which classifier learns what)."""
+    rows = [r for r in summary["map"] if r["scale"] == "small" and r["cnn"]] or [r for r in summary["map"] if r["cnn"]]
+    if not rows:
+        return ""
+    r = min(rows, key=lambda x: (x["ratio"], x["per_class"]))
+    cnn, sp, o = r["cnn"]["mean"], (r["spectral"] or {}).get("mean"), (r["oracle"] or {}).get("test_accuracy")
+    where = f"in the hardest {r['scale']}-scale cell (ratio {r['ratio']:.3f}, {r['per_class']} images per class)"
+    text = ("Why: the likelihood classifier's log-likelihood is a weighted sum of the periodogram, so every Fourier "
+            "mode of every image adds its (weak) evidence; the spectral-energy net computes log filtered energies, "
+            "the same form, and has only to learn the weights; the CNN (ReLU, stride-2 convolutions, global average) "
+            "has to build a squared, image-wide statistic out of pieces.")
+    fits = r["cnn_train"] is not None and r["cnn_train"]["mean"] >= 0.9
+    if sp is not None and sp >= cnn + 0.1:
+        text += (f" {where.capitalize()} the spectral-energy net ({sp:.2f}) learns from the same images on which the CNN "
+                 f"stays at {cnn:.2f}: the CNN lacks the inductive bias, not the data")
+        text += (f"; it fits its training images instead ({r['cnn_train']['mean']:.2f})." if fits else ".")
+    elif sp is not None and o is not None and max(sp, cnn) < o - 0.1:
+        text += (f" {where.capitalize()} neither trained model comes near the likelihood classifier ({o:.2f}; spectral "
+                 f"net {sp:.2f}, CNN {cnn:.2f}): there, too few images for either.")
+    elif sp is not None:
+        text += f" {where.capitalize()} the spectral-energy net scores {sp:.2f} and the CNN {cnn:.2f}."
+    return text
+
+
 def findings(summary: dict[str, Any]) -> str:
     """The notebook's Findings, every number from ``summary`` (:func:`write_summary`)."""
-    lines = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
-             f"{summary['test_per_class']} test images per class).", ""]
-    lines += _map_findings(summary)
-    lines += ["", "Why: the likelihood classifier's log-likelihood is a weighted sum of the periodogram "
-              "(every Fourier mode of every image adds its evidence); the spectral-energy net computes log "
-              "filtered energies, the same form, so it needs only to learn the weights; the CNN (ReLU, "
-              "stride-2 convolutions, global average) has to build a squared, image-wide statistic out of "
-              "pieces, and on a few images it fits the images instead.", ""]
+    paras = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
+             f"{summary['test_per_class']} test images per class)."]
+    paras += _map_findings(summary)
+    paras.append(_why(summary))
     e = summary["edge"]
     lo, hi = e["band"]
-    lines.append(f"**The edge** (no-backdrop accuracy in [{lo:g}, {hi:g}], chosen on {e['chosen_on']}): "
+    paras.append(f"**The edge** (no-backdrop accuracy in [{lo:g}, {hi:g}], chosen on {e['chosen_on']}): "
                  f"{len(e['cells'])} cell(s).")
     for c in e["cells"]:
-        lines += _block_findings(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, "
-                                 f"{c['per_class']} per class", c)
+        paras.append("\n".join(_block_findings(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} "
+                                                f"px, {c['per_class']} per class", c)))
     t = summary.get("twoscale")
     if t:
-        lines += _block_findings(f"two-scale task ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} × "
-                                 f"{t['lengths'][1][0]:g}/{t['lengths'][1][1]:g} px, {t['per_class']} per class; "
-                                 f"likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle")
-                                 else "two-scale task", t)
-    lines += ["", f"**Answer:** {summary['answer']}"]
-    return "\n".join(lines)
+        where = (f"two-scale task ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} × {t['lengths'][1][0]:g}/"
+                 f"{t['lengths'][1][1]:g} px, {t['per_class']} per class"
+                 + (f"; likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle") else ")"))
+        paras.append("\n".join(_block_findings(where, t)))
+    paras.append(f"**Answer:** {summary['answer']}")
+    return "\n\n".join(p for p in paras if p)
