@@ -35,13 +35,17 @@ Profiles shipped:
             image); every network stays at chance there. Kept so its committed records stay
             reproducible.
 ``paper``   the paper's scale: 1024² images, width 64 (the authors' demo network); for a GPU.
+``learnability`` the committed learnability map (:mod:`backdrop_repro.experiments.learnability`):
+            single-scale 2-class tasks over length ratio x training images per class x scale, the
+            backdrop comparison along its edge and a two-scale task there (hours on 2 cores).
+            Its ``data``/``sweep`` sections are the replication's (unused by that experiment).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-__all__ = ["DataSection", "SweepSection", "NDSection", "DemoSection", "Profile", "PROFILES",
+__all__ = ["DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection", "Profile", "PROFILES",
            "names", "get", "register", "check"]
 
 
@@ -158,6 +162,58 @@ class DemoSection:
 
 
 @dataclass(frozen=True)
+class LearnSection:
+    """The learnability map (:mod:`backdrop_repro.experiments.learnability`).
+
+    Tasks: per scale (``small``, ``large``: the first length is every task's first class, each
+    further length the second class of one task), 2 classes, one GP scale (weight 1), at every
+    ``per_class`` (training images per class). ``data``: image size, sampler, validation/test
+    sizes and split seeds (each run seed its own training and validation sets with
+    ``per_seed_data``; the test set shared); its ``scales``/``power``/``per_class`` are unused.
+    Networks: the 2-scale CNN (``width``, ``n_fine``/``n_coarse`` stride-2 layers before each
+    mask, He init) and the spectral-energy reference (``spectral_channels`` filters of
+    ``spectral_kernel`` px, Adam ``spectral_lr``). Budget: ``epochs`` is the cap at the smallest
+    ``per_class``; larger training sets keep the same image visits, but at least ``min_epochs``;
+    ``patience``/``loss_target``/``select`` as in :class:`~backdrop_repro.train.TrainConfig`.
+    Edge: map cells whose no-backdrop mean test accuracy lies in ``edge_band`` (at most
+    ``edge_cells`` per scale, those nearest the band's centre) get the backdrop comparison over
+    ``edge_seeds``: the mask at the task's scale at each of ``fine_probs`` (small scale) or
+    ``coarse_probs`` (large scale) and the authors' setting ``demo_probs`` (fine, coarse); the
+    two-scale 4-class task (weights ``twoscale_power``) gets all of them.
+    """
+
+    data: DataSection
+    small: tuple[float, ...] = (2.375, 2.5, 2.625, 2.875, 3.5)
+    large: tuple[float, ...] = (20.0, 21.0, 22.0, 24.0, 30.0)
+    per_class: tuple[int, ...] = (25, 100, 400)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    width: int = 16
+    n_fine: int = 2
+    n_coarse: int = 3
+    batch_size: int = 8
+    lr: float = 1e-3
+    epochs: int = 300
+    min_epochs: int = 40
+    eval_every: int = 5
+    patience: Optional[int] = 40
+    loss_target: Optional[float] = 0.01
+    select: str = "val"
+    channels_last: bool = True
+    spectral_channels: int = 16
+    spectral_kernel: int = 7
+    spectral_lr: float = 1e-2
+    edge_band: tuple[float, float] = (0.6, 0.9)
+    edge_cells: int = 2
+    edge_seeds: tuple[int, ...] = tuple(range(10))
+    fine_probs: tuple[float, ...] = (0.3, 0.6, 0.9)
+    coarse_probs: tuple[float, ...] = (0.5, 0.75, 0.95)
+    demo_probs: tuple[float, float] = (0.3, 0.95)
+    twoscale_power: tuple[float, float] = (0.75, 1.25)
+    threads: Optional[int] = 1
+    jobs: int = 2
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -165,6 +221,7 @@ class Profile:
     sweep: SweepSection
     nondecomposable: NDSection = field(default_factory=NDSection)
     demo: DemoSection = field(default_factory=DemoSection)
+    learnability: Optional[LearnSection] = None
 
 
 _SCALED_DATA = DataSection(size=256, scales=((2.375, 2.5), (20.0, 35.0)))
@@ -184,6 +241,12 @@ _REPL_SWEEP = replace(_SCALED_SWEEP, epochs=300, eval_every=5, seeds=tuple(range
                       study_seeds=tuple(range(10)), robustness_method=None, patience=40, loss_target=0.01,
                       select="val")
 
+# the learnability map: 256² fft fields, the replication's width-16 CNN (masks after 8 px and 64 px cells, as
+# TwoScaleCNN.for_scales places them for the shrunk task) and its convergence budget; test set 200 per class
+_LEARN = LearnSection(DataSection(size=256, scales=((2.375, 2.5),), power=(1.0,), per_class=25, val_per_class=50,
+                                  test_per_class=200, train_seed=2101, val_seed=2102, test_seed=2103,
+                                  per_seed_data=True))
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", "seconds: tests and the CI-executed notebooks",
@@ -193,7 +256,14 @@ PROFILES: dict[str, Profile] = {
                      demo_probs=(0.3, 0.95), batch_size=4, lr=1e-2, eval_every=2, data_sizes=(4,),
                      robustness_method="fft", n_fine=1, n_coarse=2, channels_last=False, jobs=1),
         NDSection(steps=40, eval_every=10, batch_sizes=(32,), mask_probs=(0.9,), seeds=(0, 1), fidelity_draws=50),
-        DemoSection(size=512, width=16, gp_size=512)),
+        DemoSection(size=512, width=16, gp_size=512),
+        LearnSection(DataSection(size=32, scales=((1.5, 3.0),), power=(1.0,), per_class=4, val_per_class=4,
+                                 test_per_class=12, train_seed=2101, val_seed=2102, test_seed=2103, per_seed_data=True),
+                     small=(1.5, 2.0, 3.0), large=(4.0, 5.0, 8.0), per_class=(4, 8), seeds=(0, 1), width=4, n_fine=1,
+                     n_coarse=1, batch_size=4, lr=1e-2, epochs=6, min_epochs=3, eval_every=2, patience=4,
+                     loss_target=0.01, channels_last=False, spectral_channels=4, spectral_kernel=3,
+                     edge_band=(0.0, 1.01), edge_cells=1, edge_seeds=(0, 1, 2), fine_probs=(0.5,),
+                     coarse_probs=(0.75,), jobs=1)),
     "default": Profile(
         "default", "make reproduce on 2 CPU cores: the confirmatory replication's 3 configurations at 4 of its "
         "30 seeds (shrunk task, convergence budget, per-seed training sets)",
@@ -220,6 +290,10 @@ PROFILES: dict[str, Profile] = {
                      precision="tf32", threads=None, jobs=1),
         NDSection(steps=1500, eval_every=50, batch_sizes=(16, 32, 64, 128, 256),
                   mask_probs=(0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99), seeds=tuple(range(30)), fidelity_draws=1000)),
+    "learnability": Profile(
+        "learnability", "committed learnability map: single-scale 2-class tasks over length ratio x training images "
+        "per class x scale (5 seeds), backdrop along its edge and a two-scale task there (10 seeds)",
+        _REPL_DATA, _REPL_SWEEP, _ND_QUICK, learnability=_LEARN),
 }
 
 #: the profile of ``make reproduce`` and of every CLI command without ``--profile``

@@ -146,20 +146,26 @@ def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
     return out
 
 
-def _worker(spec: RunSpec, device: Optional[str], reuse: bool) -> str:
+def _worker(spec: RunSpec, device: Optional[str], reuse: bool, run: Any = None) -> str:
     profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
     torch.set_num_threads(spec.profile.sweep.threads or 1)
-    run_one(spec, device=device, reuse=reuse, progress=False)
+    (run or run_one)(spec, device=device, reuse=reuse, progress=False)
     return spec.key
 
 
 def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = None, reuse: bool = True,
-              progress: bool = True, desc: str = "runs") -> None:
-    """Run ``specs`` (those without a record first filtered out when ``reuse``), ``jobs`` at a time."""
+              progress: bool = True, desc: str = "runs", run: Any = None, find: Any = None) -> None:
+    """Run ``specs`` (those without a record first filtered out when ``reuse``), ``jobs`` at a time.
+
+    ``run``/``find``: another experiment's runner and record finder (module-level functions, so
+    worker processes can import them; default :func:`run_one` and :func:`.plan.find_record`). Its
+    specs need ``profile``, ``seed``, ``key`` and ``recipes()`` (the datasets built first).
+    """
     from tqdm import tqdm
 
     jobs = check_int("jobs", jobs, low=1)
-    todo = [s for s in specs if not (reuse and find_record(s) is not None)]
+    run, find = run or run_one, find or find_record
+    todo = [s for s in specs if not (reuse and find(s) is not None)]
     todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
     if not todo:
         return
@@ -169,12 +175,12 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
     try:
         if jobs == 1 or len(todo) == 1:
             for s in todo:
-                run_one(s, device=device, reuse=reuse)
+                run(s, device=device, reuse=reuse)
                 bar.update()
             return
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, s, device, reuse) for s in todo]
+            futures = [pool.submit(_worker, s, device, reuse, run) for s in todo]
             try:
                 for f in as_completed(futures):
                     f.result()

@@ -1,0 +1,358 @@
+"""The learnability map's tables, comparisons and Findings: reads records only.
+
+* :func:`summarize_map` : per map cell (scale, length ratio, training images per class) the
+  no-backdrop CNN's test accuracy (mean and 95 % interval over seeds, its training accuracy at
+  the scored epoch, the exact binomial test of its pooled predictions against chance), the
+  spectral-energy net's, the likelihood classifier's, and the separation ``d'`` of one number
+  per image (the log mean squared slope, :func:`.run.energy_statistic`) on the test set.
+* :func:`compare_cell` : no backdrop against every backdrop candidate of one cell, paired by
+  seed, Holm-corrected over the cell's candidates (:func:`backdrop_repro.report.compare`),
+  each worded by :func:`backdrop_repro.report.claim` with its minimum detectable effect, plus
+  the dose-response of the task's mask (:func:`backdrop_repro.report.trend`, one pre-specified
+  test) and, for the two-scale task, per-scale accuracy.
+* :func:`write_summary` : all of it as ``results/<profile>/learnability.json``; :func:`findings`
+  the notebook's generated text; :func:`map_table`, :func:`edge_table` markdown tables.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ... import paths, profiles, report
+from .plan import (PARTS, LearnSpec, map_cells, plan_edge, plan_map, plan_twoscale, read_records, section,
+                   select_edge, select_twoscale)
+
+__all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
+           "findings", "map_table", "edge_table", "answer"]
+
+
+def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
+    """Correct and total test predictions of a record (test labels interleave: label = index % classes)."""
+    pred = rec["predictions"].get("test", "")
+    return sum(int(c) == i % n_classes for i, c in enumerate(pred)), len(pred)
+
+
+def _acc(recs: Sequence[tuple[LearnSpec, dict]], key: str = "test_accuracy") -> dict[int, float]:
+    return {s.seed: r["final"][key] for s, r in recs if key in r["final"] and not r["final"].get("failed")}
+
+
+def summarize_map(profile: "str | profiles.Profile") -> list[dict[str, Any]]:
+    """One row per map cell, small scale first, ratio then training size ascending (module docstring).
+
+    Row: ``scale``, ``lengths``, ``ratio``, ``per_class``, ``seeds``, ``cnn`` / ``spectral``
+    (:func:`report.summary` of test accuracy, None without records), ``cnn_train`` (training
+    accuracy at the scored epoch), ``cnn_pooled`` (:func:`report.above_chance`), ``oracle``
+    (accuracy, exact, energy), ``band`` (mean CNN accuracy inside the edge band), ``edge``
+    (chosen for the backdrop comparison).
+    """
+    p = profiles.get(profile)
+    s = section(p)
+    specs = plan_map(p)
+    recs = read_records(specs)
+    oracles = {sp.lengths: r["final"] for sp, r in recs if sp.model == "oracle"}
+    cells = map_cells(p)
+    edge = set(select_edge(cells, s.edge_band, s.edge_cells))
+    rows = []
+    for sp in specs:
+        if sp.model != "cnn" or sp.seed != s.seeds[0]:      # one row per cell
+            continue
+        mine = [(x, r) for x, r in recs if x.cell == sp.cell]
+        cnn = [(x, r) for x, r in mine if x.model == "cnn"]
+        spec_ = [(x, r) for x, r in mine if x.model == "spectral"]
+        row: dict[str, Any] = {"scale": sp.scale, "lengths": [list(ls) for ls in sp.lengths], "ratio": sp.ratio[0],
+                               "per_class": sp.per_class, "seeds": sorted(_acc(cnn)), "cnn": None, "spectral": None,
+                               "cnn_train": None, "cnn_pooled": None, "oracle": oracles.get(sp.lengths),
+                               "edge": sp.cell in edge, "band": False}
+        if _acc(cnn):
+            row["cnn"] = report.summary(list(_acc(cnn).values()))
+            row["band"] = s.edge_band[0] <= row["cnn"]["mean"] <= s.edge_band[1]
+            if _acc(cnn, "train_accuracy"):
+                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()))
+            c, t = map(sum, zip(*(_correct(r, 2) for _, r in cnn if not r["final"].get("failed"))))
+            row["cnn_pooled"] = report.above_chance(c, t, 0.5)
+        if _acc(spec_):
+            row["spectral"] = report.summary(list(_acc(spec_).values()))
+        rows.append(row)
+    return rows
+
+
+def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) -> dict[str, Any]:
+    """No backdrop against each candidate among ``recs`` (one cell's CNN records), paired by seed,
+    Holm over the candidates; each row with :func:`report.claim` (``m`` = number of candidates)
+    and, for several classes, the per-scale means. ``trend``: the per-seed slope of the gain on
+    the probability of the task's own mask (fine for small-scale tasks, coarse for large ones;
+    both for the two-scale task, each its own trend), one pre-specified test each."""
+    base = _acc([(s, r) for s, r in recs if s.config == "none"])
+    groups: dict[str, list] = {}
+    specs: dict[str, LearnSpec] = {}
+    for s, r in recs:
+        if s.config != "none":
+            groups.setdefault(s.label, []).append((s, r))
+            specs.setdefault(s.label, s)
+    cands = {name: _acc(g) for name, g in groups.items()}
+    rows = report.compare(base, cands, alpha=alpha)
+    m = sum(r["decision"] is not None for r in rows)
+    for r in rows:
+        r["claim"] = report.claim(r, m=max(1, m)) if r["decision"] is not None else None
+        sp = specs[r["name"]]
+        r.update(config=sp.config, fine_prob=sp.fine_prob, coarse_prob=sp.coarse_prob,
+                 summary=report.summary(list(cands[r["name"]].values())) if cands[r["name"]] else None)
+        if sp.n_classes > 2:
+            sc = [rec["final"].get("test_scale_accuracy") for _, rec in groups[r["name"]]]
+            r["scale_means"] = np.mean([v for v in sc if v], axis=0).tolist() if any(sc) else None
+    out: dict[str, Any] = {"baseline": report.summary(list(base.values())) if base else None,
+                           "baseline_by_seed": base, "comparisons": rows, "m": m, "trend": {}}
+    nb = [rec["final"].get("test_scale_accuracy") for s, rec in recs if s.config == "none"]
+    if any(nb):
+        out["baseline_scale_means"] = np.mean([v for v in nb if v], axis=0).tolist()
+    for mask, attr in (("fine", "fine_prob"), ("coarse", "coarse_prob")):
+        pts: dict[int, list] = {}
+        for name, g in groups.items():
+            if specs[name].config != mask:
+                continue
+            for seed, acc in _acc(g).items():
+                if seed in base:
+                    pts.setdefault(seed, []).append((getattr(specs[name], attr), acc - base[seed]))
+        t = report.trend(pts)
+        if t is not None:
+            t.pop("slopes", None)
+            out["trend"][mask] = t
+    return out
+
+
+def _cell_dict(key: tuple, cells: dict) -> dict[str, Any]:
+    c = cells[key]
+    return {"scale": key[0], "ratio": key[1][0], "per_class": key[2], "lengths": [list(ls) for ls in c["lengths"]],
+            "map_mean": float(np.mean(list(c["cnn"].values())))}
+
+
+def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> dict[str, Any]:
+    """The edge part: ``band``, ``cells`` (each: the cell, its map accuracy and :func:`compare_cell`)."""
+    p = profiles.get(profile)
+    s = section(p)
+    cells = map_cells(p) if cells is None else cells
+    recs = read_records(plan_edge(p, cells))
+    out = []
+    for key in select_edge(cells, s.edge_band, s.edge_cells):
+        mine = [(x, r) for x, r in recs if x.cell == key]
+        out.append({**_cell_dict(key, cells), **compare_cell(mine)})
+    return {"band": list(s.edge_band), "per_scale": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out,
+            "chosen_on": "the map's mean no-backdrop test accuracy (no validation step; the choice uses the "
+                         "baseline's level only, never a backdrop run)"}
+
+
+def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> Optional[dict[str, Any]]:
+    """The two-scale task: its small- and large-scale edge cells, training size, oracle and :func:`compare_cell`."""
+    p = profiles.get(profile)
+    s = section(p)
+    cells = map_cells(p) if cells is None else cells
+    pick = select_twoscale(cells, select_edge(cells, s.edge_band, s.edge_cells), s.edge_band)
+    if pick is None:
+        return None
+    specs = plan_twoscale(p, cells)
+    recs = read_records(specs)
+    oracle = next((r["final"] for x, r in recs if x.model == "oracle"), None)
+    nets = [(x, r) for x, r in recs if x.model == "cnn"]
+    return {"small": _cell_dict(pick["small"], cells), "large": _cell_dict(pick["large"], cells),
+            "per_class": pick["per_class"], "lengths": [list(ls) for ls in specs[0].lengths],
+            "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)}
+
+
+def answer(summary: dict[str, Any]) -> str:
+    """One line: does backdrop move the edge? Worded from the claims of the edge and the two-scale task."""
+    blocks = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c)
+              for c in summary.get("edge", {}).get("cells", [])]
+    if summary.get("twoscale"):
+        blocks.append(("two-scale task", summary["twoscale"]))
+    claims = [(where, r) for where, b in blocks for r in b["comparisons"] if r.get("claim")]
+    if not claims:
+        return "Backdrop along the edge: no comparison recorded yet."
+    conf = [f"`{r['name']}` ({where}, {report.fmt_ci(r)})" for where, r in claims if r["claim"]["status"] == "confirmed"]
+    worse = [f"`{r['name']}` ({where})" for where, r in claims if r["claim"]["status"] == "contradicted"]
+    mdes = [r["claim"]["mde"] for _, r in claims if r["claim"]["mde"] is not None]
+    n = sum(len(b["comparisons"]) for _, b in blocks)
+    if conf:
+        head = f"Backdrop moves the edge in {len(conf)} of {n} comparisons: " + "; ".join(conf)
+    else:
+        head = f"Backdrop does not move the edge: none of {n} comparisons is better after Holm"
+    tail = f"; worse: {', '.join(worse)}" if worse else ""
+    power = f" (the designs detect gains ≥ {min(mdes):.3f}–{max(mdes):.3f} with 80 % power)" if mdes else ""
+    return head + tail + power + "."
+
+
+def write_summary(profile: "str | profiles.Profile", wall: float = 0.0) -> dict[str, Any]:
+    """Summarize every record present and write ``results/<profile>/learnability.json``; returns it."""
+    p = profiles.get(profile)
+    s = section(p)
+    cells = map_cells(p)
+    out: dict[str, Any] = {"profile": p.name, "description": p.description, "parts": list(PARTS),
+                           "size": s.data.size, "method": s.data.method, "test_per_class": s.data.test_per_class,
+                           "map": summarize_map(p), "edge": summarize_edge(p, cells),
+                           "twoscale": summarize_twoscale(p, cells), "wall_time_s": round(wall, 1)}
+    out["answer"] = answer(out)
+    paths.write_json(paths.results_dir(p.name) / "learnability.json", out)
+    return out
+
+
+def load_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """Read ``results/<profile>/learnability.json`` (``FileNotFoundError`` naming the command)."""
+    import json
+
+    name = profiles.get(profile).name
+    path = paths.results_dir(name) / "learnability.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `backdrop-repro learnability --profile {name}` first")
+    return json.loads(path.read_text())
+
+
+def _m(s: Optional[dict], ci: bool = False) -> str:
+    if not s:
+        return "—"
+    return report.fmt_ci(s, 2, signed=False) if ci else f"{s['mean']:.2f}"
+
+
+def map_table(summary: dict[str, Any], scale: str) -> str:
+    """Markdown: one row per cell of ``scale`` (CNN, its training accuracy, spectral net, likelihood, d')."""
+    rows = []
+    for r in summary["map"]:
+        if r["scale"] != scale:
+            continue
+        o = r["oracle"] or {}
+        mark = " ★" if r["edge"] else (" ◦" if r["band"] else "")
+        rows.append([f"{r['lengths'][0][0]:g} vs {r['lengths'][0][1]:g} ({r['ratio']:.3f})", r["per_class"],
+                     len(r["seeds"]), _m(r["cnn"], True) + mark, _m(r["cnn_train"]), _m(r["spectral"], True),
+                     f"{o['test_accuracy']:.2f}" if o else "—",
+                     f"{o['energy']['dprime']:.1f}" if o.get("energy") and o["energy"]["dprime"] is not None else "—"])
+    return report.markdown_table(["lengths (ratio)", "train/class", "seeds", "CNN test", "CNN train", "spectral net",
+                                  "likelihood", "d′ slope"], rows)
+
+
+def _comparison_rows(block: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for r in block["comparisons"]:
+        cl = r.get("claim") or {}
+        rows.append([r["name"], r.get("n", 0), report.fmt_ci(r) if r.get("n") else "—", report.fmt_p(r.get("p_holm")),
+                     f"{cl['mde']:.3f}" if cl.get("mde") is not None else "—", cl.get("status", "—")])
+    return rows
+
+
+def edge_table(summary: dict[str, Any]) -> str:
+    """Markdown: every comparison along the edge and on the two-scale task."""
+    header = ["candidate", "seeds", "gain vs none (95 % CI)", "Holm p", "MDE", "claim"]
+    parts = []
+    for c in summary["edge"]["cells"]:
+        parts.append(f"**{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, {c['per_class']} "
+                     f"per class** (no backdrop: {_m(c['baseline'], True)})\n\n"
+                     + report.markdown_table(header, _comparison_rows(c)))
+    t = summary.get("twoscale")
+    if t:
+        parts.append(f"**two-scale task** ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} px × {t['lengths'][1][0]:g}/"
+                     f"{t['lengths'][1][1]:g} px, {t['per_class']} per class; no backdrop: {_m(t['baseline'], True)})\n\n"
+                     + report.markdown_table(header, _comparison_rows(t)))
+    return "\n\n".join(parts) if parts else "_No edge cell recorded yet._"
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def _map_findings(summary: dict[str, Any]) -> list[str]:
+    out = []
+    for scale in ("small", "large"):
+        rows = [r for r in summary["map"] if r["scale"] == scale and r["cnn"]]
+        if not rows:
+            continue
+        hardest = min(rows, key=lambda r: (r["ratio"], r["per_class"]))
+        o = hardest["oracle"] or {}
+        sp = hardest["spectral"]
+        line = (f"**{scale.capitalize()} scale, ratio {hardest['ratio']:.3f} "
+                f"({hardest['lengths'][0][0]:g} vs {hardest['lengths'][0][1]:g} px), {hardest['per_class']} training "
+                f"images per class**: the CNN scores {_m(hardest['cnn'], True)} on the test set (chance 0.5; "
+                f"{'above' if hardest['cnn_pooled']['above'] else 'not above'} chance by the exact binomial test of "
+                f"its pooled predictions, p = {report.fmt_p(hardest['cnn_pooled']['p'])})")
+        if hardest["cnn_train"]:
+            line += f" while fitting its training images to {hardest['cnn_train']['mean']:.2f}"
+        line += (f"; the spectral-energy net {_m(sp, True)}" if sp else "")
+        line += (f"; the likelihood classifier {o['test_accuracy']:.2f}." if o else ".")
+        en = o.get("energy") if o else None
+        if en and en.get("dprime") is not None:
+            d = en["dprime"]
+            line += (f" One number per image, its log mean squared slope, already separates the two classes by "
+                     f"d′ = {d:.1f} standard deviations on the test images (a threshold on it alone would be right "
+                     f"≈ {_phi(d / 2):.2f} of the time): the class is written into every image, spread over "
+                     f"≈ {int((summary['size'] / hardest['lengths'][0][0]) ** 2):,} blobs.")
+        out.append(line)
+        learned = sorted({r["ratio"] for r in rows if r["cnn"]["mean"] >= 0.9})
+        sizes = sorted({r["per_class"] for r in rows})
+        by = []
+        for n in sizes:
+            ok = [r["ratio"] for r in rows if r["per_class"] == n and r["cnn"]["mean"] >= 0.9]
+            by.append(f"{n}/class: {'from ratio ' + format(min(ok), '.2f') if ok else 'at no ratio'}")
+        out.append(f"Where the {scale}-scale CNN reaches 0.9: " + "; ".join(by) + "." if learned else
+                   f"The {scale}-scale CNN reaches 0.9 in no cell of the map.")
+    return out
+
+
+def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
+    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over {b['m']} candidates):", ""]
+    for r in b["comparisons"]:
+        if r.get("claim"):
+            extra = ""
+            if r.get("scale_means") and b.get("baseline_scale_means"):
+                extra = (f" (per scale: small {b['baseline_scale_means'][0]:.2f} → {r['scale_means'][0]:.2f}, "
+                         f"large {b['baseline_scale_means'][-1]:.2f} → {r['scale_means'][-1]:.2f})")
+            lines.append(f"- `{r['name']}`: {r['claim']['text']}{extra}.")
+    for mask, t in b.get("trend", {}).items():
+        lines.append(f"- dose-response of the {mask} mask (one pre-specified test): slope {report.fmt_ci(t)} per unit of "
+                     f"mask probability, p = {report.fmt_p(t['p'])}.")
+    return lines
+
+
+def _why(summary: dict[str, Any]) -> str:
+    """The explanation, worded by the hardest small-scale cell's numbers (which classifier learns what)."""
+    rows = [r for r in summary["map"] if r["scale"] == "small" and r["cnn"]] or [r for r in summary["map"] if r["cnn"]]
+    if not rows:
+        return ""
+    r = min(rows, key=lambda x: (x["ratio"], x["per_class"]))
+    cnn, sp, o = r["cnn"]["mean"], (r["spectral"] or {}).get("mean"), (r["oracle"] or {}).get("test_accuracy")
+    where = f"in the hardest {r['scale']}-scale cell (ratio {r['ratio']:.3f}, {r['per_class']} images per class)"
+    text = ("Why: the likelihood classifier's log-likelihood is a weighted sum of the periodogram, so every Fourier "
+            "mode of every image adds its (weak) evidence; the spectral-energy net computes log filtered energies, "
+            "the same form, and has only to learn the weights; the CNN (ReLU, stride-2 convolutions, global average) "
+            "has to build a squared, image-wide statistic out of pieces.")
+    fits = r["cnn_train"] is not None and r["cnn_train"]["mean"] >= 0.9
+    if sp is not None and sp >= cnn + 0.1:
+        text += (f" {where.capitalize()} the spectral-energy net ({sp:.2f}) learns from the same images on which the CNN "
+                 f"stays at {cnn:.2f}: the CNN lacks the inductive bias, not the data")
+        text += (f"; it fits its training images instead ({r['cnn_train']['mean']:.2f})." if fits else ".")
+    elif sp is not None and o is not None and max(sp, cnn) < o - 0.1:
+        text += (f" {where.capitalize()} neither trained model comes near the likelihood classifier ({o:.2f}; spectral "
+                 f"net {sp:.2f}, CNN {cnn:.2f}): there, too few images for either.")
+    elif sp is not None:
+        text += f" {where.capitalize()} the spectral-energy net scores {sp:.2f} and the CNN {cnn:.2f}."
+    return text
+
+
+def findings(summary: dict[str, Any]) -> str:
+    """The notebook's Findings, every number from ``summary`` (:func:`write_summary`)."""
+    paras = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
+             f"{summary['test_per_class']} test images per class)."]
+    paras += _map_findings(summary)
+    paras.append(_why(summary))
+    e = summary["edge"]
+    lo, hi = e["band"]
+    paras.append(f"**The edge** (no-backdrop accuracy in [{lo:g}, {hi:g}], chosen on {e['chosen_on']}): "
+                 f"{len(e['cells'])} cell(s).")
+    for c in e["cells"]:
+        paras.append("\n".join(_block_findings(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} "
+                                                f"px, {c['per_class']} per class", c)))
+    t = summary.get("twoscale")
+    if t:
+        where = (f"two-scale task ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} × {t['lengths'][1][0]:g}/"
+                 f"{t['lengths'][1][1]:g} px, {t['per_class']} per class"
+                 + (f"; likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle") else ")"))
+        paras.append("\n".join(_block_findings(where, t)))
+    paras.append(f"**Answer:** {summary['answer']}")
+    return "\n\n".join(p for p in paras if p)
