@@ -199,7 +199,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
 # data, in parallel on the CPU cores
 # --------------------------------------------------------------------------------------------
 def _build_one(recipe: Any) -> str:
-    from .datasets import build_dataset
+    from .data.datasets import build_dataset
 
     ds = build_dataset(recipe, progress=False)
     return str(ds.path)
@@ -209,7 +209,7 @@ def _start_data(specs: Sequence[RunSpec], workers: int):
     """Start building every distinct dataset of ``specs`` (one process each); returns (pool, futures)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from .datasets import recipe_key
+    from .data.datasets import recipe_key
 
     recipes = {}
     for s in specs:
@@ -338,7 +338,7 @@ def _gpu_free_bytes() -> Optional[int]:
 
 
 def _data_bytes(spec: RunSpec) -> int:
-    from .datasets import estimate_bytes
+    from .data.datasets import estimate_bytes
 
     return sum(estimate_bytes(r) for r in spec.recipes())
 
