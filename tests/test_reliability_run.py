@@ -113,12 +113,14 @@ def test_relative_env_folders_are_made_absolute_once_and_passed_to_kernels(tmp_p
     assert seen["BACKDROP_REPRO_DATA"] == str(tmp_path / "rel-data")
     assert Path(seen["cwd"]) != tmp_path                                    # the kernel runs elsewhere
     assert (tmp_path / "rel-out" / "results" / "smoke" / "notebooks" / "backdrop-demo.ipynb").is_file()
-    monkeypatch.chdir(seen["cwd"])                                          # later calls: the same folders
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)                                            # later calls: the same folders
     assert paths.output_root() == tmp_path / "rel-out" and paths.data_dir() == tmp_path / "rel-data"
-    assert notebooks.run_notebooks  # the library entry point makes them absolute too:
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", "other")
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", "other")      # the library entry point makes them absolute too
     notebooks.run_notebooks("smoke", ["backdrop-demo"])
-    assert seen["BACKDROP_REPRO_OUTPUT"] == str(Path(seen["cwd"]) / "other")
+    assert seen["BACKDROP_REPRO_OUTPUT"] == str(elsewhere / "other")
+    assert (elsewhere / "other" / "results" / "smoke" / "notebooks" / "backdrop-demo.ipynb").is_file()
 
 
 # ------------------------------------------------------------------ item 6 and issue 19: notebooks
