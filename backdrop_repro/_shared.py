@@ -14,7 +14,10 @@ so each idea has one policy:
   a seed; the salts are those of the committed runs, so changing one changes every recorded run;
 * **content keys** (:func:`content_key`): a hex prefix of the sha256 of a JSON-able object's
   canonical JSON (sorted keys); the callers' lengths are part of their records' names;
-* **writability** (:func:`check_writable`): create a folder and prove it writable with a probe.
+* **writability** (:func:`check_writable`): create a folder and prove it writable with a probe;
+* **devices** (:func:`check_device`): a torch device name checked (spelling, availability) before
+  any work, one line naming it and what to use instead;
+* **members** (:func:`check_members`): values that must come from a fixed set (seeds of a profile).
 
 Imports nothing from the package (torch only inside the functions that need it).
 
@@ -39,7 +42,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 __all__ = ["is_int", "is_real", "check_int", "torch_threads", "tqdm_disable", "SEED_STREAMS", "seed_sequence",
-           "torch_generator", "content_key", "check_writable", "PROBE_PREFIX"]
+           "torch_generator", "content_key", "check_writable", "PROBE_PREFIX", "check_device",
+           "check_members", "DEVICE_AUTO"]
 
 
 # ----------------------------------------------------------------------------------- argument checks
@@ -62,6 +66,53 @@ def check_int(name: str, value: Any, low: Optional[int] = None, allow_none: bool
         accepted = "an int" + (f" >= {low}" if low is not None else "") + (" or None" if allow_none else "")
         raise ValueError(f"{name} must be {accepted}, got {value!r}")
     return int(value)
+
+
+def check_members(name: str, values: Any, allowed: Any, hint: str = "") -> list:
+    """``list(values)`` if every value is in ``allowed``, else ``ValueError`` naming the strays and
+    the allowed set (then ``hint``). Example: ``check_members("--seeds", [0, 9], (0, 1))`` raises."""
+    values, allowed = list(values), list(allowed)
+    stray = [v for v in values if v not in allowed]
+    if stray:
+        raise ValueError(f"{name} {stray} not among {allowed}" + (f"; {hint}" if hint else ""))
+    return values
+
+
+# ----------------------------------------------------------------------------------- devices
+#: the device name that picks CUDA when there is one, else the CPU
+DEVICE_AUTO = "auto"
+
+
+def check_device(device: Optional[str], what: str = "--device") -> Optional[str]:
+    """``device`` (None and ``"auto"`` pass through) if torch can use it on this machine, else one
+    ``ValueError`` naming it and what to use instead: a misspelt name (``"cdua"``), CUDA (or MPS)
+    on a machine without one, ``cuda:3`` on a machine with two GPUs. Call it before any work
+    (datasets, training). Example: ``check_device("cpu") == "cpu"``.
+    """
+    if device is None or device == DEVICE_AUTO:
+        return device
+    import torch
+
+    if not isinstance(device, str):
+        raise ValueError(f"{what} must be a device name such as 'cpu', 'cuda', 'cuda:0' or 'auto', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"{what} {device!r} is not a torch device; use cpu, cuda, cuda:N, mps or auto") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"{what} {device}: no CUDA device on this machine (torch {torch.__version__}); "
+                             "use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{what} {device}: this machine has {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{what} {device}: no MPS device on this machine; use --device cpu (or auto)")
+    elif dev.type != "cpu":
+        raise ValueError(f"{what} {device!r}: only cpu, cuda, cuda:N, mps and auto are supported")
+    return device
 
 
 # ----------------------------------------------------------------------------------- threads
@@ -157,7 +208,7 @@ def check_writable(folder: "str | os.PathLike", what: str = "folder",
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=PROBE_PREFIX)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{PROBE_PREFIX}pid{os.getpid()}.")
         os.close(fd)
         os.unlink(probe)
     except PermissionError as err:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
-from . import profiles
+from . import paths, profiles
 
 #: modules that register sub-commands (missing ones are skipped)
 CLI_MODULES = ("data.datasets", "data.zenodo", "experiments.gp_sweep.cli", "experiments.nondecomposable.cli",
@@ -53,32 +54,63 @@ def build_parser() -> argparse.ArgumentParser:
                    help="committed profile whose runs the fresh ones are compared with (default: replication)")
     p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's)")
     p.set_defaults(func=_cmd_reproduce)
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the full traceback of an error (also: BACKDROP_REPRO_DEBUG=1)")
+    for command in sub.choices.values():     # `backdrop-repro sweep ... --debug` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the full traceback of an error")
     return parser
+
+
+#: the exceptions a user can cause (bad values, files, disk, device, network, damaged caches and
+#: records, failed notebooks, a failed reproduction check): one line, exit status 2
+EXPECTED = (ValueError, TypeError, OSError, MemoryError, RuntimeError)
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line message of an expected failure: its text on one line, the file an ``OSError``
+    names, and a hint where the exception carries none (``MemoryError``)."""
+    msg = " ".join(str(err).split())
+    if isinstance(err, MemoryError):
+        msg = f"out of memory{f' ({msg})' if msg else ''}: lower the sizes (--per-class, --jobs) or free memory"
+    msg = msg or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in msg:
+        msg = f"{err.filename}: {msg}"
+    return msg
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("BACKDROP_REPRO_DEBUG", "") not in ("", "0")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one sub-command; returns the exit status.
 
-    Expected failures (bad values and types, missing or unwritable files and folders, network
-    errors, damaged caches, a failed reproduction check: ``ValueError``, ``TypeError``, ``OSError``
-    and its subclasses such as ``FileNotFoundError``, ``PermissionError``, ``ConnectionError``, and
-    the package's own ``RuntimeError`` subclasses such as ``ReproductionError``) print one line
-    ``backdrop-repro <command>: error: <message>`` on stderr and return 2; Ctrl-C returns 130
-    quietly. Anything else is a bug and keeps its traceback.
+    One policy for expected failures: every exception a user can cause (:data:`EXPECTED`: bad
+    values and types, flags that do not apply, missing or unwritable files and folders, a full
+    disk, a device this machine lacks, network errors, damaged caches and run records, a failed
+    notebook, a failed reproduction check: ``ValueError``, ``TypeError``, ``OSError`` and its
+    subclasses, ``MemoryError``, and the package's own ``RuntimeError`` subclasses such as
+    ``ReproductionError`` and ``NotebookError``) prints one line
+    ``backdrop-repro <command>: error: <message>`` on stderr and returns 2, with no traceback
+    unless ``--debug`` (or ``BACKDROP_REPRO_DEBUG=1``); Ctrl-C returns 130 quietly. Inputs are
+    checked before any work starts. Anything else (a bare ``RuntimeError`` included) is a bug and
+    keeps its traceback. Relative folders in the environment are made absolute first
+    (:func:`backdrop_repro.paths.absolute_env`).
     Example: ``main(["generate", "--profile", "smoke"])`` -> ``0``.
     """
+    paths.absolute_env()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:
-        return 130
-    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as err:
-        if type(err) is RuntimeError:           # a bare RuntimeError is a bug (torch's included): keep the traceback
+        if _debug(args):
             raise
-        msg = " ".join(str(err).split()) or type(err).__name__
-        if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in msg:
-            msg = f"{err.filename}: {msg}"
-        print(f"backdrop-repro {args.command}: error: {msg}", file=sys.stderr)
+        return 130
+    except EXPECTED as err:
+        if type(err) is RuntimeError or _debug(args):   # a bare RuntimeError is a bug (torch's included)
+            raise
+        print(f"backdrop-repro {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
     return 0
 

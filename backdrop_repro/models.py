@@ -44,6 +44,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ._shared import check_int, is_real
 from .masking import BackdropFunction, BackdropMask, draw_mask
 
 __all__ = ["TwoScaleCNN", "cell_layers", "conv_flops", "IMPLS", "STEMS", "keep_freed_memory"]
@@ -71,9 +72,11 @@ def cell_layers(cl: float | Sequence[float], factor: float = 2.5) -> int:
     >>> cell_layers((9.5, 10.0)), cell_layers((80.0, 140.0))   # 32 px and 256 px cells
     (5, 8)
     """
-    cls = [float(c) for c in (cl if isinstance(cl, (tuple, list)) else (cl,))]
-    if not cls or any(not c > 0 for c in cls):
-        raise ValueError(f"cl must be positive correlation length(s) in pixels, got {cl!r}")
+    many = isinstance(cl, (tuple, list)) or (hasattr(cl, "ndim") and getattr(cl, "ndim") == 1)
+    values = list(cl) if many else [cl]
+    if not values or any(not (is_real(c) and c > 0 and math.isfinite(c)) for c in values):
+        raise ValueError(f"cl must be a positive correlation length in pixels, or a sequence of them, got {cl!r}")
+    cls = [float(c) for c in values]
     g = math.exp(sum(math.log(c) for c in cls) / len(cls))
     return max(1, round(math.log2(factor * g)))
 
@@ -135,11 +138,10 @@ class TwoScaleCNN(nn.Module):
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if impl != "conv" and kernel != 2:
             raise ValueError(f"impl {impl!r} needs kernel=2 (non-overlapping convolutions), got kernel={kernel!r}")
-        for name, v in (("width", width), ("n_classes", n_classes), ("n_coarse", n_coarse)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not isinstance(n_fine, int) or isinstance(n_fine, bool) or n_fine < 0:
-            raise ValueError(f"n_fine must be an int >= 0, got {n_fine!r}")
+        width, n_classes, n_coarse = (check_int(name, v, low=1) for name, v in
+                                      (("width", width), ("n_classes", n_classes), ("n_coarse", n_coarse)))
+        n_fine = check_int("n_fine", n_fine, low=0)
+        kernel = check_int("kernel", kernel, low=1)
         if init_seed is not None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(init_seed))
@@ -196,8 +198,10 @@ class TwoScaleCNN(nn.Module):
         >>> TwoScaleCNN.for_scales(256, width=8).cells
         ((8, 8), (2, 2))
         """
-        if not isinstance(size, int) or size < 8 or size & (size - 1):
+        if not (check_int("size", size, low=8) & (int(size) - 1) == 0):
             raise ValueError(f"size must be a power of two >= 8, got {size!r}")
+        size = int(size)
+        min_coarse_grid = check_int("min_coarse_grid", min_coarse_grid, low=1)
         total_max = int(math.log2(size // min_coarse_grid))
         fine = cell_layers(small_cl)
         coarse = min(cell_layers(large_cl), total_max)

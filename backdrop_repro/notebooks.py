@@ -11,13 +11,47 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import profiles
-from .paths import atomic_path, output_root, results_dir
+from .paths import absolute_env, atomic_path, clean_package_orphans, output_root, results_dir
 
 #: Notebooks in the order ``make reproduce`` runs them (data first, then the experiments).
 NOTEBOOKS = ("backdrop-demo", "gp-generate-demo", "gp-training", "non-decomposable")
 #: Notebooks run only when named (``backdrop-repro notebooks --profile learnability learnability``): their
 #: experiment takes hours and has profiles of its own, so ``make reproduce`` does not run them.
 ON_DEMAND = ("learnability",)
+
+#: the kernel's own log (not the cells' output): only critical messages. ipykernel otherwise
+#: prints "[IPKernelApp] WARNING | Kernel is running over TCP without encryption" (the kernel
+#: listens on 127.0.0.1 only) and, when the client interrupts it at shutdown, "KeyboardInterrupt
+#: caught in kernel" after a run that succeeded. Errors in cells still reach the executed copy.
+KERNEL_ARGS = ("--IPKernelApp.log_level=CRITICAL",)
+
+
+class NotebookError(RuntimeError):
+    """A notebook failed: names the cell, the error and the executed copy kept beside it."""
+
+
+def failed_copy_path(out: Path) -> Path:
+    """Where the executed copy of a failed notebook is kept: ``<name>.failed.ipynb`` beside ``out``."""
+    return out.with_name(out.stem + ".failed.ipynb")
+
+
+def _failed_cell(nb: dict) -> tuple[Optional[int], str, str]:
+    """``(index among the source notebook's cells, first line of its source, "Ename: value")`` of the
+    first cell with an error output in the executed notebook ``nb`` (papermill's injected cells
+    are not counted); ``(None, "", "")`` if none holds an error."""
+    index = 0
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+            continue
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                src = cell.get("source", "")
+                src = "".join(src) if isinstance(src, list) else src
+                first = next((line.strip() for line in src.splitlines() if line.strip()), "")
+                return index, first[:80], f"{o.get('ename', 'Error')}: {' '.join(str(o.get('evalue', '')).split())[:200]}"
+        index += 1
+    return None, "", ""
 
 
 def notebooks_source_dir() -> Path:
@@ -178,6 +212,27 @@ def strip_timings(nb: dict) -> dict:
     return nb
 
 
+def _keep_failed(tmp: Path, failed: Path, name: str, err: Exception) -> NotebookError:
+    """Move papermill's executed copy of a failed notebook to ``failed`` (it shows the failing cell
+    and its traceback) and return the one-line :class:`NotebookError` naming the cell."""
+    where, first, what = None, "", ""
+    try:
+        nb = json.loads(tmp.read_text())
+        where, first, what = _failed_cell(nb)
+        strip_timings(nb)
+        with atomic_path(failed) as t:
+            t.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    except (OSError, ValueError):
+        failed = None  # type: ignore[assignment]
+    if where is None:
+        where = getattr(err, "cell_index", None)
+        what = f"{getattr(err, 'ename', type(err).__name__)}: {' '.join(str(getattr(err, 'evalue', '')).split())[:200]}"
+    cell = f"cell {where}" + (f" (`{first}`)" if first else "")
+    shown = None if failed is None else (_relative(failed) if _relative(failed) != failed.name else str(failed))
+    kept = f"; the executed copy, with the traceback, is {shown}" if shown else ""
+    return NotebookError(f"notebook {name} failed at {cell}: {what}{kept}")
+
+
 def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, parameters: Optional[dict] = None) -> list[Path]:
     """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
@@ -188,11 +243,15 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     copy sits. Progress bars inside the notebooks are turned
     off (they would be stored as text in the executed copies); one line per notebook reports
     progress instead. Absolute paths in papermill's metadata are made relative, so the
-    executed copies can be committed. Returns the executed notebook paths.
+    executed copies can be committed. A notebook that fails raises :class:`NotebookError` (one
+    line naming the cell and the error) and keeps its executed copy, traceback included, as
+    ``<name>.failed.ipynb`` beside where the copy would be (removed by the next success); the
+    kernels' own log is quiet (:data:`KERNEL_ARGS`). Returns the executed notebook paths.
     Example: ``run_notebooks("smoke", ["backdrop-demo"])``.
     """
     import papermill as pm
 
+    absolute_env()          # the kernels run in notebooks/: they inherit absolute folders
     profiles.check(profile)
     names = list(names or NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS + ON_DEMAND]
@@ -201,6 +260,7 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     src = notebooks_source_dir()
     out_dir = Path(out_dir) if out_dir else results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_package_orphans(profile)
     params = {"profile": profile, **(parameters or {})}
     done = []
     old = os.environ.get("TQDM_DISABLE")
@@ -211,9 +271,15 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
             print(f"[backdrop-repro {i}/{len(names)}] {name} (profile={profile}) -> {_relative(out)}",
                   file=sys.stderr, flush=True)
             t0 = time.perf_counter()
+            failed = failed_copy_path(out)
             with atomic_path(out) as tmp:
-                pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=params, cwd=str(src),
-                                    progress_bar=False, kernel_name="python3")
+                try:
+                    pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=params, cwd=str(src),
+                                        progress_bar=False, kernel_name="python3",
+                                        extra_arguments=list(KERNEL_ARGS))
+                except pm.PapermillExecutionError as err:
+                    raise _keep_failed(tmp, failed, name, err) from None
+                failed.unlink(missing_ok=True)
                 nb = json.loads(tmp.read_text())
                 meta = nb.get("metadata", {}).get("papermill", {})
                 meta.update(input_path=f"notebooks/{name}.ipynb", output_path=_relative(out))

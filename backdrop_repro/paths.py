@@ -10,12 +10,20 @@ Environment variables
     the current directory. ``make test`` points it at ``.test-out/`` so tests never touch the
     committed figures and results.
 
+A relative value of either (and of ``BACKDROP_REPRO_NOTEBOOKS``) is made absolute once, against
+the working directory at start-up (:func:`absolute_env`: when this module is imported, and again
+by the CLI and the notebook runner), and written back to ``os.environ``, so the notebook kernels
+(which run in ``notebooks/``) inherit the same absolute folders.
+
 Temporary files and folder locks
 --------------------------------
-Every temporary file of an atomic write starts with :data:`TMP_PREFIX` (``.backdrop-tmp-``), so
-one killed by SIGKILL is recognisable: :func:`clean_orphans` removes them (all of them while the
-caller holds the folder's :func:`folder_lock`, else only those older than
-:data:`ORPHAN_AGE_S`). Writers of shared caches (datasets, Zenodo downloads) hold
+Every temporary file of an atomic write starts with :data:`TMP_PREFIX` (``.backdrop-tmp-``) and
+carries its writer's process id (``.pid<N>.``), so one killed by SIGKILL is recognisable:
+:func:`clean_orphans` removes them (all of them while the caller holds the folder's
+:func:`folder_lock`; else those whose writer is dead, and the others once older than
+:data:`ORPHAN_AGE_S`). :func:`clean_package_orphans` does it in every folder the package writes
+(``figures/``, ``results/*``, the checkpoints); the sweep, the notebook runner and the main job
+call it when they start. Writers of shared caches (datasets, Zenodo downloads) hold
 :func:`folder_lock` (an advisory ``flock`` on the folder itself; a no-op where ``fcntl`` does
 not exist), so two processes never write one folder at the same time.
 """
@@ -26,6 +34,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import tempfile
 import threading
@@ -37,6 +46,30 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks, readers still verify hashes
     fcntl = None  # type: ignore[assignment]
+
+
+#: environment variables holding folders: made absolute once, at start-up (:func:`absolute_env`)
+PATH_ENV = ("BACKDROP_REPRO_OUTPUT", "BACKDROP_REPRO_DATA", "BACKDROP_REPRO_NOTEBOOKS")
+
+
+def absolute_env() -> dict[str, str]:
+    """Make the folders in :data:`PATH_ENV` absolute (``~`` expanded, against the current working
+    directory) in ``os.environ``; returns the variables that are set. Idempotent: an absolute
+    value stays as it is. Child processes (notebook kernels, workers) inherit the absolute values.
+    Example: with ``BACKDROP_REPRO_OUTPUT=out`` in ``/home/me``, it becomes ``/home/me/out``.
+    """
+    out = {}
+    for name in PATH_ENV:
+        value = os.environ.get(name)
+        if value:
+            absolute = os.path.abspath(os.path.expanduser(value))
+            if absolute != value:
+                os.environ[name] = absolute
+            out[name] = absolute
+    return out
+
+
+absolute_env()      # at start-up: before anything can change the working directory
 
 
 def data_dir() -> Path:
@@ -100,7 +133,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.",
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.pid{os.getpid()}.",
                                suffix=suffix or path.suffix or ".tmp")
     os.close(fd)
     tmp = Path(tmp)
@@ -156,13 +189,37 @@ def holds_lock(folder: str | os.PathLike) -> bool:
     return bool(_held.__dict__.get("paths", {}).get(os.path.realpath(folder)))
 
 
+#: the writer's process id in a temporary file's name (the last ``.pid<N>.`` before mkstemp's 8 characters)
+_PID = re.compile(r"\.pid(\d+)\.[A-Za-z0-9_]{8}")
+
+
+def writer_pid(name: str) -> int | None:
+    """The process id recorded in a temporary file's name, or None (older names carry none)."""
+    found = _PID.findall(name)
+    return int(found[-1]) if found else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 def clean_orphans(folder: str | os.PathLike, older_than_s: float | None = ORPHAN_AGE_S,
                   extra_prefixes: tuple[str, ...] = ()) -> list[Path]:
     """Delete temporary files (names starting with :data:`TMP_PREFIX` or ``extra_prefixes``) in ``folder``.
 
     ``older_than_s=None`` removes all of them: only safe while holding ``folder_lock(folder)``
-    (no writer can own one then), so it raises ``RuntimeError`` otherwise. Returns the removed
-    paths. Example: ``with folder_lock(d): clean_orphans(d, None)``.
+    (no writer can own one then), so it raises ``RuntimeError`` otherwise. Otherwise a file whose
+    writer (the process id in its name, :func:`writer_pid`) is dead goes at once, any other once
+    older than ``older_than_s``. Returns the removed paths.
+    Example: ``with folder_lock(d): clean_orphans(d, None)``.
     """
     folder = Path(folder)
     if older_than_s is None and not holds_lock(folder):
@@ -177,11 +234,40 @@ def clean_orphans(folder: str | os.PathLike, older_than_s: float | None = ORPHAN
         try:
             if p.is_dir() and not p.is_symlink():
                 continue
-            if older_than_s is not None and now - p.lstat().st_mtime < older_than_s:
+            pid = writer_pid(p.name) if p.name.startswith(TMP_PREFIX) else None
+            dead = pid is not None and not _alive(pid)
+            if older_than_s is not None and not dead and now - p.lstat().st_mtime < older_than_s:
                 continue
             p.unlink()
             removed.append(p)
         except FileNotFoundError:
+            continue
+    return removed
+
+
+def clean_package_orphans(profile: str | None = None) -> list[Path]:
+    """:func:`clean_orphans` (no lock: dead writers' files, and any older than :data:`ORPHAN_AGE_S`)
+    in every folder the package writes outside the dataset caches (which clean themselves under
+    their lock): ``figures/``, ``results/<profile>/`` (every profile when None) with its
+    ``gp_runs/`` and ``notebooks/``, and ``<data cache>/checkpoints/*``. Returns the removed paths.
+    Example: ``clean_package_orphans("default")`` at the start of a sweep.
+    """
+    root = output_root()
+    folders = [root / "figures"]
+    results = root / "results"
+    profile_dirs = [results / profile] if profile else (sorted(results.iterdir()) if results.is_dir() else [])
+    for d in profile_dirs:
+        folders += [d, d / "gp_runs", d / "notebooks"]
+    env = os.environ.get("BACKDROP_REPRO_DATA")
+    ckpt = (Path(env) if env else data_dir()) / "checkpoints"
+    folders.append(ckpt)
+    if ckpt.is_dir():
+        folders += sorted(p for p in ckpt.iterdir() if p.is_dir() and not p.is_symlink())
+    removed = []
+    for folder in folders:
+        try:
+            removed += clean_orphans(folder)
+        except OSError:
             continue
     return removed
 

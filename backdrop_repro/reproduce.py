@@ -44,8 +44,10 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
         if reference == p.name:
             raise gp_report.ReproductionError(f"reference must be another profile than {p.name!r}: a record compared "
                                               "with itself proves nothing")
+    paths.absolute_env()
     out = check_writable(paths.output_root() / "results" / p.name, "results folder", _HINT)
     check_writable(paths.output_root() / "figures", "figures folder", _HINT)
+    paths.clean_package_orphans(p.name)     # what a killed run left (.backdrop-tmp-* of dead writers)
     t0 = time.perf_counter()
     _say(f"profile {p.name}: {p.description}")
     _say("GP sweep " + ("(reusing stored run records)" if reuse else "(every run trained from scratch)")

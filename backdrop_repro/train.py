@@ -46,10 +46,37 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .paths import atomic_path
+from ._shared import check_device
+from .paths import atomic_path, free_disk
 from .masking import BackdropMask
 
-__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "make_optimizer", "OPTIMIZERS"]
+__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
+           "save_checkpoint"]
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, quota, I/O error): one line naming the file."""
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """``torch.save(state)`` atomically to ``path``; a failed write (torch raises a bare ``RuntimeError``
+    such as "enforce fail at inline_container.cc ... file write failed" on a full disk) becomes
+    :class:`CheckpointWriteError` naming the file, the free space and what to do; the old
+    checkpoint, if any, is kept. Example: ``save_checkpoint(state, Path("run.pt"))``."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (RuntimeError, OSError) as err:
+        if isinstance(err, CheckpointWriteError):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        try:
+            free = f"{free_disk(path.parent) / 2 ** 20:.0f} MB free there"
+        except OSError:
+            free = "free space unknown"
+        raise CheckpointWriteError(f"cannot write the checkpoint {path} ({first[:160]}; {free}): free some disk "
+                                   "space or point BACKDROP_REPRO_DATA at a larger disk, then run the same "
+                                   "command again (it resumes)") from None
 
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -289,7 +316,8 @@ def train(
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
-    device = torch.device(config.device)
+    dev = check_device(config.device, "device")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
     x, y = (v.to(device) for v in as_tensors(train_data))
     xt, yt = (v.to(device) for v in as_tensors(test_data))
     xv, yv = (v.to(device) for v in as_tensors(val_data)) if val_data is not None else (None, None)
@@ -374,8 +402,7 @@ def train(
                 state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "generators": [g.get_state() for g in gens], "history": history,
                          "config": config.to_dict(), "best": best, "stopped": stopped}
-                with atomic_path(ckpt) as tmp:
-                    torch.save(state, tmp)
+                save_checkpoint(state, ckpt)
             if callback is not None:
                 callback(rec)
             if stopped is not None:

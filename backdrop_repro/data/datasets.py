@@ -34,7 +34,7 @@ from .. import gp, profiles
 from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, read_dataset,  # noqa: F401
                     write_dataset)
 from .._shared import check_writable, content_key, tqdm_disable
-from ..paths import available_memory, clean_orphans, data_dir, folder_lock, free_disk
+from ..paths import TMP_PREFIX, available_memory, clean_orphans, data_dir, folder_lock, free_disk
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
                       split_recipe)
 
@@ -156,6 +156,13 @@ def _existing(directory: Path, recipe: Recipe, explicit: bool) -> tuple[GPDatase
     """
     meta_path = directory / "meta.json"
     if not meta_path.exists():
+        if explicit:
+            foreign = sorted(p.name for p in directory.iterdir() if not p.name.startswith(TMP_PREFIX))
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise ValueError(f"{directory} is not empty ({shown}) and holds no backdrop-repro dataset: "
+                                 "--out writes images.npy, labels.npy and meta.json and would overwrite your "
+                                 "files; choose an empty or new folder for --out")
         return None, None
     try:
         meta = _read_meta(directory)
@@ -184,8 +191,9 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
 
     The dataset lives in ``directory`` if given, else ``<cache_dir or data_dir()/"gp">/<recipe_key>``.
     Before generating anything: the folder must be writable (``NotADirectoryError``,
-    ``PermissionError``), a ``directory`` given by the caller must not hold another dataset
-    (``ValueError``), and the data must fit in memory and on disk (:class:`ResourceError`).
+    ``PermissionError``), a ``directory`` given by the caller must not hold another dataset nor,
+    without a dataset's ``meta.json``, any file at all (``ValueError``: never overwrite a user's
+    own ``images.npy``), and the data must fit in memory and on disk (:class:`ResourceError`).
     The folder is locked while it is checked and written (concurrent builds wait), and
     orphaned temporary files are removed. A cached copy is used only if its ``meta.json`` holds
     the same recipe and format version and both files match their sha256; otherwise

@@ -156,6 +156,31 @@ class RestrictedUnpickler(pickle._Unpickler):   # the pure-Python unpickler: BUI
     dispatch[pickle.BUILD[0]] = _load_build_checked
 
 
+class _BoundedFile:
+    """A read-only file whose ``read(n)`` refuses ``n`` beyond the bytes left in the file: a length
+    field of a damaged or hostile pickle (``BINBYTES8``, ``FRAME``...) cannot make the unpickler
+    allocate more than the file holds (it would end in a ``MemoryError`` with no message)."""
+
+    def __init__(self, f: IO[bytes], source: str):
+        self.f, self.source = f, source
+        self.size = os.fstat(f.fileno()).st_size
+
+    def read(self, n: int = -1) -> bytes:
+        if n is not None and n >= 0 and n > self.size - self.f.tell():
+            raise UnsafePickleError(f"{self.source}: a length field asks for {n} bytes at offset {self.f.tell()}, "
+                                    f"but the file holds only {self.size} bytes: the pickle is damaged or "
+                                    "crafted; delete it and download it again")
+        return self.f.read(n)
+
+    def readline(self, *args: Any) -> bytes:
+        return self.f.readline(*args)
+
+    def readinto(self, buf: Any) -> int:
+        if len(buf) > self.size - self.f.tell():
+            self.read(len(buf))
+        return self.f.readinto(buf)
+
+
 def safe_load_pickle(path: os.PathLike, source: Optional[str] = None) -> Any:
     """Load a pickle of numpy arrays/ints/strings/lists/dicts with :class:`RestrictedUnpickler`.
 
@@ -165,9 +190,12 @@ def safe_load_pickle(path: os.PathLike, source: Optional[str] = None) -> Any:
     source = source or Path(path).name
     with open(path, "rb") as f:
         try:
-            obj = RestrictedUnpickler(f, source=source).load()
+            obj = RestrictedUnpickler(_BoundedFile(f, source), source=source).load()
         except UnsafePickleError:
             raise
+        except MemoryError:
+            raise ValueError(f"{source}: loading it needs more memory than is available (a damaged length "
+                             "field?); delete it and download it again") from None
         except (pickle.UnpicklingError, EOFError, TypeError, IndexError, KeyError, AttributeError) as err:
             raise ValueError(f"{source} is not a readable pickle ({type(err).__name__}: {err})") from None
         if f.read(1):

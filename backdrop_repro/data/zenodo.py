@@ -73,6 +73,20 @@ def base_url() -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def check_url(url: str) -> str:
+    """``url`` if it is an ``http(s)://host/...`` folder URL, else one ``ValueError`` naming it (and
+    ``BACKDROP_REPRO_ZENODO_URL``): downloads go through HTTP only, so a mirror given as ``ftp://``,
+    ``file://`` or without a scheme is a wrong setting, not a network failure.
+    Example: ``check_url("https://zenodo.org/records/1252464/files/")``."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(str(url))
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"the download URL {url!r} (set by {URL_ENV} or url=) must be an http:// or https:// "
+                         f"folder URL such as {DEFAULT_URL}; other schemes are not supported")
+    return str(url)
+
+
 def make_registry(hashes: Optional[Mapping[str, str]] = None, url: Optional[str] = None,
                   path: Optional[os.PathLike] = None, retries: Optional[int] = None):
     """Build the ``pooch.Pooch`` for the record.
@@ -93,7 +107,7 @@ def make_registry(hashes: Optional[Mapping[str, str]] = None, url: Optional[str]
     for name, h in hashes.items():
         if not re.fullmatch(r"(md5|sha1|sha256):[0-9a-f]+", str(h)):
             raise ValueError(f"hashes[{name!r}] must look like 'md5:<hex>', got {h!r}")
-    url = url or base_url()
+    url = check_url(url or base_url())
     return pooch.create(path=Path(path) if path else cache_dir(), base_url=url if url.endswith("/") else url + "/",
                         registry=hashes, retry_if_failed=retries)
 
@@ -120,6 +134,9 @@ def _fetch(registry, fname: str, processor: Optional[Callable] = None, progress:
     except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
         raise ConnectionError(f"the download of {fname} from {url} was interrupted "
                               f"({type(err).__name__}); nothing was kept, try again, or: {OFFLINE_HINT}") from None
+    except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema) as err:
+        raise ValueError(f"the download URL {url} is not valid ({type(err).__name__}); check {URL_ENV}") from None
     except requests.exceptions.RequestException as err:
         raise ConnectionError(f"cannot reach {url} ({type(err).__name__}: network unreachable?); "
                               f"{OFFLINE_HINT}") from None
@@ -287,6 +304,19 @@ SAMPLE_LENGTHS = (9.5, 10.0, 60.0, 80.0, 140.0, 200.0)
 _SAMPLE_RE = r"(^|/)final_size-\d+_corr-{cl}_v(\d+)\.npy$"
 
 
+def check_sample_length(cl: Any) -> float:
+    """``float(cl)`` if ``samples.zip`` holds samples of that correlation length (:data:`SAMPLE_LENGTHS`),
+    else one ``ValueError`` listing them. Example: ``check_sample_length(80) == 80.0``."""
+    try:
+        value = float(cl)
+    except (TypeError, ValueError):
+        value = math.nan
+    if value not in SAMPLE_LENGTHS:
+        raise ValueError(f"samples.zip holds no samples of correlation length {cl!r}: choose --cls among "
+                         f"{', '.join(_fmt_cl(c) for c in SAMPLE_LENGTHS)}")
+    return value
+
+
 def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping[str, str]] = None,
                   url: Optional[str] = None) -> list[np.ndarray]:
     """The authors' individual GP samples of correlation length ``cls`` from ``samples.zip``.
@@ -303,6 +333,7 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
         raise ValueError(f"cls must be a correlation length such as {SAMPLE_LENGTHS}, got {cls!r}") from None
     if not math.isfinite(cl) or cl <= 0:
         raise ValueError(f"cls must be a positive correlation length such as {SAMPLE_LENGTHS}, got {cls!r}")
+    check_sample_length(cl)             # before the 1.6 GB download
     pattern = _SAMPLE_RE.format(cl=re.escape(_fmt_cl(cl)) + (r"(\.0)?" if cl == int(cl) else ""))
     hashes = dict(HASHES if hashes is None else hashes)
     extract = ExtractMembers(pattern, _keyed_dir("samples", hashes, "samples.zip"),
@@ -327,6 +358,11 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
 # --------------------------------------------------------------------------------------------
 def _cmd_fetch(args: argparse.Namespace) -> None:
     progress = not args.no_progress
+    if args.what == "dataset" and args.cls:
+        raise ValueError("--cls applies to `fetch samples` only (the dataset holds its four classes)")
+    for cl in args.cls or ():          # every length checked before the first download
+        check_sample_length(cl)
+    check_url(base_url())
     if args.what == "dataset":
         ds = fetch_paper_dataset(progress=progress)
         counts = np.bincount(np.asarray(ds.labels), minlength=len(ds.class_names)).tolist()

@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
+from ..._shared import check_device, check_int, check_members
 from . import plan as gs
 from .report import check_reproduction, compare_with_reference, reproduction_table, results_table, write_tables
 from .run import run_sweep
@@ -12,12 +13,48 @@ from .run import run_sweep
 __all__ = ["add_cli"]
 
 
+#: the options of --launcher submitit and their defaults (given with --launcher local: an error)
+CLUSTER_DEFAULTS = {"cluster": "slurm", "partition": None, "gpus_per_job": 0, "time_min": 240,
+                    "array_parallelism": 32, "cpus_per_task": None, "mem_gb": None, "runs_per_job": 1,
+                    "slurm_folder": None}
+#: the options that train (given with --collect-only, which trains nothing: an error)
+TRAINING_DEFAULTS = {"configs": None, "seeds": None, "jobs": None, "fresh": False, "no_studies": False,
+                     "device": None, "launcher": "local"}
+
+
+def _flag(dest: str) -> str:
+    return "--" + ("slurm-folder" if dest == "slurm_folder" else dest.replace("_", "-"))
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, options that do not apply to this invocation (they would be ignored
+    silently) and values outside the profile: one ``ValueError`` naming the option."""
+    def given(defaults: dict) -> list[str]:
+        return [_flag(k) for k, v in defaults.items() if getattr(args, k) != v]
+
+    if args.compare is not None and args.compare == args.profile:
+        raise ValueError(f"--compare must name another profile than --profile {args.profile!r}: a record compared "
+                         "with itself proves nothing")
+    if args.collect_only and given(TRAINING_DEFAULTS):
+        raise ValueError(f"{', '.join(given(TRAINING_DEFAULTS))}: not with --collect-only (it trains nothing, it "
+                         "tables the records present)")
+    if args.launcher == "local" and given(CLUSTER_DEFAULTS):
+        raise ValueError(f"{', '.join(given(CLUSTER_DEFAULTS))}: only with --launcher submitit (this run is local)")
+    if args.launcher == "submitit" and args.jobs is not None:
+        raise ValueError("--jobs applies to --launcher local only (with submitit: --array-parallelism)")
+    p = profiles.get(args.profile)
+    if args.seeds is not None:
+        check_members("--seeds", args.seeds, sorted(set(p.sweep.seeds) | set(p.sweep.study_seeds or ())),
+                      f"profile {p.name!r} tables only its own seeds")
+    if args.jobs is not None:
+        check_int("--jobs", args.jobs, low=1)
+    check_device(args.device)
+
+
 def _cmd_sweep(args: argparse.Namespace) -> None:
     import sys
 
-    if args.compare is not None and args.compare == args.profile:   # checked before any work
-        raise ValueError(f"--compare must name another profile than --profile {args.profile!r}: a record compared "
-                         "with itself proves nothing")
+    check_args(args)                                                # before any work
     if args.collect_only:
         sweep = write_tables(args.profile)
     else:

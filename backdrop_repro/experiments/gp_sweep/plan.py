@@ -166,11 +166,27 @@ def _ckpt_path(spec: RunSpec) -> Path:
     return paths.data_dir() / "checkpoints" / "gp_sweep" / f"{spec.key}.pt"
 
 
+def _check_record(rec: Any) -> None:
+    """``ValueError`` unless ``rec`` has the shape every reader relies on: an object with a ``config``
+    object and a ``final`` object that holds either ``failed`` (a diverged run) or a numeric
+    ``test_accuracy`` (``"final": {}`` or ``null`` would crash every later table)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+        raise ValueError("not a run record")
+    final = rec.get("final")
+    if not isinstance(final, dict):
+        raise ValueError(f'"final" is {type(final).__name__}, not an object')
+    if not final.get("failed"):
+        acc = final.get("test_accuracy")
+        if isinstance(acc, bool) or not isinstance(acc, (int, float)):
+            raise ValueError(f'"final" has no numeric test_accuracy (got {acc!r}) and no "failed"')
+
+
 def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str, Any]]:
     """The run record at ``path`` if it is readable and (given ``spec``) belongs to it, else None.
 
-    A corrupt record is renamed to ``<name>.corrupt`` with a warning naming it (the run is then
-    trained again): a record that cannot be read is not a result.
+    A corrupt record (not JSON, or without the fields readers rely on: :func:`_check_record`) is
+    renamed to ``<name>.corrupt`` with a warning naming it (the run is then trained again): a
+    record that cannot be read is not a result.
     """
     import warnings
 
@@ -178,8 +194,7 @@ def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str
         return None
     try:
         rec = json.loads(path.read_text())
-        if not isinstance(rec, dict) or "final" not in rec or "config" not in rec:
-            raise ValueError("not a run record")
+        _check_record(rec)
     except (ValueError, UnicodeDecodeError) as err:
         warnings.warn(f"run record {path} is unreadable ({err}); moved to {path.name}.corrupt, the run will be "
                       "trained again", RuntimeWarning, stacklevel=2)

@@ -20,6 +20,9 @@ Example
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Optional, Sequence
@@ -28,13 +31,14 @@ import numpy as np
 import torch
 
 from ... import paths, profiles
-from ..._shared import check_int, torch_generator, torch_threads, tqdm_disable
+from ..._shared import check_device, check_int, check_members, torch_generator, torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import train
 from .plan import RunSpec, _ckpt_path, find_record, plan_grid, plan_runs, runs_dir
 from .report import write_tables
 
-__all__ = ["scale_metrics", "LAUNCHERS", "run_sweep", "run_one", "run_specs", "build_model", "load_data"]
+__all__ = ["scale_metrics", "LAUNCHERS", "run_sweep", "run_one", "run_specs", "build_model", "load_data",
+           "worker_pool"]
 
 #: where the runs train: this machine (processes) or a cluster through submitit
 LAUNCHERS = ("local", "submitit")
@@ -72,7 +76,7 @@ def build_model(spec: RunSpec) -> TwoScaleCNN:
 
 
 def _device(spec: RunSpec, device: Optional[str]) -> str:
-    d = device or spec.profile.sweep.device
+    d = check_device(device or spec.profile.sweep.device)
     if d == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return d
@@ -146,6 +150,72 @@ def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
     return out
 
 
+#: seconds between a worker's checks that its parent is still alive
+PARENT_CHECK_S = 1.0
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when ``parent`` dies (a SIGKILL of the sweep leaves no
+    worker, and so no resource tracker, behind). On Linux the kernel sends SIGKILL at the parent's
+    death (``PR_SET_PDEATHSIG``); everywhere a daemon thread polls ``os.getppid()``."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(PARENT_CHECK_S)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that end when this process dies (:func:`_die_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else (f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s")
+
+
+class _Lines:
+    """Progress where no bar can be drawn (output redirected to a log): one line per finished run
+    with runs done / total, the time so far and the projected time left (at the rate so far)."""
+
+    def __init__(self, total: int, desc: str, stream: Any = None):
+        self.total, self.desc, self.done, self.t0 = total, desc, 0, time.perf_counter()
+        self.stream = stream if stream is not None else sys.stderr
+
+    def update(self, label: str = "") -> None:
+        self.done += 1
+        took = time.perf_counter() - self.t0
+        left = took / self.done * (self.total - self.done)
+        print(f"[{self.desc}] {self.done}/{self.total} runs done{f' ({label})' if label else ''}, "
+              f"{_fmt_s(took)} so far, ≈ {_fmt_s(left)} left", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, progress: bool) -> Any:
+    """tqdm's bar on a terminal, :class:`_Lines` on any other stream, nothing when switched off."""
+    from tqdm import tqdm
+
+    if tqdm_disable(progress) is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return _Lines(total, desc)
+    return tqdm(total=total, desc=desc, unit="run", disable=tqdm_disable(progress))
+
+
 def _worker(spec: RunSpec, device: Optional[str], reuse: bool, run: Any = None) -> str:
     profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
     torch.set_num_threads(spec.profile.sweep.threads or 1)
@@ -161,9 +231,8 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
     worker processes can import them; default :func:`run_one` and :func:`.plan.find_record`). Its
     specs need ``profile``, ``seed``, ``key`` and ``recipes()`` (the datasets built first).
     """
-    from tqdm import tqdm
-
     jobs = check_int("jobs", jobs, low=1)
+    check_device(device)                # before any dataset is built
     run, find = run or run_one, find or find_record
     todo = [s for s in specs if not (reuse and find(s) is not None)]
     todo.sort(key=lambda s: s.seed)     # seed-major: a partial sweep holds complete pairs of seeds
@@ -171,20 +240,21 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
         return
     for s in todo:                      # build (or verify) every dataset once, before the workers start
         load_data(s, progress=progress)
-    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=tqdm_disable(progress))
+    bar = _progress(len(todo), desc, progress)
+    lines = isinstance(bar, _Lines)
     try:
         if jobs == 1 or len(todo) == 1:
             for s in todo:
                 run(s, device=device, reuse=reuse)
-                bar.update()
+                bar.update(f"{getattr(s, 'label', s.key)}, seed {s.seed}") if lines else bar.update()
             return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, s, device, reuse, run) for s in todo]
+        with worker_pool(min(jobs, len(todo))) as pool:
+            futures = {pool.submit(_worker, s, device, reuse, run): s for s in todo}
             try:
                 for f in as_completed(futures):
                     f.result()
-                    bar.update()
+                    s = futures[f]
+                    bar.update(f"{getattr(s, 'label', s.key)}, seed {s.seed}") if lines else bar.update()
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
@@ -214,7 +284,12 @@ def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optio
     if launcher == "local" and submitit_options:
         raise TypeError(f"options {sorted(submitit_options)} are for launcher 'submitit'")
     p = profiles.get(profile)
+    check_device(device)                                       # every input checked before any work
+    if seeds is not None:
+        check_members("seeds", seeds, sorted(set(p.sweep.seeds) | set(p.sweep.study_seeds or ())),
+                      f"profile {p.name!r} tables only its own seeds: register a profile with more seeds")
     t0 = time.perf_counter()
+    paths.clean_package_orphans(p.name)
     if launcher == "local":
         jobs = p.sweep.jobs if jobs is None else jobs
 

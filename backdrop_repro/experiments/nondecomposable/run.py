@@ -106,7 +106,14 @@ class NDConfig(profiles.NDSection):
             raise bad("seeds", "a non-empty sequence of distinct ints >= 0")
         if not (is_int(self.fidelity_draws) and (self.fidelity_draws == 0 or self.fidelity_draws >= 2)):
             raise bad("fidelity_draws", "0 (skip the diagnostic) or an int >= 2")
-        # plain Python numbers and tuples from here on (numpy scalars and lists are accepted)
+        # plain Python numbers and tuples from here on (numpy scalars and lists are accepted): the
+        # config is hashed and written as JSON after the runs, where a numpy scalar would fail
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if is_int(v):
+                object.__setattr__(self, f.name, int(v))
+            elif is_real(v):
+                object.__setattr__(self, f.name, float(v))
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
         object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
         object.__setattr__(self, "mask_probs", tuple(float(p) for p in self.mask_probs))
@@ -284,7 +291,11 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
 
     profiles.check(profile)
     config = config or get_config(profile)
+    if not isinstance(config, NDConfig):
+        raise ValueError(f"config must be an NDConfig (get_config(profile, ...)), got {type(config).__name__}")
     folder = _results_folder(profile) if write else None
+    if write:
+        paths.clean_package_orphans(profile)
     t0 = time.perf_counter()
     runs: list[dict[str, Any]] = []
     jobs = [(seed, m, p) for seed in config.seeds for m, p in config.runs()]
