@@ -154,7 +154,7 @@ def fmt_p(p: Optional[float]) -> str:
     if p is None:
         return "—"
     if p == 0:
-        return "< 1e-300"           # below the smallest double: the test is overwhelming
+        return "0 (below 1e-300)"   # below the smallest double: the test is overwhelming
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}".rstrip("0").rstrip(".") if p < 1 else "1"
 
 
@@ -252,7 +252,8 @@ def claim(comp: Mapping[str, Any], m: int = 1, margin: float = MARGIN, alpha: fl
     eq = tost(comp, margin, alpha)
     det = f"could detect only gains ≥ {md:.3f} with 80 % power" if md is not None else "has no power estimate"
     if p is not None and p < alpha and comp["mean"] > 0:
-        status, text = "confirmed", f"confirmed (gain {fmt_ci(comp)}; the design {det})"
+        mdt = f"; minimum detectable effect at 80 % power {md:.3f}" if md is not None else ""
+        status, text = "confirmed", f"confirmed (gain {fmt_ci(comp)}{mdt})"
     elif p is not None and p < alpha and comp["mean"] < 0:
         status, text = "contradicted", f"contradicted: worse by {fmt_ci(comp)}"
     elif comp.get("high") is not None and comp["high"] < margin:

@@ -263,12 +263,7 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
                      "correction, and " + (f"the design could detect only gains ≥ {min(mdes):.3f}" if mdes else
                                            "the design has no power estimate") + f" (margin ±{report.MARGIN:g}).")
     if lr["scales"] and len(lr["scales"]) == 2:
-        small_any = lr["scales"][0]["above"] or any(
-            (r.get("scales") and learned(r)["scales"][0]["above"]) for r in grid if r["config"] != "none")
-        if not small_any and lr["scales"][1]["above"]:
-            parts.append(" No network, with or without backdrop, beats chance on the small scale, so what is "
-                         "compared is learning of the large scale only: the fine-mask half of the paper's claim "
-                         "is not tested here.")
+        parts.append(_scale_story(base, grid, comps, reference))
     if out["trend"] is not None:
         t = out["trend"]
         parts.append(f" Dose-response (one exploratory test, specified after the grid was seen): the per-seed slope "
@@ -310,6 +305,36 @@ def findings(sweep: dict[str, Any]) -> str:
         lines.append(f"- Only {sweep['n_runs']} of {sweep['n_planned']} planned runs are recorded: the numbers are "
                      "provisional.")
     return "\n".join(lines)
+
+
+#: a network whose accuracy on a 2-way scale stays below chance + this has learned essentially
+#: nothing of that scale (whatever a binomial test on thousands of pooled predictions says)
+NEGLIGIBLE = 0.05
+
+
+def _scale_story(base: dict[str, Any], grid: Sequence[dict[str, Any]], comps: Sequence[dict[str, Any]],
+                 reference: Optional[dict]) -> str:
+    """Which scale the networks learned and which scale carries each comparison's change."""
+    rows = [r for r in grid if r.get("scales")]
+    small = [r["scales"][0]["summary"]["mean"] for r in rows]
+    chance = base["scales"][0]["chance"]
+    out = []
+    if small and max(small) < chance + NEGLIGIBLE:
+        ref = (f"; the likelihood classifier {reference['small_scale_accuracy']:.3f}"
+               if reference and reference.get("small_scale_accuracy") is not None else "")
+        out.append(f" On the small scale every network, with or without backdrop, stays below {chance + NEGLIGIBLE:g} "
+                   f"(highest mean {max(small):.3f}; chance {chance:g}{ref}): the networks learn essentially nothing of "
+                   "the small scale, so what backdrop changes here is learning of the large scale, and the fine-mask "
+                   "half of the paper's claim (masks help learn small features) is not tested.")
+    for c in comps:
+        d = c.get("scale_deltas")
+        if c["claim"]["status"] == "confirmed" and d and all(d):
+            carried = [nm for nm, x in zip(("small", "large"), d) if x.get("low") is not None and x["low"] > 0]
+            out.append(f" The gain of `{c['name']}` is carried by the "
+                       + (" and ".join(carried) + " scale" + ("s" if len(carried) > 1 else "") if carried else
+                          "4-class combination (neither scale alone changes significantly)")
+                       + f" (large {report.fmt_ci(d[1])}, small {report.fmt_ci(d[0])}).")
+    return "".join(out)
 
 
 def _comparison_sentence(c: dict[str, Any], alpha: float) -> str:
