@@ -239,3 +239,18 @@ def test_a_diverged_run_is_recorded_as_failed_in_strict_json_and_left_out():
     json.loads((plan.runs_dir(p).parent / "gp_sweep.json").read_text(),
                parse_constant=lambda c: pytest.fail(f"bare {c} in gp_sweep.json"))
     assert sweep["summary"][0]["seeds"] == [] and 0 in sweep["summary"][0]["failed"]
+
+
+def test_figures_load_the_scored_weights_of_a_run_that_stopped_early():
+    from backdrop_repro.experiments.gp_sweep import models as gm
+
+    p = _conv_profile("conv-load")
+    spec = plan.plan_grid(p, ["none"], seeds=[0])[0]
+    gm.ensure_models([spec], progress=False)                 # trains: stops before the cap
+    net = gm.load_model(spec)
+    rec = run.run_one(spec)                                  # the record of the same (deterministic) run
+    _, _, te = run.load_data(spec)
+    x = torch.from_numpy(np.asarray(te.images, dtype=np.float32))[:, None]
+    with torch.no_grad():
+        pred = net(x).argmax(1).numpy()
+    assert "".join(map(str, pred)) == rec["predictions"]["test"]   # the scored (validation-selected) weights

@@ -34,26 +34,39 @@ def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
                   resume=True, progress=False, val_data=va)
 
 
-def _has_final_checkpoint(spec: RunSpec) -> bool:
+def _finished_state(spec: RunSpec):
+    """The run's checkpoint state if training is over (the cap reached, or stopped by its
+    convergence rule, not failed), else None. Loaded as tensors and plain data only."""
     path = _ckpt_path(spec)
     if not path.exists():
-        return False
+        return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["epoch"] == spec.train_config().epochs
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - unreadable: not there
-        return False
+        return None
+    stopped = state.get("stopped")
+    if stopped and str(stopped).startswith("non-finite"):
+        return None
+    return state if (state["epoch"] == spec.train_config().epochs or stopped) else None
+
+
+def _has_final_checkpoint(spec: RunSpec) -> bool:
+    return _finished_state(spec) is not None
 
 
 def load_model(spec: RunSpec) -> TwoScaleCNN:
-    """The run's network with its final weights, from the data cache; never trains.
+    """The run's network with the weights it was scored with, from the data cache; never trains:
+    the final weights, or under ``select="val"`` those of the validation-selected epoch.
 
     Raises ``FileNotFoundError`` naming the checkpoint and the call that makes it
     (:func:`ensure_models`) when the weights are missing or unfinished.
     """
-    if not _has_final_checkpoint(spec):
+    state = _finished_state(spec)
+    if state is None:
         raise FileNotFoundError(f"final weights of run {spec.key} ({spec.label}, seed {spec.seed}) not in "
                                 f"{_ckpt_path(spec)}: call experiments.ensure_models([...]) to train them")
     model = build_model(spec)
-    model.load_state_dict(torch.load(_ckpt_path(spec), map_location="cpu", weights_only=False)["model"])
+    best = state.get("best")
+    use_best = spec.train_config().select == "val" and best is not None
+    model.load_state_dict(best["model"] if use_best else state["model"])
     return model.eval()
-
