@@ -50,6 +50,7 @@ from typing import Any, Optional, Sequence
 # The sweep's machinery, imported in this one place (re-point these lines if the modules move).
 from . import profiles
 from .experiments.gp_sweep import RunSpec, build_model, load_data, plan_grid, run_one, runs_dir
+from .train import make_optimizer
 
 __all__ = ["run_window", "plan_window", "run_work", "main"]
 
@@ -148,7 +149,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
         net = build_model(spec).to(dev)
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        opt = make_optimizer(net.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
         x = torch.randn(cfg.batch_size, 1, size, size, device=dev)
         y = torch.arange(cfg.batch_size, device=dev) % 4
 

@@ -9,6 +9,12 @@ A :class:`Profile` has one section per consumer:
 * ``nondecomposable`` (:class:`NDSection`): the AUC experiment on the digits data;
 * ``demo``  (:class:`DemoSection`): sizes used by the two demo notebooks.
 
+Every training section (``sweep``, ``nondecomposable``, ``learnability``) holds its optimiser in
+one :class:`OptimSection` (``optim``), the one declaration and the one check of ``optimizer``,
+``lr``, ``weight_decay`` and ``momentum``: a bad value fails when the profile is built, and
+:class:`~backdrop_repro.train.TrainConfig` validates through the same class. The sections read its
+fields as attributes (``p.sweep.lr``).
+
 This module imports nothing from the package, so every other module (and every notebook) can
 read it. Adding a profile is one :func:`register` call (or one entry in :data:`PROFILES`)::
 
@@ -42,11 +48,90 @@ Profiles shipped:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Optional
+import numbers
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Optional
 
-__all__ = ["DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection", "Profile", "PROFILES",
-           "names", "get", "register", "check"]
+__all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection",
+           "Profile", "PROFILES", "names", "get", "register", "check"]
+
+
+#: the optimisers of :class:`OptimSection` (built by :func:`backdrop_repro.train.make_optimizer`)
+OPTIMIZERS = ("adam", "sgd")
+
+
+#: the accepted values of every real optimiser setting: (test, words for the error message)
+_OPTIM_REALS = {"lr": (lambda v: v > 0, "a real > 0"), "weight_decay": (lambda v: v >= 0, "a real >= 0"),
+                "momentum": (lambda v: 0 <= v < 1, "a real in [0, 1)")}
+
+
+def _optim_real(kind: str, value: Any, name: Optional[str] = None) -> float:
+    """``float(value)`` if it is an accepted ``kind`` (``lr``, ``weight_decay``, ``momentum``): Python
+    or numpy numbers, never bools; else a one-line ``ValueError`` naming ``name`` (default ``kind``)."""
+    ok, accepted = _OPTIM_REALS[kind]
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
+        raise ValueError(f"{name or kind} must be {accepted}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """The optimiser of a training section: the one place its settings are declared and checked.
+
+    ``optimizer`` (one of :data:`OPTIMIZERS`), ``lr`` (a real > 0), ``weight_decay`` (a real >= 0),
+    ``momentum`` (SGD only, a real in [0, 1)). Numpy scalars are accepted and stored as Python
+    numbers; a bad value raises a one-line ``ValueError`` naming the field and the accepted values.
+
+    >>> OptimSection(optimizer="rmsprop")
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer must be one of ('adam', 'sgd'), got 'rmsprop'
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS):
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        object.__setattr__(self, "optimizer", str(self.optimizer))
+        for name in _OPTIM_REALS:
+            object.__setattr__(self, name, _optim_real(name, getattr(self, name)))
+
+
+class _Optimised:
+    """A section with an optimiser ``optim`` (:class:`OptimSection`), whose fields read as its own."""
+
+    optim: OptimSection
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.optim, OptimSection):
+            raise ValueError(f"optim must be an OptimSection, got {self.optim!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as one flat dict, ``optim``'s fields in its place (as results files record them)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            out.update(asdict(self.optim) if f.name == "optim" else {f.name: getattr(self, f.name)})
+        return out
+
+    @property
+    def optimizer(self) -> str:
+        return self.optim.optimizer
+
+    @property
+    def lr(self) -> float:
+        return self.optim.lr
+
+    @property
+    def weight_decay(self) -> float:
+        return self.optim.weight_decay
+
+    @property
+    def momentum(self) -> float:
+        return self.optim.momentum
 
 
 @dataclass(frozen=True)
@@ -78,13 +163,13 @@ class DataSection:
 
 
 @dataclass(frozen=True)
-class SweepSection:
+class SweepSection(_Optimised):
     """The GP training sweep.
 
     Grid: ``none`` once; ``fine`` at every ``fine_probs`` level, ``coarse`` at every
     ``coarse_probs`` level, ``both`` pairing level i of each, and ``demo`` (the authors' demo
     setting ``demo_probs`` = (fine, coarse)) if given. Every configuration runs every seed with
-    the same budget (``epochs``, ``batch_size``, ``lr``).
+    the same budget (``epochs``, ``batch_size``) and optimiser (``optim``: Adam, lr 1e-3 by default).
     Studies after the grid, for ``none`` and the best configuration on the validation split:
     ``data_sizes`` (training images per class; the profile's own size is the grid itself) and
     ``robustness_method`` (the same task drawn by another sampler, e.g. ``matched``).
@@ -107,15 +192,13 @@ class SweepSection:
     coarse_probs: tuple[float, ...]
     demo_probs: Optional[tuple[float, float]] = None
     batch_size: int = 8
-    lr: float = 1e-3
+    optim: OptimSection = OptimSection()
     eval_every: int = 10
     data_sizes: tuple[int, ...] = ()
     robustness_method: Optional[str] = None
     kernel: int = 2
     n_fine: Optional[int] = None
     n_coarse: Optional[int] = None
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
     init: str = "he"
     channels_last: bool = True
     precision: str = "fp32"
@@ -132,8 +215,9 @@ class SweepSection:
 
 
 @dataclass(frozen=True)
-class NDSection:
-    """The non-decomposable (AUC) experiment: see :mod:`backdrop_repro.experiments.nondecomposable`."""
+class NDSection(_Optimised):
+    """The non-decomposable (AUC) experiment: see :mod:`backdrop_repro.experiments.nondecomposable`.
+    ``optim``: Adam at lr 0.01; ``"sgd"`` is plain SGD (momentum 0), as this experiment has always used."""
 
     positive_digit: int = 8
     train_fraction: float = 0.2
@@ -141,9 +225,7 @@ class NDSection:
     hidden: int = 32
     surrogate: str = "sigmoid"
     tau: float = 1.0
-    optimizer: str = "adam"
-    lr: float = 0.01
-    weight_decay: float = 0.0
+    optim: OptimSection = OptimSection(lr=0.01, momentum=0.0)
     steps: int = 600
     eval_every: int = 10
     batch_sizes: tuple[int, ...] = (32, 128)
@@ -162,7 +244,7 @@ class DemoSection:
 
 
 @dataclass(frozen=True)
-class LearnSection:
+class LearnSection(_Optimised):
     """The learnability map (:mod:`backdrop_repro.experiments.learnability`).
 
     Tasks: per scale (``small``, ``large``: the first length is every task's first class, each
@@ -171,8 +253,8 @@ class LearnSection:
     sizes and split seeds (each run seed its own training and validation sets with
     ``per_seed_data``; the test set shared); its ``scales``/``power``/``per_class`` are unused.
     Networks: the 2-scale CNN (``width``, ``n_fine``/``n_coarse`` stride-2 layers before each
-    mask, He init) and the spectral-energy reference (``spectral_channels`` filters of
-    ``spectral_kernel`` px, Adam ``spectral_lr``). Budget: ``epochs`` is the cap at the smallest
+    mask, He init; optimiser ``optim``) and the spectral-energy reference (``spectral_channels``
+    filters of ``spectral_kernel`` px, the same optimiser at ``spectral_lr``). Budget: ``epochs`` is the cap at the smallest
     ``per_class``; larger training sets keep the same image visits, but at least ``min_epochs``;
     ``patience``/``loss_target``/``select`` as in :class:`~backdrop_repro.train.TrainConfig`.
     Edge: map cells whose no-backdrop mean test accuracy lies in ``edge_band`` (at most
@@ -191,7 +273,7 @@ class LearnSection:
     n_fine: int = 2
     n_coarse: int = 3
     batch_size: int = 8
-    lr: float = 1e-3
+    optim: OptimSection = OptimSection()
     epochs: int = 300
     min_epochs: int = 40
     eval_every: int = 5
@@ -211,6 +293,10 @@ class LearnSection:
     twoscale_power: tuple[float, float] = (0.75, 1.25)
     threads: Optional[int] = 1
     jobs: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "spectral_lr", _optim_real("lr", self.spectral_lr, "spectral_lr"))
 
 
 @dataclass(frozen=True)
@@ -253,15 +339,15 @@ PROFILES: dict[str, Profile] = {
         DataSection(size=64, scales=((2.0, 3.0), (8.0, 14.0)), method="matched", per_class=8,
                     val_per_class=8, test_per_class=16),
         SweepSection(width=8, epochs=8, seeds=(0, 1), fine_probs=(0.5,), coarse_probs=(0.75,),
-                     demo_probs=(0.3, 0.95), batch_size=4, lr=1e-2, eval_every=2, data_sizes=(4,),
-                     robustness_method="fft", n_fine=1, n_coarse=2, channels_last=False, jobs=1),
+                     demo_probs=(0.3, 0.95), batch_size=4, optim=OptimSection(lr=1e-2), eval_every=2,
+                     data_sizes=(4,), robustness_method="fft", n_fine=1, n_coarse=2, channels_last=False, jobs=1),
         NDSection(steps=40, eval_every=10, batch_sizes=(32,), mask_probs=(0.9,), seeds=(0, 1), fidelity_draws=50),
         DemoSection(size=512, width=16, gp_size=512),
         LearnSection(DataSection(size=32, scales=((1.5, 3.0),), power=(1.0,), per_class=4, val_per_class=4,
                                  test_per_class=12, train_seed=2101, val_seed=2102, test_seed=2103, per_seed_data=True),
                      small=(1.5, 2.0, 3.0), large=(4.0, 5.0, 8.0), per_class=(4, 8), seeds=(0, 1), width=4, n_fine=1,
-                     n_coarse=1, batch_size=4, lr=1e-2, epochs=6, min_epochs=3, eval_every=2, patience=4,
-                     loss_target=0.01, channels_last=False, spectral_channels=4, spectral_kernel=3,
+                     n_coarse=1, batch_size=4, optim=OptimSection(lr=1e-2), epochs=6, min_epochs=3, eval_every=2,
+                     patience=4, loss_target=0.01, channels_last=False, spectral_channels=4, spectral_kernel=3,
                      edge_band=(0.0, 1.01), edge_cells=1, edge_seeds=(0, 1, 2), fine_probs=(0.5,),
                      coarse_probs=(0.75,), jobs=1)),
     "default": Profile(

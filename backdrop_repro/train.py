@@ -49,6 +49,7 @@ from tqdm import tqdm
 from ._shared import check_device
 from .paths import atomic_path, free_disk
 from .masking import BackdropMask
+from .profiles import OPTIMIZERS, OptimSection
 
 __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
            "save_checkpoint"]
@@ -78,7 +79,6 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
                                    "space or point BACKDROP_REPRO_DATA at a larger disk, then run the same "
                                    "command again (it resumes)") from None
 
-OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("fp32", "tf32", "bf16")
 SELECTIONS = ("last", "val")
 _BUDGET_DEFAULTS = {"patience": None, "loss_target": None, "select": "last"}
@@ -132,12 +132,9 @@ class TrainConfig:
             object.__setattr__(self, name, int(v))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not (isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool) and self.lr > 0):
-            raise ValueError(f"lr must be a positive float, got {self.lr!r}")
-        if not (isinstance(self.weight_decay, numbers.Real) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a float >= 0, got {self.weight_decay!r}")
+        optim = OptimSection(self.optimizer, self.lr, self.weight_decay, self.momentum)   # profiles' one optimiser check
+        for name in ("optimizer", "lr", "weight_decay", "momentum"):
+            object.__setattr__(self, name, getattr(optim, name))
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.select not in SELECTIONS:
@@ -148,8 +145,6 @@ class TrainConfig:
                 raise ValueError(f"loss_target must be a positive float or None, got {self.loss_target!r}")
             object.__setattr__(self, "loss_target", float(self.loss_target))
         object.__setattr__(self, "seed", int(self.seed))
-        object.__setattr__(self, "lr", float(self.lr))
-        object.__setattr__(self, "weight_decay", float(self.weight_decay))
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, except the convergence-budget fields left at their defaults."""

@@ -230,7 +230,7 @@ def test_sweep_cli_refuses_compare_with_itself_before_training(capsys):
 
 def test_a_diverged_run_is_recorded_as_failed_in_strict_json_and_left_out():
     p = _conv_profile("conv-nan")
-    p = replace(p, sweep=replace(p.sweep, lr=1e30))
+    p = replace(p, sweep=replace(p.sweep, optim=replace(p.sweep.optim, lr=1e30)))
     profiles.register(p, overwrite=True)
     sweep = run.run_sweep(p, configs=["none"], seeds=[0], studies=False, jobs=1, progress=False)
     path = next(plan.runs_dir(p).glob("*.json"))

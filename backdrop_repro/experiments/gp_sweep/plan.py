@@ -23,7 +23,7 @@ Example
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -82,9 +82,9 @@ class RunSpec:
         converge = s.patience is not None or s.loss_target is not None or s.select != "last"
         epochs = s.epochs if converge else max(1, round(s.epochs * d.per_class / n))
         eval_every = s.eval_every if converge else max(1, round(s.eval_every * epochs / s.epochs))
-        return TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=s.lr, optimizer=s.optimizer,
-                           weight_decay=s.weight_decay, seed=self.seed, eval_every=eval_every, test_every=epochs,
-                           channels_last=s.channels_last, precision=s.precision, device=device,
+        return TrainConfig(epochs=epochs, batch_size=s.batch_size, **asdict(s.optim), seed=self.seed,
+                           eval_every=eval_every, test_every=epochs, channels_last=s.channels_last,
+                           precision=s.precision, device=device,
                            patience=s.patience, loss_target=s.loss_target, select=s.select)
 
     def to_dict(self) -> dict[str, Any]:

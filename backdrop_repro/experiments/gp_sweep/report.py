@@ -475,7 +475,7 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
         if p.sweep.robustness_method and any(r["config"]["study"] == "robustness" for r in records):
             refs["robustness"] = reference_classifier(p, p.sweep.robustness_method)
     sweep = {"schema": gs.SCHEMA_VERSION, "experiment": "gp_sweep", "profile": p.name,
-             "settings": {"data": vars(p.data), "sweep": vars(p.sweep)},
+             "settings": {"data": vars(p.data), "sweep": p.sweep.to_dict()},
              "complete": len(records) == len(planned), "n_runs": len(records), "n_planned": len(planned),
              "best_on_validation": best_label, "reference": refs, "summary": summary,
              "design": design_of(p),

@@ -38,7 +38,7 @@ Example
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -131,10 +131,10 @@ class LearnSpec:
         s = self.section
         epochs = max(s.min_epochs, round(s.epochs * min(s.per_class) / self.per_class))
         spectral = self.model == "spectral"
-        return TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=s.spectral_lr if spectral else s.lr,
-                           seed=self.seed, eval_every=s.eval_every, test_every=epochs,
-                           channels_last=s.channels_last and not spectral, device=device, patience=s.patience,
-                           loss_target=s.loss_target, select=s.select)
+        optim = replace(s.optim, lr=s.spectral_lr) if spectral else s.optim
+        return TrainConfig(epochs=epochs, batch_size=s.batch_size, **asdict(optim), seed=self.seed,
+                           eval_every=s.eval_every, test_every=epochs, channels_last=s.channels_last and not spectral,
+                           device=device, patience=s.patience, loss_target=s.loss_target, select=s.select)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything that defines the run (its identity): not the part, the profile's name nor the device."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,12 +42,13 @@ from ... import paths, profiles
 from ..._shared import check_writable, content_key, is_int, is_real, torch_generator, torch_threads, tqdm_disable
 from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ...masking import BackdropMask
-from ...train import OPTIMIZERS, make_optimizer
+from ...train import make_optimizer
 from .data import load_data, make_model
 from .fidelity import gradient_fidelity
 from .report import comparisons, headline
 
 METHODS = ("full", "minibatch", "backdrop")
+_OPTIM_FIELDS = tuple(f.name for f in fields(profiles.OptimSection))
 FIDELITY_PRETRAIN_STEPS = 100
 CSV_FIELDS = ("method", "param", "label", "seed", "val_auc", "test_auc", "train_auc", "train_loss", "skipped", "wall_s")
 
@@ -63,7 +64,8 @@ class NDConfig(profiles.NDSection):
     ``positive_digit`` of ``load_digits`` is the positive class (≈ 10 %); ``train_fraction``
     of the 1797 images (stratified, drawn from the seed) is the training split, of which
     ``val_fraction`` is held out for validation; the rest is the test set. Every method runs
-    ``steps`` steps with the same optimiser and rate; ``batch_sizes`` are the minibatch sizes,
+    ``steps`` steps with the same optimiser (``optim``, checked by
+    :class:`~backdrop_repro.profiles.OptimSection`); ``batch_sizes`` are the minibatch sizes,
     ``mask_probs`` the backdrop blocking probabilities. ``hidden = 0`` is a linear scorer,
     otherwise an MLP 64 → hidden → 1 (ReLU). Integers and reals may be numpy scalars.
 
@@ -74,6 +76,8 @@ class NDConfig(profiles.NDSection):
     """
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+
         def bad(name: str, accepted: str) -> ValueError:
             return ValueError(f"{name} must be {accepted}, got {getattr(self, name)!r}")
 
@@ -87,13 +91,8 @@ class NDConfig(profiles.NDSection):
             raise bad("hidden", "an int >= 0 (0 = linear)")
         if self.surrogate not in SURROGATES:
             raise bad("surrogate", f"one of {SURROGATES}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"one of {OPTIMIZERS}")
-        for name in ("lr", "tau"):
-            if not (is_real(getattr(self, name)) and getattr(self, name) > 0):
-                raise bad(name, "a real > 0")
-        if not (is_real(self.weight_decay) and self.weight_decay >= 0):
-            raise bad("weight_decay", "a real >= 0")
+        if not (is_real(self.tau) and self.tau > 0):
+            raise bad("tau", "a real > 0")
         for name in ("steps", "eval_every"):
             if not (is_int(getattr(self, name)) and getattr(self, name) >= 1):
                 raise bad(name, "an int >= 1")
@@ -120,8 +119,18 @@ class NDConfig(profiles.NDSection):
 
     @classmethod
     def from_section(cls, section: profiles.NDSection, **overrides: Any) -> "NDConfig":
-        """The section's values (with ``overrides``), validated."""
-        return cls(**{**{f.name: getattr(section, f.name) for f in fields(section)}, **overrides})
+        """The section's values (with ``overrides``: any field, or a field of its ``optim``), validated."""
+        values = {f.name: getattr(section, f.name) for f in fields(section)}
+        optim = {k: overrides.pop(k) for k in _OPTIM_FIELDS if k in overrides}
+        values.update(overrides)
+        if optim:
+            values["optim"] = replace(values["optim"], **optim)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as one flat dict (the results' ``config``): ``optim``'s fields in its place,
+        ``momentum`` only when not 0, so every committed record's ``config`` and name stay as they were."""
+        return {k: v for k, v in super().to_dict().items() if k != "momentum" or v != 0.0}
 
     def runs(self) -> list[tuple[str, Optional[float]]]:
         """The (method, parameter) pairs of the experiment, in table order."""
@@ -148,8 +157,8 @@ def label(method: str, param: Optional[float]) -> str:
 
 
 def _optimizer(config: NDConfig, params: Any) -> torch.optim.Optimizer:
-    # plain SGD (momentum 0) for "sgd": the setting this experiment has always used
-    return make_optimizer(params, config.optimizer, config.lr, config.weight_decay, momentum=0.0)
+    # "sgd" is plain SGD by default (the section's momentum 0): the setting this experiment has always used
+    return make_optimizer(params, **asdict(config.optim))
 
 
 def train_run(config: NDConfig, method: str, param: Optional[float], seed: int,
@@ -259,7 +268,7 @@ def results_name(profile: str, config: NDConfig) -> str:
     """
     if config == get_config(profile):
         return "nondecomposable"
-    return f"nondecomposable-custom-{content_key(asdict(config), 8)}"
+    return f"nondecomposable-custom-{content_key(config.to_dict(), 8)}"
 
 
 def _results_folder(profile: str) -> Path:
@@ -311,7 +320,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
                  for k, v in (("n", d[f"y_{part}"].numel()), ("pos", d[f"y_{part}"].sum()))}
     result: dict[str, Any] = {
         "experiment": "nondecomposable", "profile": profile, "name": results_name(profile, config),
-        "config": asdict(config),
+        "config": config.to_dict(),
         "data": {"source": "sklearn.datasets.load_digits", "task": f"digit {config.positive_digit} vs rest",
                  "n_features": int(d["x_train"].shape[1]), **data_info},
         "summary": _summarise(config, runs),
