@@ -242,10 +242,12 @@ def claim(comp: Mapping[str, Any], m: int = 1, margin: float = MARGIN, alpha: fl
 
     * ``confirmed``: better at ``alpha`` (after Holm when ``p_key`` is ``p_holm``);
     * ``contradicted``: significantly worse;
-    * ``not confirmed``: not better, and the data exclude gains above the interval's upper end,
-      which lies below ``margin`` (TOST says which side of the margin it is);
-    * ``inconclusive``: not better, and the interval still reaches ``margin`` or more: the design
-      could detect only gains of at least its ``mde``.
+    * ``not confirmed``: not better, the data exclude gains above the interval's upper end, which
+      lies below ``margin``, and the design had the power to see a gain of ``margin`` (its
+      ``mde`` is at most ``margin``: with few seeds a narrow interval can come from an SD that
+      happens to be small, and proves nothing); TOST says whether it is equivalent to no change;
+    * ``inconclusive``: not better, and either the interval still reaches ``margin`` or the design
+      could detect only gains of at least its ``mde`` > ``margin``.
     """
     p = comp.get(p_key, comp.get("p"))
     md = mde(comp.get("sd"), comp.get("n"), m=m, alpha=alpha)
@@ -256,13 +258,15 @@ def claim(comp: Mapping[str, Any], m: int = 1, margin: float = MARGIN, alpha: fl
         status, text = "confirmed", f"confirmed (gain {fmt_ci(comp)}{mdt})"
     elif p is not None and p < alpha and comp["mean"] < 0:
         status, text = "contradicted", f"contradicted: worse by {fmt_ci(comp)}"
-    elif comp.get("high") is not None and comp["high"] < margin:
+    elif comp.get("high") is not None and comp["high"] < margin and md is not None and md <= margin:
         eqt = (f"; equivalent to no change within ±{margin:g} (TOST p = {fmt_p(eq['p'])})" if eq and eq["equivalent"]
                else "")
         status, text = "not confirmed", f"not confirmed; gains above {comp['high']:+.3f} excluded{eqt}"
     else:
         status = "inconclusive"
-        text = (f"inconclusive: {fmt_ci(comp)} reaches the ±{margin:g} margin, and the design {det}")
+        why = (f"{fmt_ci(comp)} reaches the ±{margin:g} margin" if comp.get("high") is None or comp["high"] >= margin
+               else f"{fmt_ci(comp)} lies inside the ±{margin:g} margin, but with {comp.get('n')} seeds")
+        text = f"inconclusive: {why}, and the design {det}"
     return {"status": status, "mde": md, "tost": eq, "text": text}
 
 

@@ -254,3 +254,13 @@ def test_figures_load_the_scored_weights_of_a_run_that_stopped_early():
     with torch.no_grad():
         pred = net(x).argmax(1).numpy()
     assert "".join(map(str, pred)) == rec["predictions"]["test"]   # the scored (validation-selected) weights
+
+
+def test_a_narrow_interval_from_few_seeds_is_not_a_well_powered_null():
+    # 4 seeds whose differences happen to agree: the interval sits inside the margin, but the
+    # design (Holm over 2) could not have detected a gain of the margin: inconclusive, not "not confirmed"
+    base = {i: 0.40 for i in range(4)}
+    comp = report.paired(base, {0: 0.395, 1: 0.42, 2: 0.41, 3: 0.39})
+    assert comp["high"] < report.MARGIN
+    c = report.claim(comp, m=2)
+    assert c["mde"] > report.MARGIN and c["status"] == "inconclusive" and "4 seeds" in c["text"]
