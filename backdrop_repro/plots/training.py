@@ -68,18 +68,6 @@ def _curve_band(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.
     return ep, m, se
 
 
-def _mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Epochs and the mean of ``key`` over the runs that reached each epoch (runs under a
-    convergence budget stop at different epochs)."""
-    per: dict[int, list[float]] = {}
-    for r in runs:
-        for h in r["history"]:
-            if key in h:
-                per.setdefault(h["epoch"], []).append(h[key])
-    ep = np.array(sorted(per))
-    return ep, np.array([np.mean(per[e]) for e in ep])
-
-
 def scale_accuracy(sweep: dict[str, Any], study: str = "grid") -> plt.Figure:
     """What the networks learned: test accuracy on the 4 classes, on the small scale and on the
     large scale (the 4-class prediction marginalised onto each scale), mean and 95 % CI over
