@@ -127,8 +127,22 @@ def repro_block(profile: str = "default", reference: str = "replication") -> lis
             + f" against `results/{reference}` (tolerance {TOLERANCE} per run)."]
 
 
+def learn_claim(profile: str = "learnability") -> list[str]:
+    """One line: does backdrop move the learnability edge? (the study's generated answer), marked
+    provisional while map cells or the two-scale task have no runs."""
+    d = _load(profile, "learnability")
+    if d is None or not d.get("answer"):
+        return []
+    empty = [c for c in d.get("map", []) if not c.get("seeds")]
+    two = d.get("twoscale") or {}
+    missing = ([f"{len(empty)} of {len(d['map'])} map cells"] if empty else []) + \
+              (["the two-scale task"] if not two.get("comparisons") else [])
+    state = f"provisional: {' and '.join(missing)} not run yet" if missing else "complete"
+    return [f"- **Does backdrop move the learnability edge?** (profile `{profile}`, {state}): {d['answer']}"]
+
+
 def block() -> str:
-    claims = gp_claim("replication") + nd_claim("scaled")
+    claims = gp_claim("replication") + nd_claim("scaled") + learn_claim("learnability")
     details = gp_block("replication") + gp_block("scaled") + nd_block("scaled") + repro_block("default")
     lines = (["**Claims** (one line each; details below):", ""] + claims + [""] if claims else []) + \
         (["**Details:**", ""] + details if details else [])
