@@ -57,3 +57,19 @@ def test_glance_block_is_built_from_results(tmp_path, monkeypatch):
     (tmp_path / "bad.md").write_text("no markers")
     with pytest.raises(ValueError, match="bad.md"):
         glance.update(tmp_path / "bad.md")
+
+
+def test_learnability_line_says_provisional_while_runs_are_missing(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    d = tmp_path / "results" / "learnability"
+    d.mkdir(parents=True)
+    rec = {"answer": "Backdrop moves the edge in 0 of 4 comparisons.", "map": [{"seeds": [0, 1]}, {"seeds": []}],
+           "twoscale": {}}
+    (d / "learnability.json").write_text(json.dumps(rec))
+    line = glance.learn_claim("learnability")[0]
+    assert "provisional: 1 of 2 map cells and the two-scale task not run yet" in line and rec["answer"] in line
+    rec.update(map=[{"seeds": [0]}], twoscale={"comparisons": [{}]})
+    (d / "learnability.json").write_text(json.dumps(rec))
+    assert "complete" in glance.learn_claim("learnability")[0]
