@@ -90,10 +90,7 @@ def output_root() -> Path:
     env = os.environ.get("BACKDROP_REPRO_OUTPUT")
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").exists():
-        return checkout
-    return Path.cwd()
+    return checkout_root() or Path.cwd()
 
 
 def checkout_root() -> "Path | None":

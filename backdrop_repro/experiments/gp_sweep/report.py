@@ -198,15 +198,13 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
         ref += "."
     head = (f"Without backdrop the network reaches {_learned_text(base)} (means and 95 % CIs over {b['n']} seeds)."
             f"{ref} ")
-    m = sum(1 for c in comps if c.get("decision"))
+    comps = [c for c in comps if c.get("decision")]        # the comparisons with >= 2 paired seeds
+    m = len(comps)
     for c in comps:
-        if c.get("decision"):
-            c["claim"] = _unfinished_claim(report.claim(c, m=m, alpha=alpha),
-                                           next(r for r in grid if r["label"] == c["name"]))
-    out["sentences"] = [_comparison_sentence(c, alpha) if c.get("decision") else
-                        report.sentence(c, baseline="`none`", alpha=alpha) for c in comps]
-    out["claims"] = [{"name": c["name"], "status": c["claim"]["status"], "text": c["claim"]["text"]}
-                     for c in comps if c.get("claim")]
+        c["claim"] = _unfinished_claim(report.claim(c, m=m, alpha=alpha),
+                                       next(r for r in grid if r["label"] == c["name"]))
+    out["sentences"] = [_comparison_sentence(c, alpha) for c in comps]
+    out["claims"] = [{"name": c["name"], "status": c["claim"]["status"], "text": c["claim"]["text"]} for c in comps]
     if design["kind"] == "exploratory" and len(comps) >= 2:
         pts: dict[Any, list] = {}
         for c in comps:
@@ -227,12 +225,9 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
                                        "baseline": sb["test_accuracy"], "learned": learned(sb), "comparison": sc[0],
                                        "stop_reasons": {r["label"]: r["stop_reasons"] for r in rows},
                                        "train_loss": {r["label"]: r["train_loss"]["mean"] for r in rows if r["train_loss"]}})
-    sentences_all = out["sentences"]
-    comps = [c for c in comps if c.get("claim")]          # the comparisons with >= 2 paired seeds
     if not comps:
         out["overall"] = head + "No backdrop configuration has 2 seeds paired with no backdrop yet."
         return out
-    out["sentences"] = [t for t, c in zip(sentences_all, out["comparisons"]) if c.get("claim")]
     if lr["all"] is None or not lr["all"]["above"]:
         out["overall"] = head + ("The baseline does not beat chance on the pooled test predictions, so it does not "
                                  "learn the task at this profile and the comparison is inconclusive about backdrop.")
