@@ -160,10 +160,15 @@ def test_smoke_run_end_to_end_resumes_and_reports(monkeypatch):
         assert row["oracle"]["exact"] and row["oracle"]["test_accuracy"] >= 0.9
         assert row["cnn_pooled"]["total"] == len(s.seeds) * 2 * s.data.test_per_class
     assert [c["scale"] for c in summary["edge"]["cells"]] == ["small", "large"]
-    for block in summary["edge"]["cells"] + [summary["twoscale"]]:
+    blocks = summary["edge"]["cells"] + [summary["twoscale"]]
+    family = sum(len(b["comparisons"]) for b in blocks)
+    assert summary["family"]["m"] == family
+    for block in blocks:
         assert block["baseline"]["n"] == len(s.edge_seeds)
+        assert block["m"] == family and block["m_cell"] == len(block["comparisons"])
         for r in block["comparisons"]:
-            assert r["n"] == len(s.edge_seeds) and r["claim"]["mde"] is not None and r["m_tests"] == block["m"]
+            assert r["n"] == len(s.edge_seeds) and r["claim"]["mde"] is not None and r["m_tests"] == block["m_cell"]
+            assert r["p_study"] >= r["p_holm"] - 1e-12       # a larger family never makes a p-value smaller
     assert len(summary["twoscale"]["baseline_scale_means"]) == 2
     folder = learn.records_dir("smoke")
     planned = {x.key for x in learn.plan_map("smoke") + learn.plan_edge("smoke") + learn.plan_twoscale("smoke")}
@@ -197,3 +202,28 @@ def test_heat_map_and_edge_figures(tmp_path):
     assert lplots.edge_gains(summary).axes[0].get_title().endswith("(profile smoke)")
     with pytest.raises(ValueError, match="no cell"):
         lplots.learnability_map(summary, "medium")
+
+
+# ---------------------------------------------------------------- one family for the study's answer
+def _row(name, p, mean):
+    return {"name": name, "n": 10, "mean": mean, "sd": 0.05, "sem": 0.016, "low": mean - 0.035, "high": mean + 0.035,
+            "p": p, "p_holm": p, "decision": "better" if p < 0.05 and mean > 0 else "no significant difference"}
+
+
+def test_study_family_holm_over_every_cell_decides_the_answer():
+    from backdrop_repro.experiments.learnability.report import answer, study_family
+
+    # a gain significant inside its own cell (p = 0.02, 1 candidate there) is not one among 4 comparisons
+    cells = [{"scale": "small", "ratio": 1.2, "per_class": 25, "m": 1, "comparisons": [_row("fine 0.9", 0.02, 0.08)]},
+             {"scale": "large", "ratio": 1.2, "per_class": 25, "m": 2,
+              "comparisons": [_row("coarse 0.5", 0.5, 0.01), _row("coarse 0.95", 0.001, 0.09)]}]
+    two = {"m": 1, "comparisons": [_row("demo", 0.9, 0.0)]}
+    summary = {"edge": {"cells": cells}, "twoscale": two}
+    assert study_family(summary) == {"m": 4, "alpha": 0.05}
+    rows = [r for c in cells for r in c["comparisons"]] + two["comparisons"]
+    assert [round(r["p_study"], 6) for r in rows] == [0.06, 1.0, 0.004, 1.0]     # Holm: 0.001x4, 0.02x3, then 0.5x2
+    assert rows[0]["decision"] == "no significant difference" and rows[0]["claim"]["status"] != "confirmed"
+    assert rows[2]["claim"]["status"] == "confirmed" and all(c["m"] == 4 for c in cells) and two["m"] == 4
+    line = answer(summary)
+    assert line.startswith("Backdrop moves the edge in 1 of 4 comparisons (Holm over all 4)") and "coarse 0.95" in line
+    assert "fine 0.9" not in line

@@ -10,6 +10,8 @@
   each worded by :func:`backdrop_repro.report.claim` with its minimum detectable effect, plus
   the dose-response of the task's mask (:func:`backdrop_repro.report.trend`, one pre-specified
   test) and, for the two-scale task, per-scale accuracy.
+* :func:`study_family` : Holm over every comparison of the study (edge cells and two-scale task
+  together: the answer asks one question of all of them); claims and the answer use it.
 * :func:`write_summary` : all of it as ``results/<profile>/learnability.json``; :func:`findings`
   the notebook's generated text; :func:`map_table`, :func:`edge_table` markdown tables.
 """
@@ -25,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, plan_edge, plan_map, plan_twosca
                    select_edge, select_twoscale)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer"]
+           "findings", "map_table", "edge_table", "answer", "study_family"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -160,6 +162,26 @@ def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] 
             "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)}
 
 
+def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
+    """Holm over every comparison of the study (each edge cell's and the two-scale task's candidates),
+    in place: the answer asks one question ("does backdrop move the edge?") of all of them, so a gain
+    in one cell counts only after correcting for all. Each row keeps its cell's ``p_holm`` and gets
+    ``p_study`` (Holm over the study), ``decision`` and ``claim`` from it (:func:`report.claim` with
+    ``m`` = the study's number of comparisons); the block's ``m`` becomes that number.
+    Returns ``{"m": number of comparisons, "alpha": alpha}``."""
+    blocks = list(summary.get("edge", {}).get("cells", [])) + ([summary["twoscale"]] if summary.get("twoscale") else [])
+    rows = [r for b in blocks for r in b["comparisons"] if r.get("decision") is not None]
+    adj = report.holm([r.get("p") for r in rows])
+    for r, p in zip(rows, adj):
+        r["p_study"] = p
+        r["decision"] = ("better" if p < alpha and r["mean"] > 0 else "worse" if p < alpha and r["mean"] < 0
+                         else "no significant difference")
+        r["claim"] = report.claim(r, m=max(1, len(rows)), alpha=alpha, p_key="p_study")
+    for b in blocks:
+        b["m_cell"], b["m"] = b.get("m", 0), len(rows)
+    return {"m": len(rows), "alpha": alpha}
+
+
 def answer(summary: dict[str, Any]) -> str:
     """One line: does backdrop move the edge? Worded from the claims of the edge and the two-scale task."""
     blocks = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c)
@@ -172,11 +194,11 @@ def answer(summary: dict[str, Any]) -> str:
     conf = [f"`{r['name']}` ({where}, {report.fmt_ci(r)})" for where, r in claims if r["claim"]["status"] == "confirmed"]
     worse = [f"`{r['name']}` ({where})" for where, r in claims if r["claim"]["status"] == "contradicted"]
     mdes = [r["claim"]["mde"] for _, r in claims if r["claim"]["mde"] is not None]
-    n = sum(len(b["comparisons"]) for _, b in blocks)
+    n = len(claims)
     if conf:
-        head = f"Backdrop moves the edge in {len(conf)} of {n} comparisons: " + "; ".join(conf)
+        head = f"Backdrop moves the edge in {len(conf)} of {n} comparisons (Holm over all {n}): " + "; ".join(conf)
     else:
-        head = f"Backdrop does not move the edge: none of {n} comparisons is better after Holm"
+        head = f"Backdrop does not move the edge detectably: none of {n} comparisons is better after Holm over all {n}"
     tail = f"; worse: {', '.join(worse)}" if worse else ""
     power = f" (the designs detect gains ≥ {min(mdes):.3f}–{max(mdes):.3f} with 80 % power)" if mdes else ""
     return head + tail + power + "."
@@ -191,6 +213,7 @@ def write_summary(profile: "str | profiles.Profile", wall: float = 0.0) -> dict[
                            "size": s.data.size, "method": s.data.method, "test_per_class": s.data.test_per_class,
                            "map": summarize_map(p), "edge": summarize_edge(p, cells),
                            "twoscale": summarize_twoscale(p, cells), "wall_time_s": round(wall, 1)}
+    out["family"] = study_family(out)
     out["answer"] = answer(out)
     paths.write_json(paths.results_dir(p.name) / "learnability.json", out)
     return out
@@ -233,14 +256,15 @@ def _comparison_rows(block: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for r in block["comparisons"]:
         cl = r.get("claim") or {}
-        rows.append([r["name"], r.get("n", 0), report.fmt_ci(r) if r.get("n") else "—", report.fmt_p(r.get("p_holm")),
+        rows.append([r["name"], r.get("n", 0), report.fmt_ci(r) if r.get("n") else "—",
+                     report.fmt_p(r.get("p_study", r.get("p_holm"))),
                      f"{cl['mde']:.3f}" if cl.get("mde") is not None else "—", cl.get("status", "—")])
     return rows
 
 
 def edge_table(summary: dict[str, Any]) -> str:
     """Markdown: every comparison along the edge and on the two-scale task."""
-    header = ["candidate", "seeds", "gain vs none (95 % CI)", "Holm p", "MDE", "claim"]
+    header = ["candidate", "seeds", "gain vs none (95 % CI)", "Holm p (study)", "MDE", "claim"]
     parts = []
     for c in summary["edge"]["cells"]:
         parts.append(f"**{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, {c['per_class']} "
@@ -296,7 +320,8 @@ def _map_findings(summary: dict[str, Any]) -> list[str]:
 
 
 def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
-    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over {b['m']} candidates):", ""]
+    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over all {b['m']} "
+             "comparisons of the study):", ""]
     for r in b["comparisons"]:
         if r.get("claim"):
             extra = ""
