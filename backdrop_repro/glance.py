@@ -138,7 +138,9 @@ def learn_claim(profile: str = "learnability") -> list[str]:
     missing = ([f"{len(empty)} of {len(d['map'])} map cells"] if empty else []) + \
               (["the two-scale task"] if not two.get("comparisons") else [])
     state = f"provisional: {' and '.join(missing)} not run yet" if missing else "complete"
-    return [f"- **Does backdrop move the learnability edge?** (profile `{profile}`, {state}): {d['answer']}"]
+    nb = f"results/{profile}/notebooks/learnability.ipynb"
+    link = f"; [executed notebook]({nb})" if (paths.output_root() / nb).is_file() else ""
+    return [f"- **Does backdrop move the learnability edge?** (profile `{profile}`, {state}{link}): {d['answer']}"]
 
 
 def block() -> str:

@@ -72,4 +72,7 @@ def test_learnability_line_says_provisional_while_runs_are_missing(tmp_path, mon
     assert "provisional: 1 of 2 map cells and the two-scale task not run yet" in line and rec["answer"] in line
     rec.update(map=[{"seeds": [0]}], twoscale={"comparisons": [{}]})
     (d / "learnability.json").write_text(json.dumps(rec))
-    assert "complete" in glance.learn_claim("learnability")[0]
+    assert "complete" in glance.learn_claim("learnability")[0] and "executed notebook" not in glance.learn_claim()[0]
+    (d / "notebooks").mkdir()
+    (d / "notebooks" / "learnability.ipynb").write_text("{}")
+    assert "complete; [executed notebook](results/learnability/notebooks/learnability.ipynb)" in glance.learn_claim()[0]
