@@ -258,7 +258,8 @@ class LearnSection(_Optimised):
     ``per_class``; larger training sets keep the same image visits, but at least ``min_epochs``;
     ``patience``/``loss_target``/``select`` as in :class:`~backdrop_repro.train.TrainConfig`.
     Edge: map cells whose no-backdrop mean test accuracy lies in ``edge_band`` (at most
-    ``edge_cells`` per scale, those nearest the band's centre) get the backdrop comparison over
+    ``edge_cells`` per scale and number of training images per class, those nearest the band's
+    centre) get the backdrop comparison over
     ``edge_seeds``: the mask at the task's scale at each of ``fine_probs`` (small scale) or
     ``coarse_probs`` (large scale) and the authors' setting ``demo_probs`` (fine, coarse); the
     two-scale 4-class task (weights ``twoscale_power``) gets all of them.
@@ -285,7 +286,7 @@ class LearnSection(_Optimised):
     spectral_kernel: int = 7
     spectral_lr: float = 1e-2
     edge_band: tuple[float, float] = (0.6, 0.9)
-    edge_cells: int = 2
+    edge_cells: int = 1
     edge_seeds: tuple[int, ...] = tuple(range(10))
     fine_probs: tuple[float, ...] = (0.3, 0.6, 0.9)
     coarse_probs: tuple[float, ...] = (0.5, 0.75, 0.95)

@@ -114,16 +114,21 @@ def _cells(means):
             for k, m in means.items()}
 
 
-def test_edge_is_chosen_in_the_band_nearest_its_centre_per_scale():
+def test_edge_is_chosen_in_the_band_nearest_its_centre_per_scale_and_size():
     cells = _cells({("small", (1.05,), 25): 0.50, ("small", (1.2,), 25): 0.82, ("small", (1.2,), 100): 0.74,
-                    ("small", (1.5,), 25): 0.99, ("large", (1.1,), 25): 0.61, ("large", (1.2,), 100): 0.95})
-    assert learn.select_edge(cells, (0.6, 0.9), 1) == [("small", (1.2,), 100), ("large", (1.1,), 25)]
-    assert learn.select_edge(cells, (0.6, 0.9), 5) == [("small", (1.2,), 100), ("small", (1.2,), 25),
-                                                       ("large", (1.1,), 25)]
+                    ("small", (1.5,), 25): 0.99, ("large", (1.1,), 25): 0.61, ("large", (1.2,), 100): 0.95,
+                    ("large", (1.1,), 100): 0.62, ("large", (1.05,), 100): 0.78})
+    # one cell per (scale, training-set size): a size's cell never displaces another size's
+    assert learn.select_edge(cells, (0.6, 0.9), 1) == [("small", (1.2,), 25), ("small", (1.2,), 100),
+                                                       ("large", (1.1,), 25), ("large", (1.05,), 100)]
+    assert learn.select_edge(cells, (0.6, 0.9), 5) == [("small", (1.2,), 25), ("small", (1.2,), 100),
+                                                       ("large", (1.1,), 25), ("large", (1.05,), 100),
+                                                       ("large", (1.1,), 100)]
     one_seed = {k: {**c, "cnn": {0: 0.75}} for k, c in cells.items()}
     assert learn.select_edge(one_seed, (0.6, 0.9), 2) == []
     pick = learn.select_twoscale(cells, learn.select_edge(cells, (0.6, 0.9), 5), (0.6, 0.9))
-    assert pick == {"small": ("small", (1.2,), 25), "large": ("large", (1.1,), 25), "per_class": 25}  # same size
+    # same size, nearest the centre together: 100/class (0.74, 0.78) beats 25/class (0.82, 0.61)
+    assert pick == {"small": ("small", (1.2,), 100), "large": ("large", (1.05,), 100), "per_class": 100}
     pick = learn.select_twoscale(cells, [("small", (1.2,), 100), ("large", (1.1,), 25)], (0.6, 0.9))
     assert pick["per_class"] == 100                              # no shared size: the larger one
     assert learn.select_twoscale(cells, [("small", (1.2,), 100)], (0.6, 0.9)) is None
@@ -159,7 +164,8 @@ def test_smoke_run_end_to_end_resumes_and_reports(monkeypatch):
         assert row["cnn"]["n"] == len(s.seeds) and row["spectral"]["n"] == len(s.seeds)
         assert row["oracle"]["exact"] and row["oracle"]["test_accuracy"] >= 0.9
         assert row["cnn_pooled"]["total"] == len(s.seeds) * 2 * s.data.test_per_class
-    assert [c["scale"] for c in summary["edge"]["cells"]] == ["small", "large"]
+    assert [(c["scale"], c["per_class"]) for c in summary["edge"]["cells"]] == \
+        [(sc, n) for sc in ("small", "large") for n in s.per_class]      # the smoke band holds every cell
     blocks = summary["edge"]["cells"] + [summary["twoscale"]]
     family = sum(len(b["comparisons"]) for b in blocks)
     assert summary["family"]["m"] == family

@@ -14,7 +14,7 @@ Parts (``PARTS``), in the order the command runs them:
 
 * ``map``: every cell, the profile's ``seeds``;
 * ``edge``: the cells whose no-backdrop mean test accuracy over the map's seeds lies in
-  ``edge_band`` (:func:`select_edge`, at most ``edge_cells`` per scale), each over
+  ``edge_band`` (:func:`select_edge`, at most ``edge_cells`` per scale and training-set size), each over
   ``edge_seeds``: no backdrop, the mask at the task's scale at every probability, and the
   authors' setting (fine + coarse);
 * ``twoscale``: the 4-class task built from the chosen small- and large-scale edge cells
@@ -252,27 +252,31 @@ def map_cells(profile: "str | profiles.Profile") -> dict[tuple, dict[str, Any]]:
     return cells
 
 
-def select_edge(cells: dict[tuple, dict[str, Any]], band: tuple[float, float], per_scale: int,
+def select_edge(cells: dict[tuple, dict[str, Any]], band: tuple[float, float], per_size: int,
                 min_seeds: int = 2) -> list[tuple]:
-    """The edge: per scale, up to ``per_scale`` cells whose mean no-backdrop test accuracy lies in
-    ``band`` (inclusive), nearest the band's centre first (ties: fewer images, then smaller ratio);
-    cells with fewer than ``min_seeds`` seeds recorded do not count. Returns cell keys, small scale first.
+    """The edge: per scale and number of training images per class, up to ``per_size`` cells whose
+    mean no-backdrop test accuracy lies in ``band`` (inclusive), nearest the band's centre first
+    (ties: smaller ratio); cells with fewer than ``min_seeds`` seeds recorded do not count. The edge
+    is a line through (ratio, training images): one point of it per training-set size, so a larger
+    training set adds its own edge cell instead of displacing another size's. Returns cell keys,
+    small scale first, then fewer images first.
 
     Example: ``select_edge({("small", (1.2,), 25): {"cnn": {0: 0.7, 1: 0.8}}}, (0.6, 0.9), 1)``
     -> ``[("small", (1.2,), 25)]``.
     """
     lo, hi = band
     centre = (lo + hi) / 2
+    groups: dict[tuple, list] = {}
+    for key, c in cells.items():
+        if len(c["cnn"]) < min_seeds:
+            continue
+        m = float(np.mean(list(c["cnn"].values())))
+        if lo <= m <= hi:
+            groups.setdefault((key[0], key[2]), []).append((abs(m - centre), key[1], key))
     out = []
     for scale in ("small", "large"):
-        inside = []
-        for key, c in cells.items():
-            if key[0] != scale or len(c["cnn"]) < min_seeds:
-                continue
-            m = float(np.mean(list(c["cnn"].values())))
-            if lo <= m <= hi:
-                inside.append((abs(m - centre), key[2], key[1], key))
-        out += [k for *_, k in sorted(inside)[:per_scale]]
+        for n in sorted(n for sc, n in groups if sc == scale):
+            out += [k for *_, k in sorted(groups[(scale, n)])[:per_size]]
     return out
 
 

@@ -140,7 +140,7 @@ def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = No
     for key in select_edge(cells, s.edge_band, s.edge_cells):
         mine = [(x, r) for x, r in recs if x.cell == key]
         out.append({**_cell_dict(key, cells), **compare_cell(mine)})
-    return {"band": list(s.edge_band), "per_scale": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out,
+    return {"band": list(s.edge_band), "per_size": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out,
             "chosen_on": "the map's mean no-backdrop test accuracy (no validation step; the choice uses the "
                          "baseline's level only, never a backdrop run)"}
 
