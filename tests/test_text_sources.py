@@ -37,7 +37,7 @@ def _save_names(name: str) -> list[ast.AST]:
     return out
 
 
-@pytest.mark.parametrize("name", notebooks.NOTEBOOKS)
+@pytest.mark.parametrize("name", notebooks.NOTEBOOKS + notebooks.ON_DEMAND)
 def test_every_figure_file_carries_the_notebook_and_its_profile(name):
     names = _save_names(name)
     assert names, f"{name} saves no figure"
@@ -113,7 +113,7 @@ def test_nondecomposable_description_is_its_own_config():
 
 def test_the_readme_indexes_every_figure():
     readme = (ROOT / "README.md").read_text()
-    for name in notebooks.NOTEBOOKS:
+    for name in notebooks.NOTEBOOKS + notebooks.ON_DEMAND:
         for arg in _save_names(name):
             stem = "".join(p.value if isinstance(p, ast.Constant) else "<profile>" for p in arg.values)
             assert f"`{stem}`" in readme, f"README.md's figure index lacks {stem}"

@@ -62,15 +62,19 @@ def learnability_map(summary: dict[str, Any], scale: str) -> plt.Figure:
     return fig
 
 
+#: claim status -> point colour in :func:`edge_gains`
+_STATUS_COLOR = {"confirmed": "tab:green", "contradicted": "tab:red"}
+
+
 def edge_gains(summary: dict[str, Any]) -> plt.Figure:
     """Gain of each backdrop candidate over no backdrop (mean and 95 % interval over seeds, paired)
     in every edge cell and on the two-scale task, with each comparison's minimum detectable effect
-    (80 % power, Holm) as a grey tick."""
+    (80 % power, Holm) as a grey tick; confirmed gains green, significantly worse red."""
     blocks = [(f"{c['scale']} {c['lengths'][0][0]:g}/{c['lengths'][0][1]:g} px, {c['per_class']}/class", c)
               for c in summary["edge"]["cells"]]
     if summary.get("twoscale"):
         blocks.append(("two-scale task", summary["twoscale"]))
-    labels, means, lows, highs, mdes = [], [], [], [], []
+    labels, means, lows, highs, mdes, status = [], [], [], [], [], []
     for name, b in blocks:
         for r in b["comparisons"]:
             if not r.get("n"):
@@ -80,11 +84,14 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
             lows.append(r["low"] if r.get("low") is not None else r["mean"])
             highs.append(r["high"] if r.get("high") is not None else r["mean"])
             mdes.append((r.get("claim") or {}).get("mde"))
+            status.append((r.get("claim") or {}).get("status"))
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.35 * max(1, len(labels))))
     y = np.arange(len(labels))[::-1]
     if labels:
         m = np.array(means)
-        ax.errorbar(m, y, xerr=[m - np.array(lows), np.array(highs) - m], fmt="o", color="tab:blue", capsize=3)
+        colors = [_STATUS_COLOR.get(st, "tab:blue") for st in status]
+        for yi, mi, lo, hi, c in zip(y, m, lows, highs, colors):
+            ax.errorbar([mi], [yi], xerr=[[mi - lo], [hi - mi]], fmt="o", color=c, capsize=3)
         for yi, d in zip(y, mdes):
             if d is not None:
                 ax.plot([d], [yi], marker="|", color="gray", ms=12)
@@ -93,6 +100,7 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
         ax.text(0.5, 0.5, "no edge comparison recorded", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
     ax.axvline(0, color="black", lw=1)
-    ax.set_xlabel("test accuracy gain over no backdrop (paired by seed, 95 % CI; grey tick: MDE)")
+    ax.set_xlabel("test accuracy gain over no backdrop (paired by seed, 95 % CI; grey tick: MDE;\n"
+                  "green: confirmed, red: worse, blue: neither, after Holm over the study)")
     ax.set_title(f"Backdrop along the edge (profile {summary['profile']})", fontsize=10)
     return fig
