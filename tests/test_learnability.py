@@ -233,3 +233,16 @@ def test_study_family_holm_over_every_cell_decides_the_answer():
     line = answer(summary)
     assert line.startswith("Backdrop moves the edge in 1 of 4 comparisons (Holm over all 4)") and "coarse 0.95" in line
     assert "fine 0.9" not in line
+
+
+def test_why_is_worded_by_the_hardest_task_at_its_largest_training_set():
+    from backdrop_repro.experiments.learnability.report import _why
+
+    def row(ratio, n, cnn, sp, train):
+        return {"scale": "small", "ratio": ratio, "per_class": n, "cnn": {"mean": cnn}, "spectral": {"mean": sp},
+                "cnn_train": {"mean": train}, "oracle": {"test_accuracy": 1.0}}
+
+    summary = {"map": [row(1.05, 25, 0.50, 0.70, 0.88), row(1.05, 400, 0.51, 0.98, 0.93), row(1.2, 25, 0.9, 1.0, 1.0)]}
+    text = _why(summary)
+    assert "ratio 1.050, 400 images per class" in text and "(0.98)" in text and "stays at 0.51" in text
+    assert "lacks the inductive bias, not the data" in text and "(0.93)" in text

@@ -336,11 +336,12 @@ def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
 
 
 def _why(summary: dict[str, Any]) -> str:
-    """The explanation, worded by the hardest small-scale cell's numbers (which classifier learns what)."""
+    """The explanation, worded by the numbers of the hardest small-scale task at its largest training set
+    (which classifier learns what when data are least scarce)."""
     rows = [r for r in summary["map"] if r["scale"] == "small" and r["cnn"]] or [r for r in summary["map"] if r["cnn"]]
     if not rows:
         return ""
-    r = min(rows, key=lambda x: (x["ratio"], x["per_class"]))
+    r = min(rows, key=lambda x: (x["ratio"], -x["per_class"]))
     cnn, sp, o = r["cnn"]["mean"], (r["spectral"] or {}).get("mean"), (r["oracle"] or {}).get("test_accuracy")
     where = f"in the hardest {r['scale']}-scale cell (ratio {r['ratio']:.3f}, {r['per_class']} images per class)"
     text = ("Why: the likelihood classifier's log-likelihood is a weighted sum of the periodogram, so every Fourier "
