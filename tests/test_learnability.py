@@ -246,3 +246,15 @@ def test_why_is_worded_by_the_hardest_task_at_its_largest_training_set():
     text = _why(summary)
     assert "ratio 1.050, 400 images per class" in text and "(0.98)" in text and "stays at 0.51" in text
     assert "lacks the inductive bias, not the data" in text and "(0.93)" in text
+
+
+def test_twoscale_level_says_whether_the_combined_task_is_at_the_edge():
+    from backdrop_repro.experiments.learnability.report import _twoscale_level
+
+    low = {"baseline": {"mean": 0.274, "low": 0.26, "high": 0.29}, "baseline_scale_means": [0.52, 0.52]}
+    text = _twoscale_level(low, (0.6, 0.9))
+    assert "does **not** sit at the edge" in text and "below the band rescaled to 4 classes [0.40, 0.85]" in text
+    assert "small scale 0.52, large scale 0.52" in text
+    mid = {"baseline": {"mean": 0.6, "low": 0.55, "high": 0.65}}
+    assert _twoscale_level(mid, (0.6, 0.9)).startswith("The two-scale task sits at the edge")
+    assert _twoscale_level({"baseline": None}, (0.6, 0.9)) == ""

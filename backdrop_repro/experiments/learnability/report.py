@@ -361,6 +361,25 @@ def _why(summary: dict[str, Any]) -> str:
     return text
 
 
+def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
+    """Whether the two-scale task itself sits at the edge: its no-backdrop 4-class accuracy against
+    ``band`` rescaled from 2 classes (chance 0.5) to 4 (chance 0.25), with its per-scale accuracy."""
+    b = t.get("baseline")
+    if not b:
+        return ""
+    lo, hi = (0.25 + (x - 0.5) * 1.5 for x in band)        # the band's share of the way from chance to 1
+    per = t.get("baseline_scale_means")
+    scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
+    if lo <= b["mean"] <= hi:
+        return (f"The two-scale task sits at the edge: no backdrop reaches {_m(b, True)} on its 4 classes{scales}, "
+                f"inside the band rescaled to 4 classes [{lo:.2f}, {hi:.2f}].")
+    where = "below" if b["mean"] < lo else "above"
+    return (f"The two-scale task does **not** sit at the edge: no backdrop reaches {_m(b, True)} on its 4 classes"
+            f"{scales}, {where} the band rescaled to 4 classes [{lo:.2f}, {hi:.2f}] (chance 0.25). Combining two "
+            f"edge cells did not give a task the CNN learns partially, so its comparisons do not test backdrop at "
+            f"the edge.")
+
+
 def findings(summary: dict[str, Any]) -> str:
     """The notebook's Findings, every number from ``summary`` (:func:`write_summary`)."""
     paras = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
@@ -380,5 +399,6 @@ def findings(summary: dict[str, Any]) -> str:
                  f"{t['lengths'][1][1]:g} px, {t['per_class']} per class"
                  + (f"; likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle") else ")"))
         paras.append("\n".join(_block_findings(where, t)))
+        paras.append(_twoscale_level(t, e["band"]))
     paras.append(f"**Answer:** {summary['answer']}")
     return "\n\n".join(p for p in paras if p)
