@@ -345,8 +345,16 @@ def plan_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = Non
     lengths = (cells[pick["small"]]["lengths"][0], cells[pick["large"]]["lengths"][0])
     power = tuple(float(w) for w in s.twoscale_power)
     seeds = _seeds(seeds, s.edge_seeds)
-    return ([LearnSpec(p, "two-scale", lengths, power, 0, "oracle", part="twoscale")]
-            + _comparison(p, "two-scale", lengths, power, pick["per_class"], seeds, "twoscale"))
+    out = [LearnSpec(p, "two-scale", lengths, power, 0, "oracle", part="twoscale")]
+    for n in twoscale_sizes(s, pick["per_class"]):
+        out += _comparison(p, "two-scale", lengths, power, n, seeds, "twoscale")
+    return out
+
+
+def twoscale_sizes(s: profiles.LearnSection, first: int) -> list[int]:
+    """The two-scale task's training-set sizes: the chosen pair's ``first``, then ``s.twoscale_sizes``
+    (repeats dropped, order kept)."""
+    return list(dict.fromkeys([int(first), *map(int, s.twoscale_sizes)]))
 
 
 def plan_part(profile: "str | profiles.Profile", part: str, cells: Optional[dict] = None) -> list[LearnSpec]:
