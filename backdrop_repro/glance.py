@@ -134,9 +134,10 @@ def learn_claim(profile: str = "learnability") -> list[str]:
     if d is None or not d.get("answer"):
         return []
     empty = [c for c in d.get("map", []) if not c.get("seeds")]
-    two = d.get("twoscale") or {}
+    two = d.get("twoscale") or []
+    two = [two] if isinstance(two, dict) else two
     missing = ([f"{len(empty)} of {len(d['map'])} map cells"] if empty else []) + \
-              (["the two-scale task"] if not two.get("comparisons") else [])
+              (["the two-scale task"] if not two or not all(t.get("comparisons") for t in two) else [])
     state = f"provisional: {' and '.join(missing)} not run yet" if missing else "complete"
     nb = f"results/{profile}/notebooks/learnability.ipynb"
     link = f"; [executed notebook]({nb})" if (paths.output_root() / nb).is_file() else ""

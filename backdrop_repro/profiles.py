@@ -358,7 +358,7 @@ PROFILES: dict[str, Profile] = {
                      n_coarse=1, batch_size=4, optim=OptimSection(lr=1e-2), epochs=6, min_epochs=3, eval_every=2,
                      patience=4, loss_target=0.01, channels_last=False, spectral_channels=4, spectral_kernel=3,
                      edge_band=(0.0, 1.01), edge_cells=1, edge_seeds=(0, 1, 2), fine_probs=(0.5,),
-                     coarse_probs=(0.75,), jobs=1)),
+                     coarse_probs=(0.75,), twoscale_sizes=(6,), jobs=1)),
     "default": Profile(
         "default", "make reproduce on 2 CPU cores: the confirmatory replication's 3 configurations at 4 of its "
         "30 seeds (shrunk task, convergence budget, per-seed training sets)",

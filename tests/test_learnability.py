@@ -153,6 +153,10 @@ def test_edge_runs_compare_the_matching_mask_and_the_authors_setting_over_ten_se
     assert two[0].model == "oracle" and two[1].lengths == ((2.375, 2.875), (20.0, 22.0)) and two[1].n_classes == 4
     assert {x.label for x in two[1:]} == {"none", demo} | {f"fine {p:g}" for p in s.fine_probs} | \
         {f"coarse {p:g}" for p in s.coarse_probs}
+    # at the pair's size (the larger edge cell's: 100) and at each further twoscale_sizes entry, all seeds each
+    sizes = list(dict.fromkeys([100, *s.twoscale_sizes]))
+    assert [x.per_class for x in two[1:]] == [n for n in sizes for _ in range(len(two[1:]) // len(sizes))]
+    assert learn.twoscale_sizes(s, 25) == [25, *[n for n in s.twoscale_sizes if n != 25]]
 
 
 # ---------------------------------------------------------------- the smoke run, end to end
@@ -166,7 +170,9 @@ def test_smoke_run_end_to_end_resumes_and_reports(monkeypatch):
         assert row["cnn_pooled"]["total"] == len(s.seeds) * 2 * s.data.test_per_class
     assert [(c["scale"], c["per_class"]) for c in summary["edge"]["cells"]] == \
         [(sc, n) for sc in ("small", "large") for n in s.per_class]      # the smoke band holds every cell
-    blocks = summary["edge"]["cells"] + [summary["twoscale"]]
+    blocks = summary["edge"]["cells"] + learn.twoscale_blocks(summary)
+    first = summary["twoscale"][0]["per_class"]
+    assert s.twoscale_sizes and [t["per_class"] for t in summary["twoscale"]] == learn.twoscale_sizes(s, first)
     family = sum(len(b["comparisons"]) for b in blocks)
     assert summary["family"]["m"] == family
     for block in blocks:
@@ -175,7 +181,7 @@ def test_smoke_run_end_to_end_resumes_and_reports(monkeypatch):
         for r in block["comparisons"]:
             assert r["n"] == len(s.edge_seeds) and r["claim"]["mde"] is not None and r["m_tests"] == block["m_cell"]
             assert r["p_study"] >= r["p_holm"] - 1e-12       # a larger family never makes a p-value smaller
-    assert len(summary["twoscale"]["baseline_scale_means"]) == 2
+    assert all(len(t["baseline_scale_means"]) == 2 for t in summary["twoscale"])
     folder = learn.records_dir("smoke")
     planned = {x.key for x in learn.plan_map("smoke") + learn.plan_edge("smoke") + learn.plan_twoscale("smoke")}
     assert {p.stem for p in folder.glob("*.json")} == planned    # one keyed record per planned run, no other
@@ -223,8 +229,8 @@ def test_study_family_holm_over_every_cell_decides_the_answer():
     cells = [{"scale": "small", "ratio": 1.2, "per_class": 25, "m": 1, "comparisons": [_row("fine 0.9", 0.02, 0.08)]},
              {"scale": "large", "ratio": 1.2, "per_class": 25, "m": 2,
               "comparisons": [_row("coarse 0.5", 0.5, 0.01), _row("coarse 0.95", 0.001, 0.09)]}]
-    two = {"m": 1, "comparisons": [_row("demo", 0.9, 0.0)]}
-    summary = {"edge": {"cells": cells}, "twoscale": two}
+    two = {"m": 1, "per_class": 100, "comparisons": [_row("demo", 0.9, 0.0)]}
+    summary = {"edge": {"cells": cells}, "twoscale": [two]}
     assert study_family(summary) == {"m": 4, "alpha": 0.05}
     rows = [r for c in cells for r in c["comparisons"]] + two["comparisons"]
     assert [round(r["p_study"], 6) for r in rows] == [0.06, 1.0, 0.004, 1.0]     # Holm: 0.001x4, 0.02x3, then 0.5x2

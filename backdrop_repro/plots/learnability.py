@@ -70,10 +70,11 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
     """Gain of each backdrop candidate over no backdrop (mean and 95 % interval over seeds, paired)
     in every edge cell and on the two-scale task, with each comparison's minimum detectable effect
     (80 % power, Holm) as a grey tick; confirmed gains green, significantly worse red."""
+    from ..experiments.learnability.report import twoscale_blocks
+
     blocks = [(f"{c['scale']} {c['lengths'][0][0]:g}/{c['lengths'][0][1]:g} px, {c['per_class']}/class", c)
               for c in summary["edge"]["cells"]]
-    if summary.get("twoscale"):
-        blocks.append(("two-scale task", summary["twoscale"]))
+    blocks += [(f"two-scale {t['per_class']}/class", t) for t in twoscale_blocks(summary)]
     labels, means, lows, highs, mdes, status = [], [], [], [], [], []
     for name, b in blocks:
         for r in b["comparisons"]:

@@ -51,8 +51,8 @@ from ...train import TrainConfig
 from ..gp_sweep.plan import read_record
 
 __all__ = ["PARTS", "MODELS", "SCALES", "SCHEMA_VERSION", "LearnSpec", "section", "tasks", "plan_map", "plan_edge",
-           "plan_twoscale", "plan_part", "select_edge", "select_twoscale", "cell_of", "records_dir", "find_record",
-           "read_records", "map_cells"]
+           "plan_twoscale", "plan_part", "select_edge", "select_twoscale", "twoscale_sizes", "cell_of", "records_dir",
+           "find_record", "read_records", "map_cells"]
 
 PARTS = ("map", "edge", "twoscale")
 MODELS = ("cnn", "spectral", "oracle")

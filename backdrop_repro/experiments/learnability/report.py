@@ -24,10 +24,10 @@ import numpy as np
 
 from ... import paths, profiles, report
 from .plan import (PARTS, LearnSpec, map_cells, plan_edge, plan_map, plan_twoscale, read_records, section,
-                   select_edge, select_twoscale)
+                   select_edge, select_twoscale, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family"]
+           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -145,21 +145,36 @@ def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = No
                          "baseline's level only, never a backdrop run)"}
 
 
-def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> Optional[dict[str, Any]]:
-    """The two-scale task: its small- and large-scale edge cells, training size, oracle and :func:`compare_cell`."""
+def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> list[dict[str, Any]]:
+    """The two-scale task, one block per training-set size (:func:`.plan.twoscale_sizes`): its small-
+    and large-scale edge cells, ``per_class``, lengths, weights, the likelihood classifier and
+    :func:`compare_cell`. Empty when the map has no edge cell at one of the scales."""
     p = profiles.get(profile)
     s = section(p)
     cells = map_cells(p) if cells is None else cells
     pick = select_twoscale(cells, select_edge(cells, s.edge_band, s.edge_cells), s.edge_band)
     if pick is None:
-        return None
+        return []
     specs = plan_twoscale(p, cells)
     recs = read_records(specs)
     oracle = next((r["final"] for x, r in recs if x.model == "oracle"), None)
-    nets = [(x, r) for x, r in recs if x.model == "cnn"]
-    return {"small": _cell_dict(pick["small"], cells), "large": _cell_dict(pick["large"], cells),
-            "per_class": pick["per_class"], "lengths": [list(ls) for ls in specs[0].lengths],
-            "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)}
+    out = []
+    for n in twoscale_sizes(s, pick["per_class"]):
+        nets = [(x, r) for x, r in recs if x.model == "cnn" and x.per_class == n]
+        out.append({"small": _cell_dict(pick["small"], cells), "large": _cell_dict(pick["large"], cells),
+                    "per_class": n, "lengths": [list(ls) for ls in specs[0].lengths],
+                    "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)})
+    return out
+
+
+def twoscale_blocks(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary's two-scale blocks as a list (a summary written before several sizes held one dict)."""
+    t = summary.get("twoscale")
+    return [t] if isinstance(t, dict) and t else list(t or [])
+
+
+def _twoscale_name(t: dict[str, Any]) -> str:
+    return f"two-scale task, {t['per_class']}/class"
 
 
 def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
@@ -169,7 +184,7 @@ def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]
     ``p_study`` (Holm over the study), ``decision`` and ``claim`` from it (:func:`report.claim` with
     ``m`` = the study's number of comparisons); the block's ``m`` becomes that number.
     Returns ``{"m": number of comparisons, "alpha": alpha}``."""
-    blocks = list(summary.get("edge", {}).get("cells", [])) + ([summary["twoscale"]] if summary.get("twoscale") else [])
+    blocks = list(summary.get("edge", {}).get("cells", [])) + twoscale_blocks(summary)
     rows = [r for b in blocks for r in b["comparisons"] if r.get("decision") is not None]
     adj = report.holm([r.get("p") for r in rows])
     for r, p in zip(rows, adj):
@@ -186,8 +201,7 @@ def answer(summary: dict[str, Any]) -> str:
     """One line: does backdrop move the edge? Worded from the claims of the edge and the two-scale task."""
     blocks = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c)
               for c in summary.get("edge", {}).get("cells", [])]
-    if summary.get("twoscale"):
-        blocks.append(("two-scale task", summary["twoscale"]))
+    blocks += [(_twoscale_name(t), t) for t in twoscale_blocks(summary)]
     claims = [(where, r) for where, b in blocks for r in b["comparisons"] if r.get("claim")]
     if not claims:
         return "Backdrop along the edge: no comparison recorded yet."
@@ -270,8 +284,7 @@ def edge_table(summary: dict[str, Any]) -> str:
         parts.append(f"**{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, {c['per_class']} "
                      f"per class** (no backdrop: {_m(c['baseline'], True)})\n\n"
                      + report.markdown_table(header, _comparison_rows(c)))
-    t = summary.get("twoscale")
-    if t:
+    for t in twoscale_blocks(summary):
         parts.append(f"**two-scale task** ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} px × {t['lengths'][1][0]:g}/"
                      f"{t['lengths'][1][1]:g} px, {t['per_class']} per class; no backdrop: {_m(t['baseline'], True)})\n\n"
                      + report.markdown_table(header, _comparison_rows(t)))
@@ -393,8 +406,7 @@ def findings(summary: dict[str, Any]) -> str:
     for c in e["cells"]:
         paras.append("\n".join(_block_findings(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} "
                                                 f"px, {c['per_class']} per class", c)))
-    t = summary.get("twoscale")
-    if t:
+    for t in twoscale_blocks(summary):
         where = (f"two-scale task ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} × {t['lengths'][1][0]:g}/"
                  f"{t['lengths'][1][1]:g} px, {t['per_class']} per class"
                  + (f"; likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle") else ")"))
