@@ -380,7 +380,7 @@ def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
     b = t.get("baseline")
     if not b:
         return ""
-    lo, hi = (0.25 + (x - 0.5) * 1.5 for x in band)        # the band's share of the way from chance to 1
+    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)   # the same share of the way from chance to 1
     per = t.get("baseline_scale_means")
     scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
     if lo <= b["mean"] <= hi:
