@@ -134,8 +134,9 @@ def learn_claim(profile: str = "learnability") -> list[str]:
     if d is None or not d.get("answer"):
         return []
     empty = [c for c in d.get("map", []) if not c.get("seeds")]
-    two = d.get("twoscale") or []
-    two = [two] if isinstance(two, dict) else two
+    from .experiments.learnability.report import twoscale_blocks
+
+    two = twoscale_blocks(d)
     missing = ([f"{len(empty)} of {len(d['map'])} map cells"] if empty else []) + \
               (["the two-scale task"] if not two or not all(t.get("comparisons") for t in two) else [])
     state = f"provisional: {' and '.join(missing)} not run yet" if missing else "complete"

@@ -33,8 +33,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["summary", "paired", "holm", "compare", "sentence", "fmt_ci", "fmt_p", "markdown_table", "DECISIONS",
-           "mde", "tost", "claim", "above_chance", "trend", "CLAIMS", "MARGIN"]
+__all__ = ["summary", "paired", "holm", "compare", "decide", "sentence", "fmt_ci", "fmt_p", "markdown_table",
+           "DECISIONS", "mde", "tost", "claim", "above_chance", "trend", "CLAIMS", "MARGIN"]
 
 #: outcomes of a claim (see :func:`claim`)
 CLAIMS = ("confirmed", "not confirmed", "inconclusive", "contradicted")
@@ -130,15 +130,21 @@ def compare(baseline: Mapping[Any, float], candidates: Mapping[str, Mapping[Any,
     for r, p in zip(rows, adj):
         r["p_holm"] = p
         r["m_tests"] = sum(q is not None for q in adj)
-        if p is None:
-            r["decision"] = None
-        elif p < alpha and r["mean"] > 0:
-            r["decision"] = "better"
-        elif p < alpha and r["mean"] < 0:
-            r["decision"] = "worse"
-        else:
-            r["decision"] = "no significant difference"
+        r["decision"] = decide(p, r.get("mean"), alpha)
     return rows
+
+
+def decide(p: Optional[float], mean: Optional[float], alpha: float = 0.05) -> Optional[str]:
+    """The decision of one comparison from its (adjusted) p-value and mean difference: ``better``
+    (``p < alpha``, mean > 0), ``worse`` (``p < alpha``, mean < 0), else ``no significant
+    difference``; None without a p-value. Example: ``decide(0.01, -0.02) == "worse"``."""
+    if p is None:
+        return None
+    if p < alpha and mean > 0:
+        return "better"
+    if p < alpha and mean < 0:
+        return "worse"
+    return "no significant difference"
 
 
 def fmt_ci(d: Mapping[str, Any], digits: int = 3, signed: bool = True) -> str:

@@ -51,8 +51,8 @@ from ...train import TrainConfig
 from ..gp_sweep.plan import read_record
 
 __all__ = ["PARTS", "MODELS", "SCALES", "SCHEMA_VERSION", "LearnSpec", "section", "tasks", "plan_map", "plan_edge",
-           "plan_twoscale", "plan_part", "select_edge", "select_twoscale", "twoscale_sizes", "cell_of", "records_dir",
-           "find_record", "read_records", "map_cells"]
+           "plan_twoscale", "plan_part", "select_edge", "select_twoscale", "pick_twoscale", "twoscale_sizes", "cell_of",
+           "records_dir", "find_record", "read_records", "map_cells"]
 
 PARTS = ("map", "edge", "twoscale")
 MODELS = ("cnn", "spectral", "oracle")
@@ -333,13 +333,19 @@ def plan_edge(profile: "str | profiles.Profile", cells: Optional[dict] = None,
     return out
 
 
+def pick_twoscale(profile: "str | profiles.Profile", cells: dict[tuple, dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The profile's two-scale pair: :func:`select_twoscale` over the edge :func:`select_edge` picks from ``cells``."""
+    s = section(profile)
+    return select_twoscale(cells, select_edge(cells, s.edge_band, s.edge_cells), s.edge_band)
+
+
 def plan_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None,
                   seeds: Optional[Sequence[int]] = None) -> list[LearnSpec]:
     """The two-scale 4-class task's runs (its oracle first) for the pair :func:`select_twoscale` picks."""
     p = profiles.get(profile)
     s = section(p)
     cells = map_cells(p) if cells is None else cells
-    pick = select_twoscale(cells, select_edge(cells, s.edge_band, s.edge_cells), s.edge_band)
+    pick = pick_twoscale(p, cells)
     if pick is None:
         return []
     lengths = (cells[pick["small"]]["lengths"][0], cells[pick["large"]]["lengths"][0])

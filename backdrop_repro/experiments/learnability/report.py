@@ -23,8 +23,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ... import paths, profiles, report
-from .plan import (PARTS, LearnSpec, map_cells, plan_edge, plan_map, plan_twoscale, read_records, section,
-                   select_edge, select_twoscale, twoscale_sizes)
+from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_map, plan_twoscale, read_records,
+                   section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
            "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks"]
@@ -152,7 +152,7 @@ def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] 
     p = profiles.get(profile)
     s = section(p)
     cells = map_cells(p) if cells is None else cells
-    pick = select_twoscale(cells, select_edge(cells, s.edge_band, s.edge_cells), s.edge_band)
+    pick = pick_twoscale(p, cells)
     if pick is None:
         return []
     specs = plan_twoscale(p, cells)
@@ -189,8 +189,7 @@ def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]
     adj = report.holm([r.get("p") for r in rows])
     for r, p in zip(rows, adj):
         r["p_study"] = p
-        r["decision"] = ("better" if p < alpha and r["mean"] > 0 else "worse" if p < alpha and r["mean"] < 0
-                         else "no significant difference")
+        r["decision"] = report.decide(p, r["mean"], alpha)
         r["claim"] = report.claim(r, m=max(1, len(rows)), alpha=alpha, p_key="p_study")
     for b in blocks:
         b["m_cell"], b["m"] = b.get("m", 0), len(rows)
