@@ -360,4 +360,20 @@ def versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
+        "cpu": cpu_name(),
+        "cpu_isa": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_cores": str(os.cpu_count()),
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), so two records
+    can be told apart by machine. Example: ``cpu_name()`` -> ``'AMD EPYC'`` (``'unknown'`` if nothing says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or "unknown"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

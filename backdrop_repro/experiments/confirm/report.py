@@ -1,0 +1,3 @@
+"""Placeholder replaced below."""
+def write_summary(profile):
+    return {}
