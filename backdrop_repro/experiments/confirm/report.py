@@ -1,3 +1,257 @@
-"""Placeholder replaced below."""
-def write_summary(profile):
-    return {}
+"""The confirmatory study's report: reads records only, checks them against the pre-registration.
+
+:func:`summarize` reads every planned run's record (``results/<profile>/runs/<key>.json``) and
+
+* refuses records of another design: a record whose ``preregistration.sha256`` is not the current
+  file's hash, or whose config is not its spec's, is listed under ``refused`` and not used;
+* checks freshness: no other committed record (any profile, any experiment) has used the study's
+  run seeds with the same data, nor any of its data seeds (training, validation, test);
+* counts, per task and arm, the runs landed, capped (stopped at the budget's cap) and failed;
+* **only when every planned run has a valid record** (a confirmatory study is not read while it
+  runs), computes the four paired comparisons (arm - none, per seed, test accuracy), Holm over the
+  family, and words each with the package's claim grammar (:func:`backdrop_repro.report.judge`),
+  plus the secondary endpoints: per-scale paired differences, the share of seeds that learn the
+  small scale (>= ``learn_threshold``) with an exact McNemar test, and the realised MDE.
+
+:func:`write_summary` writes ``results/<profile>/confirm.json`` and ``confirm.md``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ... import paths, profiles
+from ... import report as R
+from ..gp_sweep.plan import read_record
+from .plan import PreregistrationError, check_preregistration, design, plan_runs, records_dir, section
+
+__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer"]
+
+
+def mcnemar(base: dict[int, bool], cand: dict[int, bool]) -> dict[str, Any]:
+    """Exact two-sided McNemar test of paired yes/no outcomes (seeds both have): ``b`` seeds yes only
+    without the arm, ``c`` yes only with it, ``p`` the two-sided binomial p of ``min(b, c)`` in ``b + c``.
+    Example: ``mcnemar({0: True, 1: False}, {0: True, 1: True})`` -> b 0, c 1, p 1.0."""
+    from scipy import stats
+
+    keys = sorted(set(base) & set(cand))
+    b = sum(base[k] and not cand[k] for k in keys)
+    c = sum(cand[k] and not base[k] for k in keys)
+    p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"seeds": len(keys), "base_yes": sum(base[k] for k in keys), "cand_yes": sum(cand[k] for k in keys),
+            "b": int(b), "c": int(c), "p": min(1.0, p)}
+
+
+def _data_seeds(cfg: dict[str, Any]) -> set[int]:
+    out = set()
+    for split in (cfg.get("data") or {}).values():
+        if isinstance(split, dict) and isinstance(split.get("seed"), int):
+            out.add(split["seed"])
+    return out
+
+
+def freshness(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """Every committed record outside this study (``results/*/**/*.json`` with a ``config``) that
+    shares a data seed (training, validation or test) with any run of the study. Returns
+    ``{"records_scanned", "conflicts": [file, ...], "fresh": bool}``."""
+    p = profiles.get(profile)
+    ours: set[int] = set()
+    for s in plan_runs(p):
+        ours |= {r.seed for r in s.recipes()}
+    own = records_dir(p).resolve()
+    scanned, conflicts = 0, []
+    root = paths.output_root() / "results"
+    for f in sorted(root.glob("*/**/*.json")):
+        if f.resolve().parent == own:
+            continue
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        cfg = rec.get("config") if isinstance(rec, dict) else None
+        if not isinstance(cfg, dict):
+            continue
+        scanned += 1
+        if _data_seeds(cfg) & ours:
+            conflicts.append(str(f.relative_to(paths.output_root())))
+    return {"records_scanned": scanned, "conflicts": conflicts, "fresh": not conflicts}
+
+
+def _finished(rec: dict[str, Any], cap: int) -> tuple[bool, bool]:
+    """``(capped, failed)`` of a record: it stopped at the budget's cap of ``cap`` epochs / it diverged."""
+    fin = rec["final"]
+    if fin.get("failed"):
+        return False, True
+    return fin.get("stop_reason") == "cap", False
+
+
+def _judge_local(comp: dict[str, Any], m: int, margin: float, alpha: float, p_key: str, unfinished: bool) -> dict[str, Any]:
+    """The pre-registered decision rule in words (used until the package grammar offers ``report.judge``)."""
+    md = R.mde(comp.get("sd"), comp.get("n"), m=m, alpha=alpha)
+    p = comp.get(p_key)
+    ci = R.fmt_ci(comp)
+    if unfinished:
+        status, text = "unfinished", f"unfinished: more than the pre-registered share of runs hit the cap; no claim ({ci})"
+    elif p is not None and p < alpha and comp["mean"] > 0:
+        if comp["low"] > margin:
+            status, text = "better beyond the margin", f"better by {ci}: the whole interval clears the ±{margin:g} margin"
+        else:
+            status, text = ("better, below the margin",
+                            f"better by {ci} (significant), but the interval does not clear the ±{margin:g} margin")
+    elif p is not None and p < alpha and comp["mean"] < 0:
+        status, text = "worse", f"worse by {ci} (significant)"
+    elif comp.get("high") is not None and comp["high"] < margin:
+        status, text = "not confirmed", f"not confirmed: {ci} excludes gains of +{margin:g} or more"
+    else:
+        status, text = "inconclusive", f"inconclusive: {ci} reaches the +{margin:g} margin"
+    mdt = f"; the design detects {md:.3f} with 80 % power" if md is not None else ""
+    return {"status": status, "mde": md, "sentence": text + f" (Holm p = {R.fmt_p(p)}{mdt})."}
+
+
+def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """The study's summary (see the module docstring); never trains, never writes a record."""
+    p = profiles.get(profile)
+    c = section(p)
+    cap = p.learnability.epochs
+    out: dict[str, Any] = {"profile": p.name, "experiment": "confirm", "design": design(p)}
+    try:
+        pre = check_preregistration(p)
+    except PreregistrationError as err:
+        out.update(status="no preregistration", error=str(err), answer=f"no pre-registration: {err}")
+        return out
+    out["preregistration"] = {"file": str(pre["path"].relative_to(paths.output_root())), "sha256": pre["sha256"]}
+    specs = plan_runs(p, prereg=pre["sha256"])
+    recs: dict[tuple, dict[str, Any]] = {}
+    refused = []
+    for s in specs:
+        rec = read_record(s.record_path, s)
+        if rec is None:
+            if s.record_path.exists():
+                refused.append({"file": s.record_path.name, "why": "config differs from its spec"})
+            continue
+        sha = (rec.get("preregistration") or {}).get("sha256")
+        if sha != pre["sha256"]:
+            refused.append({"file": s.record_path.name, "why": f"pre-registration hash {sha!r} is not the file's"})
+            continue
+        recs[(s.task, s.config, s.seed)] = rec
+    out["records"] = {"planned": len(specs), "valid": len(recs), "refused": refused}
+    out["freshness"] = freshness(p)
+    tasks = []
+    for t in c.tasks:
+        arms = []
+        for config, *_ in c.arms:
+            rs = [recs[(t.name, config, s)] for s in t.seeds if (t.name, config, s) in recs]
+            flags = [_finished(r, cap) for r in rs]
+            walls = [r["wall_time_s"] for r in rs]
+            arms.append({"config": config, "label": next((r["label"] for r in rs), config), "planned": len(t.seeds),
+                         "landed": len(rs), "capped": sum(f[0] for f in flags), "failed": sum(f[1] for f in flags),
+                         "wall_s_mean": float(np.mean(walls)) if walls else None})
+        tasks.append({"name": t.name, "lengths": [list(ls) for ls in t.lengths], "per_class": t.per_class,
+                      "seeds": len(t.seeds), "arms": arms})
+    out["tasks"] = tasks
+    complete = len(recs) == len(specs)
+    out["complete"] = complete
+    if not complete:
+        out["status"] = "running"
+        out["answer"] = (f"The pre-registered confirmatory study (profile `{p.name}`) is running: {len(recs)} of "
+                         f"{len(specs)} runs have landed; as pre-registered, no result is read before all runs are in.")
+        return out
+    out["status"] = "complete"
+    out.update(_compare(p, recs))
+    return out
+
+
+def _acc(recs: dict[tuple, dict[str, Any]], task: str, config: str, seeds, what: str) -> dict[int, float]:
+    out = {}
+    for s in seeds:
+        r = recs.get((task, config, s))
+        if r is None or r["final"].get("failed"):
+            continue
+        fin = r["final"]
+        if what == "task":
+            out[s] = float(fin["test_accuracy"])
+        else:
+            out[s] = float(fin["test_scale_accuracy"][{"small": 0, "large": 1}[what]])
+    return out
+
+
+def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    c = section(p)
+    cap = p.learnability.epochs
+    base = c.arms[0][0]
+    rows = []
+    for t in c.tasks:
+        b = _acc(recs, t.name, base, t.seeds, "task")
+        for config, *_ in c.arms[1:]:
+            a = _acc(recs, t.name, config, t.seeds, "task")
+            d = R.paired(b, a) or {"n": 0}
+            flags = [_finished(recs[(t.name, k, s)], cap) for k in (base, config) for s in t.seeds]
+            share = max(sum(f[0] or f[1] for f in flags[:len(t.seeds)]),
+                        sum(f[0] or f[1] for f in flags[len(t.seeds):])) / len(t.seeds)
+            scales = {}
+            for sc in (["small"] if len(t.lengths) == 1 else ["small", "large"]):
+                scales[sc] = {"none": R.summary(list(_acc(recs, t.name, base, t.seeds, sc).values())),
+                              "arm": R.summary(list(_acc(recs, t.name, config, t.seeds, sc).values())),
+                              "diff": R.paired(_acc(recs, t.name, base, t.seeds, sc), _acc(recs, t.name, config, t.seeds, sc))}
+            learn = {k: {s: v >= c.learn_threshold for s, v in _acc(recs, t.name, k, t.seeds, "small").items()}
+                     for k in (base, config)}
+            label = next(r["label"] for (tk, k, _), r in recs.items() if tk == t.name and k == config)
+            rows.append({"task": t.name, "config": config, "label": label, **d,
+                         "unfinished": share > c.max_capped, "unfinished_share": share, "fixed_in_advance": True,
+                         "none": R.summary(list(b.values())), "scales": scales, "learns_small": mcnemar(*learn.values())})
+    adj = R.holm([r.get("p") for r in rows])
+    m = len(rows)
+    for r, q in zip(rows, adj):
+        r["p_holm"] = q
+        r["m_tests"] = m
+        r["family"] = "confirm: 4 pre-registered comparisons, Holm"
+        judge = getattr(R, "judge", None) or _judge_local
+        r.update(judge(r, m=m, margin=c.margin, alpha=c.alpha, p_key="p_holm", unfinished=r["unfinished"]))
+    return {"comparisons": rows, "answer": answer(p, rows)}
+
+
+def answer(p: profiles.Profile, rows: list[dict[str, Any]]) -> str:
+    """One line: the four answers by status, with their intervals and the tasks' scale."""
+    parts = [f"{r['task']}: `{r['label']}` {R.fmt_ci(r)} ({r['status']})" for r in rows]
+    return (f"Pre-registered confirmatory study (profile `{p.name}`, 4 comparisons, Holm): " + "; ".join(parts) + ".")
+
+
+def _md(summary: dict[str, Any]) -> str:
+    lines = [f"# Confirmatory study `{summary['profile']}`", "", summary["answer"], ""]
+    pre = summary.get("preregistration")
+    if pre:
+        lines += [f"Pre-registration: `{pre['file']}` (sha256 `{pre['sha256']}`).", ""]
+    rec = summary.get("records")
+    if rec:
+        lines += [f"Records: {rec['valid']} valid of {rec['planned']} planned; {len(rec['refused'])} refused.", ""]
+    fr = summary.get("freshness")
+    if fr:
+        lines += [f"Freshness: {fr['records_scanned']} other committed records scanned, "
+                  f"{len(fr['conflicts'])} share a data seed with this study.", ""]
+    rows = [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
+             "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f}"]
+            for t in summary.get("tasks", []) for a in t["arms"]]
+    lines += [R.markdown_table(["task", "arm", "runs landed", "at cap", "failed", "mean wall s"], rows), ""]
+    for r in summary.get("comparisons", []):
+        lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """:func:`summarize`, written to ``results/<profile>/confirm.json`` and ``confirm.md``; returned."""
+    p = profiles.get(profile)
+    s = summarize(p)
+    folder = paths.results_dir(p.name)
+    paths.write_json(folder / "confirm.json", s)
+    paths.write_text(folder / "confirm.md", _md(s))
+    return s
+
+
+def load_summary(profile: "str | profiles.Profile") -> Optional[dict[str, Any]]:
+    """The written summary, or None."""
+    f = paths.results_dir(profiles.get(profile).name) / "confirm.json"
+    return json.loads(f.read_text()) if f.exists() else None
