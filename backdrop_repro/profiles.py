@@ -182,7 +182,8 @@ class SweepSection(_Optimised):
     (None/None/``"last"``: every run trains ``epochs``; otherwise ``epochs`` is a cap, and a study
     with fewer training images per class keeps the cap in epochs).
     ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
-    only when it is not ``"conv"``, so the keys of the committed records do not change.
+    only when it is not ``"conv"``, so the keys of the committed records do not change; ``"blocked"``
+    also records its ``stem`` and runs with :func:`~backdrop_repro.models.keep_freed_memory` (speed only).
     """
 
     width: int
@@ -212,6 +213,7 @@ class SweepSection(_Optimised):
     loss_target: Optional[float] = None
     select: str = "last"
     impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
+    stem: str = "im2col"    # models.STEMS: the stem of impl "blocked" (in the key only for that formulation)
 
 
 @dataclass(frozen=True)
@@ -398,6 +400,11 @@ _CONFIRM = ConfirmSection(tasks=(
     ConfirmTask("small-edge", ((2.375, 2.875),), (1.0,), 25, tuple(range(100, 145)), 0.04),
     ConfirmTask("two-scale", ((2.375, 2.875), (20.0, 24.0)), (0.75, 1.25), 100, tuple(range(100, 193)), 0.05)))
 
+_PAPER_DATA = DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100)
+_PAPER_SWEEP = SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
+                            coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
+                            precision="tf32", threads=None, jobs=1)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", "seconds: tests and the CI-executed notebooks",
@@ -437,12 +444,18 @@ PROFILES: dict[str, Profile] = {
         _ND_QUICK),
     "paper": Profile(
         "paper", "the paper's scale (1024², width 64): for a GPU",
-        DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100),
-        SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
-                     coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
-                     precision="tf32", threads=None, jobs=1),
+        _PAPER_DATA, _PAPER_SWEEP,
         NDSection(steps=1500, eval_every=50, batch_sizes=(16, 32, 64, 128, 256),
                   mask_probs=(0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99), seeds=tuple(range(30)), fidelity_draws=1000)),
+    "paper-cpu": Profile(
+        "paper-cpu", "the paper's scale (1024², the paper's lengths, width 64, 25/class) on the CPU: no backdrop vs the "
+        "authors' fine 0.3 + coarse 0.95, 4 seeds each with its own training set, the replication's convergence rule "
+        "(cap 80 epochs, about an hour per run on one core), the fast blocked formulation",
+        replace(_PAPER_DATA, per_seed_data=True),
+        replace(_PAPER_SWEEP, epochs=80, seeds=(0, 1, 2, 3), fine_probs=(0.3,), coarse_probs=(0.95,),
+                configs=("none", "demo"), patience=40, loss_target=0.01, select="val", precision="fp32",
+                threads=1, jobs=2, impl="blocked", stem="im2col"),
+        _ND_QUICK),
     "learnability": Profile(
         "learnability", "committed learnability map: single-scale 2-class tasks over length ratio x training images "
         "per class x scale (5 seeds), backdrop along its edge and a two-scale task there (10 seeds)",

@@ -95,6 +95,8 @@ class RunSpec:
                  "size": self.profile.data.size, "init": s.init}
         if s.impl != "conv":        # only then: the keys of runs of the default formulation stay as they were
             model["impl"] = s.impl
+            if s.impl == "blocked":
+                model["stem"] = s.stem
         return {"schema": SCHEMA_VERSION, "study": self.study, "config": self.config, "level": self.level,
                 "fine_prob": self.fine_prob, "coarse_prob": self.coarse_prob, "seed": self.seed,
                 "model": model,
