@@ -17,7 +17,10 @@ from .paths import absolute_env, atomic_path, clean_package_orphans, output_root
 NOTEBOOKS = ("backdrop-demo", "gp-generate-demo", "gp-training", "non-decomposable")
 #: Notebooks run only when named (``backdrop-repro notebooks --profile learnability learnability``): their
 #: experiment takes hours and has profiles of its own, so ``make reproduce`` does not run them.
-ON_DEMAND = ("learnability",)
+ON_DEMAND = ("learnability", "confirm")
+#: parameters a notebook gets from ``run_notebooks`` at every profile but ``smoke``: the confirmatory study's
+#: executed copy reads its records only (its runs are trained by ``backdrop-repro confirm``, hours)
+READ_ONLY = {"confirm": {"train": False}}
 
 #: the kernel's own log (not the cells' output): only critical messages. ipykernel otherwise
 #: prints "[IPKernelApp] WARNING | Kernel is running over TCP without encryption" (the kernel
@@ -268,13 +271,14 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     try:
         for i, name in enumerate(names, 1):
             out = out_dir / f"{name}.ipynb"
+            nb_params = {**(READ_ONLY.get(name, {}) if profile != "smoke" else {}), **params}
             print(f"[backdrop-repro {i}/{len(names)}] {name} (profile={profile}) -> {_relative(out)}",
                   file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             failed = failed_copy_path(out)
             with atomic_path(out) as tmp:
                 try:
-                    pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=params, cwd=str(src),
+                    pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=nb_params, cwd=str(src),
                                         progress_bar=False, kernel_name="python3",
                                         extra_arguments=list(KERNEL_ARGS))
                 except pm.PapermillExecutionError as err:

@@ -232,10 +232,9 @@ def _md(summary: dict[str, Any]) -> str:
     if fr:
         lines += [f"Freshness: {fr['records_scanned']} other committed records scanned, "
                   f"{len(fr['conflicts'])} share a data seed with this study.", ""]
-    rows = [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
-             "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f}"]
-            for t in summary.get("tasks", []) for a in t["arms"]]
-    lines += [R.markdown_table(["task", "arm", "runs landed", "at cap", "failed", "mean wall s"], rows), ""]
+    lines += [status_table(summary), ""]
+    if summary.get("comparisons"):
+        lines += [answers_table(summary), ""]
     for r in summary.get("comparisons", []):
         lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
     return "\n".join(lines) + "\n"
@@ -255,3 +254,53 @@ def load_summary(profile: "str | profiles.Profile") -> Optional[dict[str, Any]]:
     """The written summary, or None."""
     f = paths.results_dir(profiles.get(profile).name) / "confirm.json"
     return json.loads(f.read_text()) if f.exists() else None
+
+
+def status_table(summary: dict[str, Any]) -> str:
+    """Markdown: per task and arm, runs landed of planned, at the cap, failed, mean wall time."""
+    rows = [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
+             "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f} s"]
+            for t in summary.get("tasks", []) for a in t["arms"]]
+    return R.markdown_table(["task", "arm", "runs landed", "at the cap", "failed", "mean wall time per run"], rows)
+
+
+def answers_table(summary: dict[str, Any]) -> str:
+    """Markdown: the four pre-registered answers (primary endpoint) and the secondary endpoints."""
+    rows = []
+    for r in summary.get("comparisons", []):
+        sc = r["scales"]
+        small = sc["small"]["diff"]
+        large = sc.get("large", {}).get("diff")
+        ls = r["learns_small"]
+        rows.append([r["task"], f"`{r['label']}`", f"{r['none']['mean']:.3f}", R.fmt_ci(r), R.fmt_p(r.get("p_holm")),
+                     "—" if r.get("mde") is None else f"{r['mde']:.3f}", f"**{r['status']}**",
+                     R.fmt_ci(small) if small else "—", R.fmt_ci(large) if large else "—",
+                     f"{ls['base_yes']} → {ls['cand_yes']} of {ls['seeds']} (p = {R.fmt_p(ls['p'])})"])
+    return R.markdown_table(["task", "arm", "none: accuracy", "Δ accuracy [95 % CI]", "Holm p", "MDE", "status",
+                             "Δ small scale", "Δ large scale", "seeds learning the small scale (none → arm, McNemar)"],
+                            rows)
+
+
+def meaning(summary: dict[str, Any]) -> str:
+    """What the result says about the paper's fine-mask claim, worded from the statuses (never hand-typed)."""
+    if summary.get("status") != "complete":
+        return (f"No conclusion yet: {summary.get('records', {}).get('valid', 0)} of "
+                f"{summary.get('records', {}).get('planned', '?')} pre-registered runs have landed.")
+    fine = [r for r in summary["comparisons"] if r["config"] == "fine"]
+    parts = []
+    for r in fine:
+        small = r["scales"]["small"]["diff"]
+        parts.append(f"on the {r['task']} task `{r['label']}` is **{r['status']}** on the primary endpoint "
+                     f"({R.fmt_ci(r)}; small scale {R.fmt_ci(small) if small else '—'})")
+    good = [r for r in fine if r["status"] == "better beyond the margin"]
+    bad = [r for r in fine if r["status"] == "worse"]
+    if good:
+        verdict = ("the fine-mask half of the paper's claim is supported where the fine mask alone clears the margin: "
+                   + ", ".join(r["task"] for r in good))
+    elif bad:
+        verdict = "the fine mask alone makes the network worse here: the fine-mask half of the claim is contradicted"
+    elif all(r["status"] == "not confirmed" for r in fine):
+        verdict = "gains of the margin or more from the fine mask alone are excluded on both tasks: not confirmed"
+    else:
+        verdict = "the fine-mask half of the claim is neither supported nor excluded at the pre-registered power"
+    return "; ".join(parts).capitalize() + f". So {verdict}."
