@@ -260,7 +260,8 @@ GRAMMAR = (
     ("significant gain", "adjusted p < α and mean > 0, but the margin test does not reject",
      "a significant gain not shown to clear the margin of relevance (it may be too small to matter)"),
     ("contradicted", "adjusted p < α and mean < 0", "significantly worse"),
-    ("equivalent", "not significant, and TOST against ±margin rejects at α (the 90 % interval lies inside the margin)",
+    ("equivalent", "not significant, and TOST against ±margin rejects at α/2 (the printed 95 % interval lies inside "
+     "the margin; per comparison)",
      "equivalent to no change within the margin"),
     ("not confirmed", "not significant, the 95 % interval's upper end is below +margin and the design's MDE is at "
      "most the margin (it had the power to see a gain of the margin)",
@@ -284,7 +285,8 @@ DEFINITIONS = {
             "(the family), so that the chance of any false “significant” in the family stays below α = 0.05",
     "margin": f"margin of relevance ±{MARGIN:g} test accuracy: a change smaller than this is too small to matter",
     "margin test": "one-sided paired t-test that the gain exceeds the margin (Bonferroni over the family)",
-    "TOST": "two one-sided tests: the change is shown to lie inside ±margin (equivalence)",
+    "TOST": "two one-sided tests: the change is shown to lie inside ±margin (equivalence; run at α/2, so that it "
+            "agrees with the printed 95 % interval)",
     "MDE": "minimum detectable effect: the smallest true gain the design (seeds, SD, Holm over the family) "
            "detects with 80 % power",
 }
@@ -414,7 +416,7 @@ def judge(comp: Mapping[str, Any], *, m: int = 1, p_adjusted: Optional[float] = 
     if p_adjusted is None:
         p_adjusted = comp.get("p_holm", p) if m > 1 else p
     md = mde(sd, n, m=m, alpha=alpha)
-    eq = tost(comp, margin, alpha) if n >= 2 else None
+    eq = tost(comp, margin, alpha / 2) if n >= 2 else None     # at alpha/2: the printed 95 % interval inside ±margin
     if n >= 2 and sem:
         mp = float(stats.t.sf((mean - margin) / sem, n - 1))
     elif n >= 2 and mean is not None:                         # every seed the same difference
@@ -460,13 +462,14 @@ def _sentence(j: Mapping[str, Any], comp: Mapping[str, Any]) -> str:
     where = f"{j['metric']} change {ci} (95 % CI over {iv['n']} seeds: {interval_phrase(iv['low'], iv['high'], mg)}; {ptxt})"
     mt, eq, md = j["margin_test"], j["tost"], j["mde"]
     mdt = f"MDE {md:.3f}" if md is not None else "no MDE (no spread)"
+    mtp = "—" if mt is None else fmt_p(mt["p"]) + (f" (×{m} for the family: {fmt_p(mt['p_adjusted'])})" if m > 1 else "")
     if status == "unfinished":
         return f"unfinished, no claim: {j['unfinished_reason']}; {where}, a description of unfinished runs only"
     if status == "relevant gain":
-        return f"relevant gain: {where}; margin test p = {fmt_p(mt['p_adjusted'])}: the gain clears +{mg:g}"
+        return f"relevant gain: {where}; margin test p = {mtp}: the gain clears +{mg:g}"
     if status == "significant gain":
-        return (f"significant gain, not shown relevant: {where}; margin test p = {fmt_p(mt['p_adjusted'])}: the gain "
-                f"is not shown to clear +{mg:g}")
+        return (f"significant gain, not shown relevant: {where}; margin test p = {mtp}: the gain is not shown to "
+                f"clear +{mg:g}")
     if status == "contradicted":
         return f"contradicted (significantly worse): {where}"
     if status == "equivalent":
