@@ -468,8 +468,9 @@ def _sentence(j: Mapping[str, Any], comp: Mapping[str, Any]) -> str:
     if status == "relevant gain":
         return f"relevant gain: {where}; margin test p = {mtp}: the gain clears +{mg:g}"
     if status == "significant gain":
-        return (f"significant gain, not shown relevant: {where}; margin test p = {mtp}: the gain is not shown to "
-                f"clear +{mg:g}")
+        below = (f"the whole interval lies below +{mg:g}: too small to matter" if iv["high"] < mg else
+                 f"the gain is not shown to clear +{mg:g}")
+        return f"significant gain, not shown relevant: {where}; margin test p = {mtp}: {below}"
     if status == "contradicted":
         return f"contradicted (significantly worse): {where}"
     if status == "equivalent":
