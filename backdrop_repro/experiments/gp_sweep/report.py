@@ -243,8 +243,9 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
         out["overall"] = head + "No backdrop configuration has 2 seeds paired with no backdrop yet."
         return out
     if lr["all"] is None or not lr["all"]["above"]:
-        out["overall"] = head + ("The baseline's interval over seeds does not lie above chance, so it does not "
-                                 "learn the task at this profile and the comparison is inconclusive about backdrop.")
+        out["overall"] = head + ("The baseline's interval over seeds does not lie above chance, so these runs do not "
+                                 "show that it learns the task at this profile, and the comparison is inconclusive "
+                                 "about backdrop.")
         for c in comps:
             c["claim"] = {**c["claim"], "status": "inconclusive",
                           "sentence": "inconclusive: the baseline does not learn the task (its interval over seeds "
