@@ -102,3 +102,21 @@ def test_mcnemar_exact():
     m = report.mcnemar(base, cand)
     assert (m["b"], m["c"], m["base_yes"], m["cand_yes"]) == (0, 5, 4, 9)
     assert m["p"] == pytest.approx(2 * 0.5 ** 5)
+
+
+def test_preregistered_words_and_the_grammar_are_compared_and_a_disagreement_is_named():
+    from backdrop_repro import report as R
+
+    # every seed gains 0.02-0.06: significant, the 95 % interval's lower end just above the margin,
+    # but the grammar's margin test (Bonferroni over 4) does not clear it
+    diffs = {s: 0.041 + 0.02 * ((s * 7) % 5 - 2) / 2 for s in range(12)}
+    comp = R.paired({s: 0.5 for s in diffs}, {s: 0.5 + d for s, d in diffs.items()})
+    comp["p_holm"] = min(1.0, comp["p"] * 4)
+    words = report.prereg_decision(comp, 0.03, 0.05, False)
+    status = R.judge(comp, m=4, p_adjusted=comp["p_holm"])["status"]
+    assert comp["low"] > 0.03 and words == "better beyond the margin"
+    assert status == "significant gain" and status not in report.SAME[words]
+    assert report.prereg_decision(comp, 0.03, 0.05, True) == "unfinished"
+    assert set(report.SAME) == {"unfinished", "better beyond the margin", "significant, not shown beyond the margin",
+                                "worse", "not confirmed", "inconclusive"}
+    assert set().union(*report.SAME.values()) == set(R.STATUSES)

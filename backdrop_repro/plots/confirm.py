@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 __all__ = ["paired_gains"]
 
 #: one colour per status of the claim grammar (shared by every row of the figure)
-STATUS_COLOURS = {"better beyond the margin": "tab:green", "better, below the margin": "tab:olive",
-                  "worse": "tab:red", "not confirmed": "tab:blue", "inconclusive": "tab:gray",
+STATUS_COLOURS = {"relevant gain": "tab:green", "significant gain": "tab:olive", "contradicted": "tab:red",
+                  "equivalent": "tab:cyan", "not confirmed": "tab:blue", "inconclusive": "tab:gray",
                   "unfinished": "black"}
 
 

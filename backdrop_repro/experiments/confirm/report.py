@@ -89,27 +89,25 @@ def _finished(rec: dict[str, Any], cap: int) -> tuple[bool, bool]:
     return fin.get("stop_reason") == "cap", False
 
 
-def _judge_local(comp: dict[str, Any], m: int, margin: float, alpha: float, p_key: str, unfinished: bool) -> dict[str, Any]:
-    """The pre-registered decision rule in words (used until the package grammar offers ``report.judge``)."""
-    md = R.mde(comp.get("sd"), comp.get("n"), m=m, alpha=alpha)
-    p = comp.get(p_key)
-    ci = R.fmt_ci(comp)
+def prereg_decision(comp: dict[str, Any], margin: float, alpha: float, unfinished: bool) -> str:
+    """The decision by the pre-registration's own words (its ``decision_rule``), kept beside the package
+    grammar's status so any disagreement between the two is visible (and reported as a deviation)."""
+    p = comp.get("p_holm")
     if unfinished:
-        status, text = "unfinished", f"unfinished: more than the pre-registered share of runs hit the cap; no claim ({ci})"
-    elif p is not None and p < alpha and comp["mean"] > 0:
-        if comp["low"] > margin:
-            status, text = "better beyond the margin", f"better by {ci}: the whole interval clears the ±{margin:g} margin"
-        else:
-            status, text = ("better, below the margin",
-                            f"better by {ci} (significant), but the interval does not clear the ±{margin:g} margin")
-    elif p is not None and p < alpha and comp["mean"] < 0:
-        status, text = "worse", f"worse by {ci} (significant)"
-    elif comp.get("high") is not None and comp["high"] < margin:
-        status, text = "not confirmed", f"not confirmed: {ci} excludes gains of +{margin:g} or more"
-    else:
-        status, text = "inconclusive", f"inconclusive: {ci} reaches the +{margin:g} margin"
-    mdt = f"; the design detects {md:.3f} with 80 % power" if md is not None else ""
-    return {"status": status, "mde": md, "sentence": text + f" (Holm p = {R.fmt_p(p)}{mdt})."}
+        return "unfinished"
+    if p is not None and p < alpha and comp["mean"] > 0:
+        return "better beyond the margin" if comp["low"] > margin else "significant, not shown beyond the margin"
+    if p is not None and p < alpha and comp["mean"] < 0:
+        return "worse"
+    if comp.get("high") is not None and comp["high"] < margin:
+        return "not confirmed"
+    return "inconclusive"
+
+
+#: the pre-registration's words that mean the same as a status of the package grammar
+SAME = {"unfinished": {"unfinished"}, "better beyond the margin": {"relevant gain"},
+        "significant, not shown beyond the margin": {"significant gain"}, "worse": {"contradicted"},
+        "not confirmed": {"not confirmed", "equivalent"}, "inconclusive": {"inconclusive"}}
 
 
 def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
@@ -205,13 +203,23 @@ def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str
                          "none": R.summary(list(b.values())), "scales": scales, "learns_small": mcnemar(*learn.values())})
     adj = R.holm([r.get("p") for r in rows])
     m = len(rows)
+    deviations = []
     for r, q in zip(rows, adj):
         r["p_holm"] = q
         r["m_tests"] = m
-        r["family"] = "confirm: 4 pre-registered comparisons, Holm"
-        judge = getattr(R, "judge", None) or _judge_local
-        r.update(judge(r, m=m, margin=c.margin, alpha=c.alpha, p_key="p_holm", unfinished=r["unfinished"]))
-    return {"comparisons": rows, "answer": answer(p, rows)}
+        why = (f"{r['unfinished_share']:.0%} of an arm's runs reached the cap or failed (pre-registered limit "
+               f"{c.max_capped:.0%})" if r["unfinished"] else None)
+        r["claim"] = R.judge(r, m=m, p_adjusted=q, margin=c.margin, alpha=c.alpha, unfinished=why,
+                             family=f"{p.name}: {m} pre-registered comparisons, Holm", fixed_in_advance=True,
+                             name=r["label"])
+        r.update(status=r["claim"]["status"], sentence=r["claim"]["sentence"], mde=r["claim"]["mde"])
+        r["prereg_decision"] = prereg_decision(r, c.margin, c.alpha, r["unfinished"])
+        if r["status"] not in SAME[r["prereg_decision"]]:
+            deviations.append(f"{r['task']}, `{r['label']}`: the package grammar says **{r['status']}**, the "
+                              f"pre-registration's words say **{r['prereg_decision']}** (the grammar was rewritten "
+                              "after the pre-registration was committed and before any result was read; the table "
+                              "shows the grammar's status)")
+    return {"comparisons": rows, "deviations": deviations, "answer": answer(p, rows)}
 
 
 def answer(p: profiles.Profile, rows: list[dict[str, Any]]) -> str:
@@ -292,15 +300,20 @@ def meaning(summary: dict[str, Any]) -> str:
         small = r["scales"]["small"]["diff"]
         parts.append(f"on the {r['task']} task `{r['label']}` is **{r['status']}** on the primary endpoint "
                      f"({R.fmt_ci(r)}; small scale {R.fmt_ci(small) if small else '—'})")
-    good = [r for r in fine if r["status"] == "better beyond the margin"]
-    bad = [r for r in fine if r["status"] == "worse"]
-    if good:
+    st = {r["status"] for r in fine}
+    if "relevant gain" in st:
         verdict = ("the fine-mask half of the paper's claim is supported where the fine mask alone clears the margin: "
-                   + ", ".join(r["task"] for r in good))
-    elif bad:
-        verdict = "the fine mask alone makes the network worse here: the fine-mask half of the claim is contradicted"
-    elif all(r["status"] == "not confirmed" for r in fine):
+                   + ", ".join(r["task"] for r in fine if r["status"] == "relevant gain"))
+    elif "contradicted" in st:
+        verdict = "the fine mask alone makes the network worse on at least one task: the fine-mask half is contradicted there"
+    elif "significant gain" in st:
+        verdict = ("the fine mask alone gives a significant gain that is not shown to clear the margin of relevance: "
+                   "real, perhaps too small to matter")
+    elif st <= {"not confirmed", "equivalent"}:
         verdict = "gains of the margin or more from the fine mask alone are excluded on both tasks: not confirmed"
+    elif "unfinished" in st:
+        verdict = "at least one comparison is unfinished (its runs hit the cap): no claim there"
     else:
         verdict = "the fine-mask half of the claim is neither supported nor excluded at the pre-registered power"
-    return "; ".join(parts).capitalize() + f". So {verdict}."
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + f". So {verdict}."
