@@ -68,14 +68,14 @@ def summarize_map(profile: "str | profiles.Profile") -> list[dict[str, Any]]:
                                "cnn_train": None, "cnn_pooled": None, "oracle": oracles.get(sp.lengths),
                                "edge": sp.cell in edge, "band": False}
         if _acc(cnn):
-            row["cnn"] = report.summary(list(_acc(cnn).values()))
+            row["cnn"] = report.summary(list(_acc(cnn).values()), bounds=report.UNIT)
             row["band"] = s.edge_band[0] <= row["cnn"]["mean"] <= s.edge_band[1]
             if _acc(cnn, "train_accuracy"):
-                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()))
+                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()), bounds=report.UNIT)
             c, t = map(sum, zip(*(_correct(r, 2) for _, r in cnn if not r["final"].get("failed"))))
             row["cnn_pooled"] = report.above_chance(c, t, 0.5)
         if _acc(spec_):
-            row["spectral"] = report.summary(list(_acc(spec_).values()))
+            row["spectral"] = report.summary(list(_acc(spec_).values()), bounds=report.UNIT)
         rows.append(row)
     return rows
 
@@ -100,11 +100,11 @@ def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) ->
         r["claim"] = report.claim(r, m=max(1, m)) if r["decision"] is not None else None
         sp = specs[r["name"]]
         r.update(config=sp.config, fine_prob=sp.fine_prob, coarse_prob=sp.coarse_prob,
-                 summary=report.summary(list(cands[r["name"]].values())) if cands[r["name"]] else None)
+                 summary=report.summary(list(cands[r["name"]].values()), bounds=report.UNIT) if cands[r["name"]] else None)
         if sp.n_classes > 2:
             sc = [rec["final"].get("test_scale_accuracy") for _, rec in groups[r["name"]]]
             r["scale_means"] = np.mean([v for v in sc if v], axis=0).tolist() if any(sc) else None
-    out: dict[str, Any] = {"baseline": report.summary(list(base.values())) if base else None,
+    out: dict[str, Any] = {"baseline": report.summary(list(base.values()), bounds=report.UNIT) if base else None,
                            "baseline_by_seed": base, "comparisons": rows, "m": m, "trend": {}}
     nb = [rec["final"].get("test_scale_accuracy") for s, rec in recs if s.config == "none"]
     if any(nb):
