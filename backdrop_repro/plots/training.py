@@ -204,7 +204,7 @@ def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
     last = _last_epochs([r for rs in by_label.values() for r in rs])
     staggered = bool(last) and min(last) != max(last)
     nrows = 3 if staggered else 2
-    fig, axes = plt.subplots(nrows, len(fams), figsize=(4.3 * len(fams) + 0.8, 6.6 + 1.6 * (nrows - 2)), squeeze=False,
+    fig, axes = plt.subplots(nrows, len(fams), figsize=(max(7.5, 4.3 * len(fams) + 0.8), 7.2 + 1.6 * (nrows - 2)), squeeze=False,
                              sharex=True, sharey="row", layout="constrained",
                              gridspec_kw={"height_ratios": [1, 1, 0.45][:nrows]})
     for col, (title, cs) in enumerate(fams):
@@ -230,9 +230,12 @@ def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
                 axes[2, col].axhline(len(runs) / 2, color=color, lw=0.6, ls=":")
         ax_l.set_yscale("log")
         ax_l.set_title(f"{title} vs no backdrop", fontsize=10)
-        ax_v.axhline(0.25, color="gray", ls=":", lw=1, label="chance" if col == 0 else None)
+        ax_v.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
         axes[-1, col].set_xlabel("epoch")
-        ax_l.legend(fontsize=7, loc="upper right", title="configuration", title_fontsize=7)
+        hs, ls = ax_l.get_legend_handles_labels()
+        hv, lv = ax_v.get_legend_handles_labels()
+        axes[-1, col].legend(hs + hv, ls + lv, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3 * nrows / 2),
+                             ncol=2, title="configuration", title_fontsize=7, frameon=False)   # below: off the data
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("training loss\n(running mean over the epoch, masks on)")
@@ -240,7 +243,6 @@ def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
     if staggered:
         axes[2, 0].set_ylabel("runs still training\n(dotted: half)")
         axes[2, 0].set_ylim(bottom=0)
-    axes[1, 0].legend(fontsize=7, loc="lower right")
     width = int(fig.get_figwidth() * 15)              # characters per line at fontsize 9
     text = f"GP task, profile '{sweep['profile']}': learning curves, {curves_caption(sweep)}"
     fig.suptitle("\n".join(textwrap.fill(part, width) for part in text.split("\n")), fontsize=9)
