@@ -27,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks"]
+           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -373,13 +373,30 @@ def _why(summary: dict[str, Any]) -> str:
     return text
 
 
+def twoscale_band(band: Sequence[float]) -> tuple[float, float]:
+    """The edge ``band`` (2 classes, chance 0.5) rescaled to 4 classes (chance 0.25): the same share
+    of the way from chance to 1. Example: ``twoscale_band((0.6, 0.9)) == (0.4, 0.85)`` (rounded)."""
+    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)
+    return lo, hi
+
+
+def at_edge(block: dict[str, Any], band: Sequence[float]) -> Optional[bool]:
+    """Whether a two-scale block's no-backdrop 4-class accuracy lies in the rescaled ``band``
+    (:func:`twoscale_band`); None without a baseline. Edge cells are at the edge by construction."""
+    b = block.get("baseline")
+    if not b:
+        return None
+    lo, hi = twoscale_band(band)
+    return bool(lo <= b["mean"] <= hi)
+
+
 def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
     """Whether the two-scale task itself sits at the edge: its no-backdrop 4-class accuracy against
     ``band`` rescaled from 2 classes (chance 0.5) to 4 (chance 0.25), with its per-scale accuracy."""
     b = t.get("baseline")
     if not b:
         return ""
-    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)   # the same share of the way from chance to 1
+    lo, hi = twoscale_band(band)
     per = t.get("baseline_scale_means")
     scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
     if lo <= b["mean"] <= hi:
