@@ -502,7 +502,8 @@ def selected_label(sweep: dict[str, Any]) -> Optional[str]:
 
 
 def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
-    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI]),
+    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI];
+    the per-scale columns only when some row's records hold per-scale predictions),
     validation accuracy, paired Δ vs none with its p-value (Holm in the grid), the minimum
     detectable effect, the claim, the scored epoch and the final training loss."""
     comps = {c["name"]: c for c in sweep["verdict"]["comparisons"]}
@@ -529,6 +530,9 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
     head = ["configuration", "train/class", "seeds", "test acc. (4 classes)", "small scale", "large scale",
             "val acc.", "Δ test vs none [95 % CI]", "p (Holm)" if study == "grid" else "p (one comparison)",
             "MDE (80 %)", "claim", "epoch scored", "train loss"]
+    if not any(r.get("scales") for r in sweep["summary"] if r["study"] == study):   # no per-scale column without data
+        rows = [row[:4] + row[6:] for row in rows]
+        head = head[:4] + head[6:]
     return report.markdown_table(head, rows)
 
 
