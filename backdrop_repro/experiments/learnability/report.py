@@ -27,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band"]
+           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -288,6 +288,26 @@ def edge_table(summary: dict[str, Any]) -> str:
                      f"{t['lengths'][1][1]:g} px, {t['per_class']} per class; no backdrop: {_m(t['baseline'], True)})\n\n"
                      + report.markdown_table(header, _comparison_rows(t)))
     return "\n\n".join(parts) if parts else "_No edge cell recorded yet._"
+
+
+def spectral_notes(summary: dict[str, Any], drop: float = 0.1) -> list[str]:
+    """Sentences for every map row where the spectral-energy net's mean falls by ``drop`` or more from
+    one training-set size to the next larger one (same scale and ratio), with the CNN beside it:
+    a model that can only gain from more data falling means some of its runs failed to train.
+    Example: ``spectral_notes({"map": []}) == []``."""
+    out = []
+    rows = [r for r in summary["map"] if r.get("spectral")]
+    for key in sorted({(r["scale"], r["ratio"]) for r in rows}):
+        line = sorted((r for r in rows if (r["scale"], r["ratio"]) == key), key=lambda r: r["per_class"])
+        for a, b in zip(line, line[1:]):
+            if a["spectral"]["mean"] - b["spectral"]["mean"] >= drop:
+                cnn = f", below the CNN's {_m(b['cnn'], True)}" if b.get("cnn") and b["cnn"]["mean"] > b["spectral"]["mean"] else ""
+                out.append(f"At the {key[0]} scale, ratio {key[1]:.3f}, the spectral-energy net falls from "
+                           f"{_m(a['spectral'], True)} ({a['per_class']}/class) to {_m(b['spectral'], True)} "
+                           f"({b['per_class']}/class){cnn}. More data cannot make its task harder, and its wide "
+                           f"interval over {b['spectral']['n']} seeds says some of its runs failed to train: where it "
+                           "falls, it bounds what a model of the likelihood classifier's form learns only from below.")
+    return out
 
 
 def _phi(x: float) -> float:
