@@ -51,22 +51,35 @@ def _t_quantile(level: float, df: int) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 
-def summary(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+def summary(values: Sequence[float], level: float = 0.95,
+            bounds: Optional[tuple[float, float]] = None) -> dict[str, Any]:
     """``n, mean, sd, sem, low, high``: mean of ``values`` with its ``level`` t-interval.
 
-    With one value ``sd``, ``sem``, ``low`` and ``high`` are None.
-    Example: ``summary([0.4, 0.5])["mean"] == 0.45``.
+    With one value ``sd``, ``sem``, ``low`` and ``high`` are None. ``bounds`` (e.g. ``(0, 1)`` for an
+    accuracy) clips the interval to the range the quantity can take: the true mean always lies in
+    that range, so clipping removes only impossible values and keeps the t-interval's coverage
+    (the seed stays the unit; the mean stays inside the interval). ``clipped`` says whether it did.
+    Example: ``summary([0.4, 0.5])["mean"] == 0.45``; ``summary([0.5, 1.0], bounds=(0, 1))["high"] == 1.0``.
     """
     v = np.asarray([float(x) for x in values], dtype=np.float64)
     if v.size == 0:
         raise ValueError("values must not be empty")
+    if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
+        raise ValueError(f"bounds must be None or (low, high) with low < high, got {bounds!r}")
     out: dict[str, Any] = {"n": int(v.size), "mean": float(v.mean()), "sd": None, "sem": None, "low": None, "high": None}
     if v.size >= 2:
         sd = float(v.std(ddof=1))
         sem = sd / math.sqrt(v.size)
         h = _t_quantile(level, v.size - 1) * sem
         out.update(sd=sd, sem=sem, low=out["mean"] - h, high=out["mean"] + h)
+        if bounds is not None:
+            lo, hi = max(out["low"], float(bounds[0])), min(out["high"], float(bounds[1]))
+            out.update(low=lo, high=hi, clipped=bool(lo != out["low"] or hi != out["high"]))
     return out
+
+
+#: the range of an accuracy (or an AUC): intervals of such means are clipped to it (:func:`summary`)
+UNIT = (0.0, 1.0)
 
 
 def paired(baseline: Mapping[Any, float], candidate: Mapping[Any, float], level: float = 0.95) -> Optional[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 from ... import paths, profiles, report
 from . import plan as gs
 
-__all__ = ["summarize", "verdict", "findings", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
+__all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
            "compare_with_reference", "reproduction_table", "TOLERANCE"]
 
 #: per-run tolerance of the reproduction check (absolute test accuracy). Same CPU type, torch and
@@ -75,7 +75,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                "by_seed": {r["config"]["seed"]: r["final"]["test_accuracy"] for r in rs}}
         for m in ("test_accuracy", "val_accuracy", "train_accuracy", "train_loss"):
             vals = [r["final"][m] for r in rs if m in r["final"]]
-            row[m] = report.summary(vals) if vals else None
+            row[m] = (report.summary(vals, bounds=None if m == "train_loss" else report.UNIT)
+                      if vals else None)
         total = sum(_n_test(r) for r in rs)
         pooled = {"correct": int(round(sum(r["final"]["test_accuracy"] * _n_test(r) for r in rs))), "total": total,
                   "chance": 1.0 / len(_classes(c))}
@@ -84,7 +85,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for i, lengths in enumerate(scales):
                 by = {r["config"]["seed"]: r["final"]["test_scale_accuracy"][i] for r in rs}
                 row["scales"].append({"lengths": list(lengths), "chance": 1.0 / len(lengths), "by_seed": by,
-                                      "summary": report.summary(list(by.values())),
+                                      "summary": report.summary(list(by.values()), bounds=report.UNIT),
                                       "correct": int(round(sum(by[r["config"]["seed"]] * _n_test(r) for r in rs))),
                                       "total": total})
         else:
@@ -404,7 +405,10 @@ def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
                   + ("the test set scored at the epoch of best validation accuracy" if s.select == "val" else
                      "the test set scored at the last epoch"))
     else:
-        budget = f"an equal budget of {s.epochs} epochs for every configuration, the test set scored at the last epoch"
+        budget = (f"an equal budget of {s.epochs} epochs for every configuration"
+                  + (f" at {p.data.per_class} images per class (the data-size rows keep the same image visits, "
+                     f"epochs × images: {s.epochs} × {p.data.per_class} per class)" if s.data_sizes else "")
+                  + ", the test set scored at the last epoch")
     kind = "confirmatory" if (s.configs is not None and p.data.per_seed_data) else "exploratory"
     data = "each seed its own training set" if p.data.per_seed_data else "one training set shared by every seed"
     return {"kind": kind, "budget": budget, "data": data}
@@ -516,8 +520,21 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
     return sweep
 
 
+def selected_label(sweep: dict[str, Any]) -> Optional[str]:
+    """The grid configuration chosen on validation data, only where a choice was made: an exploratory
+    design with more than one backdrop configuration in its grid (a confirmatory design fixes its
+    comparisons in advance, and one candidate is no selection). None otherwise.
+    Example: ``selected_label({"best_on_validation": "fine 0.5", "design": {"kind": "confirmatory"}}) is None``."""
+    best = sweep.get("best_on_validation")
+    if best is None or (sweep.get("design") or {}).get("kind") == "confirmatory":
+        return None
+    cands = {r["label"] for r in sweep.get("summary", []) if r["study"] == "grid" and r["config"] != "none"}
+    return best if len(cands) > 1 else None
+
+
 def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
-    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI]),
+    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI];
+    the per-scale columns only when some row's records hold per-scale predictions),
     validation accuracy, paired Δ vs none with its p-value (Holm in the grid), the minimum
     detectable effect, the claim, the scored epoch and the final training loss."""
     comps = {c["name"]: c for c in sweep["verdict"]["comparisons"]}
@@ -526,7 +543,7 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
     rows = []
     for r in (r for r in sweep["summary"] if r["study"] == study):
         c = comps.get(r["label"]) if study == "grid" else comps.get((r["per_class"], r["method"], r["label"]))
-        chosen = " (best on validation)" if r["label"] == sweep.get("best_on_validation") and r["config"] != "none" else ""
+        chosen = " (best on validation)" if r["label"] == selected_label(sweep) and r["config"] != "none" else ""
         sc = r.get("scales")
         cl = c.get("claim") if c else None
         rows.append([f"`{r['label']}`{chosen}", r["per_class"], len(r["seeds"]),
@@ -544,6 +561,9 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
     head = ["configuration", "train/class", "seeds", "test acc. (4 classes)", "small scale", "large scale",
             "val acc.", "Δ test vs none [95 % CI]", "p (Holm)" if study == "grid" else "p (one comparison)",
             "MDE (80 %)", "claim", "epoch scored", "train loss"]
+    if not any(r.get("scales") for r in sweep["summary"] if r["study"] == study):   # no per-scale column without data
+        rows = [row[:4] + row[6:] for row in rows]
+        head = head[:4] + head[6:]
     return report.markdown_table(head, rows)
 
 

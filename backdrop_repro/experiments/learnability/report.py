@@ -27,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks"]
+           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -68,15 +68,15 @@ def summarize_map(profile: "str | profiles.Profile") -> list[dict[str, Any]]:
                                "cnn_train": None, "cnn_pooled": None, "oracle": oracles.get(sp.lengths),
                                "edge": sp.cell in edge, "band": False}
         if _acc(cnn):
-            row["cnn"] = report.summary(list(_acc(cnn).values()))
+            row["cnn"] = report.summary(list(_acc(cnn).values()), bounds=report.UNIT)
             row["band"] = s.edge_band[0] <= row["cnn"]["mean"] <= s.edge_band[1]
             if _acc(cnn, "train_accuracy"):
-                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()))
+                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()), bounds=report.UNIT)
             c, t = map(sum, zip(*(_correct(r, 2) for _, r in cnn if not r["final"].get("failed"))))
             row["cnn_pooled"] = report.above_chance(c, t, 0.5)           # a description: the seeds share the test set
             row["cnn_learned"] = report.learned_over_seeds(_acc(cnn), 0.5, pooled=(c, t))
         if _acc(spec_):
-            row["spectral"] = report.summary(list(_acc(spec_).values()))
+            row["spectral"] = report.summary(list(_acc(spec_).values()), bounds=report.UNIT)
         rows.append(row)
     return rows
 
@@ -106,11 +106,11 @@ def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) ->
                                   unfinished=r["unfinished"]) if r["decision"] is not None else None
         sp = specs[r["name"]]
         r.update(config=sp.config, fine_prob=sp.fine_prob, coarse_prob=sp.coarse_prob,
-                 summary=report.summary(list(cands[r["name"]].values())) if cands[r["name"]] else None)
+                 summary=report.summary(list(cands[r["name"]].values()), bounds=report.UNIT) if cands[r["name"]] else None)
         if sp.n_classes > 2:
             sc = [rec["final"].get("test_scale_accuracy") for _, rec in groups[r["name"]]]
             r["scale_means"] = np.mean([v for v in sc if v], axis=0).tolist() if any(sc) else None
-    out: dict[str, Any] = {"baseline": report.summary(list(base.values())) if base else None,
+    out: dict[str, Any] = {"baseline": report.summary(list(base.values()), bounds=report.UNIT) if base else None,
                            "baseline_by_seed": base, "comparisons": rows, "m": m, "trend": {}}
     nb = [rec["final"].get("test_scale_accuracy") for s, rec in recs if s.config == "none"]
     if any(nb):
@@ -186,22 +186,6 @@ def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] 
         block["at_edge"] = at_edge(block, s.edge_band)
         out.append(block)
     return out
-
-
-def _band4(band: Sequence[float]) -> tuple[float, float]:
-    """The edge band rescaled from 2 classes (chance 0.5) to 4 (chance 0.25): the same share of the way to 1."""
-    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)
-    return lo, hi
-
-
-def at_edge(block: dict[str, Any], band: Sequence[float]) -> Optional[bool]:
-    """Whether a two-scale block's no-backdrop 4-class accuracy lies in the edge band rescaled to 4
-    classes (then its comparisons test backdrop at the edge); None without a baseline."""
-    b = block.get("baseline")
-    if not b:
-        return None
-    lo, hi = _band4(band)
-    return bool(lo <= b["mean"] <= hi)
 
 
 def twoscale_blocks(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -361,6 +345,26 @@ def edge_table(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts) if parts else "_No edge cell recorded yet._"
 
 
+def spectral_notes(summary: dict[str, Any], drop: float = 0.1) -> list[str]:
+    """Sentences for every map row where the spectral-energy net's mean falls by ``drop`` or more from
+    one training-set size to the next larger one (same scale and ratio), with the CNN beside it:
+    a model that can only gain from more data falling means some of its runs failed to train.
+    Example: ``spectral_notes({"map": []}) == []``."""
+    out = []
+    rows = [r for r in summary["map"] if r.get("spectral")]
+    for key in sorted({(r["scale"], r["ratio"]) for r in rows}):
+        line = sorted((r for r in rows if (r["scale"], r["ratio"]) == key), key=lambda r: r["per_class"])
+        for a, b in zip(line, line[1:]):
+            if a["spectral"]["mean"] - b["spectral"]["mean"] >= drop:
+                cnn = f", below the CNN's {_m(b['cnn'], True)}" if b.get("cnn") and b["cnn"]["mean"] > b["spectral"]["mean"] else ""
+                out.append(f"At the {key[0]} scale, ratio {key[1]:.3f}, the spectral-energy net falls from "
+                           f"{_m(a['spectral'], True)} ({a['per_class']}/class) to {_m(b['spectral'], True)} "
+                           f"({b['per_class']}/class){cnn}. More data cannot make its task harder, and its wide "
+                           f"interval over {b['spectral']['n']} seeds says some of its runs failed to train: where it "
+                           "falls, it bounds what a model of the likelihood classifier's form learns only from below.")
+    return out
+
+
 def _phi(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
@@ -449,13 +453,30 @@ def _why(summary: dict[str, Any]) -> str:
     return text
 
 
+def twoscale_band(band: Sequence[float]) -> tuple[float, float]:
+    """The edge ``band`` (2 classes, chance 0.5) rescaled to 4 classes (chance 0.25): the same share
+    of the way from chance to 1. Example: ``twoscale_band((0.6, 0.9)) == (0.4, 0.85)`` (rounded)."""
+    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)
+    return lo, hi
+
+
+def at_edge(block: dict[str, Any], band: Sequence[float]) -> Optional[bool]:
+    """Whether a two-scale block's no-backdrop 4-class accuracy lies in the rescaled ``band``
+    (:func:`twoscale_band`); None without a baseline. Edge cells are at the edge by construction."""
+    b = block.get("baseline")
+    if not b:
+        return None
+    lo, hi = twoscale_band(band)
+    return bool(lo <= b["mean"] <= hi)
+
+
 def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
     """Whether the two-scale task itself sits at the edge: its no-backdrop 4-class accuracy against
     ``band`` rescaled from 2 classes (chance 0.5) to 4 (chance 0.25), with its per-scale accuracy."""
     b = t.get("baseline")
     if not b:
         return ""
-    lo, hi = _band4(band)
+    lo, hi = twoscale_band(band)
     per = t.get("baseline_scale_means")
     scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
     if lo <= b["mean"] <= hi:
