@@ -63,7 +63,8 @@ def learnability_map(summary: dict[str, Any], scale: str) -> plt.Figure:
 
 
 #: claim status -> point colour in :func:`edge_gains`
-_STATUS_COLOR = {"confirmed": "tab:green", "contradicted": "tab:red"}
+_STATUS_COLOR = {"relevant gain": "tab:green", "significant gain": "tab:olive", "contradicted": "tab:red",
+                 "unfinished": "black"}
 
 
 def edge_gains(summary: dict[str, Any]) -> plt.Figure:
@@ -109,7 +110,8 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
         ax.set_yticks([])
     ax.axvline(0, color="black", lw=1)
     ax.set_xlabel("test accuracy gain over no backdrop (paired by seed, 95 % CI; grey tick: MDE;\n"
-                  "green: confirmed, red: worse, blue: neither, after Holm over the study"
+                  "green: relevant gain, olive: significant gain below the margin, red: worse, black: unfinished "
+                  "(no claim), blue: neither; after Holm over the study"
                   + (";\ngrey rows, hollow points: the task's no-backdrop accuracy lies outside the edge band, so the "
                      "row does not test the edge)" if not all(edge) else ")"))
     ax.set_title(f"Backdrop along the edge (profile {summary['profile']})", fontsize=10)
