@@ -241,6 +241,13 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(f"{len(ds)} images {tuple(ds.images.shape[1:])}, classes {ds.class_names} -> {ds.path}")
 
 
+def _folder(value: str) -> Path:
+    """An ``--out`` folder: a non-empty path (``''`` would be the working folder, ``Path('')`` is ``.``)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder, got {value!r}")
+    return Path(value)
+
+
 def add_cli(subparsers: Any) -> None:
     """Register ``backdrop-repro generate [--profile P] [--split train|val|test] [--method ...] [--out DIR]``."""
     p = subparsers.add_parser("generate", help="generate (or reuse) a multi-scale GP class dataset",
@@ -251,5 +258,5 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--method", choices=gp.METHODS, default=None, help="override the recipe's sampler")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--per-class", type=int, default=None, help="override samples per class")
-    p.add_argument("--out", type=Path, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
+    p.add_argument("--out", type=_folder, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
     p.set_defaults(func=_cmd_generate)
