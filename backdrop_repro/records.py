@@ -181,7 +181,7 @@ def inspect(path: "str | Path", spec: Any = None) -> Read:
         rec = parse(text)
         status = check_record(rec, path.stem if path.suffix == ".json" else None)
     except (ValueError, RecursionError) as err:
-        return Read(path, "malformed", reason=f"run record {path} is unusable: {err}")
+        return Read(path, "malformed", reason=f"run record {path} is unreadable ({err})")
     if spec is not None and rec["config"] != spec.to_dict():
         return Read(path, "other run", reason=f"run record {path} is of another run than {getattr(spec, 'key', spec)}")
     return Read(path, status, rec)
