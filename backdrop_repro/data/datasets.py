@@ -34,7 +34,7 @@ from .. import gp, profiles
 from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, read_dataset,  # noqa: F401
                     write_dataset)
 from .._shared import check_writable, content_key, tqdm_disable
-from ..paths import TMP_PREFIX, available_memory, clean_orphans, data_dir, folder_lock, free_disk
+from ..paths import TMP_PREFIX, available_memory, check_inside, clean_orphans, data_dir, folder_lock, free_disk
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
                       split_recipe)
 
@@ -212,6 +212,8 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
         ds, reason = _existing(directory, recipe, explicit)
         if ds is not None:
             return ds
+        if not explicit:                    # a cache entry linked out of the cache: never written through
+            check_inside(directory, root)
         check_resources(recipe, directory)
         if reason:
             warnings.warn(f"regenerating the GP dataset in {directory}: {reason}", stacklevel=2)
