@@ -127,3 +127,26 @@ def test_generate_out_empty_is_refused(capsys, tmp_path, monkeypatch):
         cli.main(["generate", "--profile", "smoke", "--out", ""])
     assert e.value.code == 2 and "must name a folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("params, words", [({"mc_draws": 50}, r"mc_draws must be in \[100, inf\)"),
+                                           ({"mc_draws": "many"}, "mc_draws must be an int, got 'many'"),
+                                           ({"fine_prob": 1.0}, r"fine_prob must be in \[0.0, 1.0\)"),
+                                           ({"mc_drwas": 100}, "'mc_drwas' is not a parameter of backdrop-demo"),
+                                           ({"seed": 1.5}, "seed must be an int")])
+def test_notebook_parameters_are_checked_before_execution(monkeypatch, params, words):
+    import papermill as pm
+
+    from backdrop_repro.notebooks import run_notebooks
+
+    monkeypatch.setattr(pm, "execute_notebook", lambda *a, **k: pytest.fail("a notebook ran first"))
+    with pytest.raises(ValueError, match=words):
+        run_notebooks("smoke", ["backdrop-demo"], parameters=params)
+
+
+def test_good_notebook_parameters_pass():
+    from backdrop_repro.notebooks import check_parameters
+
+    assert check_parameters(["backdrop-demo"], {"mc_draws": 100, "fine_prob": 0.5, "seed": 3}) == \
+        {"mc_draws": 100, "fine_prob": 0.5, "seed": 3}
+    assert check_parameters(["gp-generate-demo"], {"demo_size": None}) == {"demo_size": None}
