@@ -97,8 +97,10 @@ def test_learnability_collect_only_refuses_flags_that_cannot_apply(capsys, monke
                                           (["--device", "cdua"], "is not a torch device"),
                                           (["--part", "edge"], "run `backdrop-repro learnability --profile smoke "
                                                                "--part map` first")])
-def test_learnability_checks_flags_before_any_work(capsys, monkeypatch, flags, words):
+def test_learnability_checks_flags_before_any_work(capsys, monkeypatch, tmp_path, flags, words):
     from backdrop_repro.experiments.learnability import cli as lcli
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))       # no map records here
 
     monkeypatch.setattr(lcli, "run_all", lambda *a, **k: pytest.fail("work was done first"))
     assert cli.main(["learnability", "--profile", "smoke", *flags]) == 2
