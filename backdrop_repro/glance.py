@@ -2,7 +2,11 @@
 
 ``python -m backdrop_repro.glance`` rewrites the block between the markers
 ``<!-- results:start -->`` and ``<!-- results:end -->`` of README.md; ``--check`` exits with 1 if
-the block differs from what the results give (the test suite runs the check).
+the block differs from what the results give (the test suite runs the check) and writes nothing;
+``--readme PATH`` names another file. ``--help`` prints the usage, an unknown flag is an error
+(exit 2), and nothing is written on any error. A README that is a symbolic link stays one (its
+target is rewritten). A summary whose own ``"profile"`` is another profile, an unreadable summary
+and a README without the two markers in order are one-line errors naming the file.
 """
 from __future__ import annotations
 
@@ -16,9 +20,26 @@ from . import paths, report
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
+class GlanceError(ValueError):
+    """A summary or README glance cannot use (one line naming the file)."""
+
+
 def _load(profile: str, name: str) -> Optional[dict]:
+    """``results/<profile>/<name>.json``, or None if absent; :class:`GlanceError` naming the file if it
+    cannot be read, is not a JSON object, or is the summary of another profile."""
     path = paths.output_root() / "results" / profile / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise GlanceError(f"{path}: cannot be read ({err}); regenerate it from its records") from None
+    if not isinstance(data, dict):
+        raise GlanceError(f"{path}: not a summary (a JSON {type(data).__name__}, not an object)")
+    if data.get("profile") != profile:
+        raise GlanceError(f"{path}: a summary of profile {data.get('profile')!r}, not {profile!r}; "
+                          "regenerate it from this profile's records")
+    return data
 
 
 def _scale_phrase(s: dict) -> str:
@@ -277,28 +298,64 @@ def _replace(text: str, start: str, end: str, new: str) -> str:
 
 def update(readme: Path, check: bool = False) -> bool:
     """Rewrite (or with ``check`` compare) the results block in ``readme``, its disclosures block when it
-    has one, and ``docs/claims.md`` beside it when ``docs/`` exists; True if all were up to date."""
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block")
+    has one, and ``docs/claims.md`` beside it when ``docs/`` exists; True if all were up to date.
+    A symbolic link stays a link (its target is written). ``GlanceError`` (one line, naming the
+    file) for a missing or unreadable README or markers missing or out of order; nothing is written then."""
+    readme = Path(readme)
+    try:
+        text = readme.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise GlanceError(f"{readme}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    i, j = text.find(START), text.find(END)
+    if i < 0 or j < 0:
+        raise GlanceError(f"{readme} has no {START} ... {END} block")
+    if j < i or text.count(START) != 1 or text.count(END) != 1:
+        raise GlanceError(f"{readme}: the markers {START} and {END} must each appear once, in that order")
     new = _replace(text, START, END, block())
     if DSTART in new and DEND in new:
+        if new.count(DSTART) != 1 or new.count(DEND) != 1 or new.find(DEND) < new.find(DSTART):
+            raise GlanceError(f"{readme}: the markers {DSTART} and {DEND} must each appear once, in that order")
         new = _replace(new, DSTART, DEND, disclosures_block())
-    docs = readme.parent / "docs"
+    docs = readme.resolve().parent / "docs"
     doc_ok = True
     if docs.is_dir():
         doc = docs / "claims.md"
         want = claims_doc()
         doc_ok = doc.is_file() and doc.read_text() == want
         if not check and not doc_ok:
-            paths.write_text(doc, want)
+            try:
+                paths.write_text(doc, want)
+            except OSError as err:
+                raise GlanceError(f"{doc}: cannot be written ({err.strerror or err})") from None
     if check:
         return new == text and doc_ok
     if new != text:
-        paths.write_text(readme, new)
+        target = readme.resolve() if readme.is_symlink() else readme
+        try:
+            paths.write_text(target, new)
+        except OSError as err:
+            raise GlanceError(f"{target}: cannot be written ({err.strerror or err})") from None
     return True
 
 
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m backdrop_repro.glance [--check] [--readme PATH]``: 0 up to date / rewritten,
+    1 stale (``--check``), 2 an error (one line)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m backdrop_repro.glance",
+                                 description="Rewrite (or check) the README's results block from the committed results.")
+    ap.add_argument("--check", action="store_true", help="compare only, write nothing; exit 1 if the block is stale")
+    ap.add_argument("--readme", type=Path, default=None, help="the file to update (default: README.md of the output root)")
+    args = ap.parse_args(argv)
+    readme = args.readme if args.readme is not None else paths.output_root() / "README.md"
+    try:
+        ok = update(readme, check=args.check)
+    except (ValueError, OSError) as err:
+        print(f"{ap.prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0 if ok else 1
+
+
 if __name__ == "__main__":
-    ok = update(paths.output_root() / "README.md", check="--check" in sys.argv)
-    sys.exit(0 if ok else 1)
+    sys.exit(main())

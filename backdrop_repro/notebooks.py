@@ -236,6 +236,71 @@ def _keep_failed(tmp: Path, failed: Path, name: str, err: Exception) -> Notebook
     return NotebookError(f"notebook {name} failed at {cell}: {what}{kept}")
 
 
+#: ranges of notebook parameters beyond their type (the type is the default's in the notebook's
+#: ``parameters`` cell): (low, high, high inclusive); ``mc_draws`` >= 100 because the demo reports the
+#: running error at N = 1, 10, 100 and its last draw
+PARAM_RANGES = {"seed": (0, None, True), "fine_prob": (0.0, 1.0, False), "coarse_prob": (0.0, 1.0, False),
+                "mc_draws": (100, None, True), "demo_size": (1, None, True)}
+
+
+def notebook_parameters(name: str) -> dict:
+    """``{name: default}`` of the notebook's ``parameters`` cell (literal assignments), read without
+    running it. Example: ``notebook_parameters("backdrop-demo")["mc_draws"] == 2000``."""
+    import ast
+
+    nb = json.loads((notebooks_source_dir() / f"{name}.ipynb").read_text())
+    out: dict = {}
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse("".join(cell.get("source", ""))).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        out[node.targets[0].id] = None
+    return out
+
+
+def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
+    """``parameters`` if every one is declared by at least one of the notebooks ``names`` and has the
+    type of its default there (an int where the default is an int; a number where it is a float; an
+    int or None where it is None) and a value in :data:`PARAM_RANGES`; else one ``ValueError`` naming
+    the parameter and what it accepts, before any notebook runs."""
+    from ._shared import is_int, is_real
+
+    parameters = dict(parameters or {})
+    declared: dict = {}
+    for n in names:
+        for k, v in notebook_parameters(n).items():
+            declared.setdefault(k, v)
+    for key, value in parameters.items():
+        if key not in declared:
+            raise ValueError(f"parameter {key!r} is not a parameter of {', '.join(names)}; they take "
+                             f"{sorted(declared)}")
+        default = declared[key]
+        if key == "profile":
+            profiles.check(value)
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "a bool"
+        elif isinstance(default, int):
+            ok, kind = is_int(value), "an int"
+        elif isinstance(default, float):
+            ok, kind = is_real(value), "a number"
+        elif default is None:
+            ok, kind = value is None or is_int(value), "an int or None"
+        else:
+            ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+        if not ok:
+            raise ValueError(f"parameter {key} must be {kind}, got {value!r}")
+        low, high, closed = PARAM_RANGES.get(key, (None, None, True))
+        if value is not None and ((low is not None and value < low) or
+                                  (high is not None and (value > high if closed else value >= high))):
+            span = f"[{low}, {high if high is not None else 'inf'}{']' if closed and high is not None else ')'}"
+            raise ValueError(f"parameter {key} must be in {span}, got {value!r}")
+    return parameters
+
+
 def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, parameters: Optional[dict] = None) -> list[Path]:
     """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
@@ -260,6 +325,7 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     unknown = [n for n in names if n not in NOTEBOOKS + ON_DEMAND]
     if unknown:
         raise ValueError(f"names must be among {NOTEBOOKS + ON_DEMAND}, got {unknown}")
+    parameters = check_parameters(names, parameters)          # before any notebook runs
     src = notebooks_source_dir()
     out_dir = Path(out_dir) if out_dir else results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)

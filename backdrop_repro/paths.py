@@ -73,15 +73,35 @@ absolute_env()      # at start-up: before anything can change the working direct
 
 
 def data_dir() -> Path:
-    """The data cache directory (created if missing)."""
+    """The data cache directory (created if missing). ``BACKDROP_REPRO_DATA`` naming a file or a
+    dangling symbolic link is a ``NotADirectoryError`` naming the variable and the path."""
     env = os.environ.get("BACKDROP_REPRO_DATA")
     if env:
         path = Path(env)
+        if path.is_symlink() and not path.exists():
+            raise NotADirectoryError(f"BACKDROP_REPRO_DATA={env} is a symbolic link to {os.readlink(path)}, which "
+                                     "does not exist; point the variable at a folder (or create the link's target)")
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"BACKDROP_REPRO_DATA={env} is a file, not a folder; point the variable at a "
+                                     "folder for the data cache")
     else:
         import pooch
 
         path = Path(pooch.os_cache("backdrop-repro"))
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_inside(path: str | os.PathLike, root: str | os.PathLike, what: str = "cache entry") -> Path:
+    """``path`` if it resolves inside ``root`` (no symbolic link on the way leads out of it), else a
+    ``ValueError`` naming the link's target: a cache never writes through a link into a folder that
+    is not its own (a user's ``images.npy`` there would be overwritten). Example:
+    ``check_inside(data_dir() / "gp" / key, data_dir())``."""
+    path, root = Path(path), Path(root)
+    real, top = path.resolve(), root.resolve()
+    if real != top and top not in real.parents:
+        raise ValueError(f"the {what} {path} is a symbolic link (or inside one) to {real}, outside the cache {root}: "
+                         "the cache never writes there; remove the link (the folder it points at is left as it is)")
     return path
 
 
