@@ -162,11 +162,35 @@ def first_screen() -> list[str]:
         if row and row.get("claim"):
             out.append(f"- **ROC-AUC loss** (profile `scaled`, exploratory): `{h['backdrop']}` (chosen on validation) "
                        f"against full batch {report.fmt_ci(row)}: {row['claim']['status']}.")
+    out += confirm_line("confirm")
     paper = _load("paper", "gp_sweep")
-    out.append("- **Paper scale (1024²):** " + ("not run: no GPU has been available to this project."
-                                                if paper is None else
-                                                f"{paper['n_runs']}/{paper['n_planned']} runs recorded."))
+    cpu = _load("paper-cpu", "gp_sweep")
+    if paper is not None:
+        state = f"{paper['n_runs']}/{paper['n_planned']} runs of the GPU grid recorded."
+    elif cpu is not None:
+        state = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`, no backdrop vs "
+                 "the authors' setting, 4 seeds, descriptive) recorded; the powered grid still needs a GPU.")
+    else:
+        state = ("not run: no GPU has been available to this project; the CPU route (profile `paper-cpu`: no backdrop "
+                 "vs the authors' setting, 4 seeds, about an hour per run on one core) is prepared, not started.")
+    out.append("- **Paper scale (1024²):** " + state)
     return out
+
+
+def confirm_line(profile: str = "confirm") -> list[str]:
+    """The pre-registered confirmatory study of the fine-mask half: running (no outcome read) or its answers."""
+    c = _load(profile, "confirm")
+    pre = f"results/{profile}/preregistration.md"
+    if c is None:
+        return []
+    if c.get("status") != "complete":
+        rec = c.get("records") or {}
+        return [f"- **Fine-mask half, confirmatory** (profile `{profile}`, [pre-registered]({pre}) before its first "
+                f"run): running, {rec.get('valid', 0)} of {rec.get('planned', '?')} runs in; as pre-registered, no "
+                "result is read before all runs are in."]
+    parts = [f"{r['task']} `{r['label']}` {report.fmt_ci(r)}: {r['status']}" for r in c.get("comparisons", [])]
+    return [f"- **Fine-mask half, confirmatory** (profile `{profile}`, [pre-registered]({pre}), Holm over "
+            f"{len(parts)}): " + "; ".join(parts) + "."]
 
 
 def gp_block(profile: str = "scaled") -> list[str]:

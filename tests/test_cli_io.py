@@ -10,7 +10,7 @@ from backdrop_repro.notebooks import NOTEBOOKS, run_notebooks
 
 def test_parser_has_every_subcommand():
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"generate", "fetch", "sweep", "nondecomposable", "learnability", "notebooks", "reproduce"}
+    assert set(sub.choices) == {"generate", "fetch", "sweep", "nondecomposable", "learnability", "confirm", "notebooks", "reproduce"}
 
 
 def test_bad_profile_is_rejected_with_accepted_values():
