@@ -345,14 +345,51 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def cpu_model() -> str:
+    """The CPU as the kernel names it: model name, and vendor/family/model/stepping numbers (a
+    virtual machine often reports only "AMD EPYC": the numbers tell generations apart), or
+    ``platform.processor()`` where ``/proc/cpuinfo`` does not exist.
+    Example: ``"AMD EPYC (AuthenticAMD family 26 model 2 stepping 1)"``.
+    """
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if not line.strip():
+                break                                   # the first processor is enough
+            k, _, v = line.partition(":")
+            fields.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or fields.get("Processor") or platform.processor() or platform.machine()
+    ids = " ".join(([fields["vendor_id"]] if fields.get("vendor_id") else [])
+                   + [f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"),
+                                                                ("stepping", "stepping")) if fields.get(k)])
+    return f"{name} ({ids})" if ids else name
+
+
 def versions() -> dict[str, str]:
-    """Versions of the software a result depends on (stored in every results JSON)."""
+    """Versions of the software a result depends on, and the machine (stored in every results JSON).
+
+    ``machine``: architecture, CPU count and torch threads; ``cpu``: :func:`cpu_model`;
+    ``cpu_capability``: the instruction set torch's CPU kernels dispatch to
+    (``torch.backends.cpu.get_cpu_capability()``: ``DEFAULT``, ``AVX2``, ``AVX512``, ...);
+    ``cpu_cores``: the cores this process may use. Two records made on CPUs of another model or
+    capability can differ by rounding (docs/reliability.md, "Cross-machine drift").
+    """
     import numpy
     import scipy
     import torch
 
     from . import __version__
 
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):     # pragma: no cover - torch older than 2.1
+        capability = "unknown"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):          # pragma: no cover - not Linux
+        cores = os.cpu_count() or 0
     return {
         "backdrop_repro": __version__,
         "python": platform.python_version(),
@@ -360,4 +397,7 @@ def versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
+        "cpu": cpu_model(),
+        "cpu_capability": capability,
+        "cpu_cores": str(cores),
     }
