@@ -131,8 +131,8 @@ def test_reproduction_check(tiny, monkeypatch, tmp_path):
         rec["final"]["test_accuracy"] += 0.5
         ref.write_text(json.dumps(rec))
         rows = {r["key"]: r for r in compare_with_reference("tiny-copy", "tiny-test")}
-        assert rows[rec["key"]]["status"] == "differs" and rows[rec["key"]]["diff"] == pytest.approx(-0.5)
-        assert "differs" in gp_report.reproduction_table(list(rows.values()))
+        assert rows[rec["key"]]["status"] == "numerically different" and rows[rec["key"]]["diff"] == pytest.approx(-0.5)
+        assert "**Not reproduced**: `none` moved by -0.250" in gp_report.reproduction_table(list(rows.values()), "tiny-test")
     finally:
         profiles.PROFILES.pop(other.name)
 

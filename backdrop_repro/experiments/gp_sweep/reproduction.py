@@ -42,7 +42,7 @@ from ... import report as rp
 from . import plan as gs
 
 __all__ = ["DRIFT_SD", "DRIFT_Z", "POWER_Z", "ReproductionError", "compare_with_reference", "judge", "check",
-           "render", "write_report", "reference_runs_dir", "PROBLEMS", "COMPARED"]
+           "render", "write_report", "reference_runs_dir", "headline", "PROBLEMS", "COMPARED"]
 
 #: rounding drift: the SD of one run's Δ test accuracy (4 classes) between two roundings of the same
 #: run. The upper 95 % confidence limit of the measured drift, rounded up to 0.005; the measurement
@@ -411,3 +411,18 @@ def check(result: dict[str, Any]) -> None:
     if result["failure"]:
         where = f"; report: {result['report']}" if result.get("report") else ""
         raise ReproductionError(f"reproduction check: {result['failure']}{where}")
+
+
+def headline(fresh: str | profiles.Profile = profiles.DEFAULT, reference: str = "replication") -> str:
+    """One sentence for a summary (e.g. the README's results block): the verdict, the per-run counts
+    and the bound. Example: ``"reproduced bit for bit: of 12 GP runs, 12 identical, against
+    results/replication (rule: ...)"``."""
+    rows = compare_with_reference(fresh, reference)
+    res = judge(rows, reference)
+    verdict = {"bit for bit": "reproduced bit for bit", "in distribution": "reproduced in distribution"}.get(
+        res["status"], res["status"])
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items()))
+    bounds = sorted({f"±{c['bound']:.3f}" for c in res["configurations"] if c["bound"] is not None})
+    rule = (f" (rule: each configuration's mean over the re-run seeds within {' / '.join(bounds)} of the committed "
+            "runs' mean, the bound of rounding drift)") if bounds else ""
+    return f"{verdict}: of {len(rows)} GP runs, {counts or 'none'}, against results/{reference}{rule}"
