@@ -298,3 +298,55 @@ def test_the_drift_numbers_in_the_docs_come_from_the_records():
     assert f"±{four:.3f} per configuration, ±{four * math.sqrt(2):.3f} per gain" in docs
     assert f"(±{four:.3f} for a configuration and ±{four * math.sqrt(2):.3f}" in readme
     assert f"`DRIFT_SD` = {R.DRIFT_SD:g}" in docs and f"`DRIFT_Z` = {R.DRIFT_Z:g}" in docs
+
+
+def _stub_main_job(monkeypatch, tmp_path, source: Path, notebooks_fail: bool = False):
+    """``reproduce`` with the sweep replaced by copying ``source``'s records (and the notebooks by a stub)."""
+    from backdrop_repro import notebooks
+    from backdrop_repro.experiments.gp_sweep import run as gp_run
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+
+    def sweep(p, **kw):
+        d = tmp_path / "out" / "results" / "default" / "gp_runs"
+        d.mkdir(parents=True, exist_ok=True)
+        for f in source.glob("*.json"):
+            shutil.copyfile(f, d / f.name)
+        return {"n_runs": 12, "n_planned": 12}
+
+    def run_notebooks(name):
+        if notebooks_fail:
+            raise notebooks.NotebookError("gp-training.ipynb failed (stub)")
+    monkeypatch.setattr(gp_run, "run_sweep", sweep)
+    monkeypatch.setattr(notebooks, "run_notebooks", run_notebooks)
+    return tmp_path / "out" / "results" / "default" / "reproduction.md"
+
+
+def test_make_reproduce_passes_on_another_cpu_and_fails_in_one_line_on_a_failed_run(tmp_path, monkeypatch):
+    from backdrop_repro import reproduce
+
+    report = _stub_main_job(monkeypatch, tmp_path, DATA / "other-host")
+    assert reproduce.reproduce("default") == report
+    text = report.read_text()
+    assert "**Reproduced in distribution, not bit for bit**" in text and "Wall time of `reproduce`" in text
+    src = tmp_path / "failed"
+    src.mkdir()
+    for f in DATA.joinpath("other-host").glob("*.json"):
+        shutil.copyfile(f, src / f.name)
+    rec = json.loads(f.read_text())
+    rec["final"] = {"failed": "non-finite training loss at epoch 2"}
+    (src / f.name).write_text(json.dumps(rec))
+    report = _stub_main_job(monkeypatch, tmp_path, src)
+    with pytest.raises(R.ReproductionError) as err:
+        reproduce.reproduce("default")
+    assert "\n" not in str(err.value) and "fresh run failed" in str(err.value) and str(report) in str(err.value)
+    assert "**Not judged**" in report.read_text()
+
+
+def test_the_report_is_written_before_the_notebooks_run(tmp_path, monkeypatch):
+    from backdrop_repro import notebooks, reproduce
+
+    report = _stub_main_job(monkeypatch, tmp_path, DATA / "other-host", notebooks_fail=True)
+    with pytest.raises(notebooks.NotebookError):
+        reproduce.reproduce("default")
+    assert "**Reproduced in distribution" in report.read_text()
