@@ -350,3 +350,16 @@ def test_the_report_is_written_before_the_notebooks_run(tmp_path, monkeypatch):
     with pytest.raises(notebooks.NotebookError):
         reproduce.reproduce("default")
     assert "**Reproduced in distribution" in report.read_text()
+
+
+@pytest.mark.parametrize("value", [float("nan"), 5.0, -0.1, float("inf")])
+def test_an_accuracy_out_of_range_is_an_unreadable_row_not_a_shift(tmp_path, monkeypatch, value):
+    d = _fresh(tmp_path, DATA / "other-host", monkeypatch)
+    f = sorted(d.glob("*.json"))[0]
+    rec = json.loads(f.read_text())
+    rec["final"]["test_accuracy"] = value
+    f.write_text(json.dumps(rec))                               # json writes NaN / Infinity literals
+    rows, res = R.write_report("default", "replication", tmp_path / "r.md")
+    row = next(r for r in rows if r["key"] == f.stem)
+    assert row["status"] == "fresh record unreadable" and "test_accuracy" in row["why"]
+    assert res["status"] == "not judged"

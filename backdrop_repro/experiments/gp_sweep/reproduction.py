@@ -93,11 +93,29 @@ def _read(path: Path, spec: gs.RunSpec) -> tuple[Optional[dict[str, Any]], Optio
         except Exception as err:            # a reader that fails is a row, never a crash of the check
             return None, f"{type(err).__name__}: {err}".replace(str(copy), str(path))
     if rec is not None:
-        return rec, None
+        bad = _out_of_range(rec)
+        return (None, bad) if bad else (rec, None)
     for w in caught:
         m = _REASON.search(str(w.message))
         return None, (m.group(1) if m else str(w.message)).replace(str(copy), str(path))
     return None, "its config is not the run of its key"
+
+
+def _out_of_range(rec: dict[str, Any]) -> Optional[str]:
+    """Why the accuracies the check compares are not finite numbers in [0, 1], or None."""
+    f = rec["final"]
+    if f.get("failed"):
+        return None
+    vals = [("test_accuracy", f.get("test_accuracy"))]
+    if f.get("test_scale_accuracy") is not None:
+        sc = f["test_scale_accuracy"]
+        if not isinstance(sc, list):
+            return f"test_scale_accuracy is {type(sc).__name__}, not a list"
+        vals += [(f"test_scale_accuracy[{i}]", v) for i, v in enumerate(sc)]
+    for name, v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
+            return f"{name} is {v!r}, not a finite accuracy in [0, 1]"
+    return None
 
 
 def _failed(rec: dict[str, Any]) -> Optional[str]:
@@ -410,7 +428,7 @@ def check(result: dict[str, Any]) -> None:
     the committed results reproduced (bit for bit or in distribution)."""
     if result["failure"]:
         where = f"; report: {result['report']}" if result.get("report") else ""
-        raise ReproductionError(f"reproduction check: {result['failure']}{where}")
+        raise ReproductionError(" ".join(f"reproduction check: {result['failure']}{where}".split()))   # one line
 
 
 def headline(fresh: str | profiles.Profile = profiles.DEFAULT, reference: str = "replication") -> str:
