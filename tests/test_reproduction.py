@@ -10,12 +10,11 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from backdrop_repro import paths, profiles
+from backdrop_repro import paths
 from backdrop_repro._shared import content_key
 from backdrop_repro.experiments.gp_sweep import reproduction as R
 

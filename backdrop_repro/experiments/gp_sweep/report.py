@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ... import paths, profiles, report
