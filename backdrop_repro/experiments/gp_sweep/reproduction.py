@@ -333,9 +333,12 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
                      "here with a committed counterpart; run `make reproduce` without REUSE=1 in a checkout that holds "
                      f"results/{reference}"))
     elif shifted:
+        def what_of(y: dict[str, Any]) -> str:
+            return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
         x = shifted[0]
-        what = f"the gain of `{x['of']}` over `none`" if "of" in x else f"`{x['label']}`"
-        more = f" (and {len(shifted) - 1} more)" if len(shifted) > 1 else ""
+        what = what_of(x)
+        more = (" (also shifted: " + "; ".join(f"{what_of(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
+                                              for y in shifted[1:]) + ")") if len(shifted) > 1 else ""
         out.update(status="not reproduced", first_line=(
             f"**Not reproduced**: {what} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds, beyond "
             f"the ±{x['bound']:.3f} that rounding drift explains{more}."),
