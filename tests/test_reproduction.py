@@ -3,8 +3,9 @@ moved by a real change fails, the same machine's runs are identical, bad records
 rows (never a crash, never a renamed committed file), and the drift bound covers the measured drift.
 
 Records: ``tests/data/other-host/`` (the ``default`` runs as another CPU trained them, same pins and
-threads), ``tests/data/formulation-s2d/`` (the same runs trained here with ``TwoScaleCNN(impl="s2d")``:
-the same network, another rounding) and the committed ``results/replication`` / ``results/default``.
+threads), ``tests/data/formulation-s2d/`` and ``tests/data/formulation-nchw/`` (the same runs trained on
+the developers' CPU with ``TwoScaleCNN(impl="s2d")`` and with the NCHW layout: the same network, another
+rounding) and the committed ``results/replication`` / ``results/default``.
 """
 import hashlib
 import json
@@ -21,6 +22,8 @@ from backdrop_repro.experiments.gp_sweep import reproduction as R
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 REPL = ROOT / "results" / "replication" / "gp_runs"
+#: the drift measurements: another CPU, and two other formulations on the developers' CPU
+SOURCES = ("other-host", "formulation-s2d", "formulation-nchw")
 
 
 def _fresh(tmp_path, source: Path, monkeypatch) -> Path:
@@ -247,9 +250,9 @@ def _drift(folder: Path) -> list[float]:
 def test_drift_sd_is_the_upper_limit_of_the_measured_drift():
     from scipy import stats
 
-    other, s2d = _drift(DATA / "other-host"), _drift(DATA / "formulation-s2d")
-    assert len(other) == len(s2d) == 12
-    d = other + s2d
+    parts = [_drift(DATA / f) for f in SOURCES]
+    assert [len(x) for x in parts] == [12, 12, 12]
+    d = [x for part in parts for x in part]
     rms = math.sqrt(sum(x * x for x in d) / len(d))            # drift has mean 0: RMS is the SD
     upper = rms * math.sqrt(len(d) / stats.chi2.ppf(0.05, len(d)))
     assert rms < R.DRIFT_SD and upper <= R.DRIFT_SD < upper + 0.005
@@ -286,9 +289,9 @@ def test_the_drift_numbers_in_the_docs_come_from_the_records():
 
     docs = " ".join((ROOT / "docs" / "reliability.md").read_text().split())       # line breaks are spaces
     readme = " ".join((ROOT / "README.md").read_text().split())
-    for folder in ("other-host", "formulation-s2d"):
+    for folder in SOURCES:
         assert _row_text(DATA / folder) in docs, folder
-    d = _drift(DATA / "other-host") + _drift(DATA / "formulation-s2d")
+    d = [x for f in SOURCES for x in _drift(DATA / f)]
     rms = math.sqrt(sum(x * x for x in d) / len(d))
     upper = rms * math.sqrt(len(d) / stats.chi2.ppf(0.05, len(d)))
     assert f"| pooled | {len(d)} | 0 | {rms:.4f} (upper 95 % limit {upper:.4f})" in docs
