@@ -365,3 +365,17 @@ def test_an_accuracy_out_of_range_is_an_unreadable_row_not_a_shift(tmp_path, mon
     row = next(r for r in rows if r["key"] == f.stem)
     assert row["status"] == "fresh record unreadable" and "test_accuracy" in row["why"]
     assert res["status"] == "not judged"
+
+
+def test_headline_for_a_summary(tmp_path, monkeypatch):
+    _fresh(tmp_path, ROOT / "results" / "default" / "gp_runs", monkeypatch)
+    assert R.headline("default", "replication").startswith(
+        "reproduced bit for bit: of 12 GP runs, 12 identical, against results/replication (rule: each "
+        "configuration's mean over the re-run seeds within ±0.030")
+    d = tmp_path / "out" / "results" / "default" / "gp_runs"
+    for f in d.glob("*.json"):
+        f.unlink()
+    for f in DATA.joinpath("other-host").glob("*.json"):
+        shutil.copyfile(f, d / f.name)
+    assert R.headline("default", "replication").startswith(
+        "reproduced in distribution: of 12 GP runs, 12 numerically different")
