@@ -43,7 +43,7 @@ import numpy as np
 
 __all__ = ["is_int", "is_real", "check_int", "torch_threads", "tqdm_disable", "SEED_STREAMS", "seed_sequence",
            "torch_generator", "content_key", "check_writable", "PROBE_PREFIX", "check_device",
-           "check_members", "DEVICE_AUTO"]
+           "check_members", "DEVICE_AUTO", "check_labels"]
 
 
 # ----------------------------------------------------------------------------------- argument checks
@@ -76,6 +76,37 @@ def check_members(name: str, values: Any, allowed: Any, hint: str = "") -> list:
     if stray:
         raise ValueError(f"{name} {stray} not among {allowed}" + (f"; {hint}" if hint else ""))
     return values
+
+
+def check_labels(labels: Any, name: str = "labels", n_classes: Optional[int] = None) -> np.ndarray:
+    """Class labels as an int64 array, else one ``ValueError`` naming ``name``: every label must be an
+    integer (integer dtype, bools, or floats of integer value such as ``1.0``: the rule of
+    :func:`backdrop_repro.auc.exact_auc`) in ``[0, n_classes)`` (``n_classes`` None: ``>= 0``).
+    A fractional label is never truncated. Example: ``check_labels([0, 1.0, 2]).tolist() == [0, 1, 2]``.
+    """
+    try:
+        import torch
+
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    arr = np.asarray(labels)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{name} must be integer class labels, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be integer class labels, got complex values")
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.size else np.zeros(0, bool)
+        if bad.any():
+            raise ValueError(f"{name} must be integer class labels, got {arr[bad].ravel()[:3].tolist()} (a fractional "
+                             "or non-finite label is never truncated)")
+    out = arr.astype(np.int64)
+    stray = out[(out < 0) | (out >= (n_classes if n_classes is not None else np.iinfo(np.int64).max))]
+    if stray.size:
+        top = n_classes if n_classes is not None else "inf"
+        raise ValueError(f"{name} must be class labels in [0, {top}), got {stray.ravel()[:3].tolist()}")
+    return out
 
 
 # ----------------------------------------------------------------------------------- devices

@@ -99,7 +99,7 @@ def pairwise_auc_loss(
     Parameters
     ----------
     scores : (N,) or (N, 1) float tensor.
-    labels : (N,) 0/1 tensor (any dtype).
+    labels : (N,) 0/1 tensor (any dtype; other values, e.g. ±1, are a ``ValueError`` as in :func:`exact_auc`).
     surrogate : ``"sigmoid"``: ``ℓ(d) = sigmoid(-d / tau)`` (→ ``1 - H(d)`` as ``tau → 0``, so
         ``1 - loss`` → the exact AUC with ties counted one half);
         ``"hinge"``: ``ℓ(d) = max(0, margin - d)`` (an upper bound of ``1 - H(d)`` for margin ≥ 1);
@@ -130,6 +130,9 @@ def pairwise_auc_loss(
     labels = labels.reshape(-1)
     if labels.shape[0] != scores.shape[0]:
         raise ValueError(f"labels must have length {scores.shape[0]} (like scores), got {labels.shape[0]}")
+    if not bool(((labels == 0) | (labels == 1)).all()):
+        bad = labels[~((labels == 0) | (labels == 1))][:3].tolist()
+        raise ValueError(f"labels must be 0/1 (or bool), like exact_auc's, got values such as {bad}")
     pos = labels.to(torch.bool)
     s_pos, s_neg = scores[pos], scores[~pos]
     if s_pos.numel() == 0 or s_neg.numel() == 0:

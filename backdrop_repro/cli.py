@@ -1,6 +1,6 @@
 """backdrop-repro: data, experiments and notebooks of 'Backdrop: Stochastic Backpropagation'.
 
-Sub-commands: generate, fetch, sweep, nondecomposable, learnability, notebooks, reproduce. Each library module that offers a sub-command defines ``add_cli(subparsers)``; this file only
+Sub-commands: generate, fetch, sweep, nondecomposable, learnability, confirm, notebooks, reproduce. Each library module that offers a sub-command defines ``add_cli(subparsers)``; this file only
 collects them, so the CLI and the notebooks call the same functions.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from . import paths, profiles
 
 #: modules that register sub-commands (missing ones are skipped)
 CLI_MODULES = ("data.datasets", "data.zenodo", "experiments.gp_sweep.cli", "experiments.nondecomposable.cli",
-               "experiments.learnability.cli")
+               "experiments.learnability.cli", "experiments.confirm.cli")
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> None:

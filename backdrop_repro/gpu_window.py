@@ -23,9 +23,18 @@ cache is pointed at a work folder, so pooch is never imported) and, in order:
    writes it). A run starts only if its expected duration (measured on the runs finished so
    far) ends before the deadline; at the deadline the runs still in flight are stopped and the
    finished records kept (they are written atomically);
-4. packs into ``OUT_DIR`` a few files: ``records.tar.gz`` (``results/<profile>/gp_runs/*.json``,
+4. packs into ``OUT_DIR`` (a new or empty folder: one holding files is refused, so a second
+   window never replaces the first one's archive) a few files: ``records.tar.gz`` (``results/<profile>/gp_runs/*.json``,
    ready to untar into a checkout), ``timing.log`` (what it did, when) and ``window.json`` (the
    probe, the sizing, one row per run: key, label, seed, seconds, and the stop reason).
+
+Every argument (``--jobs``, ``--device``, ``--deadline-s``, the seeds, ``--out``) is checked before
+any work, each bad one a one-line error (exit 2). ``--work`` (data cache and run records) wins over
+``BACKDROP_REPRO_DATA``/``BACKDROP_REPRO_OUTPUT``; without it those variables, else a temp folder.
+Runs already recorded there are listed as ``already recorded`` and never counted as runs this window
+trained (nor in its runs per minute). On Ctrl-C (exit 130), as at the deadline, the runs in flight
+are stopped and what finished is packed. Workers (data and runs) die with the window's process
+(``PR_SET_PDEATHSIG`` and a watch on the parent), so a ``kill -9`` leaves none behind.
 
 The same script runs at ``smoke`` scale on a CPU in the test suite (``tests/test_gpu_window.py``),
 so a GPU window is never spent on a crash. Where a pure-Python package is missing on the GPU
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -48,8 +58,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 # The sweep's machinery, imported in this one place (re-point these lines if the modules move).
-from . import profiles
-from .experiments.gp_sweep import RunSpec, build_model, load_data, plan_grid, run_one, runs_dir
+from . import profiles, records
+from ._shared import check_device, check_int, is_real
+from .experiments.gp_sweep import RunSpec, build_model, find_record, load_data, plan_grid, run_one, runs_dir
+from .experiments.gp_sweep.run import _die_with_parent
 from .train import make_optimizer
 
 __all__ = ["run_window", "plan_window", "run_work", "main"]
@@ -217,15 +229,21 @@ def _start_data(specs: Sequence[RunSpec], workers: int):
         for r in s.recipes():
             recipes.setdefault(recipe_key(r), r)
     pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(recipes))),
-                               mp_context=multiprocessing.get_context("spawn"))
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
     return pool, [pool.submit(_build_one, r) for r in recipes.values()]
 
 
 # --------------------------------------------------------------------------------------------
 # the pool: several runs in flight, a hard deadline
 # --------------------------------------------------------------------------------------------
-def _worker(wid: int, tasks: Any, results: Any, device: str, threads: int, rehearsal_s: float) -> None:
+def _worker(wid: int, tasks: Any, results: Any, device: str, threads: int, rehearsal_s: float,
+            parent: int) -> None:
     """Worker process: take specs from ``tasks`` until None; run each with the sweep's ``run_one``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the window stops its workers (a Ctrl-C is its to handle)
+    _die_with_parent(parent)
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -257,7 +275,8 @@ def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimat
     ctx = multiprocessing.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     jobs = max(1, min(jobs, len(specs)))
-    procs = [ctx.Process(target=_worker, args=(w, tasks, results, device, threads, rehearsal_s), daemon=True)
+    procs = [ctx.Process(target=_worker, args=(w, tasks, results, device, threads, rehearsal_s, os.getpid()),
+                         daemon=True)
              for w in range(jobs)]
     for p in procs:
         p.start()
@@ -270,6 +289,7 @@ def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimat
     estimate = first_estimate_s
     stop = "all planned runs finished"
     t_pool = time.monotonic()
+    interrupted = False
     try:
         while True:
             now = time.monotonic()
@@ -307,6 +327,9 @@ def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimat
                 log(f"done   {s.label:<26} seed {s.seed:<3} {key} in {secs:.1f} s")
             else:
                 log(f"FAILED {s.label:<26} seed {s.seed:<3} {key}:\n{err}")
+    except KeyboardInterrupt:
+        interrupted = True
+        stop = f"interrupted (Ctrl-C): {len(busy)} runs in flight stopped, {len(todo)} not started"
     finally:
         for _ in procs:
             tasks.put(None)
@@ -321,9 +344,10 @@ def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimat
     for w, (key, t) in busy.items():
         s = by_key[key]
         done.append({"key": key, "label": s.label, "config": s.config, "level": s.level, "seed": s.seed,
-                     "s": round(time.monotonic() - t, 2), "worker": w, "status": "stopped at the deadline"})
+                     "s": round(time.monotonic() - t, 2), "worker": w,
+                     "status": "stopped (Ctrl-C)" if interrupted else "stopped at the deadline"})
     log(f"stop: {stop}")
-    return {"runs": done, "stop": stop, "estimate_s": round(estimate, 2)}
+    return {"runs": done, "stop": stop, "estimate_s": round(estimate, 2), "interrupted": interrupted}
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,91 +368,165 @@ def _data_bytes(spec: RunSpec) -> int:
     return sum(estimate_bytes(r) for r in spec.recipes())
 
 
+def check_args(out: "str | Path", profile: str, deadline_s: Any, device: Any, jobs: Any, min_seeds: Any,
+               max_seeds: Any, max_jobs: Any) -> Path:
+    """Every argument of the window checked before any work: one ``ValueError`` naming the flag and
+    what it accepts. ``out`` must be a new or empty folder (a second window never replaces the first
+    one's ``records.tar.gz``). Returns ``out`` as a Path."""
+    profiles.check(profile)
+    if not is_real(deadline_s) or not math.isfinite(deadline_s) or deadline_s <= MARGIN_S:
+        raise ValueError(f"--deadline-s must be a finite number of seconds > {MARGIN_S:g} (the margin kept for "
+                         f"packing), got {deadline_s!r}")
+    check_int("--jobs", jobs, low=1, allow_none=True)
+    check_int("--min-seeds", min_seeds, low=1)
+    check_int("--max-seeds", max_seeds, low=1)
+    check_int("--max-jobs", max_jobs, low=1)
+    if min_seeds > max_seeds:
+        raise ValueError(f"--min-seeds {min_seeds} must be <= --max-seeds {max_seeds}")
+    check_device(device)
+    if str(out) == "":
+        raise ValueError("--out must name a folder, got ''")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose a new or empty folder")
+    if out.is_dir():
+        held = sorted(f.name for f in out.iterdir())
+        if held:
+            raise ValueError(f"--out {out} already holds {', '.join(held[:3])}{' ...' if len(held) > 3 else ''}: "
+                             "choose a new or empty folder (a window never replaces another's archive)")
+    return out
+
+
+def _point_env(work: Optional["str | Path"]) -> tuple[Path, dict[str, Optional[str]]]:
+    """Point the data cache and the run records at ``work`` (it wins over the environment); without
+    it keep ``BACKDROP_REPRO_DATA``/``_OUTPUT`` if set, else a temp folder. Returns the work folder and
+    the variables as they were (to restore)."""
+    names = ("BACKDROP_REPRO_DATA", "BACKDROP_REPRO_OUTPUT", "TQDM_DISABLE")
+    saved = {k: os.environ.get(k) for k in names}
+    given = work is not None
+    work = Path(work).absolute() if given else Path(tempfile.mkdtemp(prefix="gpu-window-"))
+    for name, sub in (("BACKDROP_REPRO_DATA", "data"), ("BACKDROP_REPRO_OUTPUT", "output")):
+        if given or not os.environ.get(name):
+            os.environ[name] = str(work / sub)     # no pooch: a plain folder
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    return work, saved
+
+
 def run_window(out: str | Path, profile: str = "paper", deadline_s: float = 510.0, device: str = "auto",
                jobs: Optional[int] = None, min_seeds: int = 5, max_seeds: int = 20, work: Optional[str | Path] = None,
                max_jobs: int = 6, rehearsal_s: float = 0.0, echo: bool = True) -> dict[str, Any]:
     """Run the window (module docstring) and pack its results into ``out``; returns the summary
     also written to ``out/window.json``. Ends by ``deadline_s`` seconds after the call (plus the
-    packing). Example: ``run_window("/tmp/w", "smoke", deadline_s=120, max_seeds=2, min_seeds=1)``."""
+    packing). Bad arguments: ``ValueError`` before any work (:func:`check_args`). On Ctrl-C it stops,
+    packs what finished and returns the summary with ``"interrupted": True``.
+    Example: ``run_window("/tmp/w", "smoke", deadline_s=120, max_seeds=2, min_seeds=1)``."""
     t0 = time.monotonic()
+    out = check_args(out, profile, deadline_s, device, jobs, min_seeds, max_seeds, max_jobs)
     deadline = t0 + float(deadline_s)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(work) if work is not None else Path(tempfile.mkdtemp(prefix="gpu-window-"))
-    os.environ.setdefault("BACKDROP_REPRO_DATA", str(work / "data"))       # no pooch: a plain folder
-    os.environ.setdefault("BACKDROP_REPRO_OUTPUT", str(work / "output"))
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    work, saved = _point_env(work)
+    try:
+        return _window(out, profiles.get(profile), deadline_s, deadline, device, jobs, min_seeds, max_seeds, work,
+                       max_jobs, rehearsal_s, echo, t0)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _window(out: Path, p: profiles.Profile, deadline_s: float, deadline: float, device: str, jobs: Optional[int],
+            min_seeds: int, max_seeds: int, work: Path, max_jobs: int, rehearsal_s: float, echo: bool,
+            t0: float) -> dict[str, Any]:
     log = _Log(out / "timing.log", t0, echo)
     import torch
 
     log(f"data cache {os.environ['BACKDROP_REPRO_DATA']}, run records under {os.environ['BACKDROP_REPRO_OUTPUT']}")
-
-    p = profiles.get(profile)
     dev = _resolve_device(device)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     summary: dict[str, Any] = {
         "profile": p.name, "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {cores} cores",
         "torch": torch.__version__, "python": platform.python_version(), "host": platform.node(),
-        "deadline_s": deadline_s, "work": str(work), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+        "deadline_s": deadline_s, "work": str(work), "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "runs": [], "runs_finished": 0, "interrupted": False}
     log(f"GPU window: profile {p.name}, device {summary['device']}, torch {torch.__version__}, "
         f"python {summary['python']}, {cores} CPU cores, deadline {deadline_s:.0f} s")
-    # 1. data (CPU processes) while the device is probed
-    first = plan_window(p, 1, 1)[0]
-    n0 = max(1, min(min_seeds, max_seeds))
-    pool, futures = _start_data(plan_window(p, n0, n0), cores)
-    log(f"data: building {len(futures)} datasets in {min(cores, len(futures))} processes "
-        f"({p.data.size}², {p.data.method} sampler)")
+    pool = None
     try:
+        # 1. data (CPU processes) while the device is probed
+        first = plan_window(p, 1, 1)[0]
+        n0 = max(1, min(min_seeds, max_seeds))
+        pool, futures = _start_data(plan_window(p, n0, n0), cores)
+        log(f"data: building {len(futures)} datasets in {min(cores, len(futures))} processes "
+            f"({p.data.size}², {p.data.method} sampler)")
         pr = probe(first, dev)
-    except Exception:
-        pool.shutdown(wait=False, cancel_futures=True)
+        work1 = run_work(first)
+        run_s = work1["steps"] * pr["step_s"] + work1["eval"] * pr["eval_sample_s"] + 0.02 * work1["epochs"]
+        summary["probe"] = {**{k: round(v, 6) for k, v in pr.items()}, "run_work": work1,
+                            "run_s_one_in_flight": round(run_s, 1), "runs_per_minute_one_in_flight": round(60 / run_s, 3)}
+        log(f"probe: {pr['step_s'] * 1e3:.1f} ms per training step (batch {first.train_config().batch_size}), "
+            f"{pr['eval_sample_s'] * 1e3:.2f} ms per evaluated sample -> one run ({work1['steps']} steps, "
+            f"{work1['eval']} evaluation forwards) ~{run_s:.0f} s: {60 / run_s:.2f} runs per minute with one in flight")
+        # 2. how many in flight
+        if jobs is None:
+            if dev.startswith("cuda"):
+                free = _gpu_free_bytes() or 0
+                need = int(pr.get("peak_bytes", 0) + _data_bytes(first) + 1.5 * 2 ** 30)
+                jobs = max(1, min(max_jobs, int((free - 2 * 2 ** 30) // max(need, 1))))
+                log(f"jobs: {jobs} in flight ({free / 2 ** 30:.1f} GiB free on the device, ~{need / 2 ** 30:.1f} GiB per run)")
+            else:
+                jobs = max(1, min(max_jobs, p.sweep.jobs or cores))
+                log(f"jobs: {jobs} in flight (CPU)")
+        try:
+            for f in futures:
+                f.result(timeout=max(0.1, deadline - MARGIN_S - time.monotonic()))
+        except Exception as err:      # data not ready by the deadline (or failed): stop, pack what there is
+            _stop_pool(pool)
+            pool = None
+            why = "deadline: the data were not ready" if isinstance(err, TimeoutError) else f"data failed: {err!r}"
+            summary.update(stop=why)
+            log(f"stop: {why}")
+            return _pack(out, p, summary, t0, log)
+        pool.shutdown()
+        pool = None
+        log("data: ready")
+        # 3. size the grid to what is left (pessimistic: no gain from several in flight until measured)
+        per_seed = len(plan_window(p, 1, 1))
+        left = deadline - MARGIN_S - time.monotonic()
+        fit = int(left // run_s)
+        seeds = max(1, min(max_seeds, max(min_seeds, fit // per_seed)))
+        specs = plan_window(p, seeds, max(seeds, max_seeds))
+        summary["sizing"] = {"left_s": round(left, 1), "runs_that_fit_one_in_flight": fit, "runs_per_seed": per_seed,
+                             "seeds_planned": seeds, "max_seeds": max_seeds, "jobs": jobs}
+        log(f"sizing: {left:.0f} s left -> ~{fit} runs at one in flight; grid planned for {seeds} seeds "
+            f"({seeds * per_seed} runs: none + demo first, then the fine and coarse levels), then more seeds up to "
+            f"{max_seeds} while time remains")
+        # runs already recorded in the work folder: not trained here, never counted as this window's
+        recorded = [sp for sp in specs if find_record(sp) is not None]
+        if recorded:
+            log(f"{len(recorded)} planned runs already recorded in {os.environ['BACKDROP_REPRO_OUTPUT']}: not trained "
+                "again, not counted")
+        summary["already_recorded"] = [sp.key for sp in recorded]
+        keys = set(summary["already_recorded"])
+        todo = [sp for sp in specs if sp.key not in keys]
+        # 4. the runs
+        threads = max(1, cores // jobs)
+        res = run_pool(todo, jobs, deadline - MARGIN_S, run_s * jobs, dev, log, threads, rehearsal_s) if todo else \
+            {"runs": [], "stop": "all planned runs were already recorded", "estimate_s": round(run_s * jobs, 2),
+             "interrupted": False}
+        summary.update(res)
+    except KeyboardInterrupt:
+        if pool is not None:
+            _stop_pool(pool)
+        summary.update(stop="interrupted (Ctrl-C)", interrupted=True)
+    except BaseException:
+        if pool is not None:
+            _stop_pool(pool)
+        log.fh.close()
         raise
-    work1 = run_work(first)
-    run_s = work1["steps"] * pr["step_s"] + work1["eval"] * pr["eval_sample_s"] + 0.02 * work1["epochs"]
-    summary["probe"] = {**{k: round(v, 6) for k, v in pr.items()}, "run_work": work1, "run_s_one_in_flight": round(run_s, 1),
-                        "runs_per_minute_one_in_flight": round(60 / run_s, 3)}
-    log(f"probe: {pr['step_s'] * 1e3:.1f} ms per training step (batch {first.train_config().batch_size}), "
-        f"{pr['eval_sample_s'] * 1e3:.2f} ms per evaluated sample -> one run ({work1['steps']} steps, "
-        f"{work1['eval']} evaluation forwards) ~{run_s:.0f} s: {60 / run_s:.2f} runs per minute with one in flight")
-    # 2. how many in flight
-    if jobs is None:
-        if dev.startswith("cuda"):
-            free = _gpu_free_bytes() or 0
-            need = int(pr.get("peak_bytes", 0) + _data_bytes(first) + 1.5 * 2 ** 30)
-            jobs = max(1, min(max_jobs, int((free - 2 * 2 ** 30) // max(need, 1))))
-            log(f"jobs: {jobs} in flight ({free / 2 ** 30:.1f} GiB free on the device, ~{need / 2 ** 30:.1f} GiB per run)")
-        else:
-            jobs = max(1, min(max_jobs, p.sweep.jobs or cores))
-            log(f"jobs: {jobs} in flight (CPU)")
-    try:
-        for f in futures:
-            f.result(timeout=max(0.1, deadline - MARGIN_S - time.monotonic()))
-    except BaseException as err:      # data not ready by the deadline (or failed): stop, pack what there is
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        why = "deadline: the data were not ready" if isinstance(err, TimeoutError) else f"data failed: {err!r}"
-        summary.update(runs=[], stop=why, runs_finished=0)
-        log(f"stop: {why}")
-        return _pack(out, p, summary, t0, log)
-    pool.shutdown()
-    log("data: ready")
-    # 3. size the grid to what is left (pessimistic: no gain from several in flight until measured)
-    per_seed = len(plan_window(p, 1, 1))
-    left = deadline - MARGIN_S - time.monotonic()
-    fit = int(left // run_s)
-    seeds = max(1, min(max_seeds, max(min_seeds, fit // per_seed)))
-    specs = plan_window(p, seeds, max(seeds, max_seeds))
-    summary["sizing"] = {"left_s": round(left, 1), "runs_that_fit_one_in_flight": fit, "runs_per_seed": per_seed,
-                         "seeds_planned": seeds, "max_seeds": max_seeds, "jobs": jobs}
-    log(f"sizing: {left:.0f} s left -> ~{fit} runs at one in flight; grid planned for {seeds} seeds "
-        f"({seeds * per_seed} runs: none + demo first, then the fine and coarse levels), then more seeds up to "
-        f"{max_seeds} while time remains")
-    # 4. the runs
-    threads = max(1, cores // jobs)
-    res = run_pool(specs, jobs, deadline - MARGIN_S, run_s * jobs, dev, log, threads, rehearsal_s)
-    summary.update(res)
-    finished = [r for r in res["runs"] if r["status"] == "done"]
+        log("stop: interrupted (Ctrl-C)")
+    finished = [r for r in summary["runs"] if r["status"] == "done"]
     elapsed = time.monotonic() - t0
     summary["runs_finished"] = len(finished)
     summary["elapsed_s"] = round(elapsed, 1)
@@ -440,36 +538,64 @@ def run_window(out: str | Path, profile: str = "paper", deadline_s: float = 510.
     return _pack(out, p, summary, t0, log)
 
 
+def _stop_pool(pool: Any) -> None:
+    for proc in list(getattr(pool, "_processes", {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _pack(out: Path, p: profiles.Profile, summary: dict[str, Any], t0: float, log: _Log) -> dict[str, Any]:
-    """Write ``records.tar.gz`` (every record of the profile in the run-records folder) and
-    ``window.json`` into ``out``; returns the summary."""
+    """Write ``records.tar.gz`` (every usable record of the profile in the run-records folder, read
+    through :mod:`backdrop_repro.records`; malformed ones are listed, not packed) and ``window.json``
+    into ``out`` (atomically); returns the summary."""
+    from . import paths
+
     summary.setdefault("elapsed_s", round(time.monotonic() - t0, 1))
     rdir = runs_dir(p)
-    records = sorted(rdir.glob("*.json")) if rdir.exists() else []
-    with tarfile.open(out / "records.tar.gz", "w:gz") as tar:
-        for f in records:
-            tar.add(f, arcname=f"results/{p.name}/gp_runs/{f.name}")
-    summary["records"] = [f.stem for f in records]
-    (out / "window.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
-    log(f"packed {len(records)} records into {out / 'records.tar.gz'}; summary in {out / 'window.json'}")
+    found = [records.inspect(f) for f in sorted(rdir.glob("*.json"))] if rdir.exists() else []
+    good = [r.path for r in found if r.status in ("ok", "failed")]
+    summary["malformed_records"] = [r.reason for r in found if r.status == "malformed"]
+    with paths.atomic_path(out / "records.tar.gz") as tmp:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for f in good:
+                tar.add(f, arcname=f"results/{p.name}/gp_runs/{f.name}")
+    summary["records"] = [f.stem for f in good]
+    paths.write_text(out / "window.json", json.dumps(summary, indent=1, sort_keys=True))
+    log(f"packed {len(good)} records into {out / 'records.tar.gz'}; summary in {out / 'window.json'}")
     log.fh.close()
     return summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: 0 when runs finished, 1 when none did, 2 a bad argument (one line), 130 Ctrl-C."""
     ap = argparse.ArgumentParser(prog="python3 -m backdrop_repro.gpu_window", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path, help="folder for records.tar.gz, timing.log, window.json")
+    ap.add_argument("--out", required=True, type=Path, help="a new or empty folder for records.tar.gz, timing.log, "
+                                                            "window.json")
     ap.add_argument("--profile", default="paper", choices=profiles.names())
     ap.add_argument("--deadline-s", type=float, default=510.0, help="hard end, seconds after the start (default 510)")
-    ap.add_argument("--device", default="auto", help="auto (cuda if present), cuda or cpu")
+    ap.add_argument("--device", default="auto", help="auto (cuda if present), cuda, cuda:N or cpu")
     ap.add_argument("--jobs", type=int, default=None, help="runs in flight (default: as many as the device memory holds)")
     ap.add_argument("--min-seeds", type=int, default=5)
     ap.add_argument("--max-seeds", type=int, default=20)
     ap.add_argument("--max-jobs", type=int, default=6)
-    ap.add_argument("--work", type=Path, default=None, help="data cache and run outputs (default: a temp folder)")
+    ap.add_argument("--work", type=Path, default=None, help="data cache and run outputs (wins over BACKDROP_REPRO_DATA "
+                                                            "and _OUTPUT; default: those, else a temp folder)")
     args = ap.parse_args(argv)
-    s = run_window(args.out, args.profile, args.deadline_s, args.device, args.jobs, args.min_seeds, args.max_seeds,
-                   args.work, args.max_jobs)
+    if args.work is not None and str(args.work) == "":
+        ap.error("--work must name a folder, got ''")
+    try:
+        check_args(args.out, args.profile, args.deadline_s, args.device, args.jobs, args.min_seeds, args.max_seeds,
+                   args.max_jobs)
+    except ValueError as err:
+        ap.error(str(err))
+    try:
+        s = run_window(args.out, args.profile, args.deadline_s, args.device, args.jobs, args.min_seeds,
+                       args.max_seeds, args.work, args.max_jobs)
+    except (ValueError, OSError) as err:
+        print(f"{ap.prog}: error: {err}", file=sys.stderr)
+        return 2
+    if s.get("interrupted"):
+        return 130
     return 0 if s["runs_finished"] else 1
 
 

@@ -63,9 +63,13 @@ class BackdropFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(mask)
+    def forward(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return x.detach()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        # the separate context makes the function usable under torch.func.grad / jacrev (not vmap)
+        ctx.save_for_backward(inputs[1])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
@@ -158,6 +162,19 @@ def _resolve_dims(dims: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints >= 0 (a ``torch.Size``, a list of Python or numpy ints), else a
+    ``ValueError``: a fractional or bool size (``4.5``, ``True``) is never truncated."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"shape must be a sequence of ints >= 0, got {shape!r}") from None
+    bad = [d for d in dims if not is_int(d) or d < 0]
+    if bad:
+        raise ValueError(f"shape must be a sequence of ints >= 0, got {tuple(dims)!r} ({bad[0]!r} is not)")
+    return tuple(int(d) for d in dims)
+
+
 def draw_mask(
     shape: Sequence[int],
     mask_prob: float,
@@ -196,7 +213,7 @@ def draw_mask(
     """
     mask_prob = _check_prob(mask_prob)
     normalization = _check_normalization(normalization)
-    shape = tuple(int(s) for s in shape)
+    shape = _check_shape(shape)
     rdims = _resolve_dims(_check_dims(dims), len(shape))
     mshape = [shape[d] if d in rdims else 1 for d in range(len(shape))]
     grid = [shape[d] for d in rdims]
@@ -297,6 +314,9 @@ class BackdropMask(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.active or not (torch.is_grad_enabled() and x.requires_grad):
             return x
+        if x.ndim == 0:
+            raise ValueError(f"BackdropMask(dims={self.dims}) needs a tensor with the masked dims, got a 0-d tensor "
+                             "(a scalar has no cells to mask)")
         keep, scaled = draw_mask(x.shape, self.mask_prob, self.dims, self.normalization, self.generator, self.pinned)
         self.last_mask = keep
         return BackdropFunction.apply(x, scaled.to(device=x.device, dtype=x.dtype))

@@ -17,7 +17,10 @@ from .paths import absolute_env, atomic_path, clean_package_orphans, output_root
 NOTEBOOKS = ("backdrop-demo", "gp-generate-demo", "gp-training", "non-decomposable")
 #: Notebooks run only when named (``backdrop-repro notebooks --profile learnability learnability``): their
 #: experiment takes hours and has profiles of its own, so ``make reproduce`` does not run them.
-ON_DEMAND = ("learnability",)
+ON_DEMAND = ("learnability", "confirm")
+#: parameters a notebook gets from ``run_notebooks`` at every profile but ``smoke``: the confirmatory study's
+#: executed copy reads its records only (its runs are trained by ``backdrop-repro confirm``, hours)
+READ_ONLY = {"confirm": {"train": False}}
 
 #: the kernel's own log (not the cells' output): only critical messages. ipykernel otherwise
 #: prints "[IPKernelApp] WARNING | Kernel is running over TCP without encryption" (the kernel
@@ -233,6 +236,71 @@ def _keep_failed(tmp: Path, failed: Path, name: str, err: Exception) -> Notebook
     return NotebookError(f"notebook {name} failed at {cell}: {what}{kept}")
 
 
+#: ranges of notebook parameters beyond their type (the type is the default's in the notebook's
+#: ``parameters`` cell): (low, high, high inclusive); ``mc_draws`` >= 100 because the demo reports the
+#: running error at N = 1, 10, 100 and its last draw
+PARAM_RANGES = {"seed": (0, None, True), "fine_prob": (0.0, 1.0, False), "coarse_prob": (0.0, 1.0, False),
+                "mc_draws": (100, None, True), "demo_size": (1, None, True)}
+
+
+def notebook_parameters(name: str) -> dict:
+    """``{name: default}`` of the notebook's ``parameters`` cell (literal assignments), read without
+    running it. Example: ``notebook_parameters("backdrop-demo")["mc_draws"] == 2000``."""
+    import ast
+
+    nb = json.loads((notebooks_source_dir() / f"{name}.ipynb").read_text())
+    out: dict = {}
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse("".join(cell.get("source", ""))).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    try:
+                        out[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        out[node.targets[0].id] = None
+    return out
+
+
+def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
+    """``parameters`` if every one is declared by at least one of the notebooks ``names`` and has the
+    type of its default there (an int where the default is an int; a number where it is a float; an
+    int or None where it is None) and a value in :data:`PARAM_RANGES`; else one ``ValueError`` naming
+    the parameter and what it accepts, before any notebook runs."""
+    from ._shared import is_int, is_real
+
+    parameters = dict(parameters or {})
+    declared: dict = {}
+    for n in names:
+        for k, v in notebook_parameters(n).items():
+            declared.setdefault(k, v)
+    for key, value in parameters.items():
+        if key not in declared:
+            raise ValueError(f"parameter {key!r} is not a parameter of {', '.join(names)}; they take "
+                             f"{sorted(declared)}")
+        default = declared[key]
+        if key == "profile":
+            profiles.check(value)
+            continue
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "a bool"
+        elif isinstance(default, int):
+            ok, kind = is_int(value), "an int"
+        elif isinstance(default, float):
+            ok, kind = is_real(value), "a number"
+        elif default is None:
+            ok, kind = value is None or is_int(value), "an int or None"
+        else:
+            ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+        if not ok:
+            raise ValueError(f"parameter {key} must be {kind}, got {value!r}")
+        low, high, closed = PARAM_RANGES.get(key, (None, None, True))
+        if value is not None and ((low is not None and value < low) or
+                                  (high is not None and (value > high if closed else value >= high))):
+            span = f"[{low}, {high if high is not None else 'inf'}{']' if closed and high is not None else ')'}"
+            raise ValueError(f"parameter {key} must be in {span}, got {value!r}")
+    return parameters
+
+
 def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, parameters: Optional[dict] = None) -> list[Path]:
     """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
@@ -257,6 +325,7 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     unknown = [n for n in names if n not in NOTEBOOKS + ON_DEMAND]
     if unknown:
         raise ValueError(f"names must be among {NOTEBOOKS + ON_DEMAND}, got {unknown}")
+    parameters = check_parameters(names, parameters)          # before any notebook runs
     src = notebooks_source_dir()
     out_dir = Path(out_dir) if out_dir else results_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,13 +337,14 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     try:
         for i, name in enumerate(names, 1):
             out = out_dir / f"{name}.ipynb"
+            nb_params = {**(READ_ONLY.get(name, {}) if profile != "smoke" else {}), **params}
             print(f"[backdrop-repro {i}/{len(names)}] {name} (profile={profile}) -> {_relative(out)}",
                   file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             failed = failed_copy_path(out)
             with atomic_path(out) as tmp:
                 try:
-                    pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=params, cwd=str(src),
+                    pm.execute_notebook(str(src / f"{name}.ipynb"), str(tmp), parameters=nb_params, cwd=str(src),
                                         progress_bar=False, kernel_name="python3",
                                         extra_arguments=list(KERNEL_ARGS))
                 except pm.PapermillExecutionError as err:

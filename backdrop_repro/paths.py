@@ -73,15 +73,35 @@ absolute_env()      # at start-up: before anything can change the working direct
 
 
 def data_dir() -> Path:
-    """The data cache directory (created if missing)."""
+    """The data cache directory (created if missing). ``BACKDROP_REPRO_DATA`` naming a file or a
+    dangling symbolic link is a ``NotADirectoryError`` naming the variable and the path."""
     env = os.environ.get("BACKDROP_REPRO_DATA")
     if env:
         path = Path(env)
+        if path.is_symlink() and not path.exists():
+            raise NotADirectoryError(f"BACKDROP_REPRO_DATA={env} is a symbolic link to {os.readlink(path)}, which "
+                                     "does not exist; point the variable at a folder (or create the link's target)")
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"BACKDROP_REPRO_DATA={env} is a file, not a folder; point the variable at a "
+                                     "folder for the data cache")
     else:
         import pooch
 
         path = Path(pooch.os_cache("backdrop-repro"))
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_inside(path: str | os.PathLike, root: str | os.PathLike, what: str = "cache entry") -> Path:
+    """``path`` if it resolves inside ``root`` (no symbolic link on the way leads out of it), else a
+    ``ValueError`` naming the link's target: a cache never writes through a link into a folder that
+    is not its own (a user's ``images.npy`` there would be overwritten). Example:
+    ``check_inside(data_dir() / "gp" / key, data_dir())``."""
+    path, root = Path(path), Path(root)
+    real, top = path.resolve(), root.resolve()
+    if real != top and top not in real.parents:
+        raise ValueError(f"the {what} {path} is a symbolic link (or inside one) to {real}, outside the cache {root}: "
+                         "the cache never writes there; remove the link (the folder it points at is left as it is)")
     return path
 
 
@@ -345,11 +365,10 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def cpu_model() -> str:
-    """The CPU as the kernel names it: model name, and vendor/family/model/stepping numbers (a
-    virtual machine often reports only "AMD EPYC": the numbers tell generations apart), or
-    ``platform.processor()`` where ``/proc/cpuinfo`` does not exist.
-    Example: ``"AMD EPYC (AuthenticAMD family 26 model 2 stepping 1)"``.
+def cpu_id() -> str:
+    """The CPU's vendor, family, model and stepping numbers from ``/proc/cpuinfo`` (a virtual machine
+    often names only "AMD EPYC": the numbers tell generations apart), or ``""`` where none is known.
+    Example: ``cpu_id()`` -> ``'AuthenticAMD family 26 model 2 stepping 1'``.
     """
     fields: dict[str, str] = {}
     try:
@@ -360,21 +379,19 @@ def cpu_model() -> str:
             fields.setdefault(k.strip(), v.strip())
     except OSError:
         pass
-    name = fields.get("model name") or fields.get("Processor") or platform.processor() or platform.machine()
-    ids = " ".join(([fields["vendor_id"]] if fields.get("vendor_id") else [])
-                   + [f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"),
-                                                                ("stepping", "stepping")) if fields.get(k)])
-    return f"{name} ({ids})" if ids else name
+    return " ".join(([fields["vendor_id"]] if fields.get("vendor_id") else [])
+                    + [f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"),
+                                                                 ("stepping", "stepping")) if fields.get(k)])
 
 
 def versions() -> dict[str, str]:
     """Versions of the software a result depends on, and the machine (stored in every results JSON).
 
-    ``machine``: architecture, CPU count and torch threads; ``cpu``: :func:`cpu_model`;
-    ``cpu_capability``: the instruction set torch's CPU kernels dispatch to
+    ``machine``: architecture, CPU count and torch threads; ``cpu``: :func:`cpu_name`; ``cpu_id``:
+    :func:`cpu_id`; ``cpu_isa``: the instruction set torch's CPU kernels dispatch to
     (``torch.backends.cpu.get_cpu_capability()``: ``DEFAULT``, ``AVX2``, ``AVX512``, ...);
-    ``cpu_cores``: the cores this process may use. Two records made on CPUs of another model or
-    capability can differ by rounding (docs/reliability.md, "Cross-machine drift").
+    ``cpu_cores``: ``os.cpu_count()``. Records made on CPUs of another model or instruction set can
+    differ by rounding (docs/reliability.md, "Cross-machine drift").
     """
     import numpy
     import scipy
@@ -382,14 +399,6 @@ def versions() -> dict[str, str]:
 
     from . import __version__
 
-    try:
-        capability = str(torch.backends.cpu.get_cpu_capability())
-    except (AttributeError, RuntimeError):     # pragma: no cover - torch older than 2.1
-        capability = "unknown"
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):          # pragma: no cover - not Linux
-        cores = os.cpu_count() or 0
     return {
         "backdrop_repro": __version__,
         "python": platform.python_version(),
@@ -397,7 +406,21 @@ def versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
-        "cpu": cpu_model(),
-        "cpu_capability": capability,
-        "cpu_cores": str(cores),
+        "cpu": cpu_name(),
+        "cpu_id": cpu_id(),
+        "cpu_isa": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_cores": str(os.cpu_count()),
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), so two records
+    can be told apart by machine. Example: ``cpu_name()`` -> ``'AMD EPYC'`` (``'unknown'`` if nothing says)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or "unknown"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Optional
 
 __all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection",
-           "Profile", "PROFILES", "names", "get", "register", "check"]
+           "ConfirmTask", "ConfirmSection", "Profile", "PROFILES", "names", "get", "register", "check"]
 
 
 #: the optimisers of :class:`OptimSection` (built by :func:`backdrop_repro.train.make_optimizer`)
@@ -182,7 +182,8 @@ class SweepSection(_Optimised):
     (None/None/``"last"``: every run trains ``epochs``; otherwise ``epochs`` is a cap, and a study
     with fewer training images per class keeps the cap in epochs).
     ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
-    only when it is not ``"conv"``, so the keys of the committed records do not change.
+    only when it is not ``"conv"``, so the keys of the committed records do not change; ``"blocked"``
+    also records its ``stem`` and runs with :func:`~backdrop_repro.models.keep_freed_memory` (speed only).
     """
 
     width: int
@@ -212,6 +213,7 @@ class SweepSection(_Optimised):
     loss_target: Optional[float] = None
     select: str = "last"
     impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
+    stem: str = "im2col"    # models.STEMS: the stem of impl "blocked" (in the key only for that formulation)
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,46 @@ class LearnSection(_Optimised):
 
 
 @dataclass(frozen=True)
+class ConfirmTask:
+    """One task of a confirmatory study: ``name``, the class ``lengths`` per scale (px), the weight
+    ``power`` per scale, ``per_class`` training images per class, the run ``seeds`` and the minimum
+    detectable effect ``mde_target`` the seeds were sized for (80 % power, Holm over the family)."""
+
+    name: str
+    lengths: tuple[tuple[float, ...], ...]
+    power: tuple[float, ...]
+    per_class: int
+    seeds: tuple[int, ...]
+    mde_target: float
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"confirm task {self.name!r}: seeds must be distinct and non-empty, got {self.seeds!r}")
+        if len(self.lengths) != len(self.power):
+            raise ValueError(f"confirm task {self.name!r}: one power per scale, got {self.power!r} for {self.lengths!r}")
+
+
+@dataclass(frozen=True)
+class ConfirmSection:
+    """A pre-registered confirmatory study (:mod:`backdrop_repro.experiments.confirm`): every ``task``
+    trains every arm of ``arms`` (``(config, fine_prob, coarse_prob)``, the first is the baseline) on
+    every seed of the task, with the network, data sizes and convergence budget of the profile's
+    ``learnability`` section (whose ``epochs`` is the cap of every run). Decisions: the claim
+    grammar of :mod:`backdrop_repro.report` at ``margin``/``alpha``, Holm over every comparison;
+    an arm with more than ``max_capped`` of its runs at the cap (or failed) is unfinished (no claim);
+    a seed *learns the small scale* when its small-scale test accuracy is at least ``learn_threshold``.
+    ``preregistration``: the design file (relative to the output root), committed before any run."""
+
+    tasks: tuple[ConfirmTask, ...]
+    arms: tuple[tuple[str, float, float], ...] = (("none", 0.0, 0.0), ("fine", 0.3, 0.0), ("demo", 0.3, 0.95))
+    margin: float = 0.03
+    alpha: float = 0.05
+    max_capped: float = 0.10
+    learn_threshold: float = 0.9
+    preregistration: str = "preregistration.md"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -315,6 +357,7 @@ class Profile:
     nondecomposable: NDSection = field(default_factory=NDSection)
     demo: DemoSection = field(default_factory=DemoSection)
     learnability: Optional[LearnSection] = None
+    confirm: Optional[ConfirmSection] = None
 
 
 _SCALED_DATA = DataSection(size=256, scales=((2.375, 2.5), (20.0, 35.0)))
@@ -342,6 +385,26 @@ _LEARN = LearnSection(DataSection(size=256, scales=((2.375, 2.5),), power=(1.0,)
                                   test_per_class=200, train_seed=2101, val_seed=2102, test_seed=2103,
                                   per_seed_data=True), twoscale_sizes=(100,))
 
+# the confirmatory study of the fine-mask half of the claim (issue 28): pre-registered in
+# results/confirm/preregistration.md before any run; fresh run seeds (100 onward) and fresh data seeds
+# (train/val bases 2801/2802, test set 2803 with 400 images per class, never used by any earlier record);
+# the learnability study's width-16 CNN and convergence rule (loss target 0.01 or 40 epochs without a gain
+# in validation accuracy), cap 300 epochs at both sizes, test scored at the validation-selected epoch.
+# Seeds sized from the learnability record's paired SDs (the larger of the two arms per task:
+# 0.076 small edge, 0.141 two-scale) for an MDE <= 0.04 / <= 0.05 at 80 % power, Holm over 4.
+_CONFIRM_LEARN = replace(_LEARN, data=DataSection(size=256, scales=((2.375, 2.875),), power=(1.0,), per_class=25,
+                                                  val_per_class=50, test_per_class=400, train_seed=2801,
+                                                  val_seed=2802, test_seed=2803, per_seed_data=True),
+                         per_class=(25, 100), epochs=300, min_epochs=300, twoscale_sizes=())
+_CONFIRM = ConfirmSection(tasks=(
+    ConfirmTask("small-edge", ((2.375, 2.875),), (1.0,), 25, tuple(range(100, 145)), 0.04),
+    ConfirmTask("two-scale", ((2.375, 2.875), (20.0, 24.0)), (0.75, 1.25), 100, tuple(range(100, 193)), 0.05)))
+
+_PAPER_DATA = DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100)
+_PAPER_SWEEP = SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
+                            coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
+                            precision="tf32", threads=None, jobs=1)
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke", "seconds: tests and the CI-executed notebooks",
@@ -358,7 +421,9 @@ PROFILES: dict[str, Profile] = {
                      n_coarse=1, batch_size=4, optim=OptimSection(lr=1e-2), epochs=6, min_epochs=3, eval_every=2,
                      patience=4, loss_target=0.01, channels_last=False, spectral_channels=4, spectral_kernel=3,
                      edge_band=(0.0, 1.01), edge_cells=1, edge_seeds=(0, 1, 2), fine_probs=(0.5,),
-                     coarse_probs=(0.75,), twoscale_sizes=(6,), jobs=1)),
+                     coarse_probs=(0.75,), twoscale_sizes=(6,), jobs=1),
+        ConfirmSection(tasks=(ConfirmTask("small-edge", ((1.5, 3.0),), (1.0,), 4, (100, 101, 102), 0.5),
+                              ConfirmTask("two-scale", ((1.5, 3.0), (4.0, 8.0)), (0.75, 1.25), 6, (100, 101), 0.5)))),
     "default": Profile(
         "default", "make reproduce on 2 CPU cores: the confirmatory replication's 3 configurations at 4 of its "
         "30 seeds (shrunk task, convergence budget, per-seed training sets)",
@@ -379,16 +444,26 @@ PROFILES: dict[str, Profile] = {
         _ND_QUICK),
     "paper": Profile(
         "paper", "the paper's scale (1024², width 64): for a GPU",
-        DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100),
-        SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
-                     coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
-                     precision="tf32", threads=None, jobs=1),
+        _PAPER_DATA, _PAPER_SWEEP,
         NDSection(steps=1500, eval_every=50, batch_sizes=(16, 32, 64, 128, 256),
                   mask_probs=(0.3, 0.5, 0.7, 0.9, 0.95, 0.97, 0.99), seeds=tuple(range(30)), fidelity_draws=1000)),
+    "paper-cpu": Profile(
+        "paper-cpu", "the paper's scale (1024², the paper's lengths, width 64, 25/class) on the CPU: no backdrop vs the "
+        "authors' fine 0.3 + coarse 0.95, 4 seeds each with its own training set, the replication's convergence rule "
+        "(cap 80 epochs, about an hour per run on one core), the fast blocked formulation",
+        replace(_PAPER_DATA, per_seed_data=True),
+        replace(_PAPER_SWEEP, epochs=80, seeds=(0, 1, 2, 3), fine_probs=(0.3,), coarse_probs=(0.95,),
+                configs=("none", "demo"), patience=40, loss_target=0.01, select="val", precision="fp32",
+                threads=1, jobs=2, impl="blocked", stem="im2col"),
+        _ND_QUICK),
     "learnability": Profile(
         "learnability", "committed learnability map: single-scale 2-class tasks over length ratio x training images "
         "per class x scale (5 seeds), backdrop along its edge and a two-scale task there (10 seeds)",
         _REPL_DATA, _REPL_SWEEP, _ND_QUICK, learnability=_LEARN),
+    "confirm": Profile(
+        "confirm", "pre-registered confirmatory study of the fine-mask half of the claim: the small-scale edge task "
+        "(25/class, 45 seeds) and the two-scale task (100/class, 93 seeds), none vs fine 0.3 and vs the authors' demo setting",
+        _REPL_DATA, _REPL_SWEEP, _ND_QUICK, learnability=_CONFIRM_LEARN, confirm=_CONFIRM),
 }
 
 #: the profile of ``make reproduce`` and of every CLI command without ``--profile``

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ._shared import check_device
+from ._shared import check_device, check_labels
 from .paths import atomic_path, free_disk
 from .masking import BackdropMask
 from .profiles import OPTIMIZERS, OptimSection
@@ -174,7 +174,7 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         raise ValueError("data must be a dataset with .images/.labels or a pair (images, labels)")
     x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images, dtype=np.float32))
-    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).long()
+    y = torch.from_numpy(check_labels(labels, "labels"))     # integers >= 0: 1.7 is never truncated to 1
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[1] != 1:
@@ -316,6 +316,13 @@ def train(
     x, y = (v.to(device) for v in as_tensors(train_data))
     xt, yt = (v.to(device) for v in as_tensors(test_data))
     xv, yv = (v.to(device) for v in as_tensors(val_data)) if val_data is not None else (None, None)
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if heads:                                  # a label >= the number of outputs: one line, before any step
+        n_out = heads[-1].out_features
+        for split, lab in (("train", y), ("test", yt), ("val", yv)):
+            if lab is not None and lab.numel() and int(lab.max()) >= n_out:
+                raise ValueError(f"{split} labels must be class labels in [0, {n_out}) (the model has {n_out} "
+                                 f"outputs), got {int(lab.max())}")
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)

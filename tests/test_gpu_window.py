@@ -48,6 +48,14 @@ def test_window_at_smoke_scale_on_the_cpu(tmp_path, monkeypatch):
     assert all(n.startswith("results/smoke/gp_runs/") for n in names)
     for key, spec in specs.items():     # each record is the sweep's record of that spec
         assert gp_sweep.read_record(tmp_path / "unpacked" / "results" / "smoke" / "gp_runs" / f"{key}.json", spec)
+    # a second window on the same work folder trains nothing: reused records are not runs it finished,
+    # and its --out must be new (the first window's archive is never replaced)
+    with pytest.raises(ValueError, match="already holds"):
+        gw.run_window(tmp_path / "out", "smoke", deadline_s=150, device="cpu", jobs=2, min_seeds=1, max_seeds=2)
+    s2 = gw.run_window(tmp_path / "out2", "smoke", deadline_s=150, device="cpu", jobs=2, min_seeds=1, max_seeds=2,
+                       echo=False)
+    assert s2["runs_finished"] == 0 and "runs_per_minute_observed" not in s2
+    assert sorted(s2["already_recorded"]) == sorted(specs) and s2["stop"] == "all planned runs were already recorded"
     # ...bit-identical to the sweep's run_one in this process (CPU, one thread)
     first = gw.plan_window("smoke", 1, 1)[0]
     packed = json.loads((tmp_path / "unpacked" / "results" / "smoke" / "gp_runs" / f"{first.key}.json").read_text())

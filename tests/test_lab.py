@@ -1,14 +1,17 @@
 """`make lab`: the pinned JupyterLab starts, serves the source notebooks and starts a kernel.
 
 The server runs on 127.0.0.1 with a random token and throw-away Jupyter config/runtime folders;
-the test talks to its REST API only (no browser) and stops it. Skipped only where JupyterLab is
-not installed (it is pinned in requirements.lock, so `make test` always runs it).
+the first test talks to its REST API, the second opens an executed notebook in headless Chromium
+and checks that the page rendered its cells and a figure. Skipped only where JupyterLab is not
+installed (it is pinned in requirements.lock) or, for the browser test, where Chromium is absent.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,3 +140,37 @@ def test_lab_serves_the_notebooks_and_starts_a_kernel(lab):
         assert _api(base, token, f"/api/kernels/{kernel['id']}")[1]["execution_state"] in ("idle", "busy")
     finally:
         assert _api(base, token, f"/api/kernels/{kernel['id']}", "DELETE")[0] == 204
+
+
+# ------------------------------------------------------------------------------- a real browser
+#: Debian's package (``apt-get install -y chromium``; see README, "More")
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+BROWSER_NOTEBOOK = "results/replication/notebooks/gp-training.ipynb"   # an executed copy with figures
+
+
+def _dump_dom(url: str, profile_dir: Path, budget_ms: int) -> str:
+    """The page's DOM after ``budget_ms`` of virtual time in headless Chromium (fresh profile)."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+           f"--user-data-dir={profile_dir}", "--window-size=1280,4000", f"--virtual-time-budget={budget_ms}",
+           "--dump-dom", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=START_TIMEOUT)
+    return out.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install -y chromium)")
+def test_lab_renders_an_executed_notebook_in_a_browser(lab, tmp_path):
+    base, token = lab
+    nb = json.loads((ROOT / BROWSER_NOTEBOOK).read_text())
+    n_cells = len(nb["cells"])
+    url = f"{base}/lab/tree/{BROWSER_NOTEBOOK}?token={token}&reset"
+    dom = ""
+    for budget in (20000, 60000):                      # a busy machine may need more time for the first render
+        dom = _dump_dom(url, tmp_path / f"chromium-{budget}", budget)
+        if dom.count("jp-RenderedImage") and dom.count("jp-Cell ") >= min(n_cells, 5):
+            break
+    assert "jp-Notebook" in dom, dom[-2000:]
+    rendered = len(re.findall(r'class="[^"]*\bjp-Cell\b', dom))
+    assert rendered >= min(n_cells, 5), f"{rendered} cells rendered of {n_cells}"
+    assert "jp-RenderedImage" in dom and ("data:image/png" in dom or "blob:" in dom), "no figure rendered"
+    assert "Training 2-scale CNNs" in dom                # the notebook's own title cell

@@ -19,7 +19,7 @@ EXTERNAL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*:|#)")
 #: (results/default/notebooks/..., results/scaled/notebooks/...) before those runs are committed.
 #: A link into results/<profile>/notebooks/ of a profile listed here is skipped ONLY while that
 #: notebooks/ folder does not exist; as soon as it is there, its links are checked like any other.
-PENDING_PROFILES = ("default", "scaled", "learnability")
+PENDING_PROFILES = ("default", "scaled", "learnability", "confirm", "paper-cpu")
 
 
 def _documents() -> list[Path]:
@@ -63,7 +63,7 @@ def test_source_notebooks_say_they_hold_smoke_outputs_and_link_the_main_profiles
     # the demos do not depend on the GP sweep: executed at `default` only; the experiments at both
     main = {"backdrop-demo": ("default",), "gp-generate-demo": ("default",),
             "gp-training": ("default", "scaled"), "non-decomposable": ("default", "scaled"),
-            "learnability": ("learnability",)}
+            "learnability": ("learnability",), "confirm": ("confirm",)}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         first = json.loads(nb.read_text())["cells"][0]
         text = "".join(first["source"])

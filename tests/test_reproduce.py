@@ -65,7 +65,7 @@ def test_learnability_line_says_provisional_while_runs_are_missing(tmp_path, mon
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
     d = tmp_path / "results" / "learnability"
     d.mkdir(parents=True)
-    rec = {"answer": "Backdrop moves the edge in 0 of 4 comparisons.", "map": [{"seeds": [0, 1]}, {"seeds": []}],
+    rec = {"profile": "learnability", "answer": "Backdrop moves the edge in 0 of 4 comparisons.", "map": [{"seeds": [0, 1]}, {"seeds": []}],
            "twoscale": {}}
     (d / "learnability.json").write_text(json.dumps(rec))
     line = glance.learn_claim("learnability")[0]

@@ -34,7 +34,7 @@ from .. import gp, profiles
 from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, read_dataset,  # noqa: F401
                     write_dataset)
 from .._shared import check_writable, content_key, tqdm_disable
-from ..paths import TMP_PREFIX, available_memory, clean_orphans, data_dir, folder_lock, free_disk
+from ..paths import TMP_PREFIX, available_memory, check_inside, clean_orphans, data_dir, folder_lock, free_disk
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
                       split_recipe)
 
@@ -212,6 +212,8 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
         ds, reason = _existing(directory, recipe, explicit)
         if ds is not None:
             return ds
+        if not explicit:                    # a cache entry linked out of the cache: never written through
+            check_inside(directory, root)
         check_resources(recipe, directory)
         if reason:
             warnings.warn(f"regenerating the GP dataset in {directory}: {reason}", stacklevel=2)
@@ -241,6 +243,13 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(f"{len(ds)} images {tuple(ds.images.shape[1:])}, classes {ds.class_names} -> {ds.path}")
 
 
+def _folder(value: str) -> Path:
+    """An ``--out`` folder: a non-empty path (``''`` would be the working folder, ``Path('')`` is ``.``)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder, got {value!r}")
+    return Path(value)
+
+
 def add_cli(subparsers: Any) -> None:
     """Register ``backdrop-repro generate [--profile P] [--split train|val|test] [--method ...] [--out DIR]``."""
     p = subparsers.add_parser("generate", help="generate (or reuse) a multi-scale GP class dataset",
@@ -251,5 +260,5 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--method", choices=gp.METHODS, default=None, help="override the recipe's sampler")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--per-class", type=int, default=None, help="override samples per class")
-    p.add_argument("--out", type=Path, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
+    p.add_argument("--out", type=_folder, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
     p.set_defaults(func=_cmd_generate)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._shared import check_writable
+from .._shared import check_labels, check_writable
 from ..paths import atomic_path, clean_orphans, folder_lock, versions, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,6 +117,21 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
+def _check_class_labels(labels: Any, class_names: Any = None) -> np.ndarray:
+    """int64 labels: integers >= 0 (:func:`~backdrop_repro._shared.check_labels`: 1.7 is refused, never
+    truncated) and, given ``class_names``, among its keys. ``ValueError`` naming the strays."""
+    out = check_labels(labels, "labels")
+    if class_names:
+        try:
+            keys = {int(k) for k in class_names}
+        except (TypeError, ValueError):
+            return out
+        stray = sorted(set(np.unique(out).tolist()) - keys)
+        if stray:
+            raise ValueError(f"labels {stray[:3]} are not among the class_names keys {sorted(keys)}")
+    return out
+
+
 def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray, meta: dict) -> Path:
     """Write ``images.npy`` (float32 N×H×W), ``labels.npy`` (int64 N) and ``meta.json`` atomically.
 
@@ -134,6 +149,7 @@ def write_dataset(directory: str | Path, images: np.ndarray, labels: np.ndarray,
         raise ValueError(f"images must have shape (N, H, W), got {images.shape}")
     if labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},), got {labels.shape}")
+    labels = _check_class_labels(labels, (meta or {}).get("class_names") if isinstance(meta, dict) else None)
     check_writable(directory, "dataset folder")
     with folder_lock(directory):
         clean_orphans(directory, None)
@@ -174,7 +190,7 @@ class GPDataset(Dataset):
         if images.ndim != 3 or labels.shape != (images.shape[0],):
             raise ValueError(f"images must be (N, H, W) and labels (N,), got {images.shape} and {labels.shape}")
         self.images = images
-        self.labels = np.asarray(labels, dtype=np.int64)
+        self.labels = _check_class_labels(labels, class_names)
         self.class_names = {int(k): str(v) for k, v in (class_names or {}).items()}
         self.meta = meta or {}
         self.path = path

@@ -30,13 +30,14 @@ import re
 import shutil
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
 from .._shared import tqdm_disable
-from ..paths import atomic_path, clean_orphans, data_dir, folder_lock
+from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock, free_disk
 from .safe_pickle import _fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
 
 DOI = "10.5281/zenodo.1252464"
@@ -140,6 +141,14 @@ def _fetch(registry, fname: str, processor: Optional[Callable] = None, progress:
     except requests.exceptions.RequestException as err:
         raise ConnectionError(f"cannot reach {url} ({type(err).__name__}: network unreachable?); "
                               f"{OFFLINE_HINT}") from None
+    except ValueError as err:
+        if "hash" not in str(err).lower():
+            raise
+        mirror = os.environ.get(URL_ENV)
+        where = (f"the mirror set by {URL_ENV}={mirror} serves other content (an HTML page, another file?): "
+                 f"check {URL_ENV}" if mirror else "the download was damaged or the record changed; try again")
+        raise ValueError(f"{fname} from {url} does not match its published checksum "
+                         f"{registry.registry.get(fname)}: {where}") from None
 
 
 #: pooch's partial downloads: ``tempfile.NamedTemporaryFile`` names (``tmp`` + 8 characters)
@@ -203,16 +212,24 @@ class ExtractMembers:
 
     def __call__(self, fname: str, action: str, pooch: Any = None) -> list[Path]:
         found = self.members(fname)
+        check_inside(self.dest, Path(fname).parent, "extraction folder")
         self.dest.mkdir(parents=True, exist_ok=True)
         out = []
         with zipfile.ZipFile(fname) as zf:
+            todo = [n for n in found if action in ("download", "update") or not (self.dest / Path(n).name).exists()]
+            need = sum(zf.getinfo(n).file_size for n in todo)
+            free = free_disk(self.dest)
+            if need > free:                 # the sizes the zip declares, checked before a byte is written
+                raise OSError(f"{Path(fname).name}: extracting {len(todo)} member(s) needs {need / 2 ** 20:.0f} MiB "
+                              f"(as the zip declares) and {self.dest} has {free / 2 ** 20:.0f} MiB free; free space or "
+                              "move the cache with BACKDROP_REPRO_DATA")
             for name in found:
                 target = self.dest / Path(name).name
                 if action in ("download", "update") or not target.exists():
                     try:
                         with atomic_path(target) as tmp, zf.open(name) as src, open(tmp, "wb") as dst:
                             shutil.copyfileobj(src, dst, 1 << 22)   # zipfile checks the CRC at EOF
-                    except (zipfile.BadZipFile, EOFError) as err:
+                    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
                         raise ValueError(f"{Path(fname).name}: member {name} is damaged ({err})") from None
                 out.append(target)
         return out
@@ -281,6 +298,7 @@ def fetch_paper_dataset(progress: bool = True, *, recipe: Any = None,
                 "member": member, "class_names": {str(k): v for k, v in names.items()},
                 "recipe": _recipe_dict(recipe, per_class=int(len(labels) // len(names))),
                 "order": "as in the authors' pickle (one sample of each class in turn)"}
+        check_inside(target, cache_dir())
         datasets.write_dataset(target, images, labels, meta)
     finally:
         Path(pickle_path).unlink(missing_ok=True)

@@ -15,14 +15,14 @@ from ..paths import atomic_path, figures_dir
 GP_CMAP = "inferno"
 
 
-def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_dpi: int = 72) -> None:
+def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_dpi: int = 150) -> None:
     """Write ``fig`` as ``figures/<name>.png`` (``dpi``) and ``figures/<name>.pdf``, atomically.
 
     ``name`` is ``<notebook>-<profile>-<what>``, e.g. ``"backdrop-demo-default-masks"``: the notebook
     that makes the figure, then the profile it ran at, so a run at one profile never overwrites the
     figures of another (``tests/test_text_sources.py`` checks every notebook's ``save`` calls).
     With ``show=True`` (default) the figure is displayed once when running under IPython/Jupyter;
-    it is then closed, so notebooks get exactly one image output per figure whatever the backend
+    it is then closed (the embedded image is rendered at ``show_dpi``, like the PNG file), so notebooks get exactly one image output per figure whatever the backend
     (papermill and nbval agree). Returns None, so a notebook cell ending in ``save(...)`` has no
     execute result (nbval ignores a trailing ``;``).
     Example: ``save(fig, f"backdrop-demo-{profile}-masks")``.
@@ -41,7 +41,7 @@ def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_d
 
 def _display_png(fig: "plt.Figure", dpi: int) -> None:
     """Show ``fig`` under IPython as one ``image/png`` output (whatever the backend), rendered at
-    ``dpi`` so the committed notebooks stay small; the full-resolution files are in figures/."""
+    ``dpi`` (150 by default, the resolution of figures/*.png, so legend text stays readable)."""
     try:
         from IPython import get_ipython
         from IPython.display import Image, display

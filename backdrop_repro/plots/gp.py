@@ -90,7 +90,8 @@ def class_grid(images: Sequence[np.ndarray], names: Sequence[str], inset: int = 
 
 def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
                   empirical: Optional[Mapping[str, np.ndarray]] = None, caption: str = "",
-                  offset: float = 10.0, ratio_offset: float = 0.5) -> plt.Figure:
+                  offset: float = 10.0, ratio_offset: float = 0.5,
+                  windowed: Optional[Mapping[str, np.ndarray]] = None) -> plt.Figure:
     """Radially averaged class spectra (left) and their ratio to the class average (right).
 
     ``exact``/``empirical``: ``{class name: (nbins,) power}`` on bin centres ``k`` (cycles/px).
@@ -98,7 +99,10 @@ def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
     curves are offset (left: class i multiplied by ``offset**-i``, written as math text; right: shifted by
     ``-i * ratio_offset``, with its own reference line at ``1 - i * ratio_offset``): no curve
     hides another. The ratio panel (exact spectra, where the mean is above 1e-6 of its peak)
-    shows where classes differ. Example: ``class_spectra(k, {"9.5-80": p0, ...})``.
+    shows where classes differ. ``windowed`` (same keys; e.g. from :func:`gp.window_spectrum`) adds,
+    dashed, the expected spectrum of a *window* of each class's fields: non-periodic samples
+    (``faithful``, ``matched``) follow it, not the stationary line, where edge leakage dominates.
+    Example: ``class_spectra(k, {"9.5-80": p0, ...})``.
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     mean = np.mean(list(exact.values()), axis=0)
@@ -110,11 +114,15 @@ def class_spectra(k: np.ndarray, exact: Mapping[str, np.ndarray],
         sh = i * ratio_offset
         b.semilogx(k[signal], (p / mean)[signal] - sh, color=c, label=f"{name} (−{sh:g})" if sh else name)
         b.axhline(1 - sh, color=c, lw=0.5, ls=":")
+        if windowed and name in windowed:
+            a.loglog(k, windowed[name] * f, color=c, ls="--", lw=0.9,
+                     label="dashed: expected for a window (non-periodic image)" if i == 0 else None)
         if empirical and name in empirical:
             a.loglog(k, empirical[name] * f, ".", color=c, ms=3)
     a.set_ylim(max(1e-9, mean.max() * 1e-7 * offset ** -(len(exact) - 1)), mean.max() * 3)
     a.set_xlabel("|k| (cycles / px)"), a.set_ylabel(f"power (class $i$ × ${offset:g}^{{-i}}$)")
-    a.set_title("class spectra, offset (lines: exact; dots: generated data)" if empirical
+    a.set_title(("class spectra, offset (solid: stationary; dots: generated data)" if windowed else
+                 "class spectra, offset (lines: exact; dots: generated data)") if empirical
                 else "class spectra, offset", fontsize=9)
     b.set_xlabel("|k| (cycles / px)"), b.set_ylabel(f"power / mean over classes − $i$ × {ratio_offset:g}")
     b.set_title("where the classes differ (exact; dotted: ratio 1 of each curve)", fontsize=9)
@@ -164,4 +172,38 @@ def single_field(img: np.ndarray, title: str) -> plt.Figure:
     ax.set_xlabel("x (px)"), ax.set_ylabel("y (px)")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label="value (standardised units)")
+    return fig
+
+
+def training_sampler(paper: tuple[np.ndarray, str], shrunk: tuple[np.ndarray, str],
+                     spectra: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], caption: str = "",
+                     reference: str = "exact") -> plt.Figure:
+    """The paper's image beside the training data's, and the training sampler's spectra.
+
+    ``paper``/``shrunk``: ``(image (H, W), title)``, drawn at the same physical size so the number
+    of blobs per image can be compared by eye; ``spectra``: ``{label: (k, generated power,
+    reference power)}`` (e.g. one entry per training length), generated as dots and the
+    ``reference`` (its name in the legend) as a line of the same colour, offset ×10 per entry.
+    Example: ``training_sampler((img1024, "paper"), (img256, "shrunk"), {"2.375 px": (k, p, s)})``.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.5), layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 1.35]})
+    for ax, (img, title) in zip(axes[:2], (paper, shrunk)):
+        _image(ax, img, f"{title}\n{img.shape[0]}² px")
+    ax = axes[2]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lo = np.inf
+    for j, ((label, (k, p, ref)), c) in enumerate(zip(spectra.items(), colors)):
+        f = 10.0 ** -j
+        ax.loglog(k, ref * f, color=c, lw=1.2, label=f"{label}: {reference} (×{f:g})")
+        ax.loglog(k, p * f, ".", color=c, ms=3, label=f"{label}: generated")
+        ok = ref[np.isfinite(ref) & (ref > 0)]
+        if ok.size:
+            lo = min(lo, float(ok.max()) * f)
+    if np.isfinite(lo):
+        ax.set_ylim(lo * 1e-7, None)
+    ax.set_xlabel("|k| (cycles / px)"), ax.set_ylabel("power (offset per length)")
+    ax.set_title("training sampler: spectra of its samples", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.suptitle(f"the paper's task and the training data{caption}", fontsize=10)
     return fig

@@ -63,24 +63,29 @@ def learnability_map(summary: dict[str, Any], scale: str) -> plt.Figure:
 
 
 #: claim status -> point colour in :func:`edge_gains`
-_STATUS_COLOR = {"confirmed": "tab:green", "contradicted": "tab:red"}
+_STATUS_COLOR = {"relevant gain": "tab:green", "significant gain": "tab:olive", "contradicted": "tab:red",
+                 "unfinished": "black"}
 
 
 def edge_gains(summary: dict[str, Any]) -> plt.Figure:
     """Gain of each backdrop candidate over no backdrop (mean and 95 % interval over seeds, paired)
     in every edge cell and on the two-scale task, with each comparison's minimum detectable effect
-    (80 % power, Holm) as a grey tick; confirmed gains green, significantly worse red."""
-    from ..experiments.learnability.report import twoscale_blocks
+    (80 % power, Holm) as a grey tick; confirmed gains green, significantly worse red. Rows of a
+    two-scale task whose no-backdrop accuracy lies outside the (rescaled) edge band are shaded grey,
+    hollow and labelled "(not at the edge)": they do not test backdrop at the edge."""
+    from ..experiments.learnability.report import at_edge, twoscale_blocks
 
-    blocks = [(f"{c['scale']} {c['lengths'][0][0]:g}/{c['lengths'][0][1]:g} px, {c['per_class']}/class", c)
+    band = summary["edge"].get("band") or (0.6, 0.9)
+    blocks = [(f"{c['scale']} {c['lengths'][0][0]:g}/{c['lengths'][0][1]:g} px, {c['per_class']}/class", c, True)
               for c in summary["edge"]["cells"]]
-    blocks += [(f"two-scale {t['per_class']}/class", t) for t in twoscale_blocks(summary)]
-    labels, means, lows, highs, mdes, status = [], [], [], [], [], []
-    for name, b in blocks:
+    blocks += [(f"two-scale {t['per_class']}/class", t, at_edge(t, band)) for t in twoscale_blocks(summary)]
+    labels, means, lows, highs, mdes, status, edge = [], [], [], [], [], [], []
+    for name, b, inside in blocks:
         for r in b["comparisons"]:
             if not r.get("n"):
                 continue
-            labels.append(f"{name}: {r['name']}")
+            edge.append(inside is not False)
+            labels.append(f"{name}: {r['name']}" + ("" if edge[-1] else " (not at the edge)"))
             means.append(r["mean"])
             lows.append(r["low"] if r.get("low") is not None else r["mean"])
             highs.append(r["high"] if r.get("high") is not None else r["mean"])
@@ -91,8 +96,11 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
     if labels:
         m = np.array(means)
         colors = [_STATUS_COLOR.get(st, "tab:blue") for st in status]
-        for yi, mi, lo, hi, c in zip(y, m, lows, highs, colors):
-            ax.errorbar([mi], [yi], xerr=[[mi - lo], [hi - mi]], fmt="o", color=c, capsize=3)
+        for yi, mi, lo, hi, c, e in zip(y, m, lows, highs, colors, edge):
+            if not e:                                   # a row that does not test the edge: shaded, hollow
+                ax.axhspan(yi - 0.5, yi + 0.5, color="0.9", lw=0, zorder=0)
+            ax.errorbar([mi], [yi], xerr=[[mi - lo], [hi - mi]], fmt="o", color=c, capsize=3,
+                        mfc=c if e else "white", alpha=1.0 if e else 0.6)
         for yi, d in zip(y, mdes):
             if d is not None:
                 ax.plot([d], [yi], marker="|", color="gray", ms=12)
@@ -102,6 +110,9 @@ def edge_gains(summary: dict[str, Any]) -> plt.Figure:
         ax.set_yticks([])
     ax.axvline(0, color="black", lw=1)
     ax.set_xlabel("test accuracy gain over no backdrop (paired by seed, 95 % CI; grey tick: MDE;\n"
-                  "green: confirmed, red: worse, blue: neither, after Holm over the study)")
+                  "green: relevant gain, olive: significant gain below the margin, red: worse, black: unfinished "
+                  "(no claim), blue: neither; after Holm over the study"
+                  + (";\ngrey rows, hollow points: the task's no-backdrop accuracy lies outside the edge band, so the "
+                     "row does not test the edge)" if not all(edge) else ")"))
     ax.set_title(f"Backdrop along the edge (profile {summary['profile']})", fontsize=10)
     return fig

@@ -78,11 +78,23 @@ def gradient_panels(images: Sequence[np.ndarray], titles: Sequence[str], suptitl
     return fig
 
 
+#: one colour per meaning across the backdrop-demo figures: the unmasked reference, dropout, backdrop
+METHOD_COLORS = {"reference": "0.45", "dropout": "tab:orange", "backdrop": "tab:blue"}
+
+
+def method_color(label: str) -> str:
+    """The colour of a bar series by what it shows: a label naming backdrop or dropout gets that
+    method's colour, anything else (``"no mask"``, ``"full gradient"``) the reference grey.
+    Example: ``method_color("backdrop gradient") == "tab:blue"``."""
+    low = label.lower()
+    return next((c for k, c in METHOD_COLORS.items() if k in low), METHOD_COLORS["reference"])
+
+
 def _bars(ax, values: Mapping[str, np.ndarray], kept: np.ndarray, ylabel: str, title: str) -> None:
     n = len(kept)
     width = 0.8 / len(values)
     for j, (label, v) in enumerate(values.items()):
-        ax.bar(np.arange(n) + j * width - 0.4 + width / 2, v, width, label=label)
+        ax.bar(np.arange(n) + j * width - 0.4 + width / 2, v, width, label=label, color=method_color(label))
     for i in np.flatnonzero(np.asarray(kept) == 0):
         ax.axvspan(i - 0.5, i + 0.5, color="0.88", zorder=0)
     ax.axhline(0, color="k", lw=0.5)

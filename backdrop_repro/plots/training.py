@@ -5,6 +5,7 @@ objects named) and returns a matplotlib Figure; save it with :func:`backdrop_rep
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Optional
 
 import matplotlib.pyplot as plt
@@ -14,7 +15,7 @@ import torch
 
 from . import GP_CMAP
 
-__all__ = ["learning_curves", "scale_accuracy", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "COLORS"]
+__all__ = ["learning_curves", "curves_caption", "still_training", "loss_spikes", "scale_accuracy", "accuracy_vs_prob", "data_size_curve", "gradient_maps", "COLORS"]
 
 COLORS = {"none": "black", "fine": "tab:blue", "coarse": "tab:orange", "both": "tab:green", "demo": "tab:purple"}
 STYLES = ("-", "--", ":")
@@ -55,30 +56,110 @@ def _still_learning(row: dict[str, Any]) -> Optional[str]:
     return why({**row, "stop_reasons": row.get("stop_reasons") or {}})
 
 
-def _curve_band(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Epochs, mean and standard error over the runs that reached each epoch (0 with one run)."""
+def _curve_band(runs: list[dict], key: str, min_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, mean and standard error over the runs that reached each epoch (0 with one run).
+
+    A run counts at every epoch up to its last one (its history's end). With ``min_share`` > 0 the
+    band ends at the last epoch where at least that share of ``runs`` is still training, so a mean
+    is never carried by a few late survivors."""
     per: dict[int, list[float]] = {}
     for r in runs:
         for h in r["history"]:
             if key in h:
                 per.setdefault(h["epoch"], []).append(h[key])
+    if min_share > 0 and runs:
+        last = _last_epochs(runs)
+        per = {e: v for e, v in per.items() if sum(x >= e for x in last) >= min_share * len(runs)}
     ep = np.array(sorted(per))
     m = np.array([np.mean(per[e]) for e in ep])
     se = np.array([np.std(per[e], ddof=1) / np.sqrt(len(per[e])) if len(per[e]) > 1 else 0.0 for e in ep])
     return ep, m, se
 
 
+def _last_epochs(runs: list[dict]) -> list[int]:
+    """The last epoch of each run's history (where it stopped)."""
+    return [max((h["epoch"] for h in r["history"]), default=0) for r in runs]
+
+
+def still_training(runs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs 1..max, number of runs whose history reaches each epoch)``.
+    Example: ``still_training([{"history": [{"epoch": 1}, {"epoch": 2}]}])[1].tolist() == [1, 1]``."""
+    last = np.array(_last_epochs(runs))
+    ep = np.arange(1, int(last.max(initial=0)) + 1)
+    return ep, np.array([int((last >= e).sum()) for e in ep])
+
+
+#: a training-loss spike: an epoch whose running loss exceeds the previous epoch's by this factor
+SPIKE_FACTOR = 2.0
+
+
+def loss_spikes(runs: list[dict], factor: float = SPIKE_FACTOR) -> dict[str, Any]:
+    """Spikes of the running training loss over ``runs``: epochs whose loss is above ``factor`` × the
+    previous epoch's. ``n`` spikes, ``runs`` with at least one, ``recovery`` (epochs until the loss is
+    back at or below the pre-spike level, one per recovered spike), ``unrecovered`` (not back by the
+    run's end). Example: ``loss_spikes([{"history": [{"epoch": 1, "train_loss": 1.0},
+    {"epoch": 2, "train_loss": 3.0}, {"epoch": 3, "train_loss": 0.9}]}])["recovery"] == [1]``."""
+    n, hit, rec, unrec = 0, 0, [], 0
+    for r in runs:
+        loss = [h["train_loss"] for h in sorted(r["history"], key=lambda h: h["epoch"]) if "train_loss" in h]
+        found = False
+        for i in range(1, len(loss)):
+            if loss[i - 1] > 0 and loss[i] > factor * loss[i - 1]:
+                n, found = n + 1, True
+                back = next((j - i for j in range(i + 1, len(loss)) if loss[j] <= loss[i - 1]), None)
+                if back is None:
+                    unrec += 1
+                else:
+                    rec.append(back)
+        hit += found
+    return {"n": n, "runs": hit, "recovery": rec, "unrecovered": unrec}
+
+
+def curves_caption(sweep: dict[str, Any]) -> str:
+    """What the learning-curve figure shows, worded from the runs (seeds, where runs stopped, spikes).
+    Example: ``curves_caption(sweep)``."""
+    by_label = _runs(sweep)
+    runs = [r for rs in by_label.values() for r in rs]
+    if not runs:
+        return "no grid run recorded"
+    ns = sorted({len(rs) for rs in by_label.values()})
+    seeds = f"{ns[0]} seeds" if len(ns) == 1 else f"{ns[0]}–{ns[-1]} seeds"
+    last = _last_epochs(runs)
+    if min(last) == max(last):
+        stop = f"every run trains the full {max(last)} epochs"
+    else:
+        stop = (f"runs stop on their own between epochs {min(last)} and {max(last)}; each mean ends where fewer than "
+                f"half of its configuration's runs remain (bottom row: runs still training)")
+    sp = loss_spikes(runs)
+    if not sp["n"]:
+        spikes = f"no training-loss spike (an epoch above {SPIKE_FACTOR:g}× the one before)"
+    else:
+        rec = sp["recovery"]
+        spikes = (f"{sp['n']} training-loss spike(s) (an epoch above {SPIKE_FACTOR:g}× the one before) in {sp['runs']} "
+                  f"of {len(runs)} runs")
+        if rec:
+            spikes += f"; back to the pre-spike loss after median {int(np.median(rec))}, at most {max(rec)} epochs"
+        if sp["unrecovered"]:
+            spikes += f"; {sp['unrecovered']} not back by the run's end"
+    return f"mean ± 1 s.e. over the runs still training ({seeds} per configuration); {stop}\n{spikes}"
+
+
 def scale_accuracy(sweep: dict[str, Any], study: str = "grid") -> plt.Figure:
     """What the networks learned: test accuracy on the 4 classes, on the small scale and on the
     large scale (the 4-class prediction marginalised onto each scale), mean and 95 % CI over
     seeds per configuration, with chance and the likelihood classifier's accuracy on each.
-    Configurations whose records hold no per-scale predictions show the 4-class bar only."""
+    The per-scale panels appear only when some configuration's records hold per-scale
+    predictions (a row without them says "not recorded"); legends sit below the panels, off the data."""
     rows = [r for r in sweep["summary"] if r["study"] == study]
     ref = sweep.get("reference", {}).get("main") or {}
-    panels = [("4 classes", None, 0.25, ref.get("test_accuracy")),
-              ("small scale", 0, 0.5, ref.get("small_scale_accuracy")),
-              ("large scale", -1, 0.5, ref.get("large_scale_accuracy"))]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8 + 0.12 * len(rows)), sharey=True)
+    per_scale = any(r.get("scales") for r in rows)
+    panels = [("4 classes", None, 0.25, ref.get("test_accuracy"))]
+    if per_scale:
+        panels += [("small scale", 0, 0.5, ref.get("small_scale_accuracy")),
+                   ("large scale", -1, 0.5, ref.get("large_scale_accuracy"))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels) + 2.5, 4.4 + 0.12 * len(rows)), sharey=True,
+                             squeeze=False, layout="constrained")
+    axes = axes[0]
     y = np.arange(len(rows))
     for ax, (title, idx, chance, r_acc) in zip(axes, panels):
         for i, r in enumerate(rows):
@@ -95,12 +176,13 @@ def scale_accuracy(sweep: dict[str, Any], study: str = "grid") -> plt.Figure:
             ax.axvline(r_acc, color="tab:red", ls="--", lw=1, label=f"likelihood classifier {r_acc:.2f}")
         ax.set(title=title, xlabel="test accuracy (mean, 95 % CI over seeds)")
         ax.set_xlim(min(0.2, chance - 0.05), 1.02)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0].set_yticks(y, [r["label"] + (f" ({r['per_class']}/class)" if study == "data_size" else "") for r in rows],
                        fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle(f"GP task, profile '{sweep['profile']}': what the networks learned, per scale")
-    fig.tight_layout()
+    what = "what the networks learned, per scale" if per_scale else \
+        "test accuracy on the 4 classes (per-scale accuracy not recorded in these runs)"
+    fig.suptitle(f"GP task, profile '{sweep['profile']}': {what}")
     return fig
 
 
@@ -109,16 +191,22 @@ FAMILIES = (("fine", ("fine",)), ("coarse", ("coarse",)), ("both masks", ("both"
 
 
 def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
-    """Training loss (running mean over the epoch, masks on; log scale; top row) and validation
-    accuracy (masks off; bottom row) against epoch, one column per mask family (fine, coarse,
-    both masks with the authors' demo setting), each against no backdrop: mean over seeds with a
-    band of ±1 standard error. Spikes of the running loss are single epochs where Adam overshoots.
+    """Training loss (running mean over the epoch, masks on; log scale; top row), validation
+    accuracy (masks off; middle row) and the number of runs still training (bottom row, only when
+    runs stop at different epochs) against epoch, one column per mask family (fine, coarse, both
+    masks with the authors' demo setting), each against no backdrop: mean over the runs still
+    training with a band of ±1 standard error, ended where fewer than half of a configuration's
+    runs remain. The caption (:func:`curves_caption`) is worded from the runs.
     Example: ``save(learning_curves(sweep), "gp-training-smoke-learning-curves")``."""
     by_label = _runs(sweep)
     fams = [(t, cs) for t, cs in FAMILIES if any(r[0]["config"]["config"] in cs for r in by_label.values())]
     fams = fams or [("no backdrop", ())]
-    fig, axes = plt.subplots(2, len(fams), figsize=(4.3 * len(fams) + 0.8, 6.6), squeeze=False,
-                             sharex=True, sharey="row", layout="constrained")
+    last = _last_epochs([r for rs in by_label.values() for r in rs])
+    staggered = bool(last) and min(last) != max(last)
+    nrows = 3 if staggered else 2
+    fig, axes = plt.subplots(nrows, len(fams), figsize=(max(7.5, 4.3 * len(fams) + 0.8), 7.2 + 1.6 * (nrows - 2)), squeeze=False,
+                             sharex=True, sharey="row", layout="constrained",
+                             gridspec_kw={"height_ratios": [1, 1, 0.45][:nrows]})
     for col, (title, cs) in enumerate(fams):
         ax_l, ax_v = axes[0, col], axes[1, col]
         for label, runs in by_label.items():
@@ -130,26 +218,34 @@ def learning_curves(sweep: dict[str, Any]) -> plt.Figure:
             style = "-" if cfg["config"] != "demo" else "-."
             lw = 1.8 if cfg["config"] == "none" else 1.3
             for ax, key in ((ax_l, "train_loss"), (ax_v, "val_accuracy")):
-                ep, m, se = _curve_band(runs, key)
+                ep, m, se = _curve_band(runs, key, min_share=0.5)
                 if not ep.size:
                     continue
                 ax.plot(ep, m, color=color, ls=style, lw=lw, marker="o" if key == "val_accuracy" else None, ms=2.5,
                         label=label if key == "train_loss" else None)
                 ax.fill_between(ep, m - se, m + se, color=color, alpha=0.15, lw=0)
+            if staggered:
+                ep, n = still_training(runs)
+                axes[2, col].step(ep, n, where="post", color=color, ls=style, lw=lw)
+                axes[2, col].axhline(len(runs) / 2, color=color, lw=0.6, ls=":")
         ax_l.set_yscale("log")
         ax_l.set_title(f"{title} vs no backdrop", fontsize=10)
-        ax_v.axhline(0.25, color="gray", ls=":", lw=1, label="chance" if col == 0 else None)
-        ax_v.set_xlabel("epoch")
-        ax_l.legend(fontsize=7, loc="upper right", title="configuration", title_fontsize=7)
-        for ax in (ax_l, ax_v):
+        ax_v.axhline(0.25, color="gray", ls=":", lw=1, label="chance")
+        axes[-1, col].set_xlabel("epoch")
+        hs, ls = ax_l.get_legend_handles_labels()
+        hv, lv = ax_v.get_legend_handles_labels()
+        axes[-1, col].legend(hs + hv, ls + lv, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3 * nrows / 2),
+                             ncol=2, title="configuration", title_fontsize=7, frameon=False)   # below: off the data
+        for ax in axes[:, col]:
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("training loss\n(running mean over the epoch, masks on)")
     axes[1, 0].set_ylabel("validation accuracy (masks off)")
-    axes[1, 0].legend(fontsize=7, loc="lower right")
-    n = len(next(iter(by_label.values()), []))
-    fig.suptitle(f"GP task, profile '{sweep['profile']}': learning curves, mean ± 1 s.e. over {n} seeds\n"
-                 "spikes in the training loss are single epochs where Adam overshoots; they recover within a few "
-                 "epochs", fontsize=10)
+    if staggered:
+        axes[2, 0].set_ylabel("runs still training\n(dotted: half)")
+        axes[2, 0].set_ylim(bottom=0)
+    width = int(fig.get_figwidth() * 15)              # characters per line at fontsize 9
+    text = f"GP task, profile '{sweep['profile']}': learning curves, {curves_caption(sweep)}"
+    fig.suptitle("\n".join(textwrap.fill(part, width) for part in text.split("\n")), fontsize=9)
     return fig
 
 
@@ -257,7 +353,9 @@ def data_size_curve(sweep: dict[str, Any]) -> plt.Figure:
     main = p["method"]
     rows = [r for r in sweep["summary"] if r["method"] == main and r["study"] in ("grid", "data_size")]
     studied = {r["label"] for r in rows if r["study"] == "data_size"}
-    best = sweep.get("best_on_validation")
+    from ..experiments.gp_sweep.report import selected_label
+
+    best = selected_label(sweep)
     other = best if best in studied or not studied else sorted(studied - {"none"} or studied)[0]
     fig, ax = plt.subplots(figsize=(7, 5.8), layout="constrained")
     vals, unfinished = [], []

@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from ..._shared import check_device, check_int, check_members
+from ..._shared import check_device, check_int, check_members, check_writable
 from . import plan as gs
 from . import reproduction
 from .report import results_table, write_tables
@@ -50,6 +50,9 @@ def check_args(args: argparse.Namespace) -> None:
     if args.jobs is not None:
         check_int("--jobs", args.jobs, low=1)
     check_device(args.device)
+    if not args.collect_only:       # a read-only results folder is found before training, not at the first record
+        check_writable(paths.output_root() / "results" / p.name / "gp_runs", "results folder",
+                       "fix its permissions or set BACKDROP_REPRO_OUTPUT")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:

@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ... import paths, profiles
+from ... import records as _records
 from ..._shared import content_key, is_int
 from ...train import TrainConfig
 
@@ -95,6 +96,8 @@ class RunSpec:
                  "size": self.profile.data.size, "init": s.init}
         if s.impl != "conv":        # only then: the keys of runs of the default formulation stay as they were
             model["impl"] = s.impl
+            if s.impl == "blocked":
+                model["stem"] = s.stem
         return {"schema": SCHEMA_VERSION, "study": self.study, "config": self.config, "level": self.level,
                 "fine_prob": self.fine_prob, "coarse_prob": self.coarse_prob, "seed": self.seed,
                 "model": model,
@@ -166,43 +169,14 @@ def _ckpt_path(spec: RunSpec) -> Path:
     return paths.data_dir() / "checkpoints" / "gp_sweep" / f"{spec.key}.pt"
 
 
-def _check_record(rec: Any) -> None:
-    """``ValueError`` unless ``rec`` has the shape every reader relies on: an object with a ``config``
-    object and a ``final`` object that holds either ``failed`` (a diverged run) or a numeric
-    ``test_accuracy`` (``"final": {}`` or ``null`` would crash every later table)."""
-    if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
-        raise ValueError("not a run record")
-    final = rec.get("final")
-    if not isinstance(final, dict):
-        raise ValueError(f'"final" is {type(final).__name__}, not an object')
-    if not final.get("failed"):
-        acc = final.get("test_accuracy")
-        if isinstance(acc, bool) or not isinstance(acc, (int, float)):
-            raise ValueError(f'"final" has no numeric test_accuracy (got {acc!r}) and no "failed"')
-
-
 def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str, Any]]:
-    """The run record at ``path`` if it is readable and (given ``spec``) belongs to it, else None.
-
-    A corrupt record (not JSON, or without the fields readers rely on: :func:`_check_record`) is
-    renamed to ``<name>.corrupt`` with a warning naming it (the run is then trained again): a
-    record that cannot be read is not a result.
+    """The run record at ``path`` if it is usable and (given ``spec``) belongs to it, else None: the
+    package's one record reader, :func:`backdrop_repro.records.read_record` (checks schema, values,
+    predictions; a diverged run is returned with ``final.failed``). A malformed record is named in a
+    warning and set aside as ``<name>.corrupt`` only in ``spec``'s own working folder (the run is then
+    trained again), never in a committed reference or another profile's folder.
     """
-    import warnings
-
-    if not path.exists():
-        return None
-    try:
-        rec = json.loads(path.read_text())
-        _check_record(rec)
-    except (ValueError, UnicodeDecodeError) as err:
-        warnings.warn(f"run record {path} is unreadable ({err}); moved to {path.name}.corrupt, the run will be "
-                      "trained again", RuntimeWarning, stacklevel=2)
-        path.replace(path.with_name(path.name + ".corrupt"))
-        return None
-    if spec is not None and rec["config"] != spec.to_dict():
-        return None
-    return rec
+    return _records.read_record(path, spec)
 
 
 def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:

@@ -21,7 +21,7 @@ from . import plan as gs
 from . import reproduction
 from .reproduction import ReproductionError, reference_runs_dir
 
-__all__ = ["summarize", "verdict", "findings", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
+__all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
            "compare_with_reference", "reproduction_table", "TOLERANCE"]
 
 #: Retired: the reproduction check has no per-run tolerance any more (another CPU rounds differently and
@@ -30,7 +30,7 @@ __all__ = ["summarize", "verdict", "findings", "study_lines", "design_of", "lear
 TOLERANCE = 0.01
 CHANCE = 0.25
 #: a run's training has levelled off when its final training loss (running mean) is below this
-LEVELLED_LOSS = 0.1
+LEVELLED_LOSS = report.LEVELLED_LOSS
 
 
 def _group_key(rec: dict[str, Any]) -> tuple:
@@ -77,7 +77,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                "by_seed": {r["config"]["seed"]: r["final"]["test_accuracy"] for r in rs}}
         for m in ("test_accuracy", "val_accuracy", "train_accuracy", "train_loss"):
             vals = [r["final"][m] for r in rs if m in r["final"]]
-            row[m] = report.summary(vals) if vals else None
+            row[m] = (report.summary(vals, bounds=None if m == "train_loss" else report.UNIT)
+                      if vals else None)
         total = sum(_n_test(r) for r in rs)
         pooled = {"correct": int(round(sum(r["final"]["test_accuracy"] * _n_test(r) for r in rs))), "total": total,
                   "chance": 1.0 / len(_classes(c))}
@@ -86,7 +87,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             for i, lengths in enumerate(scales):
                 by = {r["config"]["seed"]: r["final"]["test_scale_accuracy"][i] for r in rs}
                 row["scales"].append({"lengths": list(lengths), "chance": 1.0 / len(lengths), "by_seed": by,
-                                      "summary": report.summary(list(by.values())),
+                                      "summary": report.summary(list(by.values()), bounds=report.UNIT),
                                       "correct": int(round(sum(by[r["config"]["seed"]] * _n_test(r) for r in rs))),
                                       "total": total})
         else:
@@ -129,34 +130,39 @@ def _scale_name(i: int, n: int, lengths: Sequence[float]) -> str:
 
 
 def learned(row: dict[str, Any]) -> dict[str, Any]:
-    """What the runs of one summary row learned: :func:`report.above_chance` of the pooled test
-    predictions, 4-class (``all``) and per scale (``scales``; None without per-scale records)."""
+    """What the runs of one summary row learned, decided over seeds (:func:`report.learned_over_seeds`:
+    the 95 % interval of the per-seed test accuracy above chance), 4-class (``all``) and per scale
+    (``scales``; None without per-scale records); each carries the pooled exact binomial test of the
+    test predictions as ``pooled``, a description only (the seeds share the test images)."""
     pooled = row["pooled"]
-    out = {"all": report.above_chance(pooled["correct"], pooled["total"], pooled["chance"]) if pooled["total"] else None,
-           "scales": None}
+    out = {"all": report.learned_over_seeds(row["by_seed"], pooled["chance"], pooled=(pooled["correct"], pooled["total"]))
+           if len(row["by_seed"]) >= 1 and pooled["total"] else None, "scales": None}
     if row.get("scales"):
-        out["scales"] = [report.above_chance(s["correct"], s["total"], s["chance"]) for s in row["scales"]]
+        out["scales"] = [report.learned_over_seeds(s["by_seed"], s["chance"], pooled=(s["correct"], s["total"]))
+                         for s in row["scales"]]
     return out
 
 
 def _learned_text(row: dict[str, Any], ref: Optional[dict] = None) -> str:
-    """``4-class 0.43 [..] (above chance 0.25, exact binomial p = ..); small scale (...) 0.49 (at
-    chance 0.5, p = 0.7); large ...``."""
+    """``0.414 [..] on the 4 classes (above chance 0.25 over 30 seeds, ...); 0.505 [..] on the small
+    scale (...) (not above chance 0.5 over 30 seeds, ...); ...``."""
     lr = learned(row)
-    b = row["test_accuracy"]
-
-    def verdict_of(t: dict) -> str:
-        return (f"above chance {t['chance']:g}" if t["above"] else f"not above chance {t['chance']:g}") + \
-               f", exact binomial p = {report.fmt_p(t['p'])} on {t['total']} pooled test predictions"
-    parts = [f"{report.fmt_ci(b, signed=False)} on the 4 classes ({verdict_of(lr['all'])})"]
+    parts = [f"{report.learned_text(lr['all'])} on the 4 classes"] if lr["all"] else []
     if lr["scales"]:
         n = len(row["scales"])
         for i, (s, t) in enumerate(zip(row["scales"], lr["scales"])):
-            parts.append(f"{report.fmt_ci(s['summary'], signed=False)} on the {_scale_name(i, n, s['lengths'])} "
-                         f"({'above' if t['above'] else 'not above'} chance {t['chance']:g}, p = {report.fmt_p(t['p'])})")
+            parts.append(f"{report.learned_text(t)} on the {_scale_name(i, n, s['lengths'])}")
     else:
         parts.append("per-scale accuracy not recorded (runs made before per-image predictions were kept)")
     return "; ".join(parts)
+
+
+def learned_lines(sweep: dict[str, Any]) -> list[str]:
+    """One line per scale: whether no backdrop learns it, decided over seeds (for the notebook)."""
+    lr = sweep["verdict"].get("learned")
+    if not lr or not lr.get("scales"):
+        return ["no backdrop: per-scale accuracy not recorded in these runs (made before per-image predictions were kept)"]
+    return [f"no backdrop, {nm} scale: {report.learned_text(t)}" for nm, t in zip(("small", "large"), lr["scales"])]
 
 
 def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None, best: Optional[str] = None,
@@ -202,9 +208,14 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
             f"{ref} ")
     comps = [c for c in comps if c.get("decision")]        # the comparisons with >= 2 paired seeds
     m = len(comps)
+    fixed = design["kind"] == "confirmatory"
+    family = (f"the {m} comparisons fixed in advance" if fixed else f"the exploratory grid of {m}") + \
+        (f" at profile {profile}" if profile else "")
     for c in comps:
-        c["claim"] = _unfinished_claim(report.claim(c, m=m, alpha=alpha),
-                                       next(r for r in grid if r["label"] == c["name"]))
+        cand = next(r for r in grid if r["label"] == c["name"])
+        c["claim"] = report.judge(c, m=m, p_adjusted=c["p_holm"], alpha=alpha, family=family, fixed_in_advance=fixed,
+                                  unfinished=_unfinished(base, cand))
+        c["status"] = c["claim"]["status"]
     out["sentences"] = [_comparison_sentence(c, alpha) for c in comps]
     out["claims"] = [{"name": c["name"], "status": c["claim"]["status"], "text": c["claim"]["text"]} for c in comps]
     if design["kind"] == "exploratory" and len(comps) >= 2:
@@ -222,7 +233,11 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
             sb, sc = _compare_block(rows, alpha)
             if sb is not None and sc and sc[0].get("decision"):
                 cand = next(r for r in rows if r["config"] != "none")
-                sc[0]["claim"] = _unfinished_claim(report.claim(sc[0], m=1, alpha=alpha, p_key="p"), cand)
+                what = f"{key[0]}/class" if study == "data_size" else f"{key[1]} data"
+                sc[0]["claim"] = report.judge(sc[0], m=1, p_adjusted=sc[0]["p"], alpha=alpha,
+                                              family=f"{study} row ({what}), one comparison", fixed_in_advance=fixed,
+                                              unfinished=_unfinished(sb, cand))
+                sc[0]["status"] = sc[0]["claim"]["status"]
                 out["studies"].append({"study": study, "per_class": key[0], "method": key[1],
                                        "baseline": sb["test_accuracy"], "learned": learned(sb), "comparison": sc[0],
                                        "stop_reasons": {r["label"]: r["stop_reasons"] for r in rows},
@@ -231,8 +246,16 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
         out["overall"] = head + "No backdrop configuration has 2 seeds paired with no backdrop yet."
         return out
     if lr["all"] is None or not lr["all"]["above"]:
-        out["overall"] = head + ("The baseline does not beat chance on the pooled test predictions, so it does not "
-                                 "learn the task at this profile and the comparison is inconclusive about backdrop.")
+        out["overall"] = head + ("The baseline's interval over seeds does not lie above chance, so these runs do not "
+                                 "show that it learns the task at this profile, and the comparison is inconclusive "
+                                 "about backdrop.")
+        for c in comps:
+            c["claim"] = {**c["claim"], "status": "inconclusive",
+                          "sentence": "inconclusive: the baseline does not learn the task (its interval over seeds "
+                                      "reaches chance)"}
+            c["claim"]["text"] = c["claim"]["sentence"]
+            c["status"] = "inconclusive"
+        out["claims"] = [{"name": c["name"], "status": c["status"], "text": c["claim"]["text"]} for c in comps]
         return out
     parts = [head, _design_text(design, m), " "]
     if design["kind"] == "exploratory":
@@ -240,26 +263,15 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
         if chosen is not None:
             parts.append(f"Chosen on the validation split: {out['sentences'][comps.index(chosen)]} ")
         lo, hi = min(comps, key=lambda c: c["mean"]), max(comps, key=lambda c: c["mean"])
-        counts = {k: sum(c["claim"]["status"] == k for c in comps) for k in report.CLAIMS}
+        counts = {k: sum(c["claim"]["status"] == k for c in comps) for k in report.STATUSES}
         parts.append(f"Over the {m} configurations the paired Δ runs from `{lo['name']}` {report.fmt_ci(lo)} to "
                      f"`{hi['name']}` {report.fmt_ci(hi)}; "
                      + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ".")
     else:
         parts.append(" ".join(out["sentences"]))
-    statuses = [c["claim"]["status"] for c in comps]
-    if "confirmed" in statuses:
-        names = ", ".join(f"`{c['name']}`" for c in comps if c["claim"]["status"] == "confirmed")
-        parts.append(f" Overall: the paper's claim is confirmed at this profile for {names}.")
-    elif all(s == "not confirmed" for s in statuses):
-        top = max(c["high"] for c in comps)
-        parts.append(f" Overall: the paper's claim is not confirmed at this profile; gains above {top:+.3f} are "
-                     "excluded for every configuration.")
-    else:
-        mdes = [c["claim"]["mde"] for c in comps if c["claim"]["mde"] is not None]
-        parts.append(" Overall: inconclusive at this profile: no configuration beats no backdrop after Holm's "
-                     "correction, and " + (f"the design could detect only gains ≥ {min(mdes):.3f}" if mdes else
-                                           "the design has no power estimate") + f" (margin ±{report.MARGIN:g}).")
+    parts.append(" " + overall_text(comps))
     if lr["scales"] and len(lr["scales"]) == 2:
+        out["scales_tested"] = scales_tested(grid)
         parts.append(_scale_story(base, grid, comps, reference))
     if out["trend"] is not None:
         t = out["trend"]
@@ -277,6 +289,38 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
     return out
 
 
+def overall_text(comps: Sequence[dict[str, Any]]) -> str:
+    """``Overall at this profile: ...``: the comparisons grouped by status (read from their claims)."""
+    by: dict[str, list[str]] = {}
+    for c in comps:
+        by.setdefault(c["claim"]["status"], []).append(f"`{c['name']}`")
+    order = [st for st in report.STATUSES if st in by]
+    words = {"relevant gain": "a relevant gain (clears the ±{m:g} margin)",
+             "significant gain": "a significant gain not shown to clear the ±{m:g} margin",
+             "contradicted": "significantly worse", "equivalent": "equivalent to no change within ±{m:g}",
+             "not confirmed": "not confirmed (gains of {m:g} excluded)",
+             "inconclusive": "inconclusive", "unfinished": "unfinished runs, no claim"}
+    return "Overall at this profile: " + "; ".join(
+        f"{', '.join(by[st])}: {words[st].format(m=report.MARGIN)}" for st in order) + "."
+
+
+def scales_tested(grid: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scale (smallest first): ``name``, ``chance``, ``highest_mean`` (the highest mean test accuracy
+    on that scale over every configuration) and ``tested``: some network learns more than
+    :data:`NEGLIGIBLE` above chance on it (otherwise no comparison tests backdrop on that scale)."""
+    rows = [r for r in grid if r.get("scales")]
+    if not rows:
+        return []
+    n = len(rows[0]["scales"])
+    out = []
+    for i in range(n):
+        hi = max(r["scales"][i]["summary"]["mean"] for r in rows)
+        ch = rows[0]["scales"][i]["chance"]
+        out.append({"name": ("small" if i == 0 else "large") if n == 2 else f"scale {i + 1}", "chance": ch,
+                    "highest_mean": hi, "tested": hi >= ch + NEGLIGIBLE})
+    return out
+
+
 def study_lines(v: dict[str, Any]) -> list[str]:
     """One markdown line per study of a verdict (data size, robustness): each is one pre-planned
     comparison of the studies' configuration with ``none``, judged unadjusted, worded by its claim.
@@ -286,10 +330,9 @@ def study_lines(v: dict[str, Any]) -> list[str]:
         c, b = st["comparison"], st["baseline"]
         what = (f"{st['per_class']} training images per class" if st["study"] == "data_size"
                 else f"the `{st['method']}` sampler (the paper's construction)")
-        claim = f": {c['claim']['text']}" if c.get("claim") else ""
-        out.append(f"With {what} (one pre-planned comparison, unadjusted): no backdrop "
-                   f"{report.fmt_ci(b, signed=False)}; `{c['name']}` {report.fmt_ci(c)} (paired over {c['n']} seeds, "
-                   f"p = {report.fmt_p(c['p'])}){claim}.")
+        claim = f"`{c['name']}`: {c['claim']['sentence']}" if c.get("claim") else f"`{c['name']}`: no comparison"
+        out.append(f"With {what} (one comparison, judged on its own p-value): no backdrop "
+                   f"{report.fmt_ci(b, signed=False)}; {claim}.")
     return out
 
 
@@ -325,7 +368,7 @@ def _scale_story(base: dict[str, Any], grid: Sequence[dict[str, Any]], comps: Se
                    "half of the paper's claim (masks help learn small features) is not tested.")
     for c in comps:
         d = c.get("scale_deltas")
-        if c["claim"]["status"] == "confirmed" and d and all(d):
+        if c["claim"]["status"] in report.GAINS and d and all(d):
             carried = [nm for nm, x in zip(("small", "large"), d) if x.get("low") is not None and x["low"] > 0]
             out.append(f" The gain of `{c['name']}` is carried by the "
                        + (" and ".join(carried) + " scale" + ("s" if len(carried) > 1 else "") if carried else
@@ -335,9 +378,7 @@ def _scale_story(base: dict[str, Any], grid: Sequence[dict[str, Any]], comps: Se
 
 
 def _comparison_sentence(c: dict[str, Any], alpha: float) -> str:
-    s = (f"`{c['name']}` changes test accuracy by {report.fmt_ci(c)} (paired over {c['n']} seeds; p = "
-         f"{report.fmt_p(c['p'])}, Holm-adjusted p = {report.fmt_p(c['p_holm'])} over {c['m_tests']}): "
-         f"{c['claim']['text']}.")
+    s = f"`{c['name']}`: {c['claim']['sentence']}."
     if c.get("scale_deltas") and all(c["scale_deltas"]):
         n = len(c["scale_deltas"])
         names = ["small scale", "large scale"] if n == 2 else [f"scale {i + 1}" for i in range(n)]
@@ -366,33 +407,27 @@ def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
                   + ("the test set scored at the epoch of best validation accuracy" if s.select == "val" else
                      "the test set scored at the last epoch"))
     else:
-        budget = f"an equal budget of {s.epochs} epochs for every configuration, the test set scored at the last epoch"
+        budget = (f"an equal budget of {s.epochs} epochs for every configuration"
+                  + (f" at {p.data.per_class} images per class (the data-size rows keep the same image visits, "
+                     f"epochs × images: {s.epochs} × {p.data.per_class} per class)" if s.data_sizes else "")
+                  + ", the test set scored at the last epoch")
     kind = "confirmatory" if (s.configs is not None and p.data.per_seed_data) else "exploratory"
     data = "each seed its own training set" if p.data.per_seed_data else "one training set shared by every seed"
     return {"kind": kind, "budget": budget, "data": data}
 
 
 def _still_learning(r: dict[str, Any]) -> Optional[str]:
-    """Why the runs of a row had not finished learning at the end of their budget, or None:
-    a fixed budget whose mean final training loss is above :data:`LEVELLED_LOSS`, or a convergence
-    budget where at least half of the runs reached the cap."""
-    if r["stop_reasons"]:
-        capped = r["stop_reasons"].get("cap", 0)
-        if capped * 2 >= max(1, len(r["seeds"])):
-            return f"{capped} of {len(r['seeds'])} runs reached the cap of the budget"
-        return None
-    if r.get("train_loss") and r["train_loss"]["mean"] > LEVELLED_LOSS:
-        return f"mean final training loss {r['train_loss']['mean']:.2f}"
-    return None
+    """Why the runs of a row had not finished learning at the end of their budget, or None
+    (:func:`report.unfinished_reason`)."""
+    return report.unfinished_reason(r["stop_reasons"], len(r["seeds"]),
+                                    r["train_loss"]["mean"] if r.get("train_loss") else None)
 
 
-def _unfinished_claim(cl: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """A claim cannot be "not confirmed" by runs that had not finished learning: it is inconclusive."""
-    why = _still_learning(row)
-    if why and cl["status"] in ("not confirmed", "contradicted"):
-        return {**cl, "status": "inconclusive", "text": f"inconclusive: the backdrop runs were still learning at the "
-                f"end of the budget ({why}), so their accuracy is that of an unfinished run"}
-    return cl
+def _unfinished(base: dict[str, Any], cand: dict[str, Any]) -> Optional[str]:
+    """Why a comparison's runs (either arm) had not finished their budget, or None."""
+    why = [f"{tag}: {w}" for tag, w in (("no backdrop", _still_learning(base)), (f"`{cand['label']}`", _still_learning(cand)))
+           if w]
+    return "; ".join(why) if why else None
 
 
 def _unconverged(summary: Sequence[dict[str, Any]]) -> list[str]:
@@ -487,8 +522,21 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
     return sweep
 
 
+def selected_label(sweep: dict[str, Any]) -> Optional[str]:
+    """The grid configuration chosen on validation data, only where a choice was made: an exploratory
+    design with more than one backdrop configuration in its grid (a confirmatory design fixes its
+    comparisons in advance, and one candidate is no selection). None otherwise.
+    Example: ``selected_label({"best_on_validation": "fine 0.5", "design": {"kind": "confirmatory"}}) is None``."""
+    best = sweep.get("best_on_validation")
+    if best is None or (sweep.get("design") or {}).get("kind") == "confirmatory":
+        return None
+    cands = {r["label"] for r in sweep.get("summary", []) if r["study"] == "grid" and r["config"] != "none"}
+    return best if len(cands) > 1 else None
+
+
 def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
-    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI]),
+    """Markdown table of one study: test accuracy on the 4 classes and on each scale (mean [95 % CI];
+    the per-scale columns only when some row's records hold per-scale predictions),
     validation accuracy, paired Δ vs none with its p-value (Holm in the grid), the minimum
     detectable effect, the claim, the scored epoch and the final training loss."""
     comps = {c["name"]: c for c in sweep["verdict"]["comparisons"]}
@@ -497,7 +545,7 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
     rows = []
     for r in (r for r in sweep["summary"] if r["study"] == study):
         c = comps.get(r["label"]) if study == "grid" else comps.get((r["per_class"], r["method"], r["label"]))
-        chosen = " (best on validation)" if r["label"] == sweep.get("best_on_validation") and r["config"] != "none" else ""
+        chosen = " (best on validation)" if r["label"] == selected_label(sweep) and r["config"] != "none" else ""
         sc = r.get("scales")
         cl = c.get("claim") if c else None
         rows.append([f"`{r['label']}`{chosen}", r["per_class"], len(r["seeds"]),
@@ -515,6 +563,9 @@ def results_table(sweep: dict[str, Any], study: str = "grid") -> str:
     head = ["configuration", "train/class", "seeds", "test acc. (4 classes)", "small scale", "large scale",
             "val acc.", "Δ test vs none [95 % CI]", "p (Holm)" if study == "grid" else "p (one comparison)",
             "MDE (80 %)", "claim", "epoch scored", "train loss"]
+    if not any(r.get("scales") for r in sweep["summary"] if r["study"] == study):   # no per-scale column without data
+        rows = [row[:4] + row[6:] for row in rows]
+        head = head[:4] + head[6:]
     return report.markdown_table(head, rows)
 
 

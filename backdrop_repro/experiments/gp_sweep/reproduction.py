@@ -22,22 +22,18 @@ the runs like a change of seed, so ``mde = bound + z_0.8 x sqrt(2) x SD_seed / s
 changed run as an independent draw).
 
 The check is a reader: it never renames, moves or deletes a record on either side (records are
-read through :func:`.plan.read_record` on a private copy).
+read through :func:`backdrop_repro.records.inspect`, the package's one reader, which touches nothing).
 
 Example: ``result = write_report("default", "replication", path); check(result)``.
 """
 from __future__ import annotations
 
 import math
-import re
-import shutil
-import tempfile
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ... import paths, profiles
+from ... import paths, profiles, records
 from ... import report as rp
 from . import plan as gs
 
@@ -74,31 +70,20 @@ def reference_runs_dir(reference: str) -> Path:
     return paths.output_root() / "results" / reference / "gp_runs"
 
 
-_REASON = re.compile(r"unreadable \((.*)\)")
-
-
 def _read(path: Path, spec: gs.RunSpec) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-    """``(record, None)``, ``(None, None)`` when there is no file, or ``(None, why)`` when the file does
-    not pass :func:`.plan.read_record` (or is another run's). The file is read from a private copy,
-    so nothing at ``path`` is ever renamed, moved or deleted."""
-    if not path.exists():
+    """``(record, None)`` (a usable or a failed run), ``(None, None)`` when there is no file, or
+    ``(None, why)`` when :func:`backdrop_repro.records.inspect` finds it malformed or another run's.
+    ``inspect`` never renames, moves or deletes the file."""
+    try:
+        found = records.inspect(path, spec)
+    except Exception as err:            # a reader that fails is a row, never a crash of the check
+        return None, f"{type(err).__name__}: {err}"
+    if found.status == "missing":
         return None, None
-    with tempfile.TemporaryDirectory(prefix=paths.TMP_PREFIX + "repro-") as tmp:
-        copy = Path(tmp) / path.name
-        try:
-            shutil.copyfile(path, copy)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                rec = gs.read_record(copy, spec)
-        except Exception as err:            # a reader that fails is a row, never a crash of the check
-            return None, f"{type(err).__name__}: {err}".replace(str(copy), str(path))
-    if rec is not None:
-        bad = _out_of_range(rec)
-        return (None, bad) if bad else (rec, None)
-    for w in caught:
-        m = _REASON.search(str(w.message))
-        return None, (m.group(1) if m else str(w.message)).replace(str(copy), str(path))
-    return None, "its config is not the run of its key"
+    if found.status in ("ok", "failed"):
+        bad = _out_of_range(found.record)
+        return (None, bad) if bad else (found.record, None)
+    return None, found.reason or found.status
 
 
 def _out_of_range(rec: dict[str, Any]) -> Optional[str]:
@@ -127,8 +112,8 @@ def _machine(rec: Optional[dict[str, Any]]) -> Optional[str]:
     if rec is None:
         return None
     v = rec.get("versions") or {}
-    cpu = v.get("cpu") or "CPU model not recorded"
-    cap = f", {v['cpu_capability']}" if v.get("cpu_capability") else ""
+    cpu = (v.get("cpu") or "CPU model not recorded") + (f" ({v['cpu_id']})" if v.get("cpu_id") else "")
+    cap = f", {v['cpu_isa']}" if v.get("cpu_isa") else ""
     return f"{cpu}{cap}; {v.get('machine', 'machine not recorded')}; torch {v.get('torch', '?')}"
 
 
@@ -192,12 +177,14 @@ def compare_with_reference(fresh: str | profiles.Profile, reference: str = "repl
             row["fresh"] = float(rec["final"]["test_accuracy"])
         if ref is not None and not _failed(ref):
             row["committed"] = float(ref["final"]["test_accuracy"])
+        def named(file: Path, why: str) -> str:
+            return why if str(file) in why else f"{file}: {why}"
         if rec is None:
-            row.update(status="fresh record unreadable", why=f"{path}: {why_f}")
+            row.update(status="fresh record unreadable", why=named(path, why_f))
         elif rec.get("copied_from"):
             row["status"] = "not re-run"
         elif why_c is not None:
-            row.update(status="committed record unreadable", why=f"{ref_dir / path.name}: {why_c}")
+            row.update(status="committed record unreadable", why=named(ref_dir / path.name, why_c))
         elif ref is None:
             row["status"] = "no committed record"
         elif _failed(rec) and _failed(ref):

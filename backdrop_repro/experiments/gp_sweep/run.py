@@ -32,7 +32,7 @@ import torch
 
 from ... import paths, profiles
 from ..._shared import check_device, check_int, check_members, torch_generator, torch_threads, tqdm_disable
-from ...models import TwoScaleCNN
+from ...models import TwoScaleCNN, keep_freed_memory
 from ...train import train
 from .plan import RunSpec, _ckpt_path, find_record, plan_grid, plan_runs, runs_dir
 from .report import write_tables
@@ -67,7 +67,9 @@ def build_model(spec: RunSpec) -> TwoScaleCNN:
     s, d = spec.profile.sweep, spec.profile.data
     gen = torch_generator(spec.seed, "gp_masks")
     kw = dict(width=s.width, fine_prob=spec.fine_prob, coarse_prob=spec.coarse_prob, kernel=s.kernel,
-              generator=gen, init_seed=spec.seed, init=s.init, impl=s.impl)
+              generator=gen, init_seed=spec.seed, init=s.init, impl=s.impl, stem=s.stem)
+    if s.impl == "blocked":
+        keep_freed_memory()             # speed only (host malloc): glibc keeps the 1024² maps' memory between steps
     if s.n_fine is not None and s.n_coarse is not None:
         net = TwoScaleCNN(n_fine=s.n_fine, n_coarse=s.n_coarse, **kw)
         net.image_size = d.size

@@ -5,14 +5,38 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from .plan import PARTS
+from ..._shared import check_device, check_int, check_writable
+from .plan import PARTS, map_cells, section
 from .report import edge_table, map_table, write_summary
 from .run import run_all
 
 __all__ = ["add_cli"]
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, flags that cannot apply and bad values: one ``ValueError`` naming the
+    flag. ``--collect-only`` trains nothing, so ``--fresh``, ``--jobs``, ``--device`` and ``--part`` are
+    refused with it; ``--jobs`` is an int >= 1; ``--device`` one this machine has; the results folder
+    must be writable; ``--part edge``/``twoscale`` need the map's records."""
+    section(args.profile)
+    if args.collect_only:
+        given = [f for f, v in (("--fresh", args.fresh), ("--jobs", args.jobs is not None),
+                                ("--device", args.device is not None), ("--part", args.part != "all")) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)}: not with --collect-only (it trains nothing, it tables the records "
+                             "present)")
+        return
+    check_int("--jobs", args.jobs, low=1, allow_none=True)
+    check_device(args.device)
+    check_writable(paths.output_root() / "results" / profiles.get(args.profile).name / "learnability",
+                   "results folder", "fix its permissions or set BACKDROP_REPRO_OUTPUT")
+    if args.part in ("edge", "twoscale") and not map_cells(args.profile):
+        raise ValueError(f"--part {args.part} is chosen from the map's records and there are none yet: run "
+                         f"`backdrop-repro learnability --profile {args.profile} --part map` first")
+
+
 def _cmd(args: argparse.Namespace) -> None:
+    check_args(args)                                                # before any work
     if args.collect_only:
         summary = write_summary(args.profile)
     else:

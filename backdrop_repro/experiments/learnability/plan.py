@@ -160,6 +160,15 @@ class LearnSpec:
         """12-hex-digit hash of :meth:`to_dict`."""
         return content_key(self.to_dict(), 12)
 
+    @property
+    def record_path(self) -> Path:
+        """Where the run's record lives: ``results/<profile>/learnability/<key>.json``."""
+        return records_dir(self.profile) / f"{self.key}.json"
+
+    def record_extra(self) -> dict[str, Any]:
+        """Fields a study adds to every record (none here; see the confirm study's spec)."""
+        return {}
+
 
 def tasks(profile: "str | profiles.Profile") -> list[tuple[str, tuple[tuple[float, float]], tuple[float]]]:
     """The single-scale tasks ``(scale, ((base, other),), (1.0,))``, small scale first, ratio ascending."""
@@ -210,7 +219,7 @@ def ckpt_path(spec: LearnSpec) -> Path:
 def find_record(spec: LearnSpec) -> Optional[dict[str, Any]]:
     """The spec's record in its profile's folder, else (copied from) another profile's; a copy carries
     ``copied_from``. Unreadable records are set aside by :func:`..gp_sweep.plan.read_record`."""
-    own = records_dir(spec.profile) / f"{spec.key}.json"
+    own = spec.record_path
     rec = read_record(own, spec)
     if rec is not None:
         return rec
@@ -229,7 +238,7 @@ def read_records(specs: Sequence[LearnSpec]) -> list[tuple[LearnSpec, dict[str, 
     """``(spec, record)`` of every spec whose record is in its profile's folder (plan order)."""
     out = []
     for s in specs:
-        rec = read_record(records_dir(s.profile) / f"{s.key}.json", s)
+        rec = read_record(s.record_path, s)
         if rec is not None:
             out.append((s, rec))
     return out

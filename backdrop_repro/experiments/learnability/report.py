@@ -27,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks"]
+           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -68,14 +68,15 @@ def summarize_map(profile: "str | profiles.Profile") -> list[dict[str, Any]]:
                                "cnn_train": None, "cnn_pooled": None, "oracle": oracles.get(sp.lengths),
                                "edge": sp.cell in edge, "band": False}
         if _acc(cnn):
-            row["cnn"] = report.summary(list(_acc(cnn).values()))
+            row["cnn"] = report.summary(list(_acc(cnn).values()), bounds=report.UNIT)
             row["band"] = s.edge_band[0] <= row["cnn"]["mean"] <= s.edge_band[1]
             if _acc(cnn, "train_accuracy"):
-                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()))
+                row["cnn_train"] = report.summary(list(_acc(cnn, "train_accuracy").values()), bounds=report.UNIT)
             c, t = map(sum, zip(*(_correct(r, 2) for _, r in cnn if not r["final"].get("failed"))))
-            row["cnn_pooled"] = report.above_chance(c, t, 0.5)
+            row["cnn_pooled"] = report.above_chance(c, t, 0.5)           # a description: the seeds share the test set
+            row["cnn_learned"] = report.learned_over_seeds(_acc(cnn), 0.5, pooled=(c, t))
         if _acc(spec_):
-            row["spectral"] = report.summary(list(_acc(spec_).values()))
+            row["spectral"] = report.summary(list(_acc(spec_).values()), bounds=report.UNIT)
         rows.append(row)
     return rows
 
@@ -96,15 +97,20 @@ def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) ->
     cands = {name: _acc(g) for name, g in groups.items()}
     rows = report.compare(base, cands, alpha=alpha)
     m = sum(r["decision"] is not None for r in rows)
+    base_why = _unfinished_of([r for s, r in recs if s.config == "none"])
     for r in rows:
-        r["claim"] = report.claim(r, m=max(1, m)) if r["decision"] is not None else None
+        why = [f"{tag}: {w}" for tag, w in (("no backdrop", base_why), (f"`{r['name']}`", _unfinished_of(
+            [rec for _, rec in groups[r["name"]]]))) if w]
+        r["unfinished"] = "; ".join(why) if why else None
+        r["claim"] = report.judge(r, m=max(1, m), p_adjusted=r["p_holm"], family="this cell's candidates",
+                                  unfinished=r["unfinished"]) if r["decision"] is not None else None
         sp = specs[r["name"]]
         r.update(config=sp.config, fine_prob=sp.fine_prob, coarse_prob=sp.coarse_prob,
-                 summary=report.summary(list(cands[r["name"]].values())) if cands[r["name"]] else None)
+                 summary=report.summary(list(cands[r["name"]].values()), bounds=report.UNIT) if cands[r["name"]] else None)
         if sp.n_classes > 2:
             sc = [rec["final"].get("test_scale_accuracy") for _, rec in groups[r["name"]]]
             r["scale_means"] = np.mean([v for v in sc if v], axis=0).tolist() if any(sc) else None
-    out: dict[str, Any] = {"baseline": report.summary(list(base.values())) if base else None,
+    out: dict[str, Any] = {"baseline": report.summary(list(base.values()), bounds=report.UNIT) if base else None,
                            "baseline_by_seed": base, "comparisons": rows, "m": m, "trend": {}}
     nb = [rec["final"].get("test_scale_accuracy") for s, rec in recs if s.config == "none"]
     if any(nb):
@@ -120,8 +126,21 @@ def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) ->
         t = report.trend(pts)
         if t is not None:
             t.pop("slopes", None)
+            why = [r["unfinished"] for r in rows if r.get("unfinished") and specs[r["name"]].config == mask]
+            t["unfinished"] = why[0] if why else None
             out["trend"][mask] = t
     return out
+
+
+def _unfinished_of(recs: Sequence[dict]) -> Optional[str]:
+    """:func:`report.unfinished_reason` of a group of records (their stop reasons and final training loss)."""
+    ok = [r for r in recs if not r["final"].get("failed")]
+    reasons: dict[str, int] = {}
+    for r in ok:
+        if "stop_reason" in r["final"]:
+            reasons[r["final"]["stop_reason"]] = reasons.get(r["final"]["stop_reason"], 0) + 1
+    loss = [r["final"]["train_loss"] for r in ok if "train_loss" in r["final"]]
+    return report.unfinished_reason(reasons, len(ok), float(np.mean(loss)) if loss else None)
 
 
 def _cell_dict(key: tuple, cells: dict) -> dict[str, Any]:
@@ -161,9 +180,11 @@ def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] 
     out = []
     for n in twoscale_sizes(s, pick["per_class"]):
         nets = [(x, r) for x, r in recs if x.model == "cnn" and x.per_class == n]
-        out.append({"small": _cell_dict(pick["small"], cells), "large": _cell_dict(pick["large"], cells),
-                    "per_class": n, "lengths": [list(ls) for ls in specs[0].lengths],
-                    "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)})
+        block = {"small": _cell_dict(pick["small"], cells), "large": _cell_dict(pick["large"], cells),
+                 "per_class": n, "lengths": [list(ls) for ls in specs[0].lengths],
+                 "power": list(specs[0].power), "oracle": oracle, **compare_cell(nets)}
+        block["at_edge"] = at_edge(block, s.edge_band)
+        out.append(block)
     return out
 
 
@@ -187,34 +208,68 @@ def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]
     blocks = list(summary.get("edge", {}).get("cells", [])) + twoscale_blocks(summary)
     rows = [r for b in blocks for r in b["comparisons"] if r.get("decision") is not None]
     adj = report.holm([r.get("p") for r in rows])
+    family = f"the learnability study's {len(rows)} comparisons, widened after the first edge cells were seen"
     for r, p in zip(rows, adj):
         r["p_study"] = p
         r["decision"] = report.decide(p, r["mean"], alpha)
-        r["claim"] = report.claim(r, m=max(1, len(rows)), alpha=alpha, p_key="p_study")
+        r["claim"] = report.judge(r, m=max(1, len(rows)), p_adjusted=p, alpha=alpha, family=family,
+                                  fixed_in_advance=False, unfinished=r.get("unfinished"))
+        r["status"] = r["claim"]["status"]
     for b in blocks:
         b["m_cell"], b["m"] = b.get("m", 0), len(rows)
     return {"m": len(rows), "alpha": alpha}
 
 
+def question_blocks(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
+    """``(where, block, tests_the_edge)`` for every edge cell and two-scale block: an edge cell tests the
+    question by construction; a two-scale block only when it sits at the edge (:func:`at_edge`)."""
+    out = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c, True)
+           for c in summary.get("edge", {}).get("cells", [])]
+    band = summary.get("edge", {}).get("band")
+    for t in twoscale_blocks(summary):
+        edge = t.get("at_edge")
+        if edge is None and band:
+            edge = at_edge(t, band)
+        out.append((_twoscale_name(t), t, bool(edge)))
+    return out
+
+
 def answer(summary: dict[str, Any]) -> str:
-    """One line: does backdrop move the edge? Worded from the claims of the edge and the two-scale task."""
-    blocks = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c)
-              for c in summary.get("edge", {}).get("cells", [])]
-    blocks += [(_twoscale_name(t), t) for t in twoscale_blocks(summary)]
-    claims = [(where, r) for where, b in blocks for r in b["comparisons"] if r.get("claim")]
+    """One line: does backdrop move the edge? Read from the statuses of the edge and two-scale comparisons;
+    the power range is over the comparisons that test the question (those at the edge), and says which."""
+    qb = question_blocks(summary)
+    claims = [(where, r, edge) for where, b, edge in qb for r in b["comparisons"] if r.get("claim")]
     if not claims:
         return "Backdrop along the edge: no comparison recorded yet."
-    conf = [f"`{r['name']}` ({where}, {report.fmt_ci(r)})" for where, r in claims if r["claim"]["status"] == "confirmed"]
-    worse = [f"`{r['name']}` ({where})" for where, r in claims if r["claim"]["status"] == "contradicted"]
-    mdes = [r["claim"]["mde"] for _, r in claims if r["claim"]["mde"] is not None]
     n = len(claims)
-    if conf:
-        head = f"Backdrop moves the edge in {len(conf)} of {n} comparisons (Holm over all {n}): " + "; ".join(conf)
+
+    def names(st: str) -> list[str]:
+        return [f"`{r['name']}` ({where}, {report.fmt_ci(r)})" for where, r, _ in claims if r["claim"]["status"] == st]
+    counts = {st: sum(r["claim"]["status"] == st for _, r, _ in claims) for st in report.STATUSES}
+    gains = names("relevant gain") + names("significant gain")
+    if gains:
+        head = (f"Backdrop gains significantly in {len(gains)} of {n} comparisons (Holm over all {n}): "
+                + "; ".join(gains))
     else:
-        head = f"Backdrop does not move the edge detectably: none of {n} comparisons is better after Holm over all {n}"
-    tail = f"; worse: {', '.join(worse)}" if worse else ""
-    power = f" (the designs detect gains ≥ {min(mdes):.3f}–{max(mdes):.3f} with 80 % power)" if mdes else ""
-    return head + tail + power + "."
+        head = f"Backdrop does not move the edge detectably: none of {n} comparisons is a significant gain after Holm over all {n}"
+    parts = [head]
+    worse = names("contradicted")
+    if worse:
+        parts.append("worse: " + "; ".join(worse))
+    unf = [f"`{r['name']}` ({where})" for where, r, _ in claims if r["claim"]["status"] == "unfinished"]
+    if unf:
+        parts.append(f"unfinished (no claim): {'; '.join(unf)}")
+    parts.append("statuses: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    edge_mdes = [r["claim"]["mde"] for _, r, e in claims if e and r["claim"]["mde"] is not None]
+    left = sorted({where for where, r, e in claims if not e})
+    if edge_mdes:
+        k = sum(1 for _, r, e in claims if e and r["claim"]["mde"] is not None)
+        power = (f"over the {k} comparisons at the edge the designs detect gains ≥ {min(edge_mdes):.3f}–"
+                 f"{max(edge_mdes):.3f} with 80 % power (MDE, Holm over {n})")
+        if left:
+            power += f"; left out as not at the edge: {', '.join(left)}"
+        parts.append(power)
+    return "; ".join(parts) + "."
 
 
 def write_summary(profile: "str | profiles.Profile", wall: float = 0.0) -> dict[str, Any]:
@@ -290,8 +345,34 @@ def edge_table(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts) if parts else "_No edge cell recorded yet._"
 
 
+def spectral_notes(summary: dict[str, Any], drop: float = 0.1) -> list[str]:
+    """Sentences for every map row where the spectral-energy net's mean falls by ``drop`` or more from
+    one training-set size to the next larger one (same scale and ratio), with the CNN beside it:
+    a model that can only gain from more data falling means some of its runs failed to train.
+    Example: ``spectral_notes({"map": []}) == []``."""
+    out = []
+    rows = [r for r in summary["map"] if r.get("spectral")]
+    for key in sorted({(r["scale"], r["ratio"]) for r in rows}):
+        line = sorted((r for r in rows if (r["scale"], r["ratio"]) == key), key=lambda r: r["per_class"])
+        for a, b in zip(line, line[1:]):
+            if a["spectral"]["mean"] - b["spectral"]["mean"] >= drop:
+                cnn = f", below the CNN's {_m(b['cnn'], True)}" if b.get("cnn") and b["cnn"]["mean"] > b["spectral"]["mean"] else ""
+                out.append(f"At the {key[0]} scale, ratio {key[1]:.3f}, the spectral-energy net falls from "
+                           f"{_m(a['spectral'], True)} ({a['per_class']}/class) to {_m(b['spectral'], True)} "
+                           f"({b['per_class']}/class){cnn}. More data cannot make its task harder, and its wide "
+                           f"interval over {b['spectral']['n']} seeds says some of its runs failed to train: where it "
+                           "falls, it bounds what a model of the likelihood classifier's form learns only from below.")
+    return out
+
+
 def _phi(x: float) -> float:
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def _learned(row: dict[str, Any]) -> str:
+    """The CNN's accuracy of a map row with whether it is above chance over seeds (pooled binomial: description)."""
+    lr = row.get("cnn_learned")
+    return report.learned_text(lr) if lr else _m(row["cnn"], True)
 
 
 def _map_findings(summary: dict[str, Any]) -> list[str]:
@@ -305,9 +386,7 @@ def _map_findings(summary: dict[str, Any]) -> list[str]:
         sp = hardest["spectral"]
         line = (f"**{scale.capitalize()} scale, ratio {hardest['ratio']:.3f} "
                 f"({hardest['lengths'][0][0]:g} vs {hardest['lengths'][0][1]:g} px), {hardest['per_class']} training "
-                f"images per class**: the CNN scores {_m(hardest['cnn'], True)} on the test set (chance 0.5; "
-                f"{'above' if hardest['cnn_pooled']['above'] else 'not above'} chance by the exact binomial test of "
-                f"its pooled predictions, p = {report.fmt_p(hardest['cnn_pooled']['p'])})")
+                f"images per class**: the CNN scores {_learned(hardest)} on the test set")
         if hardest["cnn_train"]:
             line += f" while fitting its training images to {hardest['cnn_train']['mean']:.2f}"
         line += (f"; the spectral-energy net {_m(sp, True)}" if sp else "")
@@ -340,10 +419,11 @@ def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
             if r.get("scale_means") and b.get("baseline_scale_means"):
                 extra = (f" (per scale: small {b['baseline_scale_means'][0]:.2f} → {r['scale_means'][0]:.2f}, "
                          f"large {b['baseline_scale_means'][-1]:.2f} → {r['scale_means'][-1]:.2f})")
-            lines.append(f"- `{r['name']}`: {r['claim']['text']}{extra}.")
+            lines.append(f"- `{r['name']}`: {r['claim']['sentence']}{extra}.")
     for mask, t in b.get("trend", {}).items():
+        tail = (f" Unfinished runs ({t['unfinished']}): a description, no claim." if t.get("unfinished") else "")
         lines.append(f"- dose-response of the {mask} mask (one pre-specified test): slope {report.fmt_ci(t)} per unit of "
-                     f"mask probability, p = {report.fmt_p(t['p'])}.")
+                     f"mask probability, p = {report.fmt_p(t['p'])}.{tail}")
     return lines
 
 
@@ -373,13 +453,30 @@ def _why(summary: dict[str, Any]) -> str:
     return text
 
 
+def twoscale_band(band: Sequence[float]) -> tuple[float, float]:
+    """The edge ``band`` (2 classes, chance 0.5) rescaled to 4 classes (chance 0.25): the same share
+    of the way from chance to 1. Example: ``twoscale_band((0.6, 0.9)) == (0.4, 0.85)`` (rounded)."""
+    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)
+    return lo, hi
+
+
+def at_edge(block: dict[str, Any], band: Sequence[float]) -> Optional[bool]:
+    """Whether a two-scale block's no-backdrop 4-class accuracy lies in the rescaled ``band``
+    (:func:`twoscale_band`); None without a baseline. Edge cells are at the edge by construction."""
+    b = block.get("baseline")
+    if not b:
+        return None
+    lo, hi = twoscale_band(band)
+    return bool(lo <= b["mean"] <= hi)
+
+
 def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
     """Whether the two-scale task itself sits at the edge: its no-backdrop 4-class accuracy against
     ``band`` rescaled from 2 classes (chance 0.5) to 4 (chance 0.25), with its per-scale accuracy."""
     b = t.get("baseline")
     if not b:
         return ""
-    lo, hi = (min(1.0, max(0.0, 0.25 + (x - 0.5) * 1.5)) for x in band)   # the same share of the way from chance to 1
+    lo, hi = twoscale_band(band)
     per = t.get("baseline_scale_means")
     scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
     if lo <= b["mean"] <= hi:
@@ -395,7 +492,9 @@ def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
 def findings(summary: dict[str, Any]) -> str:
     """The notebook's Findings, every number from ``summary`` (:func:`write_summary`)."""
     paras = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
-             f"{summary['test_per_class']} test images per class)."]
+             f"{summary['test_per_class']} test images per class). Terms: {report.definitions_text()} "
+             "Claims follow the package's one grammar (`docs/claims.md`); whether a CNN learns "
+             "is decided over seeds (the 95 % interval of per-seed accuracy above chance)."]
     paras += _map_findings(summary)
     paras.append(_why(summary))
     e = summary["edge"]

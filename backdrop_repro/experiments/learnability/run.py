@@ -124,8 +124,9 @@ def run_one(spec: LearnSpec, device: Optional[str] = None, reuse: bool = True, p
                     "lengths": [list(ls) for ls in spec.lengths]},
            "history": history, "final": final,
            "predictions": {k: "".join(map(str, v)) for k, v in predictions.items()},
-           "wall_time_s": round(time.perf_counter() - t0, 2), "device": dev, "versions": paths.versions()}
-    paths.write_json(records_dir(spec.profile) / f"{spec.key}.json", rec)
+           "wall_time_s": round(time.perf_counter() - t0, 2), "device": dev, "versions": paths.versions(),
+           **spec.record_extra()}
+    paths.write_json(spec.record_path, rec)
     return rec
 
 

@@ -5,13 +5,21 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from .report import comparison_table, summary_table, verdict
+from .report import collect, comparison_table, summary_table, verdict
 from .run import get_config, run_experiment
 
 __all__ = ["add_cli"]
 
 
 def _cmd(args: argparse.Namespace) -> None:
+    if args.collect_only:
+        if args.steps is not None or args.seeds is not None:
+            raise ValueError("--steps, --seeds: not with --collect-only (it trains nothing, it re-derives the "
+                             "comparisons of the committed runs)")
+        result = collect(args.profile)
+        print(comparison_table(result), verdict(result), sep="\n\n")
+        print(f"\nrewrote {paths.results_dir(args.profile) / 'nondecomposable.json'} (runs unchanged)")
+        return
     overrides = {k: v for k, v in (("steps", args.steps), ("seeds", None if args.seeds is None else tuple(args.seeds)))
                  if v is not None}
     result = run_experiment(args.profile, config=get_config(args.profile, **overrides), progress=True, write=True)
@@ -28,4 +36,6 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help="seeds to run (default: the profile's); other settings than the profile's are written "
                         "to nondecomposable-custom-<hash>.json, never over the profile's table")
+    p.add_argument("--collect-only", action="store_true",
+                   help="train nothing: re-derive the comparisons and claims of the profile's committed runs")
     p.set_defaults(func=_cmd)

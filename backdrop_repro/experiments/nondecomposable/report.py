@@ -24,10 +24,14 @@ import numpy as np
 
 from ... import report
 
-__all__ = ["describe", "banner", "n_train", "select_best", "comparisons", "headline", "summary_table", "comparison_table", "verdict", "findings"]
+__all__ = ["describe", "banner", "n_train", "select_best", "comparisons", "headline", "summary_table", "comparison_table",
+           "verdict", "findings", "collect", "MARGIN_AUC"]
 
 FULL = "full batch"
 BASELINE = "full-batch training"
+#: margin of relevance of a change of test AUC: the package's one margin (:data:`report.MARGIN`), adopted for
+#: AUC when the grammar was applied to this experiment, after its results were seen (a disclosed choice)
+MARGIN_AUC = report.MARGIN
 
 
 def _by_seed(runs: list[dict[str, Any]], label: str, key: str = "test_auc") -> dict[int, float]:
@@ -67,7 +71,15 @@ def comparisons(result: dict[str, Any], alpha: float = 0.05) -> list[dict[str, A
     (paired by seed, 95 % intervals, Holm across all settings compared). One row per setting."""
     runs = result["runs"]
     full = _by_seed(runs, FULL)
-    return report.compare(full, {lab: _by_seed(runs, lab) for lab in _labels(runs) if lab != FULL}, alpha)
+    rows = report.compare(full, {lab: _by_seed(runs, lab) for lab in _labels(runs) if lab != FULL}, alpha)
+    m = sum(r["decision"] is not None for r in rows)
+    for r in rows:
+        if r["decision"] is not None:
+            r["claim"] = report.judge(r, m=max(1, m), p_adjusted=r["p_holm"], margin=MARGIN_AUC, alpha=alpha,
+                                      family=f"every setting against full batch ({m})", fixed_in_advance=False,
+                                      metric="test AUC")
+            r["status"] = r["claim"]["status"]
+    return rows
 
 
 def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
@@ -85,8 +97,32 @@ def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
                            "vs_full": {lab: rows[lab] for lab in (bd, mb) if lab in rows},
                            "backdrop_vs_minibatch": None}
     if bd and mb:
-        out["backdrop_vs_minibatch"] = report.compare(_by_seed(runs, mb), {bd: _by_seed(runs, bd)}, alpha)[0]
+        r = report.compare(_by_seed(runs, mb), {bd: _by_seed(runs, bd)}, alpha)[0]
+        if r["decision"] is not None:
+            r["claim"] = report.judge(r, m=1, p_adjusted=r["p"], margin=MARGIN_AUC, alpha=alpha,
+                                      family=f"the two validation-chosen settings against each other",
+                                      fixed_in_advance=False, metric="test AUC")
+            r["status"] = r["claim"]["status"]
+        out["backdrop_vs_minibatch"] = r
     return out
+
+
+def collect(profile: str, alpha: float = 0.05) -> dict[str, Any]:
+    """Re-derive ``comparisons`` and ``headline`` of ``results/<profile>/nondecomposable.json`` from its
+    runs (which stay as they are) and rewrite the JSON atomically (the CSV, one row per run, does not
+    change). Trains nothing. Returns the result."""
+    import json
+
+    from ... import paths, profiles
+
+    path = paths.results_dir(profiles.check(profile)) / "nondecomposable.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `backdrop-repro nondecomposable --profile {profile}` first")
+    result = json.loads(path.read_text())
+    result["comparisons"] = comparisons(result, alpha)
+    result["headline"] = headline(result, alpha)
+    paths.write_json(path, result)
+    return result
 
 
 #: a batch holding at least this share of the training split is called "nearly full batch"
@@ -138,11 +174,12 @@ def comparison_table(result: dict[str, Any], digits: int = 3, alpha: float = 0.0
     runs = result["runs"]
     chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
     rows = [[c["name"] + (" *" if c["name"] in chosen else ""), c.get("n", 0),
-             report.fmt_ci(c, digits) if c.get("decision") else "—",
-             report.fmt_p(c.get("p")), report.fmt_p(c.get("p_holm")), c.get("decision") or "too few seeds"]
+             report.fmt_ci(c) if c.get("decision") else "—",
+             report.fmt_p(c.get("p")), report.fmt_p(c.get("p_holm")),
+             c["claim"]["status"] if c.get("claim") else "too few seeds"]
             for c in comparisons(result, alpha)]
     return report.markdown_table(["setting", "seeds", "Δ test AUC vs full batch (95 % CI)", "p",
-                                  "Holm p", "decision"], rows)
+                                  "Holm p", "claim"], rows)
 
 
 def _verdict_parts(result: dict[str, Any], alpha: float) -> list[str]:
@@ -151,9 +188,11 @@ def _verdict_parts(result: dict[str, Any], alpha: float) -> list[str]:
         return ["Not enough settings to compare (need full batch and at least one backdrop setting)."]
     chosen = " and ".join(f"`{lab}`" for lab in (h["backdrop"], h["minibatch"]) if lab)
     parts = [f"Chosen on the validation split (highest mean validation AUC): {chosen}."]
-    parts += [report.sentence(row, "test AUC", BASELINE, alpha=alpha) for row in h["vs_full"].values()]
-    if h["backdrop_vs_minibatch"] is not None:
-        parts.append(report.sentence(h["backdrop_vs_minibatch"], "test AUC", f"`{h['minibatch']}`", alpha=alpha))
+    parts += [f"`{row['name']}` against {BASELINE}: {row['claim']['sentence']}." for row in h["vs_full"].values()
+              if row.get("claim")]
+    bm = h["backdrop_vs_minibatch"]
+    if bm is not None and bm.get("claim"):
+        parts.append(f"`{bm['name']}` against `{h['minibatch']}`: {bm['claim']['sentence']}.")
     return parts
 
 
@@ -174,10 +213,13 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
     lines = [f"**Findings** (profile `{result.get('profile', '?')}`, {n} seeds, {steps} steps per run; "
              f"test split of {result.get('data', {}).get('n_test', '?')} images).", "",
              *("- " + part for part in _verdict_parts(result, alpha))]
-    dec = [c for c in comps if c.get("decision") in ("better", "worse")]
-    lines.append(f"- Of {len(comps)} settings compared with full batch (Holm, α = {alpha:g}), "
-                 + (", ".join(f"`{c['name']}` is {c['decision']}" for c in dec) if dec
-                    else "none differs significantly") + ".")
+    by: dict[str, list[str]] = {}
+    for c in comps:
+        if c.get("claim"):
+            by.setdefault(c["claim"]["status"], []).append(f"`{c['name']}`")
+    lines.append(f"- Of {len(comps)} settings compared with full batch (Holm, α = {alpha:g}; margin ±{MARGIN_AUC:g} AUC): "
+                 + "; ".join(f"{st}: {', '.join(by[st])}" for st in report.STATUSES if st in by) + ".")
+    lines.append(f"- Terms: {report.definitions_text()}")
     if n < 3:
         lines.append(f"- With {n} seeds this run only checks that the code runs; it cannot tell the methods apart.")
     idle = []

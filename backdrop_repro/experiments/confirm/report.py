@@ -1,0 +1,319 @@
+"""The confirmatory study's report: reads records only, checks them against the pre-registration.
+
+:func:`summarize` reads every planned run's record (``results/<profile>/runs/<key>.json``) and
+
+* refuses records of another design: a record whose ``preregistration.sha256`` is not the current
+  file's hash, or whose config is not its spec's, is listed under ``refused`` and not used;
+* checks freshness: no other committed record (any profile, any experiment) has used the study's
+  run seeds with the same data, nor any of its data seeds (training, validation, test);
+* counts, per task and arm, the runs landed, capped (stopped at the budget's cap) and failed;
+* **only when every planned run has a valid record** (a confirmatory study is not read while it
+  runs), computes the four paired comparisons (arm - none, per seed, test accuracy), Holm over the
+  family, and words each with the package's claim grammar (:func:`backdrop_repro.report.judge`),
+  plus the secondary endpoints: per-scale paired differences, the share of seeds that learn the
+  small scale (>= ``learn_threshold``) with an exact McNemar test, and the realised MDE.
+
+:func:`write_summary` writes ``results/<profile>/confirm.json`` and ``confirm.md``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ... import paths, profiles
+from ... import report as R
+from ..gp_sweep.plan import read_record
+from .plan import PreregistrationError, check_preregistration, design, plan_runs, records_dir, section
+
+__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer"]
+
+
+def mcnemar(base: dict[int, bool], cand: dict[int, bool]) -> dict[str, Any]:
+    """Exact two-sided McNemar test of paired yes/no outcomes (seeds both have): ``b`` seeds yes only
+    without the arm, ``c`` yes only with it, ``p`` the two-sided binomial p of ``min(b, c)`` in ``b + c``.
+    Example: ``mcnemar({0: True, 1: False}, {0: True, 1: True})`` -> b 0, c 1, p 1.0."""
+    from scipy import stats
+
+    keys = sorted(set(base) & set(cand))
+    b = sum(base[k] and not cand[k] for k in keys)
+    c = sum(cand[k] and not base[k] for k in keys)
+    p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"seeds": len(keys), "base_yes": sum(base[k] for k in keys), "cand_yes": sum(cand[k] for k in keys),
+            "b": int(b), "c": int(c), "p": min(1.0, p)}
+
+
+def _data_seeds(cfg: dict[str, Any]) -> set[int]:
+    out = set()
+    for split in (cfg.get("data") or {}).values():
+        if isinstance(split, dict) and isinstance(split.get("seed"), int):
+            out.add(split["seed"])
+    return out
+
+
+def freshness(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """Every committed record outside this study (``results/*/**/*.json`` with a ``config``) that
+    shares a data seed (training, validation or test) with any run of the study. Returns
+    ``{"records_scanned", "conflicts": [file, ...], "fresh": bool}``."""
+    p = profiles.get(profile)
+    ours: set[int] = set()
+    for s in plan_runs(p):
+        ours |= {r.seed for r in s.recipes()}
+    own = records_dir(p).resolve()
+    scanned, conflicts = 0, []
+    root = paths.output_root() / "results"
+    for f in sorted(root.glob("*/**/*.json")):
+        if f.resolve().parent == own:
+            continue
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        cfg = rec.get("config") if isinstance(rec, dict) else None
+        if not isinstance(cfg, dict):
+            continue
+        scanned += 1
+        if _data_seeds(cfg) & ours:
+            conflicts.append(str(f.relative_to(paths.output_root())))
+    return {"records_scanned": scanned, "conflicts": conflicts, "fresh": not conflicts}
+
+
+def _finished(rec: dict[str, Any], cap: int) -> tuple[bool, bool]:
+    """``(capped, failed)`` of a record: it stopped at the budget's cap of ``cap`` epochs / it diverged."""
+    fin = rec["final"]
+    if fin.get("failed"):
+        return False, True
+    return fin.get("stop_reason") == "cap", False
+
+
+def prereg_decision(comp: dict[str, Any], margin: float, alpha: float, unfinished: bool) -> str:
+    """The decision by the pre-registration's own words (its ``decision_rule``), kept beside the package
+    grammar's status so any disagreement between the two is visible (and reported as a deviation)."""
+    p = comp.get("p_holm")
+    if unfinished:
+        return "unfinished"
+    if p is not None and p < alpha and comp["mean"] > 0:
+        return "better beyond the margin" if comp["low"] > margin else "significant, not shown beyond the margin"
+    if p is not None and p < alpha and comp["mean"] < 0:
+        return "worse"
+    if comp.get("high") is not None and comp["high"] < margin:
+        return "not confirmed"
+    return "inconclusive"
+
+
+#: the pre-registration's words that mean the same as a status of the package grammar
+SAME = {"unfinished": {"unfinished"}, "better beyond the margin": {"relevant gain"},
+        "significant, not shown beyond the margin": {"significant gain"}, "worse": {"contradicted"},
+        "not confirmed": {"not confirmed", "equivalent"}, "inconclusive": {"inconclusive"}}
+
+
+def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """The study's summary (see the module docstring); never trains, never writes a record."""
+    p = profiles.get(profile)
+    c = section(p)
+    cap = p.learnability.epochs
+    out: dict[str, Any] = {"profile": p.name, "experiment": "confirm", "design": design(p)}
+    try:
+        pre = check_preregistration(p)
+    except PreregistrationError as err:
+        out.update(status="no preregistration", error=str(err), answer=f"no pre-registration: {err}")
+        return out
+    out["preregistration"] = {"file": str(pre["path"].relative_to(paths.output_root())), "sha256": pre["sha256"]}
+    specs = plan_runs(p, prereg=pre["sha256"])
+    recs: dict[tuple, dict[str, Any]] = {}
+    refused = []
+    for s in specs:
+        rec = read_record(s.record_path, s)
+        if rec is None:
+            if s.record_path.exists():
+                refused.append({"file": s.record_path.name, "why": "config differs from its spec"})
+            continue
+        sha = (rec.get("preregistration") or {}).get("sha256")
+        if sha != pre["sha256"]:
+            refused.append({"file": s.record_path.name, "why": f"pre-registration hash {sha!r} is not the file's"})
+            continue
+        recs[(s.task, s.config, s.seed)] = rec
+    out["records"] = {"planned": len(specs), "valid": len(recs), "refused": refused}
+    out["freshness"] = freshness(p)
+    tasks = []
+    for t in c.tasks:
+        arms = []
+        for config, *_ in c.arms:
+            rs = [recs[(t.name, config, s)] for s in t.seeds if (t.name, config, s) in recs]
+            flags = [_finished(r, cap) for r in rs]
+            walls = [r["wall_time_s"] for r in rs]
+            arms.append({"config": config, "label": next((r["label"] for r in rs), config), "planned": len(t.seeds),
+                         "landed": len(rs), "capped": sum(f[0] for f in flags), "failed": sum(f[1] for f in flags),
+                         "wall_s_mean": float(np.mean(walls)) if walls else None})
+        tasks.append({"name": t.name, "lengths": [list(ls) for ls in t.lengths], "per_class": t.per_class,
+                      "seeds": len(t.seeds), "arms": arms})
+    out["tasks"] = tasks
+    complete = len(recs) == len(specs)
+    out["complete"] = complete
+    if not complete:
+        out["status"] = "running"
+        out["answer"] = (f"The pre-registered confirmatory study (profile `{p.name}`) is running: {len(recs)} of "
+                         f"{len(specs)} runs have landed; as pre-registered, no result is read before all runs are in.")
+        return out
+    out["status"] = "complete"
+    out.update(_compare(p, recs))
+    return out
+
+
+def _acc(recs: dict[tuple, dict[str, Any]], task: str, config: str, seeds, what: str) -> dict[int, float]:
+    out = {}
+    for s in seeds:
+        r = recs.get((task, config, s))
+        if r is None or r["final"].get("failed"):
+            continue
+        fin = r["final"]
+        if what == "task":
+            out[s] = float(fin["test_accuracy"])
+        else:
+            out[s] = float(fin["test_scale_accuracy"][{"small": 0, "large": 1}[what]])
+    return out
+
+
+def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    c = section(p)
+    cap = p.learnability.epochs
+    base = c.arms[0][0]
+    rows = []
+    for t in c.tasks:
+        b = _acc(recs, t.name, base, t.seeds, "task")
+        for config, *_ in c.arms[1:]:
+            a = _acc(recs, t.name, config, t.seeds, "task")
+            d = R.paired(b, a) or {"n": 0}
+            flags = [_finished(recs[(t.name, k, s)], cap) for k in (base, config) for s in t.seeds]
+            share = max(sum(f[0] or f[1] for f in flags[:len(t.seeds)]),
+                        sum(f[0] or f[1] for f in flags[len(t.seeds):])) / len(t.seeds)
+            scales = {}
+            for sc in (["small"] if len(t.lengths) == 1 else ["small", "large"]):
+                scales[sc] = {"none": R.summary(list(_acc(recs, t.name, base, t.seeds, sc).values())),
+                              "arm": R.summary(list(_acc(recs, t.name, config, t.seeds, sc).values())),
+                              "diff": R.paired(_acc(recs, t.name, base, t.seeds, sc), _acc(recs, t.name, config, t.seeds, sc))}
+            learn = {k: {s: v >= c.learn_threshold for s, v in _acc(recs, t.name, k, t.seeds, "small").items()}
+                     for k in (base, config)}
+            label = next(r["label"] for (tk, k, _), r in recs.items() if tk == t.name and k == config)
+            rows.append({"task": t.name, "config": config, "label": label, **d,
+                         "unfinished": share > c.max_capped, "unfinished_share": share, "fixed_in_advance": True,
+                         "none": R.summary(list(b.values())), "scales": scales, "learns_small": mcnemar(*learn.values())})
+    adj = R.holm([r.get("p") for r in rows])
+    m = len(rows)
+    deviations = []
+    for r, q in zip(rows, adj):
+        r["p_holm"] = q
+        r["m_tests"] = m
+        why = (f"{r['unfinished_share']:.0%} of an arm's runs reached the cap or failed (pre-registered limit "
+               f"{c.max_capped:.0%})" if r["unfinished"] else None)
+        r["claim"] = R.judge(r, m=m, p_adjusted=q, margin=c.margin, alpha=c.alpha, unfinished=why,
+                             family=f"{p.name}: {m} pre-registered comparisons, Holm", fixed_in_advance=True,
+                             name=r["label"])
+        r.update(status=r["claim"]["status"], sentence=r["claim"]["sentence"], mde=r["claim"]["mde"])
+        r["prereg_decision"] = prereg_decision(r, c.margin, c.alpha, r["unfinished"])
+        if r["status"] not in SAME[r["prereg_decision"]]:
+            deviations.append(f"{r['task']}, `{r['label']}`: the package grammar says **{r['status']}**, the "
+                              f"pre-registration's words say **{r['prereg_decision']}** (the grammar was rewritten "
+                              "after the pre-registration was committed and before any result was read; the table "
+                              "shows the grammar's status)")
+    return {"comparisons": rows, "deviations": deviations, "answer": answer(p, rows)}
+
+
+def answer(p: profiles.Profile, rows: list[dict[str, Any]]) -> str:
+    """One line: the four answers by status, with their intervals and the tasks' scale."""
+    parts = [f"{r['task']}: `{r['label']}` {R.fmt_ci(r)} ({r['status']})" for r in rows]
+    return (f"Pre-registered confirmatory study (profile `{p.name}`, 4 comparisons, Holm): " + "; ".join(parts) + ".")
+
+
+def _md(summary: dict[str, Any]) -> str:
+    lines = [f"# Confirmatory study `{summary['profile']}`", "", summary["answer"], ""]
+    pre = summary.get("preregistration")
+    if pre:
+        lines += [f"Pre-registration: `{pre['file']}` (sha256 `{pre['sha256']}`).", ""]
+    rec = summary.get("records")
+    if rec:
+        lines += [f"Records: {rec['valid']} valid of {rec['planned']} planned; {len(rec['refused'])} refused.", ""]
+    fr = summary.get("freshness")
+    if fr:
+        lines += [f"Freshness: {fr['records_scanned']} other committed records scanned, "
+                  f"{len(fr['conflicts'])} share a data seed with this study.", ""]
+    lines += [status_table(summary), ""]
+    if summary.get("comparisons"):
+        lines += [answers_table(summary), ""]
+    for r in summary.get("comparisons", []):
+        lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
+    """:func:`summarize`, written to ``results/<profile>/confirm.json`` and ``confirm.md``; returned."""
+    p = profiles.get(profile)
+    s = summarize(p)
+    folder = paths.results_dir(p.name)
+    paths.write_json(folder / "confirm.json", s)
+    paths.write_text(folder / "confirm.md", _md(s))
+    return s
+
+
+def load_summary(profile: "str | profiles.Profile") -> Optional[dict[str, Any]]:
+    """The written summary, or None."""
+    f = paths.results_dir(profiles.get(profile).name) / "confirm.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
+
+def status_table(summary: dict[str, Any]) -> str:
+    """Markdown: per task and arm, runs landed of planned, at the cap, failed, mean wall time."""
+    rows = [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
+             "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f} s"]
+            for t in summary.get("tasks", []) for a in t["arms"]]
+    return R.markdown_table(["task", "arm", "runs landed", "at the cap", "failed", "mean wall time per run"], rows)
+
+
+def answers_table(summary: dict[str, Any]) -> str:
+    """Markdown: the four pre-registered answers (primary endpoint) and the secondary endpoints."""
+    rows = []
+    for r in summary.get("comparisons", []):
+        sc = r["scales"]
+        small = sc["small"]["diff"]
+        large = sc.get("large", {}).get("diff")
+        ls = r["learns_small"]
+        rows.append([r["task"], f"`{r['label']}`", f"{r['none']['mean']:.3f}", R.fmt_ci(r), R.fmt_p(r.get("p_holm")),
+                     "—" if r.get("mde") is None else f"{r['mde']:.3f}", f"**{r['status']}**",
+                     R.fmt_ci(small) if small else "—", R.fmt_ci(large) if large else "—",
+                     f"{ls['base_yes']} → {ls['cand_yes']} of {ls['seeds']} (p = {R.fmt_p(ls['p'])})"])
+    return R.markdown_table(["task", "arm", "none: accuracy", "Δ accuracy [95 % CI]", "Holm p", "MDE", "status",
+                             "Δ small scale", "Δ large scale", "seeds learning the small scale (none → arm, McNemar)"],
+                            rows)
+
+
+def meaning(summary: dict[str, Any]) -> str:
+    """What the result says about the paper's fine-mask claim, worded from the statuses (never hand-typed)."""
+    if summary.get("status") != "complete":
+        return (f"No conclusion yet: {summary.get('records', {}).get('valid', 0)} of "
+                f"{summary.get('records', {}).get('planned', '?')} pre-registered runs have landed.")
+    fine = [r for r in summary["comparisons"] if r["config"] == "fine"]
+    parts = []
+    for r in fine:
+        small = r["scales"]["small"]["diff"]
+        parts.append(f"on the {r['task']} task `{r['label']}` is **{r['status']}** on the primary endpoint "
+                     f"({R.fmt_ci(r)}; small scale {R.fmt_ci(small) if small else '—'})")
+    st = {r["status"] for r in fine}
+    if "relevant gain" in st:
+        verdict = ("the fine-mask half of the paper's claim is supported where the fine mask alone clears the margin: "
+                   + ", ".join(r["task"] for r in fine if r["status"] == "relevant gain"))
+    elif "contradicted" in st:
+        verdict = "the fine mask alone makes the network worse on at least one task: the fine-mask half is contradicted there"
+    elif "significant gain" in st:
+        verdict = ("the fine mask alone gives a significant gain that is not shown to clear the margin of relevance: "
+                   "real, perhaps too small to matter")
+    elif st <= {"not confirmed", "equivalent"}:
+        verdict = "gains of the margin or more from the fine mask alone are excluded on both tasks: not confirmed"
+    elif "unfinished" in st:
+        verdict = "at least one comparison is unfinished (its runs hit the cap): no claim there"
+    else:
+        verdict = "the fine-mask half of the claim is neither supported nor excluded at the pre-registered power"
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + f". So {verdict}."

@@ -1,0 +1,122 @@
+"""The pre-registered confirmatory study: design, pre-registration, records, report (issue 28)."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import profiles
+from backdrop_repro.experiments.confirm import plan, prereg, report
+from backdrop_repro.experiments.confirm.run import run_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _use_repo(monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+
+
+def test_design_counts_fresh_seeds_and_one_cap():
+    p = profiles.get("confirm")
+    specs = plan.plan_runs(p)
+    assert len(specs) == (45 + 93) * 3 and len({s.key for s in specs}) == len(specs)
+    assert min(s.seed for s in specs) == 100
+    assert {s.train_config().epochs for s in specs} == {p.learnability.epochs} == {300}
+    # each seed its own training and validation sets, one test set per task (400 per class)
+    tr = {(s.task, s.seed): s.recipes()[0].seed for s in specs}
+    assert len(set(tr.values())) == len({s.seed for s in specs})
+    tests = {s.task: s.recipes()[2] for s in specs}
+    assert {r.seed for r in tests.values()} == {2803} and {r.per_class for r in tests.values()} == {400}
+    assert [a[0] for a in p.confirm.arms] == ["none", "fine", "demo"]
+
+
+def test_committed_preregistration_matches_the_profile_and_states_the_power(monkeypatch):
+    _use_repo(monkeypatch)
+    pre = plan.check_preregistration("confirm")
+    power = pre["block"]["power"]
+    assert power["m"] == 4
+    assert power["tasks"]["small-edge"]["mde_at_seeds"] <= 0.04
+    assert power["tasks"]["two-scale"]["mde_at_seeds"] <= 0.05
+
+
+def test_no_committed_record_of_another_study_shares_a_data_seed_or_key(monkeypatch):
+    _use_repo(monkeypatch)
+    fr = report.freshness("confirm")
+    assert fr["records_scanned"] > 500 and fr["fresh"], fr["conflicts"][:3]
+    keys = {s.key for s in plan.plan_runs("confirm")}
+    other = {f.stem for f in (ROOT / "results").glob("*/*/*.json") if f.parent.name != "runs"}
+    assert not keys & other
+
+
+def test_a_changed_design_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    prereg.write("smoke")
+    with pytest.raises(plan.PreregistrationError, match="exists"):
+        prereg.write("smoke")
+    f = plan.preregistration_path("smoke")
+    f.write_text(f.read_text().replace('"alpha": 0.05', '"alpha": 0.1', 1))
+    with pytest.raises(plan.PreregistrationError, match="differs from profile 'smoke' in \\['alpha'\\]"):
+        run_study("smoke", jobs=1, progress=False)
+    f.unlink()
+    with pytest.raises(plan.PreregistrationError, match="no pre-registration"):
+        run_study("smoke", jobs=1, progress=False)
+
+
+def test_smoke_study_records_carry_the_hash_and_the_report_refuses_another(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    pre = prereg.write("smoke")
+    specs = plan.plan_runs("smoke")
+    # before every run is in, the report shows progress and no outcome
+    run_study("smoke", jobs=1, progress=False, tasks=["small-edge"])
+    part = report.summarize("smoke")
+    assert part["status"] == "running" and "comparisons" not in part and "no result is read" in part["answer"]
+    s = run_study("smoke", jobs=1, progress=False)
+    assert s["status"] == "complete" and s["records"]["valid"] == len(specs) == 15
+    rec = json.loads(specs[0].record_path.read_text())
+    assert rec["preregistration"]["sha256"] == pre["sha256"] and rec["task"] == "small-edge"
+    assert rec["versions"]["cpu"] and rec["versions"]["cpu_isa"]
+    assert [c["task"] for c in s["comparisons"]] == ["small-edge"] * 2 + ["two-scale"] * 2
+    assert all(c["m_tests"] == 4 and c["fixed_in_advance"] for c in s["comparisons"])
+    assert set(s["comparisons"][2]["scales"]) == {"small", "large"}
+    # a record made under another version of the file is refused by name
+    rec["preregistration"]["sha256"] = "0" * 64
+    specs[0].record_path.write_text(json.dumps(rec))
+    s2 = report.summarize("smoke")
+    assert s2["status"] == "running" and s2["records"]["refused"][0]["file"] == specs[0].record_path.name
+    assert "pre-registration hash" in s2["records"]["refused"][0]["why"]
+
+
+def test_freshness_finds_a_record_that_used_a_data_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    seed = plan.plan_runs("smoke")[0].recipes()[0].seed
+    f = tmp_path / "results" / "other" / "gp_runs" / "abc.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"config": {"data": {"train": {"seed": seed}}}}))
+    fr = report.freshness("smoke")
+    assert fr["conflicts"] == ["results/other/gp_runs/abc.json"] and not fr["fresh"]
+
+
+def test_mcnemar_exact():
+    base = {i: i < 4 for i in range(10)}          # 4 learn without the arm
+    cand = {i: i < 9 for i in range(10)}          # 9 with it: 5 discordant, all for the arm
+    m = report.mcnemar(base, cand)
+    assert (m["b"], m["c"], m["base_yes"], m["cand_yes"]) == (0, 5, 4, 9)
+    assert m["p"] == pytest.approx(2 * 0.5 ** 5)
+
+
+def test_preregistered_words_and_the_grammar_are_compared_and_a_disagreement_is_named():
+    from backdrop_repro import report as R
+
+    # every seed gains 0.02-0.06: significant, the 95 % interval's lower end just above the margin,
+    # but the grammar's margin test (Bonferroni over 4) does not clear it
+    diffs = {s: 0.041 + 0.02 * ((s * 7) % 5 - 2) / 2 for s in range(12)}
+    comp = R.paired({s: 0.5 for s in diffs}, {s: 0.5 + d for s, d in diffs.items()})
+    comp["p_holm"] = min(1.0, comp["p"] * 4)
+    words = report.prereg_decision(comp, 0.03, 0.05, False)
+    status = R.judge(comp, m=4, p_adjusted=comp["p_holm"])["status"]
+    assert comp["low"] > 0.03 and words == "better beyond the margin"
+    assert status == "significant gain" and status not in report.SAME[words]
+    assert report.prereg_decision(comp, 0.03, 0.05, True) == "unfinished"
+    assert set(report.SAME) == {"unfinished", "better beyond the margin", "significant, not shown beyond the margin",
+                                "worse", "not confirmed", "inconclusive"}
+    assert set().union(*report.SAME.values()) == set(R.STATUSES)

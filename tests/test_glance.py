@@ -1,0 +1,73 @@
+"""Issue 30 item 5: glance parses its arguments, refuses another profile's summary, keeps a symlinked
+README a link and names the file on read errors. Every test here failed before its fix."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import glance
+
+README = "x\n" + glance.START + "\nold\n" + glance.END + "\ny\n"
+
+
+@pytest.fixture
+def out(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    (tmp_path / "README.md").write_text(README)
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--chek"], ["extra"]])
+def test_help_and_unknown_flags_write_nothing(out, argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        glance.main(argv)
+    assert e.value.code == (0 if argv == ["--help"] else 2)
+    assert (out / "README.md").read_text() == README
+    if argv == ["--help"]:
+        assert "--check" in capsys.readouterr().out
+
+
+def test_check_writes_nothing_and_says_stale(out):
+    assert glance.main(["--check"]) == 1 and (out / "README.md").read_text() == README
+
+
+def test_a_summary_of_another_profile_is_refused(out, capsys):
+    d = out / "results" / "replication"
+    d.mkdir(parents=True)
+    (d / "gp_sweep.json").write_text(json.dumps({"profile": "scaled"}))
+    assert glance.main([]) == 2
+    err = capsys.readouterr().err
+    assert "a summary of profile 'scaled', not 'replication'" in err and str(d / "gp_sweep.json") in err
+    assert (out / "README.md").read_text() == README
+
+
+def test_a_truncated_summary_names_the_file(out, capsys):
+    d = out / "results" / "scaled"
+    d.mkdir(parents=True)
+    (d / "gp_sweep.json").write_text('{"profile": "sca')
+    assert glance.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and str(d / "gp_sweep.json") in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("text, words", [("no markers\n", "has no"),
+                                         (f"{glance.END}\n{glance.START}\n", "in that order")])
+def test_missing_or_reversed_markers_are_one_line(out, capsys, text, words):
+    (out / "README.md").write_text(text)
+    assert glance.main([]) == 2
+    assert words in capsys.readouterr().err and (out / "README.md").read_text() == text
+
+
+def test_no_readme_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    assert glance.main([]) == 2
+    assert "README.md: cannot be read" in capsys.readouterr().err
+
+
+def test_a_symlinked_readme_stays_a_link(out):
+    real = out / "docs-README.md"
+    shutil.move(out / "README.md", real)
+    (out / "README.md").symlink_to(real)
+    assert glance.main([]) == 0
+    assert (out / "README.md").is_symlink() and glance.START + "\n" + glance.END in real.read_text()

@@ -1,0 +1,55 @@
+"""Every committed run record keeps its key: the current code plans a spec with the same key and config."""
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import profiles
+from backdrop_repro._shared import content_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("profile", ["default", "replication", "scaled"])
+def test_gp_sweep_records_keep_their_keys(profile, monkeypatch):
+    import json
+
+    from backdrop_repro.experiments.gp_sweep.plan import plan_runs
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+    files = sorted((ROOT / "results" / profile / "gp_runs").glob("*.json"))
+    assert files
+    planned = {s.key: s for s in plan_runs(profile)}
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["key"] == f.stem == content_key(rec["config"], 12)
+        assert f.stem in planned, f"{f} is no longer planned by profile {profile!r}"
+        assert planned[f.stem].to_dict() == rec["config"]
+
+
+def test_learnability_records_keep_their_keys(monkeypatch):
+    import json
+
+    from backdrop_repro.experiments.learnability.plan import plan_map, plan_part
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+    planned = {s.key: s for s in plan_map("learnability") + plan_part("learnability", "edge")
+               + plan_part("learnability", "twoscale")}
+    files = sorted((ROOT / "results" / "learnability" / "learnability").glob("*.json"))
+    assert len(files) > 500
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["key"] == f.stem == content_key(rec["config"], 12)
+        assert f.stem in planned and planned[f.stem].to_dict() == rec["config"]
+
+
+def test_the_fast_formulation_is_part_of_the_key_only_where_a_profile_selects_it():
+    from backdrop_repro.experiments.gp_sweep.plan import plan_grid
+
+    cpu = plan_grid("paper-cpu")
+    assert {s.to_dict()["model"].get("impl") for s in cpu} == {"blocked"}
+    assert {s.to_dict()["model"].get("stem") for s in cpu} == {"im2col"}
+    assert all("impl" not in s.to_dict()["model"] for s in plan_grid("paper"))
+    assert len(cpu) == 8 and {s.label for s in cpu} == {"none", "demo: fine 0.3 + coarse 0.95"}
+    assert {s.train_config().epochs for s in cpu} == {80}
+    d = profiles.get("paper-cpu").data
+    assert d.size == 1024 and d.scales == ((9.5, 10.0), (80.0, 140.0)) and d.per_class == 25 and d.per_seed_data

@@ -1,0 +1,136 @@
+"""Issue 30 item 1: one record reader (backdrop_repro.records) wherever a record is read; a bad record
+is set aside only in the run's own working folder; a diverged run is a status. Every test here failed
+before its fix (the checks it makes did not exist, or the reference record was renamed)."""
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import paths, records
+from backdrop_repro.experiments.gp_sweep import plan
+from backdrop_repro.experiments.learnability import plan as lplan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _committed_gp_record() -> Path:
+    return sorted((ROOT / "results" / "replication" / "gp_runs").glob("*.json"))[0]
+
+
+def _learn_record() -> dict:
+    return json.loads(sorted((ROOT / "results" / "learnability" / "learnability").glob("*.json"))[1].read_text())
+
+
+def test_every_committed_record_passes_the_reader():
+    found = [records.inspect(f) for f in sorted((ROOT / "results").glob("*/*/*.json")) if f.parent.name != "notebooks"]
+    assert len(found) > 800
+    assert {r.status for r in found} == {"ok"}, [r.reason for r in found if r.status != "ok"][:3]
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r["final"].update(test_accuracy=float("nan")), "non-finite number NaN"),
+    (lambda r: r["final"].update(test_accuracy=5.0), "test_accuracy must be a finite number in [0, 1]"),
+    (lambda r: r["final"].update(val_accuracy=-0.1), "val_accuracy must be a finite number in [0, 1]"),
+    (lambda r: r["final"].update(train_loss=float("inf")), "non-finite number Infinity"),
+    (lambda r: r.pop("history"), '"history" is missing'),
+    (lambda r: r.pop("predictions"), 'no test "predictions"'),
+    (lambda r: r["predictions"].update(test="x" + r["predictions"]["test"][1:]), "is not a class digit"),
+    (lambda r: r["predictions"].update(test=r["predictions"]["test"][:-1]), "test predictions for"),
+    (lambda r: r["final"].update(test_accuracy=round(1 - r["final"]["test_accuracy"], 4)), "disagrees with its"),
+    (lambda r: r.update(key="000000000000"), "is not its file name"),
+    (lambda r: r["final"].update(test_scale_accuracy=[1.5]), "test_scale_accuracy must be"),
+])
+def test_a_bad_learnability_record_is_named_not_summarised(tmp_path, change, words):
+    rec = _learn_record()
+    change(rec)
+    path = tmp_path / f"{_learn_record()['key']}.json"
+    path.write_text(json.dumps(rec))                       # json.dumps writes NaN/Infinity literals
+    r = records.inspect(path)
+    assert r.status == "malformed" and words in r.reason and str(path) in r.reason
+
+
+def test_a_diverged_run_is_a_status_not_an_error(tmp_path):
+    rec = _learn_record()
+    rec["final"] = {"failed": "non-finite training loss at epoch 3", "train_loss": "nan"}
+    path = tmp_path / f"{rec['key']}.json"
+    path.write_text(json.dumps(rec))
+    r = records.inspect(path)
+    assert r.status == "failed" and r.record["final"]["failed"].startswith("non-finite")
+    assert records.read_record(path) == rec
+
+
+def test_a_truncated_reference_record_is_never_renamed(tmp_path, monkeypatch):
+    """The reproduction check reads the committed reference without a spec: named, left in place."""
+    ref = tmp_path / "results" / "replication" / "gp_runs"
+    ref.mkdir(parents=True)
+    src = _committed_gp_record()
+    bad = ref / src.name
+    bad.write_text(src.read_text()[:200])
+    with pytest.warns(RuntimeWarning, match="left in place"):
+        assert plan.read_record(bad) is None
+    assert bad.exists() and not bad.with_name(bad.name + ".corrupt").exists()
+
+
+def test_find_record_never_moves_another_profiles_record(monkeypatch):
+    spec = plan.plan_grid("smoke", ["none"], [0])[0]
+    other = paths.output_root() / "results" / "default" / "gp_runs" / f"{spec.key}.json"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_text('{"key": "trunc')
+    try:
+        with pytest.warns(RuntimeWarning, match="left in place"):
+            assert plan.find_record(spec) is None
+        assert other.exists() and not other.with_name(other.name + ".corrupt").exists()
+    finally:
+        other.unlink()
+
+
+def test_a_bad_record_in_the_runs_own_folder_is_still_set_aside():
+    spec = plan.plan_grid("smoke", ["none"], [0])[0]
+    own = plan.runs_dir("smoke") / f"{spec.key}.json"
+    own.parent.mkdir(parents=True, exist_ok=True)
+    own.write_text(json.dumps({"key": spec.key, "config": spec.to_dict(), "history": [],
+                               "final": {"test_accuracy": float("nan")}}))
+    try:
+        with pytest.warns(RuntimeWarning, match="moved to"):
+            assert plan.read_record(own, spec) is None
+        assert not own.exists() and own.with_name(own.name + ".corrupt").exists()
+    finally:
+        own.with_name(own.name + ".corrupt").unlink(missing_ok=True)
+
+
+def test_a_committed_file_is_never_set_aside_even_in_its_own_folder(monkeypatch):
+    """With the output root at the checkout, a git-tracked record is not renamed (it is a reference)."""
+    src = _committed_gp_record()
+    assert records._tracked(src)
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+
+    class Spec:                          # the record's own profile: only "committed" stops the rename
+        profile = type("P", (), {"name": "replication"})()
+
+    assert not records.may_set_aside(src, Spec())
+
+
+def test_learnability_summary_skips_a_record_with_nan_accuracy():
+    """A learnability record with test accuracy 5.0 is not summarised (it was: ``2.83 [-24.70, 30.36]``)."""
+    spec = next(s for s in lplan.plan_map("smoke") if s.model == "cnn") if _has_learn("smoke") else None
+    if spec is None:
+        pytest.skip("the smoke profile has no learnability section")
+    path = lplan.records_dir("smoke") / f"{spec.key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": spec.key, "config": spec.to_dict(), "history": [], "predictions": {"test": ""},
+                                "final": {"test_accuracy": 5.0}}))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert lplan.read_records([spec]) == []
+    finally:
+        for p in (path, path.with_name(path.name + ".corrupt")):
+            p.unlink(missing_ok=True)
+
+
+def _has_learn(name: str) -> bool:
+    from backdrop_repro import profiles
+
+    return profiles.get(name).learnability is not None
