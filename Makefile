@@ -23,7 +23,8 @@ venv: $(STAMP)
 ## The main job at $(PROFILE) (default: the paper's task shrunk by 4, < 20 min on 2 CPU cores):
 ## trains every GP run from scratch (REUSE=1 reuses stored run records), executes every notebook
 ## into results/$(PROFILE)/notebooks, writes figures/ and results/$(PROFILE)/, and ends with
-## results/$(PROFILE)/reproduction.md: the fresh runs against the committed full run (scaled).
+## results/$(PROFILE)/reproduction.md: the fresh runs against the committed runs of the same keys in
+## results/replication, judged in distribution (docs/reliability.md, "Cross-machine drift").
 reproduce: venv
 	$(BIN)/backdrop-repro reproduce --profile $(PROFILE) $(if $(filter 1,$(REUSE)),--reuse,)
 

@@ -365,8 +365,34 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def cpu_id() -> str:
+    """The CPU's vendor, family, model and stepping numbers from ``/proc/cpuinfo`` (a virtual machine
+    often names only "AMD EPYC": the numbers tell generations apart), or ``""`` where none is known.
+    Example: ``cpu_id()`` -> ``'AuthenticAMD family 26 model 2 stepping 1'``.
+    """
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if not line.strip():
+                break                                   # the first processor is enough
+            k, _, v = line.partition(":")
+            fields.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    return " ".join(([fields["vendor_id"]] if fields.get("vendor_id") else [])
+                    + [f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"),
+                                                                 ("stepping", "stepping")) if fields.get(k)])
+
+
 def versions() -> dict[str, str]:
-    """Versions of the software a result depends on (stored in every results JSON)."""
+    """Versions of the software a result depends on, and the machine (stored in every results JSON).
+
+    ``machine``: architecture, CPU count and torch threads; ``cpu``: :func:`cpu_name`; ``cpu_id``:
+    :func:`cpu_id`; ``cpu_isa``: the instruction set torch's CPU kernels dispatch to
+    (``torch.backends.cpu.get_cpu_capability()``: ``DEFAULT``, ``AVX2``, ``AVX512``, ...);
+    ``cpu_cores``: ``os.cpu_count()``. Records made on CPUs of another model or instruction set can
+    differ by rounding (docs/reliability.md, "Cross-machine drift").
+    """
     import numpy
     import scipy
     import torch
@@ -381,6 +407,7 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
         "cpu": cpu_name(),
+        "cpu_id": cpu_id(),
         "cpu_isa": str(torch.backends.cpu.get_cpu_capability()),
         "cpu_cores": str(os.cpu_count()),
     }

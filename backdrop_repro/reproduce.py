@@ -5,9 +5,12 @@
 3. executes every notebook with papermill into ``results/<profile>/notebooks`` (they load the
    sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
 4. compares every fresh GP run with the committed run of the same key in ``results/<reference>``
-   (default ``replication``) and writes ``results/<profile>/reproduction.md`` (per-run tolerance
-   :data:`backdrop_repro.experiments.gp_sweep.report.TOLERANCE`); it fails (``ReproductionError``) when it
-   compared nothing (e.g. every record was reused or copied) or a run differs beyond the tolerance.
+   (default ``replication``) by the rule of :mod:`backdrop_repro.experiments.gp_sweep.reproduction`
+   (per run: identical or numerically different; per configuration and paired gain: the re-run
+   seeds' mean within the bound of rounding drift) and writes ``results/<profile>/reproduction.md``
+   (after the sweep, and again after the notebooks); it fails (``ReproductionError``, one line)
+   when it compared nothing (e.g. every record was reused or copied), a record on either side
+   failed or cannot be read, or a configuration moved beyond its bound.
 
 Example: ``reproduce("default")`` (about 15 minutes on 2 CPU cores).
 """
@@ -34,7 +37,7 @@ def _say(msg: str) -> None:
 def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "replication",
               jobs: int | None = None) -> Path:
     """Run the whole main job at ``profile``; return the path of the reproduction report."""
-    from .experiments.gp_sweep import report as gp_report
+    from .experiments.gp_sweep import reproduction as gp_repro
     from .experiments.gp_sweep import run as gp_run
     from .notebooks import run_notebooks
 
@@ -42,7 +45,7 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
     if reference is not None:
         profiles.check(reference)
         if reference == p.name:
-            raise gp_report.ReproductionError(f"reference must be another profile than {p.name!r}: a record compared "
+            raise gp_repro.ReproductionError(f"reference must be another profile than {p.name!r}: a record compared "
                                               "with itself proves nothing")
     paths.absolute_env()
     out = check_writable(paths.output_root() / "results" / p.name, "results folder", _HINT)
@@ -54,20 +57,19 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
          + f", {jobs or p.sweep.jobs} run(s) at a time")
     sweep = gp_run.run_sweep(p, jobs=jobs, reuse=reuse, progress=True)
     _say(f"GP sweep done: {sweep['n_runs']}/{sweep['n_planned']} runs, {time.perf_counter() - t0:.0f} s")
-    run_notebooks(p.name)
-    lines = [f"# Reproduction check: profile `{p.name}`", ""]
-    rows = None
+    swept = (f"GP sweep: {sweep['n_runs']}/{sweep['n_planned']} runs in {time.perf_counter() - t0:.0f} s on "
+             f"{os.cpu_count()} CPU(s).")
+    path = out / "reproduction.md"
     if reference:
-        rows = gp_report.compare_with_reference(p, reference)
-        lines += [f"Each GP run of this `make reproduce` against the committed run with the same key in "
-                  f"`results/{reference}/gp_runs/` (runs are keyed by everything that defines them):", "",
-                  gp_report.reproduction_table(rows)]
+        # written before the notebooks, so a failing notebook leaves the check's report behind
+        _, result = gp_repro.write_report(p, reference, path, [swept])
     else:
-        lines.append("No reference profile to compare with.")
-    lines += ["", f"Wall time of `reproduce` (after set-up): {time.perf_counter() - t0:.0f} s on "
-              f"{os.cpu_count()} CPU(s)."]
-    report = paths.write_text(out / "reproduction.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    if rows is not None:
-        gp_report.check_reproduction(rows, reference)      # nothing compared, or a run differs: exit != 0
-    return report
+        paths.write_text(path, f"# Reproduction check: profile `{p.name}`\n\nNo reference profile to compare with.\n")
+    run_notebooks(p.name)
+    if reference:
+        _, result = gp_repro.write_report(p, reference, path, [swept, f"Wall time of `reproduce` (after set-up, "
+                                                                  f"notebooks included): {time.perf_counter() - t0:.0f} s."])
+    print(path.read_text())
+    if reference:
+        gp_repro.check(result)          # nothing compared, a record not judged, or a shift: one line, exit 2
+    return path

@@ -133,8 +133,9 @@ def test_reproduction_check(tiny, monkeypatch, tmp_path):
         rec["final"]["test_accuracy"] += delta
         ref.write_text(json.dumps(rec))
         rows = {r["key"]: r for r in compare_with_reference("tiny-copy", "tiny-test")}
-        assert rows[rec["key"]]["status"] == "differs" and rows[rec["key"]]["diff"] == pytest.approx(-delta)
-        assert "differs" in gp_report.reproduction_table(list(rows.values()))
+        assert rows[rec["key"]]["status"] == "numerically different" and rows[rec["key"]]["diff"] == pytest.approx(-delta)
+        assert (f"**Not reproduced**: `none` moved by {-delta / 2:+.3f}"
+                in gp_report.reproduction_table(list(rows.values()), "tiny-test"))
     finally:
         profiles.PROFILES.pop(other.name)
 

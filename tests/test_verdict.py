@@ -216,8 +216,8 @@ def test_the_reproduction_check_cannot_pass_vacuously(tmp_path, monkeypatch):
     rows = gp_report.compare_with_reference(q, "conv-a")
     assert [r["status"] for r in rows] == ["identical"]
     gp_report.check_reproduction(rows, "conv-a")
-    rows[0].update(status="differs", diff=0.5)
-    with pytest.raises(gp_report.ReproductionError, match="differ"):
+    rows[0].update(status="numerically different", fresh=rows[0]["committed"] + 0.5, diff=0.5)
+    with pytest.raises(gp_report.ReproductionError, match=r"`none` moved by \+0.500 .* \(bound ±0.060"):
         gp_report.check_reproduction(rows, "conv-a")
 
 

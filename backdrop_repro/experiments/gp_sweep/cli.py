@@ -7,7 +7,8 @@ from typing import Any
 from ... import paths, profiles
 from ..._shared import check_device, check_int, check_members, check_writable
 from . import plan as gs
-from .report import check_reproduction, compare_with_reference, reproduction_table, results_table, write_tables
+from . import reproduction
+from .report import results_table, write_tables
 from .run import run_sweep
 
 __all__ = ["add_cli"]
@@ -59,6 +60,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
     check_args(args)                                                # before any work
     if args.collect_only:
+        compared = _compare(args)                                   # before the tables: whatever they do
         sweep = write_tables(args.profile)
     else:
         from .launch import LaunchError
@@ -76,15 +78,23 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
             raise SystemExit(1) from None
         if "launch" in sweep:
             print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
+        compared = _compare(args)
     print(results_table(sweep))
     print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
     print(f"-> {paths.results_dir(sweep['profile']) / 'gp_sweep.json'}")
-    if args.compare:
-        rows = compare_with_reference(args.profile, args.compare)
-        text = reproduction_table(rows)
-        paths.write_text(paths.results_dir(sweep["profile"]) / "reproduction.md", text + "\n")
-        print("\nReproduction check against results/" + args.compare + ":\n" + text)
-        check_reproduction(rows, args.compare)
+    if compared is not None:
+        path, result = compared
+        print(f"\nReproduction check against results/{args.compare}:\n" + path.read_text())
+        reproduction.check(result)                                  # the same rule and exit status as make reproduce
+
+
+def _compare(args: argparse.Namespace):
+    """With ``--compare``: write ``results/<profile>/reproduction.md`` (in every case); ``(path, result)``."""
+    if not args.compare:
+        return None
+    path = paths.results_dir(args.profile) / "reproduction.md"
+    _, result = reproduction.write_report(args.profile, args.compare, path)
+    return path, result
 
 
 def add_cli(subparsers: Any) -> None:

@@ -1,0 +1,436 @@
+"""The reproduction check: fresh GP runs against the committed runs of the same keys.
+
+What ``make reproduce`` ends with, and ``backdrop-repro sweep --profile default --collect-only
+--compare replication`` (the same rule and exit status, without training).
+
+Per run (:func:`compare_with_reference`): ``identical`` (the same learning curve, final metrics
+and predictions, bit for bit: what the same CPU type, pins and threads give) or ``numerically
+different`` (another rounding: reported with its Δ on the 4 classes and on each scale, never a
+failure by itself); a failed (diverged) or unreadable record on either side is a row too.
+
+Per configuration and per paired gain over no backdrop (:func:`judge`): the re-run seeds are a
+sample judged against the committed runs of the same seeds. Their mean Δ must lie within
+
+    bound = DRIFT_Z x DRIFT_SD / sqrt(n)        (a gain: DRIFT_Z x sqrt(2) x DRIFT_SD / sqrt(n))
+
+where :data:`DRIFT_SD` is the measured size of rounding drift per run (docs/reliability.md,
+"Cross-machine drift": two CPUs, and two formulations of the same network on one CPU). A
+configuration outside its bound is ``shifted`` and the check fails. The report also states the
+smallest true shift the rule detects with 80 % power at the seeds re-run: a real change scatters
+the runs like a change of seed, so ``mde = bound + z_0.8 x sqrt(2) x SD_seed / sqrt(n)`` with
+``SD_seed`` the committed between-seed spread of that configuration (conservative: it counts the
+changed run as an independent draw).
+
+The check is a reader: it never renames, moves or deletes a record on either side (records are
+read through :func:`backdrop_repro.records.inspect`, the package's one reader, which touches nothing).
+
+Example: ``result = write_report("default", "replication", path); check(result)``.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ... import paths, profiles, records
+from ... import report as rp
+from . import plan as gs
+
+__all__ = ["DRIFT_SD", "DRIFT_Z", "POWER_Z", "ReproductionError", "compare_with_reference", "judge", "check",
+           "render", "write_report", "reference_runs_dir", "headline", "PROBLEMS", "COMPARED"]
+
+#: rounding drift: the SD of one run's Δ test accuracy (4 classes) between two roundings of the same
+#: run. The upper 95 % confidence limit of the measured drift, rounded up to 0.005; the measurement
+#: (another CPU: 12 runs; on one CPU ``impl="s2d"`` and the NCHW layout: 12 runs each) is in docs/reliability.md and
+#: tests/test_reproduction.py recomputes it from the records in tests/data/.
+DRIFT_SD = 0.02
+#: the bound in standard errors of drift: two-sided 0.27 % per test, < 1.4 % over the 5 tests of ``default``
+DRIFT_Z = 3.0
+#: z of 80 % power (the smallest shift the rule detects)
+POWER_Z = 0.8416
+
+#: the per-run statuses whose records both sides can compare
+COMPARED = ("identical", "numerically different")
+#: the per-run statuses that make the check fail (a record that cannot be judged)
+PROBLEMS = ("fresh record unreadable", "committed record unreadable", "fresh run failed", "committed run failed")
+
+
+class ReproductionError(RuntimeError):
+    """The reproduction check could not compare anything, compared a record with itself, found a
+    record it cannot judge, or found a configuration shifted beyond its bound (one line naming what
+    and where the report is)."""
+
+
+def reference_runs_dir(reference: str) -> Path:
+    """``results/<reference>/gp_runs`` of the checkout (the committed record), else of the output root."""
+    for root in (paths.checkout_root(), paths.output_root()):
+        if root is not None and (root / "results" / reference / "gp_runs").is_dir():
+            return root / "results" / reference / "gp_runs"
+    return paths.output_root() / "results" / reference / "gp_runs"
+
+
+def _read(path: Path, spec: gs.RunSpec) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """``(record, None)`` (a usable or a failed run), ``(None, None)`` when there is no file, or
+    ``(None, why)`` when :func:`backdrop_repro.records.inspect` finds it malformed or another run's.
+    ``inspect`` never renames, moves or deletes the file."""
+    try:
+        found = records.inspect(path, spec)
+    except Exception as err:            # a reader that fails is a row, never a crash of the check
+        return None, f"{type(err).__name__}: {err}"
+    if found.status == "missing":
+        return None, None
+    if found.status in ("ok", "failed"):
+        bad = _out_of_range(found.record)
+        return (None, bad) if bad else (found.record, None)
+    return None, found.reason or found.status
+
+
+def _out_of_range(rec: dict[str, Any]) -> Optional[str]:
+    """Why the accuracies the check compares are not finite numbers in [0, 1], or None."""
+    f = rec["final"]
+    if f.get("failed"):
+        return None
+    vals = [("test_accuracy", f.get("test_accuracy"))]
+    if f.get("test_scale_accuracy") is not None:
+        sc = f["test_scale_accuracy"]
+        if not isinstance(sc, list):
+            return f"test_scale_accuracy is {type(sc).__name__}, not a list"
+        vals += [(f"test_scale_accuracy[{i}]", v) for i, v in enumerate(sc)]
+    for name, v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1:
+            return f"{name} is {v!r}, not a finite accuracy in [0, 1]"
+    return None
+
+
+def _failed(rec: dict[str, Any]) -> Optional[str]:
+    why = rec["final"].get("failed")
+    return str(why) if why else None
+
+
+def _machine(rec: Optional[dict[str, Any]]) -> Optional[str]:
+    if rec is None:
+        return None
+    v = rec.get("versions") or {}
+    cpu = (v.get("cpu") or "CPU model not recorded") + (f" ({v['cpu_id']})" if v.get("cpu_id") else "")
+    cap = f", {v['cpu_isa']}" if v.get("cpu_isa") else ""
+    return f"{cpu}{cap}; {v.get('machine', 'machine not recorded')}; torch {v.get('torch', '?')}"
+
+
+def _scales(rec: Optional[dict[str, Any]]) -> Optional[list[float]]:
+    s = rec["final"].get("test_scale_accuracy") if rec is not None else None
+    return [float(x) for x in s] if isinstance(s, list) else None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("history", "final", "predictions"))
+
+
+def _specs(p: profiles.Profile) -> list[gs.RunSpec]:
+    """The fresh profile's full plan (grid, then the studies of its fixed or selected configuration)."""
+    grid = gs.plan_grid(p)
+    if p.sweep.study_config is None:
+        # the selected configuration depends on the records: read them without touching them
+        recs = [r for r in (_read(gs.runs_dir(p) / f"{s.key}.json", s)[0] for s in grid) if r]
+        return gs.plan_runs(p, records=recs)
+    return gs.plan_runs(p, records=[])
+
+
+def _group(spec: gs.RunSpec) -> tuple:
+    d = spec.profile.data
+    return (spec.study, spec.config, spec.level, spec.per_class or d.per_class, spec.method or d.method)
+
+
+def compare_with_reference(fresh: str | profiles.Profile, reference: str = "replication") -> list[dict[str, Any]]:
+    """Every run of ``fresh`` with a record on disk against the record of the same key in
+    ``results/<reference>/gp_runs`` (the checkout's committed record, wherever the output goes).
+
+    Rows (plan order): ``key, label, config, seed, study, group`` (what differs only by seed),
+    ``fresh`` / ``committed`` (test accuracy, 4 classes; None when not usable), ``diff`` (fresh -
+    committed), ``fresh_scales`` / ``committed_scales`` / ``scale_diff`` (per scale, smallest first),
+    ``status`` (``identical``, ``numerically different``, ``not re-run`` for a record copied from
+    another profile's folder, ``no committed record``, ``both failed``, or one of :data:`PROBLEMS`),
+    ``why`` (the reason of a problem) and ``fresh_machine`` / ``committed_machine``. Nothing on
+    either side is modified. Comparing a profile with itself raises :class:`ReproductionError`.
+    """
+    p = profiles.get(fresh)
+    if profiles.check(reference) == p.name:
+        raise ReproductionError(f"reference must be another profile than {p.name!r}: a record compared with itself "
+                                "proves nothing")
+    ref_dir = reference_runs_dir(reference)
+    own_dir = gs.runs_dir(p)
+    if ref_dir.resolve() == own_dir.resolve():
+        raise ReproductionError(f"the fresh records and the reference are the same folder {ref_dir}")
+    rows = []
+    for spec in _specs(p):
+        path = own_dir / f"{spec.key}.json"
+        if not path.exists():
+            continue
+        rec, why_f = _read(path, spec)
+        ref, why_c = _read(ref_dir / f"{spec.key}.json", spec)
+        row: dict[str, Any] = {"key": spec.key, "label": spec.label, "config": spec.config, "seed": spec.seed,
+                               "study": spec.study, "group": _group(spec), "fresh": None, "committed": None,
+                               "diff": None, "fresh_scales": _scales(rec), "committed_scales": _scales(ref),
+                               "scale_diff": None, "status": "", "why": None,
+                               "fresh_machine": _machine(rec), "committed_machine": _machine(ref)}
+        if rec is not None and not _failed(rec):
+            row["fresh"] = float(rec["final"]["test_accuracy"])
+        if ref is not None and not _failed(ref):
+            row["committed"] = float(ref["final"]["test_accuracy"])
+        def named(file: Path, why: str) -> str:
+            return why if str(file) in why else f"{file}: {why}"
+        if rec is None:
+            row.update(status="fresh record unreadable", why=named(path, why_f))
+        elif rec.get("copied_from"):
+            row["status"] = "not re-run"
+        elif why_c is not None:
+            row.update(status="committed record unreadable", why=named(ref_dir / path.name, why_c))
+        elif ref is None:
+            row["status"] = "no committed record"
+        elif _failed(rec) and _failed(ref):
+            row.update(status="both failed", why=f"fresh: {_failed(rec)}; committed: {_failed(ref)}")
+        elif _failed(rec):
+            row.update(status="fresh run failed", why=f"{path}: {_failed(rec)}")
+        elif _failed(ref):
+            row.update(status="committed run failed", why=f"{ref_dir / path.name}: {_failed(ref)}")
+        else:
+            row["diff"] = row["fresh"] - row["committed"]
+            if row["fresh_scales"] and row["committed_scales"]:
+                row["scale_diff"] = [a - b for a, b in zip(row["fresh_scales"], row["committed_scales"])]
+            row["status"] = "identical" if _same(rec, ref) else "numerically different"
+        rows.append(row)
+    return rows
+
+
+def _seed_spread(reference: str, groups: Sequence[tuple]) -> dict[tuple, Optional[float]]:
+    """The committed between-seed SD of test accuracy of each group, over every seed of the
+    reference profile's plan that has a usable record (None below 2 seeds)."""
+    ref_dir = reference_runs_dir(reference)
+    by: dict[tuple, list[float]] = {g: [] for g in groups}
+    try:
+        specs = _specs(profiles.get(reference))
+    except (ValueError, KeyError):
+        specs = []
+    for spec in specs:
+        g = _group(spec)
+        if g not in by:
+            continue
+        rec, _ = _read(ref_dir / f"{spec.key}.json", spec)
+        if rec is not None and not _failed(rec):
+            by[g].append(float(rec["final"]["test_accuracy"]))
+    out = {}
+    for g, v in by.items():
+        out[g] = rp.summary(v)["sd"] if len(v) >= 2 else None
+    return out
+
+
+def _verdict(delta: float, bound: float) -> str:
+    return "reproduced" if abs(delta) <= bound else "shifted"
+
+
+def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
+          spread: Optional[dict[tuple, Optional[float]]] = None) -> dict[str, Any]:
+    """The decision on the rows of :func:`compare_with_reference`.
+
+    Returns ``{"status", "first_line", "failure", "configurations", "gains", "counts", "problems",
+    "machines", "rule"}``: ``status`` is ``bit for bit`` (every compared run identical), ``in
+    distribution`` (every configuration and paired gain within its bound), ``not reproduced`` (one
+    shifted), ``not judged`` (a record on either side failed or cannot be read) or ``nothing
+    compared``; ``failure`` is the one line of :class:`ReproductionError` (None when it reproduces).
+    A configuration row: ``label, group, seeds, n, committed, fresh, delta, bound, sd_seed, mde,
+    verdict`` (``identical`` / ``reproduced`` / ``shifted`` / ``not judged``). ``spread``: the
+    committed between-seed SD per group (default: read from ``results/<reference>``).
+    """
+    order: list[tuple] = []
+    for r in rows:
+        if r["group"] not in order:
+            order.append(r["group"])
+    if spread is None:
+        try:
+            spread = _seed_spread(reference, order)
+        except Exception:                                       # the spread only sizes the MDE: never a crash
+            spread = {}
+    configs = []
+    for g in order:
+        rs = [r for r in rows if r["group"] == g]
+        used = [r for r in rs if r["status"] in COMPARED]
+        n = len(used)
+        row: dict[str, Any] = {"label": rs[0]["label"], "group": g, "config": rs[0]["config"], "study": rs[0]["study"],
+                               "seeds": [r["seed"] for r in used], "n": n, "committed": None, "fresh": None,
+                               "delta": None, "bound": None, "sd_seed": spread.get(g), "mde": None,
+                               "verdict": "not judged"}
+        if n:
+            row["committed"] = sum(r["committed"] for r in used) / n
+            row["fresh"] = sum(r["fresh"] for r in used) / n
+            row["delta"] = row["fresh"] - row["committed"]
+            row["bound"] = DRIFT_Z * DRIFT_SD / math.sqrt(n)
+            if row["sd_seed"] is not None:
+                row["mde"] = row["bound"] + POWER_Z * math.sqrt(2) * row["sd_seed"] / math.sqrt(n)
+            row["verdict"] = ("identical" if all(r["status"] == "identical" for r in used)
+                              else _verdict(row["delta"], row["bound"]))
+        configs.append(row)
+    gains = []
+    for c in configs:
+        if c["config"] == "none":
+            continue
+        base = next((b for b in configs if b["config"] == "none" and b["group"][0] == c["group"][0]
+                     and b["group"][3:] == c["group"][3:]), None)
+        if base is None:
+            continue
+        cr = {r["seed"]: r for r in rows if r["group"] == c["group"] and r["status"] in COMPARED}
+        br = {r["seed"]: r for r in rows if r["group"] == base["group"] and r["status"] in COMPARED}
+        seeds = [s for s in cr if s in br]
+        n = len(seeds)
+        g: dict[str, Any] = {"label": f"{c['label']} - none", "of": c["label"], "seeds": seeds, "n": n,
+                             "committed": None, "fresh": None, "delta": None, "bound": None, "mde": None,
+                             "verdict": "not judged"}
+        if n:
+            g["committed"] = sum(cr[s]["committed"] - br[s]["committed"] for s in seeds) / n
+            g["fresh"] = sum(cr[s]["fresh"] - br[s]["fresh"] for s in seeds) / n
+            g["delta"] = g["fresh"] - g["committed"]
+            g["bound"] = DRIFT_Z * math.sqrt(2) * DRIFT_SD / math.sqrt(n)
+            if c["sd_seed"] is not None and base["sd_seed"] is not None:
+                g["mde"] = g["bound"] + POWER_Z * math.sqrt(2 * (c["sd_seed"] ** 2 + base["sd_seed"] ** 2) / n)
+            g["verdict"] = ("identical" if all(cr[s]["status"] == br[s]["status"] == "identical" for s in seeds)
+                            else _verdict(g["delta"], g["bound"]))
+        gains.append(g)
+    counts = Counter(r["status"] for r in rows)
+    compared = [r for r in rows if r["status"] in COMPARED]
+    problems = [r for r in rows if r["status"] in PROBLEMS]
+    shifted = sorted([x for x in configs + gains if x["verdict"] == "shifted"],
+                     key=lambda x: -abs(x["delta"]) / x["bound"])
+    machines = {side: Counter(r[f"{side}_machine"] for r in rows if r[f"{side}_machine"])
+                for side in ("fresh", "committed")}
+    out: dict[str, Any] = {"configurations": configs, "gains": gains, "counts": dict(counts), "problems": problems,
+                           "machines": {k: dict(v) for k, v in machines.items()}, "rule": rule_text(),
+                           "reference": reference, "failure": None}
+    n_id = counts.get("identical", 0)
+    if problems:
+        p = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        out.update(status="not judged", first_line=(
+            f"**Not judged**: {len(problems)} record(s) cannot be compared ({', '.join(sorted({q['status'] for q in problems}))}); "
+            "the committed results are neither confirmed nor refuted until they are."),
+            failure=f"`{p['label']}` seed {p['seed']}: {p['status']} ({p['why']}){more}")
+    elif not compared:
+        out.update(status="nothing compared", first_line=(
+            f"**Nothing compared**: {len(rows)} record(s), none re-run here with a committed counterpart in "
+            f"`results/{reference}`."),
+            failure=(f"the reproduction check compared no run with results/{reference}: {len(rows)} records, none re-run "
+                     "here with a committed counterpart; run `make reproduce` without REUSE=1 in a checkout that holds "
+                     f"results/{reference}"))
+    elif shifted:
+        def what_of(y: dict[str, Any]) -> str:
+            return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
+        x = shifted[0]
+        what = what_of(x)
+        more = (" (also shifted: " + "; ".join(f"{what_of(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
+                                              for y in shifted[1:]) + ")") if len(shifted) > 1 else ""
+        out.update(status="not reproduced", first_line=(
+            f"**Not reproduced**: {what} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds, beyond "
+            f"the ±{x['bound']:.3f} that rounding drift explains{more}."),
+            failure=(f"{what} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds against "
+                     f"results/{reference} (bound ±{x['bound']:.3f} for rounding drift){more}"))
+    elif n_id == len(compared):
+        out.update(status="bit for bit", first_line=(
+            f"**Reproduced bit for bit**: all {len(compared)} re-run GP runs are identical to the committed runs "
+            "(learning curves, final metrics and predictions)."))
+    else:
+        out.update(status="in distribution", first_line=(
+            f"**Reproduced in distribution, not bit for bit**: {n_id} of {len(compared)} re-run GP runs are "
+            "bit-identical to the committed runs and the others differ by rounding; the mean over the re-run seeds "
+            "of every configuration, and of every paired gain over no backdrop, is within the bound of rounding "
+            "drift."))
+    return out
+
+
+def rule_text() -> str:
+    """The rule in words, with its numbers."""
+    return (f"A run is `identical` when its learning curve, final metrics and predictions equal the committed "
+            f"run's bit for bit (same CPU type, pins and threads), else `numerically different`: another rounding, "
+            f"reported, never a failure by itself. For each configuration the mean Δ test accuracy (4 classes) over "
+            f"the n re-run seeds must lie within ±{DRIFT_Z:g} × {DRIFT_SD:g} / √n, and each paired gain over no "
+            f"backdrop within ±{DRIFT_Z:g} × √2 × {DRIFT_SD:g} / √n: {DRIFT_SD:g} is the measured SD of one run's "
+            f"rounding drift (upper 95 % limit; docs/reliability.md, \"Cross-machine drift\"), {DRIFT_Z:g} standard "
+            f"errors keep a false alarm below 0.3 % per test. \"Smallest shift detected\" is the true shift of the "
+            f"mean found with 80 % power at the seeds re-run, counting a changed run as a new draw of that "
+            f"configuration (bound + {POWER_Z} × √2 × SD between seeds / √n, the SD from the committed runs). A failed "
+            f"or unreadable record on either side is a row and leaves the check not judged (exit 2).")
+
+
+def _f(v: Optional[float], signed: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def render(rows: Sequence[dict[str, Any]], result: dict[str, Any], title: str, extra: Sequence[str] = ()) -> str:
+    """``reproduction.md``: the first line in words, the machines, the rule, per-run, per-configuration
+    and per-gain tables, then ``extra`` lines."""
+    ref = result["reference"]
+    lines = [f"# {title}", "", result["first_line"], ""]
+    for side, name in (("fresh", "Fresh runs"), ("committed", f"Committed runs (`results/{ref}/gp_runs/`)")):
+        ms = result["machines"][side]
+        lines.append(f"- {name}: " + ("; ".join(f"{m} ({n} run{'s' if n != 1 else ''})" for m, n in ms.items())
+                                      if ms else "no readable record") + ".")
+    lines += ["", "How the check decides: " + result["rule"], "", "## Per run", ""]
+    table = []
+    for r in rows:
+        sd = r["scale_diff"]
+        table.append([f"`{r['label']}`", r["seed"], _f(r["committed"]), _f(r["fresh"]), _f(r["diff"], True),
+                      _f(sd[0], True) if sd else "—", _f(sd[-1], True) if sd else "—",
+                      r["status"] + (f": {r['why']}" if r["why"] else "")])
+    lines.append(rp.markdown_table(["configuration", "seed", "committed test acc.", "fresh test acc.", "Δ",
+                                    "Δ small scale", "Δ large scale", "status"], table) if table else "No run record.")
+    lines += ["", "## Per configuration (the re-run seeds against the committed runs of the same seeds)", ""]
+    lines.append(rp.markdown_table(
+        ["configuration", "seeds", "committed mean", "fresh mean", "Δ", "bound", "SD between seeds (committed)",
+         "smallest shift detected (80 %)", "verdict"],
+        [[f"`{c['label']}`", c["n"], _f(c["committed"]), _f(c["fresh"]), _f(c["delta"], True),
+          f"±{c['bound']:.3f}" if c["bound"] is not None else "—", _f(c["sd_seed"]), _f(c["mde"]), c["verdict"]]
+         for c in result["configurations"]]) if result["configurations"] else "No configuration.")
+    if result["gains"]:
+        lines += ["", "## Paired gain over no backdrop (same seeds)", ""]
+        lines.append(rp.markdown_table(
+            ["gain", "seeds", "committed", "fresh", "Δ", "bound", "smallest shift detected (80 %)", "verdict"],
+            [[f"`{g['label']}`", g["n"], _f(g["committed"], True), _f(g["fresh"], True), _f(g["delta"], True),
+              f"±{g['bound']:.3f}" if g["bound"] is not None else "—", _f(g["mde"]), g["verdict"]]
+             for g in result["gains"]]))
+    lines += [""] + list(extra)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(fresh: str | profiles.Profile, reference: str, path: Path,
+                 extra: Sequence[str] = ()) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Compare, judge and write ``path`` (``reproduction.md``) atomically, whatever the outcome;
+    returns ``(rows, result)`` for :func:`check`."""
+    p = profiles.get(fresh)
+    rows = compare_with_reference(p, reference)
+    result = judge(rows, reference)
+    result["report"] = str(path)
+    text = render(rows, result, f"Reproduction check: profile `{p.name}` against `results/{reference}`", extra)
+    paths.write_text(path, text)
+    return rows, result
+
+
+def check(result: dict[str, Any]) -> None:
+    """Raise :class:`ReproductionError` (one line: what, by how much, the bound, the report) unless
+    the committed results reproduced (bit for bit or in distribution)."""
+    if result["failure"]:
+        where = f"; report: {result['report']}" if result.get("report") else ""
+        raise ReproductionError(" ".join(f"reproduction check: {result['failure']}{where}".split()))   # one line
+
+
+def headline(fresh: str | profiles.Profile = profiles.DEFAULT, reference: str = "replication") -> str:
+    """One sentence for a summary (e.g. the README's results block): the verdict, the per-run counts
+    and the bound. Example: ``"reproduced bit for bit: of 12 GP runs, 12 identical, against
+    results/replication (rule: ...)"``."""
+    rows = compare_with_reference(fresh, reference)
+    res = judge(rows, reference)
+    verdict = {"bit for bit": "reproduced bit for bit", "in distribution": "reproduced in distribution"}.get(
+        res["status"], res["status"])
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items()))
+    bounds = sorted({f"±{c['bound']:.3f}" for c in res["configurations"] if c["bound"] is not None})
+    rule = (f" (rule: each configuration's mean over the re-run seeds within {' / '.join(bounds)} of the committed "
+            "runs' mean, the bound of rounding drift)") if bounds else ""
+    return f"{verdict}: of {len(rows)} GP runs, {counts or 'none'}, against results/{reference}{rule}"
