@@ -239,21 +239,15 @@ def nd_block(profile: str = "default") -> list[str]:
 
 
 def repro_block(profile: str = "default", reference: str = "replication") -> list[str]:
-    """One line: how the profile's fresh GP runs compare with the committed runs of the same key."""
-    from collections import Counter
-
-    from .experiments.gp_sweep.report import TOLERANCE, compare_with_reference
+    """One line: how the profile's fresh GP runs compare with the committed runs of the same key
+    (:func:`~backdrop_repro.experiments.gp_sweep.reproduction.headline`: per-run status, the
+    per-configuration rule and its bound)."""
+    from .experiments.gp_sweep.reproduction import headline
 
     if _load(profile, "gp_sweep") is None:
         return []
-    rows = compare_with_reference(profile, reference)
-    n = Counter(r["status"] for r in rows)
-    diffs = [abs(r["diff"]) for r in rows if r["diff"] is not None]
     return [f"- **Reproduction check** (`make reproduce`, profile `{profile}`, "
-            f"[report](results/{profile}/reproduction.md)): of {len(rows)} GP runs, "
-            + ", ".join(f"{v} {k}" for k, v in sorted(n.items()))
-            + (f"; largest |Δ test accuracy| {max(diffs):.4f}" if diffs else "")
-            + f" against `results/{reference}` (tolerance {TOLERANCE} per run)."]
+            f"[report](results/{profile}/reproduction.md)): {headline(profile, reference)}."]
 
 
 def learn_claim(profile: str = "learnability") -> list[str]:

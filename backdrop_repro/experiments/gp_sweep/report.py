@@ -22,12 +22,8 @@ from . import reproduction
 from .reproduction import ReproductionError, reference_runs_dir
 
 __all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
-           "compare_with_reference", "reproduction_table", "TOLERANCE"]
+           "compare_with_reference", "reproduction_table"]
 
-#: Retired: the reproduction check has no per-run tolerance any more (another CPU rounds differently and
-#: training amplifies it, so runs are compared in distribution: :mod:`.reproduction`, ``DRIFT_SD``). Kept
-#: only while ``glance.repro_block`` still imports it; the check never reads it.
-TOLERANCE = 0.01
 CHANCE = 0.25
 #: a run's training has levelled off when its final training loss (running mean) is below this
 LEVELLED_LOSS = report.LEVELLED_LOSS
