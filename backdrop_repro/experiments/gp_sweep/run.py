@@ -179,6 +179,21 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+def _submit_quietly(pool: ProcessPoolExecutor, calls: list) -> dict:
+    """Submit ``(tag, (fn, *args))`` calls with SIGINT ignored while the pool spawns its workers: they
+    inherit the ignored signal through ``exec``, so a Ctrl-C is the parent's alone (one line, no traceback
+    from every worker still importing); the parent then cancels the pool and its workers die with it."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return {pool.submit(*call): tag for tag, call in calls}
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
+
+
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
     """``jobs`` spawned worker processes that end when this process dies (:func:`_die_with_parent`)."""
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -251,7 +266,7 @@ def run_specs(specs: Sequence[RunSpec], jobs: int = 1, device: Optional[str] = N
                 bar.update(f"{getattr(s, 'label', s.key)}, seed {s.seed}") if lines else bar.update()
             return
         with worker_pool(min(jobs, len(todo))) as pool:
-            futures = {pool.submit(_worker, s, device, reuse, run): s for s in todo}
+            futures = _submit_quietly(pool, [(s, (_worker, s, device, reuse, run)) for s in todo])
             try:
                 for f in as_completed(futures):
                     f.result()
