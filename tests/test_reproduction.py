@@ -393,3 +393,21 @@ def test_headline_for_a_summary(tmp_path, monkeypatch):
         shutil.copyfile(f, d / f.name)
     assert R.headline("default", "replication").startswith(
         "reproduced in distribution: of 12 GP runs, 12 numerically different")
+
+
+def test_third_host_drift_as_documented():
+    """The third CPU's conv runs (a later session's ``make reproduce``): the numbers docs/reliability.md quotes."""
+    d, sm, lg = [], [], []
+    for f in sorted((DATA / "third-host-conv").glob("*.json")):
+        a = json.loads(f.read_text())
+        b = json.loads((ROOT / "results" / "replication" / "gp_runs" / f.name).read_text())
+        d.append(a["final"]["test_accuracy"] - b["final"]["test_accuracy"])
+        sm.append(a["final"]["test_scale_accuracy"][0] - b["final"]["test_scale_accuracy"][0])
+        lg.append(a["final"]["test_scale_accuracy"][1] - b["final"]["test_scale_accuracy"][1])
+        assert a["history"] != b["history"]                     # another CPU: not one run bit-identical
+    assert len(d) == 12
+    rms = math.sqrt(sum(x * x for x in d) / len(d))
+    docs = (ROOT / "docs" / "reliability.md").read_text()
+    assert (f"RMS Δ test accuracy {rms:.4f}, largest |Δ| {max(map(abs, d)):.3f} (4 classes), "
+            f"{max(map(abs, sm)):.3f} / {max(map(abs, lg)):.3f} (small / large scale)") in docs.replace("\n", " ")
+    assert rms < R.DRIFT_SD
