@@ -20,7 +20,8 @@ read it. Adding a profile is one :func:`register` call (or one entry in :data:`P
 
     >>> from dataclasses import replace
     >>> p = replace(get("smoke"), name="tiny")
-    >>> _ = register(p)                         # doctest: +SKIP  (now `--profile tiny` works)
+    >>> _ = register(p)                         # doctest: +SKIP
+    >>> # now `--profile tiny` works
 
 Profiles shipped:
 
