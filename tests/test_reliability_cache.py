@@ -12,21 +12,8 @@ import pytest
 from backdrop_repro import cli, paths
 from backdrop_repro.data import datasets, zenodo
 
-from test_zenodo import Server, serve_dataset, tiny_data   # the 127.0.0.1 mirror of test_zenodo
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv(zenodo.URL_ENV, raising=False)
-    monkeypatch.setattr(zenodo, "RETRIES", 0)
+from test_zenodo import Server, _own_cache, serve_dataset, server, tiny_data  # noqa: F401 - the 127.0.0.1 mirror and
+#                                                                            the own-cache fixture of test_zenodo
 
 
 def test_a_cache_entry_linked_out_of_the_cache_is_never_written_through(tmp_path):
