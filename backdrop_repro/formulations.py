@@ -6,7 +6,8 @@ layout helpers they share with the ``"blocked"`` formulation (which ``paper-cpu`
   view and one copy into ``(pixels, 4 x width)`` rows) and one ``addmm``, ReLU in place. It
   trained ``tests/data/formulation-s2d/`` and is a row of ``bench/bench_train.py``.
 * :func:`blocked_conv_stem` is ``stem="conv"`` of ``impl="blocked"``: ``nn.Conv2d``, then one
-  copy into the quadtree row order (``bench/bench_train.py`` measured it slower than im2col).
+  copy into the quadtree row order (``bench/bench_train.py``: slower than the im2col stem at
+  width 64, the paper's network; docs/performance.md).
 
 Both are reached through ``TwoScaleCNN(impl=..., stem=...)``; the masks are drawn by
 :mod:`backdrop_repro.masking` (``BackdropMask.apply_to`` with the map's logical NCHW shape), so
