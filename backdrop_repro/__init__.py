@@ -9,10 +9,10 @@ import warnings
 # executed notebook with an absolute path in it.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from .masking import BackdropMask, backdrop, draw_mask
+from .masking import BackdropMask, backdrop, backdrop_mask, draw_mask
 # public modules that moved into data/ and gp/: `from backdrop_repro import datasets, zenodo, oracle` keeps working
 from .data import datasets, zenodo  # noqa: E402
 from .gp import oracle  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["BackdropMask", "backdrop", "draw_mask", "datasets", "zenodo", "oracle", "__version__"]
+__all__ = ["BackdropMask", "backdrop", "backdrop_mask", "draw_mask", "datasets", "zenodo", "oracle", "__version__"]

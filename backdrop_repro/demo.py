@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import profiles
-from .masking import draw_mask
+from .masking import draw_mask, keep_probability
 
 __all__ = ["input_gradient", "mask_in_input_space", "fraction_outside", "stem_cell_gradients",
            "combine", "expected_scale", "monte_carlo", "clipping_effect", "adam_progress", "scale_budget"]
@@ -119,8 +119,9 @@ def combine(G: np.ndarray, fine: np.ndarray, coarse: Optional[np.ndarray] = None
 def expected_scale(mask_prob: float, cells: int, normalization: str) -> float:
     """Exact mean of one cell's gradient factor ``s`` under :func:`~backdrop_repro.masking.draw_mask`.
 
-    A cell is kept with probability ``q = (1 - p) + p**n / n`` on ``n`` cells: the never-all-zero
-    fallback keeps one cell when all ``n`` come out blocked. ``realized`` (``m / mean(m)``):
+    A cell is kept with probability ``q = (1 - p) + p**n / n`` on ``n`` cells
+    (:func:`~backdrop_repro.masking.keep_probability`): the never-all-zero fallback keeps one
+    cell when all ``n`` come out blocked. ``realized`` (``m / mean(m)``):
     exactly 1 (the cells are exchangeable and ``mean(m) > 0``). ``expected`` (``m / q``, the
     library's): exactly 1. ``naive`` (``m / (1 - p)``, the usual dropout factor, not a library
     option): ``q / (1 - p) = 1 + p**n / (n (1 - p))``, biased upward where the fallback
@@ -129,12 +130,10 @@ def expected_scale(mask_prob: float, cells: int, normalization: str) -> float:
     """
     if normalization in ("realized", "expected"):
         return 1.0
-    kept = (1 - mask_prob) + mask_prob ** cells / cells
-    if normalization == "naive":
-        return kept / (1 - mask_prob)
-    if normalization == "none":
-        return kept
-    raise ValueError(f"normalization must be 'realized', 'expected', 'naive' or 'none', got {normalization!r}")
+    if normalization not in ("naive", "none"):
+        raise ValueError(f"normalization must be 'realized', 'expected', 'naive' or 'none', got {normalization!r}")
+    kept = keep_probability(mask_prob, cells)
+    return kept / (1 - mask_prob) if normalization == "naive" else kept
 
 
 def monte_carlo(G: np.ndarray, coarse_grid: int, fine_prob: float, coarse_prob: float,
@@ -232,8 +231,8 @@ def scale_budget(profile: str, fine_prob: float, coarse_prob: float) -> dict:
            "small_blobs": (rec.size / small) ** 2, "large_blobs": (rec.size / large) ** 2}
     out["small_per_cell"] = out["small_blobs"] / fg ** 2
     out["large_per_cell"] = out["large_blobs"] / cg ** 2
-    out["fine_kept"] = fg ** 2 * (1 - fine_prob) + fine_prob ** (fg ** 2)
-    out["coarse_kept"] = cg ** 2 * (1 - coarse_prob) + coarse_prob ** (cg ** 2)   # with the fallback
+    out["fine_kept"] = fg ** 2 * keep_probability(fine_prob, fg ** 2)              # with the fallback
+    out["coarse_kept"] = cg ** 2 * keep_probability(coarse_prob, cg ** 2)
     out["small_seen"] = out["fine_kept"] * out["small_per_cell"]
     out["large_seen"] = out["coarse_kept"] * out["large_per_cell"]
     return out

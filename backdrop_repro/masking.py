@@ -25,6 +25,18 @@ one mask is shared by every index of the unmasked dims. Spatial masking of an NC
 uses ``dims=(-2, -1)`` (one mask per batch, shared by the channels); per-sample masking for
 non-decomposable losses uses ``dims=(0,)``.
 
+The mask's meaning lives here and only here: the draw (:func:`draw_mask`, with the never-all-zero
+fallback), the keep probability (:func:`keep_probability`), the normalisation and the
+backward-only product. Two functional forms:
+
+* :func:`backdrop_mask` ``(x, mask_prob, ...)`` draws the mask itself and applies it; it returns
+  the output and the 0/1 mask drawn (None when it draws none). It is to :class:`BackdropMask`
+  what ``torch.nn.functional.dropout`` is to ``nn.Dropout``: the layer keeps the arguments and
+  stores the mask in ``last_mask`` (:meth:`BackdropMask.apply_to`); the GEMM formulations of
+  :class:`~backdrop_repro.models.TwoScaleCNN` call it too, with the map's logical NCHW ``shape``
+  and an ``arrange`` that lays the mask out like their NHWC or row-ordered tensors.
+* :func:`backdrop` ``(x, mask)`` applies a mask drawn beforehand (e.g. by :func:`draw_mask`).
+
 Example
 -------
 >>> import torch
@@ -40,7 +52,7 @@ True
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -49,7 +61,8 @@ from ._shared import is_int, is_real
 
 NORMALIZATIONS = ("realized", "expected", "none")
 
-__all__ = ["BackdropMask", "BackdropFunction", "backdrop", "draw_mask", "keep_probability", "NORMALIZATIONS"]
+__all__ = ["BackdropMask", "BackdropFunction", "backdrop", "backdrop_mask", "draw_mask", "keep_probability",
+           "NORMALIZATIONS"]
 
 
 class BackdropFunction(torch.autograd.Function):
@@ -78,7 +91,9 @@ class BackdropFunction(torch.autograd.Function):
 
 
 def backdrop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Functional backdrop: return ``x`` unchanged; its gradient is multiplied by ``mask``.
+    """Functional backdrop with a given mask: return ``x`` unchanged; its gradient is multiplied by ``mask``.
+
+    The mask is drawn beforehand; :func:`backdrop_mask` draws it itself.
 
     Parameters
     ----------
@@ -102,6 +117,58 @@ def backdrop(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not (torch.is_grad_enabled() and x.requires_grad):
         return x
     return BackdropFunction.apply(x, mask.to(device=x.device, dtype=x.dtype))
+
+
+def backdrop_mask(
+    x: torch.Tensor,
+    mask_prob: float,
+    dims: Sequence[int] = (-2, -1),
+    normalization: str = "realized",
+    generator: Optional[torch.Generator] = None,
+    pinned: Optional[Sequence[int]] = None,
+    training: bool = True,
+    shape: Optional[Sequence[int]] = None,
+    arrange: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Functional backdrop mask (``F.dropout``-style): draw a mask and apply it to ``x``'s gradient.
+
+    Parameters
+    ----------
+    x : the tensor to mask; returned unchanged (it shares ``x``'s memory, see :class:`BackdropFunction`).
+    mask_prob, dims, normalization, generator, pinned : as in :func:`draw_mask`.
+    training : False: return ``x`` and draw nothing (as ``F.dropout(training=False)``).
+    shape : the shape the mask is drawn for (default ``x.shape``): the logical shape of a map
+        stored in another layout, e.g. ``(N, C, H, W)`` for an NHWC tensor.
+    arrange : maps the normalised mask (of :func:`draw_mask`'s shape for ``shape``) to a tensor
+        that broadcasts against ``x``, for such a layout (default: the mask as drawn).
+
+    Returns
+    -------
+    (y, keep) : ``y`` is ``x`` in the forward pass; its gradient is ``x``'s times the normalised
+    mask. ``keep`` is the 0/1 mask drawn (shape as in :func:`draw_mask`, on the CPU), or None
+    when none is drawn: ``training`` False, ``mask_prob == 0`` with no ``pinned`` cell, gradients
+    disabled or ``x`` not requiring one; the generator is then left untouched and ``y`` is ``x``.
+
+    Example
+    -------
+    >>> x = torch.ones(1, 1, 2, 2, requires_grad=True)
+    >>> y, keep = backdrop_mask(x, 0.5, generator=torch.Generator().manual_seed(0))
+    >>> y.sum().backward()
+    >>> torch.equal(x.grad, keep / keep.mean())
+    True
+    """
+    mask_prob = _check_prob(mask_prob)
+    pinned = _check_pinned(pinned)
+    if not training or (mask_prob == 0 and pinned is None) or not (torch.is_grad_enabled() and x.requires_grad):
+        return x, None
+    shape = x.shape if shape is None else shape
+    if len(shape) == 0:
+        raise ValueError(f"a backdrop mask over dims {tuple(dims)} needs a tensor with the masked dims, got a 0-d "
+                         "tensor (a scalar has no cells to mask)")
+    keep, scaled = draw_mask(shape, mask_prob, dims, normalization, generator, pinned)
+    if arrange is not None:
+        scaled = arrange(scaled)
+    return BackdropFunction.apply(x, scaled.to(device=x.device, dtype=x.dtype)), keep
 
 
 def _check_prob(mask_prob: float) -> float:
@@ -276,7 +343,8 @@ class BackdropMask(nn.Module):
 
     A new mask is drawn at every forward pass in training mode when the input requires a
     gradient. In ``eval()`` mode, under ``torch.no_grad()`` and with ``mask_prob == 0`` (and no
-    ``pinned`` cell) the layer returns its input and draws nothing. The last drawn 0/1 mask is
+    ``pinned`` cell) the layer returns its input and draws nothing. ``forward`` is
+    :func:`backdrop_mask` with the layer's settings (:meth:`apply_to`). The last drawn 0/1 mask is
     kept in ``last_mask`` (shape broadcastable to the input) for plotting. The output shares
     ``x``'s memory and may be modified in place (``nn.ReLU(inplace=True)``); an input with no
     elements (a masked dim of size 0) passes through with a gradient of the same (empty) shape.
@@ -312,14 +380,25 @@ class BackdropMask(nn.Module):
         return self.training and (self.mask_prob > 0 or self.pinned is not None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.active or not (torch.is_grad_enabled() and x.requires_grad):
-            return x
-        if x.ndim == 0:
-            raise ValueError(f"BackdropMask(dims={self.dims}) needs a tensor with the masked dims, got a 0-d tensor "
-                             "(a scalar has no cells to mask)")
-        keep, scaled = draw_mask(x.shape, self.mask_prob, self.dims, self.normalization, self.generator, self.pinned)
-        self.last_mask = keep
-        return BackdropFunction.apply(x, scaled.to(device=x.device, dtype=x.dtype))
+        return self.apply_to(x)
+
+    def apply_to(
+        self,
+        x: torch.Tensor,
+        shape: Optional[Sequence[int]] = None,
+        arrange: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    ) -> torch.Tensor:
+        """:func:`backdrop_mask` with this layer's settings; the 0/1 mask drawn goes to ``last_mask``.
+
+        ``forward(x)`` is ``apply_to(x)``. ``shape`` and ``arrange`` (see :func:`backdrop_mask`)
+        let a model mask a map stored in another layout (NHWC, rows) exactly as ``forward``
+        masks the NCHW map of that ``shape``: the same generator calls, the same ``last_mask``.
+        """
+        y, keep = backdrop_mask(x, self.mask_prob, self.dims, self.normalization, self.generator, self.pinned,
+                                training=self.training, shape=shape, arrange=arrange)
+        if keep is not None:
+            self.last_mask = keep
+        return y
 
     def extra_repr(self) -> str:
         s = f"mask_prob={self.mask_prob}, dims={self.dims}, normalization={self.normalization!r}"

@@ -16,16 +16,19 @@ Formulations (``impl``; the same parameters, so the same ``init_seed`` gives the
 * ``"conv"`` (default): ``nn.Conv2d`` layers (oneDNN on a CPU, cuDNN on a GPU). Every committed
   run record was trained with it.
 * ``"s2d"``: each k2/s2 convolution as space-to-depth (a view and one copy of an NHWC map into
-  ``(pixels, 4 x width)`` rows) and one ``addmm`` (GEMM + bias), ReLU in place.
-* ``"blocked"``: the same GEMMs with no copy at all. The stem writes its output in a
+  ``(pixels, 4 x width)`` rows) and one ``addmm`` (GEMM + bias), ReLU in place. No profile uses
+  it: it lives in :mod:`backdrop_repro.formulations`.
+* ``"blocked"`` (``paper-cpu``): the same GEMMs with no copy at all. The stem writes its output in a
   hierarchical (quadtree) row order ``(n, i_top, j_top, i_bit(L-1), j_bit(L-1), ..., i_bit0,
   j_bit0)``, so the 2 x 2 children of every output pixel of every later layer are 4 adjacent
   rows, the input of each k2/s2 layer is a *view* ``(pixels, 4 x width)`` of the previous ReLU's
   output and each GEMM's output is already in the next layer's order (its input gradient too).
-  The masks are drawn exactly as by :class:`BackdropMask` (same generator calls, same
-  ``last_mask``) and reordered to the rows. The stem (``stem="im2col"``: the 5 x 5 patches of
-  the image gathered in that order, then one GEMM; ``stem="conv"``: ``nn.Conv2d`` then one
-  reorder copy) is chosen by measurement (``bench/bench_train.py``).
+  The masks are drawn by :class:`BackdropMask` itself (``BackdropMask.apply_to`` with the map's
+  logical NCHW shape: the same generator calls and ``last_mask`` as ``"conv"``) and reordered to
+  the rows. The stem (``stem="im2col"``: the 5 x 5 patches of the image gathered in that order,
+  then one GEMM; ``stem="conv"``: ``nn.Conv2d`` then one reorder copy, in
+  :mod:`backdrop_repro.formulations` as no profile uses it) is chosen by measurement
+  (``bench/bench_train.py``).
 
 All three compute the same function to float32 rounding (``tests/test_models.py`` checks the
 outputs and every gradient against ``nn.Conv2d``); only ``"conv"`` supports ``kernel=3``.
@@ -45,7 +48,8 @@ import torch
 from torch import nn
 
 from ._shared import check_int, is_real
-from .masking import BackdropFunction, BackdropMask, draw_mask
+from .formulations import blocked_conv_stem, check_hw_mask, features_s2d, gemm_weight, to_blocked
+from .masking import BackdropMask
 
 __all__ = ["TwoScaleCNN", "cell_layers", "conv_flops", "IMPLS", "STEMS", "keep_freed_memory"]
 
@@ -241,7 +245,7 @@ class TwoScaleCNN(nn.Module):
         if self.impl == "blocked":
             return self._features_blocked(x)
         if self.impl == "s2d":
-            return self._features_s2d(x)
+            return features_s2d(self, x)
         h = self.fine_mask(self.fine_features(x))
         return self.coarse_mask(self.coarse_features(h))
 
@@ -249,20 +253,6 @@ class TwoScaleCNN(nn.Module):
     def _k2_convs(self) -> list[nn.Conv2d]:
         convs = [m for m in self.fine_features if isinstance(m, nn.Conv2d)][1:]
         return convs + [m for m in self.coarse_features if isinstance(m, nn.Conv2d)]
-
-    def _features_s2d(self, x: torch.Tensor) -> torch.Tensor:
-        """NHWC maps; each k2/s2 conv = space-to-depth (one copy) + addmm; ReLU in place."""
-        stem = self.fine_features[0]
-        h = torch.relu_(stem(x.contiguous(memory_format=torch.channels_last))).permute(0, 2, 3, 1)
-        if self.n_fine == 0:
-            h = _mask_nhwc(self.fine_mask, h)
-        for i, conv in enumerate(self._k2_convs()):
-            n, hh, ww, c = h.shape
-            rows = h.reshape(n, hh // 2, 2, ww // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
-            h = torch.addmm(conv.bias, rows, _gemm_weight(conv)).relu_().view(n, hh // 2, ww // 2, -1)
-            if i == self.n_fine - 1:
-                h = _mask_nhwc(self.fine_mask, h)
-        return _mask_nhwc(self.coarse_mask, h).permute(0, 3, 1, 2)
 
     def _features_blocked(self, x: torch.Tensor) -> torch.Tensor:
         """Rows in quadtree order (module docstring): no layout copy after the stem."""
@@ -279,17 +269,16 @@ class TwoScaleCNN(nn.Module):
             # the patches and a column of ones (the bias folded into the GEMM: no bias pass)
             rows = x.new_empty((n * hs * ws, k * k + 1))
             rows.view(n, th, tw, *[2] * (2 * levels), k * k + 1)[..., :k * k].copy_(
-                _to_blocked(patches, levels).reshape(n, th, tw, *[2] * (2 * levels), k * k))
+                to_blocked(patches, levels).reshape(n, th, tw, *[2] * (2 * levels), k * k))
             rows[:, k * k] = 1.0
             w = torch.cat([stem.weight.reshape(stem.out_channels, -1), stem.bias[:, None]], dim=1)
             h = torch.mm(rows, w.t()).relu_()
         else:
-            y = stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
-            h = _to_blocked(y, levels).reshape(-1, stem.out_channels).relu_()
+            h = blocked_conv_stem(stem, x, levels)
         if self.n_fine == 0:
             h = _mask_blocked(self.fine_mask, h, n, hs, ws, levels)
         for i, conv in enumerate(self._k2_convs()):
-            h = torch.addmm(conv.bias, h.view(-1, 4 * h.shape[-1]), _gemm_weight(conv)).relu_()
+            h = torch.addmm(conv.bias, h.view(-1, 4 * h.shape[-1]), gemm_weight(conv)).relu_()
             if i == self.n_fine - 1:
                 h = _mask_blocked(self.fine_mask, h, n, th << self.n_coarse, tw << self.n_coarse, self.n_coarse)
         h = _mask_blocked(self.coarse_mask, h, n, th, tw, 0)
@@ -321,57 +310,14 @@ def keep_freed_memory(limit_bytes: int = 2 ** 31) -> bool:
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, int(limit_bytes)))
 
 
-def _gemm_weight(conv: nn.Conv2d) -> torch.Tensor:
-    """``(kh * kw * cin, cout)`` matrix of a conv's weight, rows ordered ``(di, dj, c)``."""
-    return conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels)
-
-
-def _to_blocked(t: torch.Tensor, levels: int) -> torch.Tensor:
-    """View ``(N, H, W, *rest)`` as ``(N, H >> L, W >> L, i_bit(L-1), j_bit(L-1), ..., i_bit0, j_bit0, *rest)``."""
-    n, h, w, *rest = t.shape
-    if levels == 0:
-        return t
-    two = [2] * levels
-    v = t.reshape(n, h >> levels, *two, w >> levels, *two, *rest)
-    perm = [0, 1, levels + 2]
-    for k in range(levels):
-        perm += [2 + k, levels + 3 + k]
-    perm += list(range(2 * levels + 3, v.ndim))
-    return v.permute(perm)
-
-
-def _draw(mask: BackdropMask, logical: tuple[int, ...]) -> Optional[torch.Tensor]:
-    """The mask :class:`BackdropMask` would draw for an NCHW map of shape ``logical`` (same
-    generator calls, ``last_mask`` set), or None where it would draw none."""
-    if not mask.active or not torch.is_grad_enabled():
-        return None
-    if mask.dims != (-2, -1):
-        raise ValueError(f"impl 'blocked'/'s2d' support masks over dims (-2, -1) only, got {mask.dims}")
-    keep, scaled = draw_mask(logical, mask.mask_prob, mask.dims, mask.normalization, mask.generator, mask.pinned)
-    mask.last_mask = keep
-    return scaled[0, 0]
-
-
-def _mask_nhwc(mask: BackdropMask, h: torch.Tensor) -> torch.Tensor:
-    if not h.requires_grad:
-        return h
-    n, hh, ww, c = h.shape
-    grid = _draw(mask, (n, c, hh, ww))
-    if grid is None:
-        return h
-    return BackdropFunction.apply(h, grid[..., None].to(device=h.device, dtype=h.dtype))
-
-
 def _mask_blocked(mask: BackdropMask, h: torch.Tensor, n: int, gh: int, gw: int, levels: int) -> torch.Tensor:
-    """Apply ``mask`` to rows ``h`` (N * gh * gw, C) of a ``gh x gw`` grid in quadtree order of ``levels``."""
-    if not h.requires_grad:
-        return h
-    grid = _draw(mask, (n, h.shape[-1], gh, gw))
-    if grid is None:
-        return h
-    col = _to_blocked(grid.reshape(1, gh, gw), levels).reshape(1, gh * gw, 1)
+    """``mask`` applied to rows ``h`` (N * gh * gw, C) of a ``gh x gw`` grid in quadtree order of
+    ``levels``, exactly as it masks the NCHW map ``(N, C, gh, gw)`` (same draws, same ``last_mask``)."""
+    check_hw_mask(mask)
     rows = h.view(n, gh * gw, -1)
-    return BackdropFunction.apply(rows, col.to(device=h.device, dtype=h.dtype)).view(h.shape)
+    y = mask.apply_to(rows, shape=(n, h.shape[-1], gh, gw),
+                      arrange=lambda s: to_blocked(s.reshape(1, gh, gw), levels).reshape(1, gh * gw, 1))
+    return h if y is rows else y.view(h.shape)
 
 
 def conv_flops(model: TwoScaleCNN, size: int, backward: bool = True) -> float:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from backdrop_repro.masking import BackdropFunction, BackdropMask, backdrop, draw_mask, keep_probability
+from backdrop_repro.masking import BackdropFunction, BackdropMask, backdrop, backdrop_mask, draw_mask, keep_probability
 from backdrop_repro.models import TwoScaleCNN
 
 
@@ -326,3 +326,40 @@ def test_bad_arguments_at_call_time():
         BackdropMask(0.0, pinned=(1,))(x)
     with pytest.raises(ValueError, match="mask"):
         backdrop(x, torch.ones(3))
+
+
+def test_functional_form_draws_the_layers_mask():
+    """``backdrop_mask`` is ``BackdropMask.forward``: the same draws from the same generator, the
+    same gradient; it returns the 0/1 mask, or None (generator untouched) when it draws none."""
+    x = torch.randn(2, 3, 4, 4)
+    layer = BackdropMask(0.6, normalization="expected", generator=gen(21))
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    layer(xa).sum().backward()
+    g = gen(21)
+    y, keep = backdrop_mask(xb, 0.6, normalization="expected", generator=g)
+    assert torch.equal(y, xb) and torch.equal(keep, layer.last_mask)
+    y.sum().backward()
+    assert torch.equal(xa.grad, xb.grad)
+    assert torch.equal(g.get_state(), layer.generator.get_state())
+    state = g.get_state()
+    for kwargs, inp in [(dict(training=False), xb), (dict(mask_prob=0.0), xb), (dict(), x)]:
+        args = dict(mask_prob=0.6, generator=g) | kwargs
+        out, none = backdrop_mask(inp, **args)
+        assert out is inp and none is None
+    with torch.no_grad():
+        assert backdrop_mask(xb, 0.6, generator=g)[1] is None
+    assert torch.equal(g.get_state(), state)
+
+
+def test_functional_form_in_another_layout():
+    """``shape`` + ``arrange``: an NHWC tensor masked as its NCHW map is (same draw, same gradient)."""
+    x = torch.randn(2, 3, 4, 5)
+    xa = x.clone().requires_grad_(True)
+    xb = x.permute(0, 2, 3, 1).contiguous().requires_grad_(True)
+    ya, ka = backdrop_mask(xa, 0.5, generator=gen(22))
+    layer = BackdropMask(0.5, generator=gen(22))
+    yb = layer.apply_to(xb, shape=(2, 3, 4, 5), arrange=lambda s: s.reshape(4, 5, 1))
+    assert torch.equal(layer.last_mask, ka) and ka.shape == (1, 1, 4, 5)
+    ya.sum().backward()
+    yb.sum().backward()
+    assert torch.equal(xb.grad.permute(0, 3, 1, 2), xa.grad)
