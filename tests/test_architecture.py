@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from backdrop_repro import profiles
+
 PACKAGE = Path(__file__).resolve().parent.parent / "backdrop_repro"
 
 #: the modules that read records and verdict data only
@@ -95,3 +97,61 @@ def test_no_private_name_crosses_a_module_line():
     found = {m: _private_uses(p) for m, p in MODULES.items()}
     found = {m: f for m, f in found.items() if f}
     assert not found, f"private names used from another module (make them public): {found}"
+
+
+def test_the_tables_read_the_reference_record_and_name_a_missing_one(tmp_path, monkeypatch):
+    """The collect step builds no dataset: without the reference record the verdict says so in one
+    sentence; with it, the tables quote it, as the committed tables do."""
+    import json
+    import shutil
+
+    from backdrop_repro.data import datasets
+    from backdrop_repro.experiments.gp_sweep import plan, report
+
+    root = PACKAGE.parent
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(datasets, "build_dataset", lambda *a, **k: pytest.fail("the report built a dataset"))
+    shutil.copytree(root / "results" / "default" / "gp_runs", tmp_path / "out" / "results" / "default" / "gp_runs")
+    spec = plan.ReferenceSpec(profiles.get("default"))
+    sweep = report.write_tables("default")
+    assert sweep["reference"] == {}
+    assert sweep["verdict"]["overall"].endswith(f"The likelihood classifier's reference is not recorded "
+                                                f"(results/default/gp_reference/{spec.key}.json): `backdrop-repro "
+                                                "sweep --profile default --collect-only` scores it.")
+    committed = json.loads((root / "results" / "default" / "gp_sweep.json").read_text())
+    ref = committed["reference"]["main"]
+    assert ref["test_accuracy"] == 1.0                  # so every prediction is right (labels interleave)
+    n = spec.recipes()[0].n_classes * spec.recipes()[0].per_class
+    rec = {"key": spec.key, "config": spec.to_dict(), "label": "likelihood classifier", "history": [],
+           "final": {"test_accuracy": 1.0, "test_scale_accuracy": [ref["small_scale_accuracy"], ref["large_scale_accuracy"]],
+                     "method": ref["method"], "exact": ref["exact"]},
+           "predictions": {"test": "".join(str(i % 4) for i in range(n))}}
+    spec.record_path.parent.mkdir(parents=True)
+    spec.record_path.write_text(json.dumps(rec))
+    sweep = report.write_tables("default")
+    assert sweep["reference"] == committed["reference"] and sweep["verdict"] == committed["verdict"]
+
+
+def test_the_runner_scores_the_reference_as_the_tables_did(tmp_path, monkeypatch):
+    import numpy as np
+
+    from backdrop_repro.data.datasets import build_dataset
+    from backdrop_repro.experiments.gp_sweep import plan, run
+    from backdrop_repro.gp import oracle
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    spec = plan.ReferenceSpec(profiles.get("smoke"))
+    rec = run.score_reference(spec)
+    assert plan.read_record(spec.record_path, spec) == rec and rec["key"] == spec.key
+    r = spec.recipes()[0]
+    ds = build_dataset(r, progress=False)
+    images, labels = np.asarray(ds.images), np.asarray(ds.labels)
+    pred = oracle.oracle_for_recipe(r).predict(images)        # the collect step's computation before the record
+    assert plan.read_reference(spec) == {
+        "test_accuracy": float(np.mean(pred == labels)), "method": r.method, "exact": bool(oracle.is_exact(r)),
+        "small_scale_accuracy": float(np.mean(pred % 2 == labels % 2)),
+        "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
+    other = plan.ReferenceSpec(profiles.get("smoke"), "fft")
+    assert other.key != spec.key and set(run.write_references("smoke")) == set()   # no run record: no reference
