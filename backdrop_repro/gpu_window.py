@@ -61,7 +61,7 @@ from typing import Any, Optional, Sequence
 from . import profiles, records
 from ._shared import check_device, check_int, is_real
 from .experiments.gp_sweep import RunSpec, build_model, find_record, load_data, plan_grid, run_one, runs_dir
-from .experiments.gp_sweep.run import _die_with_parent
+from .experiments.gp_sweep.run import die_with_parent
 from .train import make_optimizer
 
 __all__ = ["run_window", "plan_window", "run_work", "main"]
@@ -230,7 +230,7 @@ def _start_data(specs: Sequence[RunSpec], workers: int):
             recipes.setdefault(recipe_key(r), r)
     pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(recipes))),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+                               initializer=die_with_parent, initargs=(os.getpid(),))
     return pool, [pool.submit(_build_one, r) for r in recipes.values()]
 
 
@@ -243,7 +243,7 @@ def _worker(wid: int, tasks: Any, results: Any, device: str, threads: int, rehea
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the window stops its workers (a Ctrl-C is its to handle)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     import torch
 
     torch.set_num_threads(max(1, threads))

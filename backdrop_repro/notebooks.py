@@ -102,7 +102,7 @@ def profile_summary(name: str, profile: str) -> str:
     d = p.data
     data = f"the profile's GP training data {d.size}², {d.per_class} images per class, sampler `{d.method}`"
     if name == "non-decomposable":
-        from .experiments.nondecomposable.report import banner
+        from .experiments.nondecomposable.run import banner
 
         return f"non-decomposable settings: {banner(p.nondecomposable)}"
     if name == "backdrop-demo":

@@ -25,6 +25,10 @@ nothing. :func:`read_record` returns None for it and, only in a working folder o
 tracks), sets it aside as ``<name>.corrupt`` so the run is trained again. A record in a committed
 reference folder or in another profile's folder is never renamed or moved.
 
+A run two profiles share (same key) is trained once: :func:`adopt` is the package's only place that
+copies a record from one profile's folder into another's, and the copy says where it came from
+(``copied_from``).
+
 Example
 -------
 >>> inspect(Path("missing.json")).status
@@ -43,7 +47,7 @@ from typing import Any, Optional
 from . import paths
 
 __all__ = ["STATUSES", "RecordError", "Read", "check_record", "parse", "inspect", "read_record", "may_set_aside",
-           "set_aside"]
+           "set_aside", "adopt"]
 
 #: what :func:`inspect` can say of a record file
 STATUSES = ("ok", "failed", "malformed", "missing", "other run")
@@ -251,4 +255,27 @@ def read_record(path: "str | Path", spec: Any = None, set_aside_bad: Optional[bo
         else:
             what = "left in place (not a working folder of this run), not used"
         warnings.warn(f"{found.reason}; {what}", RuntimeWarning, stacklevel=2)
+    return None
+
+
+def adopt(spec: Any, own: "str | Path", folder: str) -> Optional[dict[str, Any]]:
+    """Copy ``spec``'s record from another profile's folder into its own, the one place that copies a
+    record between profiles' folders (``find_record`` of the GP sweep and of the learnability map call it).
+
+    Looks, in name order, at ``<output root>/results/*/<folder>/<spec.key>.json`` other than ``own``
+    (``folder``: ``"gp_runs"`` or ``"learnability"``), reads each through :func:`read_record` (so a bad
+    one there is named and never moved), and writes the first usable one to ``own`` atomically with
+    ``copied_from`` set to that profile's name (or kept, when the record was itself a copy), so a
+    reproduction check never counts it as a re-run. Returns the copy, or None when no other profile
+    holds one. The source is left as it is.
+    """
+    own = Path(own)
+    for other in sorted((paths.output_root() / "results").glob(f"*/{folder}/{spec.key}.json")):
+        if other == own:
+            continue
+        rec = read_record(other, spec)
+        if rec is not None:
+            rec = {**rec, "copied_from": rec.get("copied_from") or other.parent.parent.name}   # not re-run here
+            paths.write_json(own, rec)
+            return rec
     return None

@@ -220,11 +220,10 @@ def test_nothing_compared_fails_with_one_line(tmp_path, monkeypatch):
 
 def test_the_judge_command_has_the_rule_and_exit_status_of_make_reproduce(tmp_path, monkeypatch, capsys):
     from backdrop_repro.cli import main
-    from backdrop_repro.experiments.gp_sweep import report as gp_report
+    from backdrop_repro.experiments.gp_sweep import cli as sweep_cli
 
-    # the likelihood classifier's accuracy only decorates the tables: not built here (saves ~30 s)
-    monkeypatch.setattr(gp_report, "reference_classifier",
-                        lambda p, method=None: {"test_accuracy": 1.0, "method": "fft", "exact": True})
+    # the likelihood classifier's accuracy only decorates the tables: not scored here (saves ~30 s)
+    monkeypatch.setattr(sweep_cli, "write_references", lambda profile, progress=False: {})
     d = _fresh(tmp_path, DATA / "other-host", monkeypatch)
     argv = ["sweep", "--profile", "default", "--collect-only", "--compare", "replication"]
     assert main(argv) == 0

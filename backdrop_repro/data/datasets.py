@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import gp, profiles
-from .files import (FORMAT_VERSION, CacheError, GPDataset, _read_meta, read_dataset,  # noqa: F401
+from .files import (FORMAT_VERSION, CacheError, GPDataset, read_dataset, read_meta,  # noqa: F401
                     write_dataset)
 from .._shared import check_writable, content_key, tqdm_disable
 from ..paths import TMP_PREFIX, available_memory, check_inside, clean_orphans, data_dir, folder_lock, free_disk
@@ -165,7 +165,7 @@ def _existing(directory: Path, recipe: Recipe, explicit: bool) -> tuple[GPDatase
                                  "files; choose an empty or new folder for --out")
         return None, None
     try:
-        meta = _read_meta(directory)
+        meta = read_meta(directory)
     except CacheError as err:
         if explicit:
             raise ValueError(f"{meta_path} is not a backdrop-repro dataset's ({err}); choose an empty "

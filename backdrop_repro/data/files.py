@@ -32,7 +32,7 @@ from ..paths import atomic_path, clean_orphans, folder_lock, versions, write_jso
 if TYPE_CHECKING:  # pragma: no cover
     from .recipes import Recipe
 
-__all__ = ["FORMAT_VERSION", "CacheError", "GPDataset", "write_dataset", "read_dataset"]
+__all__ = ["FORMAT_VERSION", "CacheError", "GPDataset", "write_dataset", "read_dataset", "read_meta"]
 
 #: bump when the generator or the on-disk format changes (invalidates cached datasets)
 FORMAT_VERSION = 2
@@ -96,7 +96,7 @@ def _load_npy(path: Path, expected: str | None, mmap: bool) -> tuple[np.ndarray,
             raise CacheError(f"{path}: unreadable .npy file ({err})") from None
 
 
-def _read_meta(directory: Path) -> dict:
+def read_meta(directory: Path) -> dict:
     """``meta.json`` of a dataset folder as a dict (``CacheError`` naming the file otherwise)."""
     meta_path = directory / "meta.json"
     try:
@@ -249,7 +249,7 @@ def read_dataset(directory: str | Path, mmap: bool = True, verify: bool = True) 
     Example: ``ds = read_dataset(build_dataset(SMOKE).path)``.
     """
     directory = Path(directory)
-    meta = _read_meta(directory)
+    meta = read_meta(directory)
     expected = meta["sha256"]
     images, fid = _load_npy(directory / "images.npy", expected["images.npy"] if verify else None, mmap)
     labels, _ = _load_npy(directory / "labels.npy", expected["labels.npy"] if verify else None, mmap=False)

@@ -19,7 +19,7 @@ from typing import IO, Any, Optional
 import numpy as np
 
 __all__ = ["UnsafePickleError", "RestrictedUnpickler", "safe_load_pickle", "pickle_member_name",
-           "parse_authors_dataset"]
+           "parse_authors_dataset", "fmt_cl"]
 
 
 class UnsafePickleError(ValueError):
@@ -206,14 +206,14 @@ def safe_load_pickle(path: os.PathLike, source: Optional[str] = None) -> Any:
 # --------------------------------------------------------------------------------------------
 # the layout of the authors' dataset pickle
 # --------------------------------------------------------------------------------------------
-def _fmt_cl(cl: float) -> str:
+def fmt_cl(cl: float) -> str:
     """Correlation length as the authors wrote it in names: ``10`` not ``10.0``, ``9.5``."""
     return str(int(cl)) if float(cl) == int(cl) else str(float(cl))
 
 
 def pickle_member_name(recipe: Any) -> str:
     """Base name of the pickle inside ``dataset.zip`` for ``recipe``: ``GP_9.5-10+80-140.gp``."""
-    return "GP_" + "+".join("-".join(_fmt_cl(c) for c in scale) for scale in recipe.scales) + ".gp"
+    return "GP_" + "+".join("-".join(fmt_cl(c) for c in scale) for scale in recipe.scales) + ".gp"
 
 
 def _parse_name(name: Any) -> Optional[tuple[float, ...]]:

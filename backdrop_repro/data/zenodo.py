@@ -38,7 +38,7 @@ import numpy as np
 
 from .._shared import tqdm_disable
 from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock, free_disk
-from .safe_pickle import _fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
+from .safe_pickle import fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
 
 DOI = "10.5281/zenodo.1252464"
 #: Default download location (the record's files); ``BACKDROP_REPRO_ZENODO_URL`` overrides it.
@@ -331,7 +331,7 @@ def check_sample_length(cl: Any) -> float:
         value = math.nan
     if value not in SAMPLE_LENGTHS:
         raise ValueError(f"samples.zip holds no samples of correlation length {cl!r}: choose --cls among "
-                         f"{', '.join(_fmt_cl(c) for c in SAMPLE_LENGTHS)}")
+                         f"{', '.join(fmt_cl(c) for c in SAMPLE_LENGTHS)}")
     return value
 
 
@@ -352,10 +352,10 @@ def fetch_samples(cls: float, progress: bool = True, *, hashes: Optional[Mapping
     if not math.isfinite(cl) or cl <= 0:
         raise ValueError(f"cls must be a positive correlation length such as {SAMPLE_LENGTHS}, got {cls!r}")
     check_sample_length(cl)             # before the 1.6 GB download
-    pattern = _SAMPLE_RE.format(cl=re.escape(_fmt_cl(cl)) + (r"(\.0)?" if cl == int(cl) else ""))
+    pattern = _SAMPLE_RE.format(cl=re.escape(fmt_cl(cl)) + (r"(\.0)?" if cl == int(cl) else ""))
     hashes = dict(HASHES if hashes is None else hashes)
     extract = ExtractMembers(pattern, _keyed_dir("samples", hashes, "samples.zip"),
-                             what=f"samples of correlation length {_fmt_cl(cl)} (available: {SAMPLE_LENGTHS})")
+                             what=f"samples of correlation length {fmt_cl(cl)} (available: {SAMPLE_LENGTHS})")
     paths = _fetch(make_registry(hashes, url), "samples.zip", processor=extract, progress=progress)
     paths = sorted(paths, key=lambda p: int(re.search(r"_v(\d+)\.npy$", p.name).group(1)))
     out = []
@@ -389,7 +389,7 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
     else:
         for cl in args.cls or SAMPLE_LENGTHS:
             xs = fetch_samples(cl, progress=progress)
-            print(f"correlation length {_fmt_cl(cl)}: {len(xs)} samples of shape {xs[0].shape} "
+            print(f"correlation length {fmt_cl(cl)}: {len(xs)} samples of shape {xs[0].shape} "
                   f"in {Path(xs[0].filename).parent}")
 
 

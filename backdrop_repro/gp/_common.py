@@ -2,7 +2,9 @@
 
 Argument validation, seeding and per-sample standardisation. Imports only
 :mod:`backdrop_repro._shared` from the package, so both sampler modules can use it without an
-import cycle; :mod:`.fields` exports the public names (:func:`child_seeds`, :func:`standardize`).
+import cycle; :mod:`.fields` exports the public names (:func:`child_seeds`, :func:`standardize`); the argument
+checks (:func:`check_n`, :func:`check_cl`, :func:`check_count`, :func:`check_dtype`) and :func:`as_seedseq` are
+shared by the two sampler modules.
 
 Reproducibility: sample ``i`` of a draw is generated with its own ``numpy.random.Generator``
 seeded by the ``i``-th child of ``SeedSequence(seed)`` (:func:`child_seeds`), so drawing 3 or
@@ -16,19 +18,22 @@ import numpy as np
 
 from .._shared import is_int, is_real
 
-__all__ = ["child_seeds", "standardize"]
+__all__ = ["child_seeds", "standardize", "check_n", "check_cl", "check_count", "check_dtype", "as_seedseq"]
 
 
 # --------------------------------------------------------------------------------------------
 # validation and seeding
 # --------------------------------------------------------------------------------------------
-def _check_n(n: int, name: str = "n") -> int:
+def check_n(n: int, name: str = "n") -> int:
+    """``int(n)`` for a grid size ``n >= 2``, else ``ValueError`` naming ``name``. Example: ``check_n(np.int64(8)) == 8``."""
     if not is_int(n) or n < 2:
         raise ValueError(f"{name} must be an integer >= 2, got {n!r}")
     return int(n)
 
 
-def _check_cl(cl: float, name: str = "cl") -> float:
+def check_cl(cl: float, name: str = "cl") -> float:
+    """``float(cl)`` for a positive finite correlation length in pixels (a 0-d array too), else
+    ``ValueError`` naming ``name``. Example: ``check_cl(np.array(2.5)) == 2.5``."""
     if isinstance(cl, np.ndarray) and cl.ndim == 0:
         cl = cl[()]
     if not is_real(cl):
@@ -42,20 +47,23 @@ def _check_cl(cl: float, name: str = "cl") -> float:
     return value
 
 
-def _check_count(count: int) -> int:
+def check_count(count: int) -> int:
+    """``int(count)`` for a number of samples ``>= 0``, else ``ValueError``. Example: ``check_count(0) == 0``."""
     if not is_int(count) or count < 0:
         raise ValueError(f"count must be an integer >= 0, got {count!r}")
     return int(count)
 
 
-def _check_dtype(dtype) -> np.dtype:
+def check_dtype(dtype) -> np.dtype:
+    """``np.dtype(dtype)`` if it is float32 or float64, else ``ValueError``. Example: ``check_dtype("float32")``."""
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
 
 
-def _as_seedseq(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+def as_seedseq(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    """``seed`` as a ``SeedSequence`` (one given is returned as it is). Example: ``as_seedseq(0).entropy == 0``."""
     if isinstance(seed, np.random.SeedSequence):
         return seed
     if not is_int(seed) or seed < 0:
@@ -70,7 +78,7 @@ def child_seeds(seed: int | np.random.SeedSequence, start: int, count: int) -> I
     depend on how many children are drawn. Example: ``next(child_seeds(0, 5, 1))`` is the sixth
     child of ``SeedSequence(0)``.
     """
-    ss = _as_seedseq(seed)
+    ss = as_seedseq(seed)
     if not is_int(start) or start < 0:
         raise ValueError(f"start must be an integer >= 0, got {start!r}")
     for i in range(int(start), int(start) + count):

@@ -10,8 +10,8 @@ separable) instead of the original's fresh approximate solve per patch.
 
 :func:`patch_geometry` gives the patch sizes, :func:`patch_demo` the stages for pictures, and
 :func:`grid_length` the unit-square convention of the GP grids. The exact spectrum of this
-construction is :func:`backdrop_repro.gp.matched_spectrum` (it uses :func:`_patch_lag_cov_1d`
-and :func:`_large_effective_length` from here). Its public names are available from :mod:`backdrop_repro.gp`.
+construction is :func:`backdrop_repro.gp.matched_spectrum` (it uses :func:`patch_lag_cov_1d`
+and :func:`large_effective_length` from here). Its public names are available from :mod:`backdrop_repro.gp`.
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from ._common import _as_seedseq, _check_cl, _check_count, _check_dtype, _check_n, child_seeds, standardize
+from ._common import as_seedseq, check_cl, check_count, check_dtype, check_n, child_seeds, standardize
 
-__all__ = ["LARGE_SCALE_MIN", "grid_length", "patch_geometry", "patch_demo", "sample_faithful"]
+__all__ = ["LARGE_SCALE_MIN", "grid_length", "patch_geometry", "patch_demo", "sample_faithful", "patch_lag_cov_1d",
+           "large_effective_length"]
 
 #: correlation lengths (px) at and above which the original used the upscaled-grid construction
 LARGE_SCALE_MIN = 50.0
@@ -83,7 +84,7 @@ def patch_geometry(cl: float) -> dict:
     px (``round(50·upscale)``, as ``scipy.ndimage.zoom`` rounds) and ``e = 30·upscale``.
     Example: ``patch_geometry(10.0)["patch_px"] == 62``.
     """
-    cl = _check_cl(cl)
+    cl = check_cl(cl)
     grid_length = min(PATCH_MAX_LENGTH, cl)
     upscale = cl / grid_length
     return {"grid_length": grid_length, "upscale": upscale,
@@ -108,7 +109,7 @@ def _patch_factor(cl: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _patch_lag_cov_1d(cl: float) -> np.ndarray:
+def patch_lag_cov_1d(cl: float) -> np.ndarray:
     """``c(d) = Σ_i M[i, i+d]`` for d = -(P-1)..P-1, ``M = F Fᵀ`` (see :func:`matched_spectrum`)."""
     f = _patch_factor(cl)
     m = f @ f.T
@@ -137,7 +138,7 @@ def _faithful_small(n: int, cl: float, rng: np.random.Generator, periodic: bool 
     return canvas[:n, :n]
 
 
-def _large_effective_length(n: int, cl: float) -> float:
+def large_effective_length(n: int, cl: float) -> float:
     """Length in px of the zoomed field: ``grid_length(cl/8, n/8)`` × the zoom stretch
     ``(n-1)/(n/8-1)``, which simplifies to ``cl (n-1)/n``."""
     return cl * (n - 1) / n
@@ -171,11 +172,11 @@ def patch_demo(cl: float, n: int, seed: int = 0, partial: tuple[int, ...] = (20,
     >>> st["patch"].shape, st["upscaled"].shape, st["final"].shape
     ((50, 50), (62, 62), (128, 128))
     """
-    cl = _check_cl(cl)
-    n = _check_n(n)
+    cl = check_cl(cl)
+    n = check_n(n)
     if cl >= LARGE_SCALE_MIN:
         raise ValueError(f"cl must be < {LARGE_SCALE_MIN:g} (the patch construction), got {cl}")
-    rng = np.random.Generator(np.random.PCG64(_as_seedseq(seed)))
+    rng = np.random.Generator(np.random.PCG64(as_seedseq(seed)))
     g = patch_geometry(cl)
     l1 = _factor_psd(_se_matrix_1d(PATCH_POINTS, grid_length(g["grid_length"], PATCH_POINTS)))
     a = _zoom_matrix(PATCH_POINTS, g["upscale"]) if g["upscale"] != 1.0 else np.eye(PATCH_POINTS)
@@ -225,10 +226,10 @@ def sample_faithful(n: int, cl: float, count: int, seed: int | np.random.SeedSeq
     >>> x.shape, round(float(x.std()), 4)
     ((1, 128, 128), 1.0)
     """
-    n = _check_n(n)
-    cl = _check_cl(cl)
-    count = _check_count(count)
-    dt = _check_dtype(dtype)
+    n = check_n(n)
+    cl = check_cl(cl)
+    count = check_count(count)
+    dt = check_dtype(dtype)
     large = cl >= large_min
     if large and (n % LARGE_UPSCALE or n // LARGE_UPSCALE < 4):
         raise ValueError(f"n must be a multiple of {LARGE_UPSCALE} and >= {4 * LARGE_UPSCALE} for the "

@@ -45,8 +45,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from .._shared import is_int
-from ._common import _check_cl, _check_count, _check_dtype, _check_n, child_seeds, standardize
-from .faithful import LARGE_SCALE_MIN, LARGE_UPSCALE, _large_effective_length, _patch_lag_cov_1d, sample_faithful
+from ._common import check_cl, check_count, check_dtype, check_n, child_seeds, standardize
+from .faithful import LARGE_SCALE_MIN, LARGE_UPSCALE, large_effective_length, patch_lag_cov_1d, sample_faithful
 
 __all__ = ["METHODS", "se_spectrum", "matched_spectrum", "window_spectrum", "sample_fft", "sample_matched", "sample_field",
            "radial_spectrum", "radial_average", "grad_ratio", "FFT_MAX_LENGTH_RATIO"]
@@ -93,8 +93,8 @@ def se_spectrum(n: int, cl: float) -> np.ndarray:
     >>> s.shape, round(float(s.mean()), 6)
     ((64, 64), 1.0)
     """
-    n = _check_n(n)
-    cl = _check_cl(cl)
+    n = check_n(n)
+    cl = check_cl(cl)
     return _spectrum_from_1d_cov(_periodic_se_1d(n, cl))
 
 
@@ -138,11 +138,11 @@ def matched_spectrum(n: int, cl: float) -> np.ndarray:
     >>> s.shape, round(float(s.mean()), 6)
     ((256, 256), 1.0)
     """
-    n = _check_n(n)
-    cl = _check_cl(cl)
+    n = check_n(n)
+    cl = check_cl(cl)
     if cl >= LARGE_SCALE_MIN:
-        return se_spectrum(n, _large_effective_length(n, cl))
-    return _spectrum_from_1d_cov(_wrap_1d(_patch_lag_cov_1d(cl), n))
+        return se_spectrum(n, large_effective_length(n, cl))
+    return _spectrum_from_1d_cov(_wrap_1d(patch_lag_cov_1d(cl), n))
 
 
 def window_spectrum(n: int, cl: float) -> np.ndarray:
@@ -165,14 +165,14 @@ def window_spectrum(n: int, cl: float) -> np.ndarray:
     >>> s.shape, round(float(s.mean()), 6)
     ((64, 64), 1.0)
     """
-    n = _check_n(n)
-    cl = _check_cl(cl)
+    n = check_n(n)
+    cl = check_cl(cl)
     d = np.arange(-(n - 1), n)
     if cl >= LARGE_SCALE_MIN:
-        ell = _large_effective_length(n, cl)
+        ell = large_effective_length(n, cl)
         c = np.exp(-(d.astype(np.float64) ** 2) / (2 * ell * ell))
     else:
-        lag = _patch_lag_cov_1d(cl)
+        lag = patch_lag_cov_1d(cl)
         half = (lag.size - 1) // 2
         c = np.zeros(d.size)
         keep = np.abs(d) <= half
@@ -249,9 +249,9 @@ def sample_fft(n: int, spectrum: np.ndarray, count: int, seed: int | np.random.S
     >>> x.shape, x.dtype.name, round(float(x[0].std()), 4)
     ((2, 64, 64), 'float32', 1.0)
     """
-    n = _check_n(n)
-    count = _check_count(count)
-    dt = _check_dtype(dtype)
+    n = check_n(n)
+    count = check_count(count)
+    dt = check_dtype(dtype)
     spectrum = np.asarray(spectrum, dtype=np.float64)
     if spectrum.shape != (n, n):
         raise ValueError(f"spectrum must have shape ({n}, {n}), got {spectrum.shape}")
@@ -299,13 +299,13 @@ def sample_matched(n: int, cl: float, count: int, seed: int | np.random.SeedSequ
     >>> sample_matched(128, 10.0, 2, seed=0).shape
     (2, 128, 128)
     """
-    n = _check_n(n)
-    cl = _check_cl(cl)
+    n = check_n(n)
+    cl = check_cl(cl)
     if periodic:
         return sample_fft(n, _cached_spectrum("matched", n, cl), count, seed, dtype=dtype, start=start)
     if cl >= LARGE_SCALE_MIN and n % LARGE_UPSCALE == 0 and n // LARGE_UPSCALE >= 4:
         return sample_faithful(n, cl, count, seed, dtype=dtype, start=start)
-    support = _patch_lag_cov_1d(cl).size // 2 + 1 if cl < LARGE_SCALE_MIN else int(np.ceil(5 * cl))
+    support = patch_lag_cov_1d(cl).size // 2 + 1 if cl < LARGE_SCALE_MIN else int(np.ceil(5 * cl))
     m = sfft.next_fast_len(n + support - 1, real=True)
     big = sample_fft(m, _cached_spectrum("matched", m, cl), count, seed, dtype=dtype, start=start)
     return standardize(np.ascontiguousarray(big[:, :n, :n]))
@@ -330,7 +330,7 @@ def sample_field(n: int, cl: float, count: int, seed: int | np.random.SeedSequen
     if method == "fft":
         if periodic is False:
             raise ValueError("periodic must be True or None for method='fft'")
-        n, cl = _check_n(n), _check_cl(cl)
+        n, cl = check_n(n), check_cl(cl)
         if cl > FFT_MAX_LENGTH_RATIO * n:
             raise ValueError(f"cl must be <= {FFT_MAX_LENGTH_RATIO:g} × n = {FFT_MAX_LENGTH_RATIO * n:g} px for "
                              f"method='fft' on a {n}² grid (a longer length is not resolved: the field is "

@@ -51,7 +51,7 @@ def _ref(ax, ref: Optional[dict], fontsize: int = 8) -> None:
 
 def _still_learning(row: dict[str, Any]) -> Optional[str]:
     """Why a summary row's runs had not finished learning (the report's rule), or None."""
-    from ..experiments.gp_sweep.report import _still_learning as why
+    from ..experiments.gp_sweep.report import still_learning as why
 
     return why({**row, "stop_reasons": row.get("stop_reasons") or {}})
 

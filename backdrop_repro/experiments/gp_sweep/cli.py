@@ -9,7 +9,7 @@ from ..._shared import check_device, check_int, check_members, check_writable
 from . import plan as gs
 from . import reproduction
 from .report import results_table, write_tables
-from .run import run_sweep
+from .run import run_sweep, write_references
 
 __all__ = ["add_cli"]
 
@@ -61,6 +61,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     check_args(args)                                                # before any work
     if args.collect_only:
         compared = _compare(args)                                   # before the tables: whatever they do
+        write_references(args.profile)                              # the likelihood classifier's, if not recorded
         sweep = write_tables(args.profile)
     else:
         from .launch import LaunchError
@@ -111,7 +112,8 @@ def add_cli(subparsers: Any) -> None:
                    help="compare each run with the committed run of the same key in results/PROFILE")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--collect-only", action="store_true",
-                   help="train nothing: rebuild the tables from the run records present (the collect step)")
+                   help="train nothing: rebuild the tables from the run records present (the collect step; "
+                        "the likelihood classifier's reference is scored first if it is not recorded)")
     g = p.add_argument_group("cluster (--launcher submitit; needs pip install 'backdrop-repro[cluster]')")
     g.add_argument("--launcher", choices=("local", "submitit"), default="local",
                    help="local: this machine (--jobs processes); submitit: SLURM job arrays, grid then studies")

@@ -116,7 +116,7 @@ def pending(specs: Sequence[gs.RunSpec], reuse: bool = True) -> list[gs.RunSpec]
 
     Example: ``pending(gs.plan_grid("paper"))`` -> the grid runs still to train.
     """
-    # plan.find_record also adopts a record of the same key from another profile's folder
+    # plan.find_record also adopts a record of the same key from another profile's folder (records.adopt)
     todo = [s for s in specs if not (reuse and gs.find_record(s) is not None)]
     return sorted(todo, key=lambda s: s.seed)
 

@@ -14,8 +14,8 @@ import torch
 from ..._shared import torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import train
-from .plan import RunSpec, _ckpt_path
-from .run import _device, build_model, load_data
+from .plan import RunSpec, ckpt_path
+from .run import build_model, load_data, run_device
 
 __all__ = ["ensure_models", "load_model"]
 
@@ -30,14 +30,14 @@ def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
                   disable=tqdm_disable(progress)):
         tr, va, te = load_data(s)
         with torch_threads(s.profile.sweep.threads):
-            train(build_model(s), tr, te, s.train_config(_device(s, None)), checkpoint=_ckpt_path(s),
+            train(build_model(s), tr, te, s.train_config(run_device(s, None)), checkpoint=ckpt_path(s),
                   resume=True, progress=False, val_data=va)
 
 
 def _finished_state(spec: RunSpec):
     """The run's checkpoint state if training is over (the cap reached, or stopped by its
     convergence rule, not failed), else None. Loaded as tensors and plain data only."""
-    path = _ckpt_path(spec)
+    path = ckpt_path(spec)
     if not path.exists():
         return None
     try:
@@ -64,7 +64,7 @@ def load_model(spec: RunSpec) -> TwoScaleCNN:
     state = _finished_state(spec)
     if state is None:
         raise FileNotFoundError(f"final weights of run {spec.key} ({spec.label}, seed {spec.seed}) not in "
-                                f"{_ckpt_path(spec)}: call experiments.ensure_models([...]) to train them")
+                                f"{ckpt_path(spec)}: call experiments.ensure_models([...]) to train them")
     model = build_model(spec)
     best = state.get("best")
     use_best = spec.train_config().select == "val" and best is not None

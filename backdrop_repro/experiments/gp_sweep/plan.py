@@ -15,6 +15,11 @@ runs and reads their records; :mod:`.run` trains them, :mod:`.report` tables the
 Records: ``results/<profile>/gp_runs/<key>.json``; checkpoints (caches, not results):
 ``<data cache>/checkpoints/gp_sweep/<key>.pt``.
 
+The tables quote the likelihood classifier's accuracy on the test set (the reference): a
+:class:`ReferenceSpec` (the test set's recipe and the classifier's settings, keyed the same way)
+whose record ``results/<profile>/gp_reference/<key>.json`` the runner writes
+(:func:`.run.write_references`) and the report reads (:func:`read_reference`).
+
 Example
 -------
 >>> len(plan_grid("scaled"))
@@ -35,7 +40,8 @@ from ..._shared import content_key, is_int
 from ...train import TrainConfig
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "collect",
-           "load_sweep", "runs_dir", "read_record", "find_record"]
+           "load_sweep", "runs_dir", "read_record", "find_record", "ckpt_path", "REFERENCE_CLASSIFIER",
+           "ReferenceSpec", "reference_specs", "read_reference"]
 
 CONFIGS = ("none", "fine", "coarse", "both", "demo")
 STUDIES = ("grid", "data_size", "robustness")
@@ -165,7 +171,8 @@ def runs_dir(profile: str | profiles.Profile) -> Path:
     return paths.results_dir(profiles.get(profile).name) / "gp_runs"
 
 
-def _ckpt_path(spec: RunSpec) -> Path:
+def ckpt_path(spec: RunSpec) -> Path:
+    """The run's checkpoint (a cache, not a result): ``<data cache>/checkpoints/gp_sweep/<key>.pt``."""
     return paths.data_dir() / "checkpoints" / "gp_sweep" / f"{spec.key}.pt"
 
 
@@ -180,19 +187,78 @@ def read_record(path: Path, spec: Optional[RunSpec] = None) -> Optional[dict[str
 
 
 def find_record(spec: RunSpec) -> Optional[dict[str, Any]]:
-    """The spec's record in its profile's folder, else (copied from) another profile's folder; a copy
-    carries ``copied_from`` (that profile's name), so a reproduction check never counts it as a re-run."""
+    """The spec's record in its profile's folder, else one copied from another profile's folder by
+    :func:`backdrop_repro.records.adopt` (it carries ``copied_from``, so a reproduction check never
+    counts it as a re-run); None when no profile holds one."""
     own = runs_dir(spec.profile) / f"{spec.key}.json"
     rec = read_record(own, spec)
-    if rec is not None:
-        return rec
-    for other in sorted((paths.output_root() / "results").glob(f"*/gp_runs/{spec.key}.json")):
-        rec = read_record(other, spec)
-        if rec is not None:
-            rec = {**rec, "copied_from": rec.get("copied_from") or other.parent.parent.name}   # not re-run here
-            paths.write_json(own, rec)
-            return rec
-    return None
+    return rec if rec is not None else _records.adopt(spec, own, "gp_runs")
+
+
+#: the likelihood classifier of the tables' reference: :func:`backdrop_repro.gp.oracle.oracle_for_recipe`'s
+#: settings (part of the reference's key)
+REFERENCE_CLASSIFIER = {"mode": "auto", "floor": 1e-6, "amplitudes": "fixed", "window": "auto"}
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The likelihood classifier scored on a profile's test set (``method``: the test data's sampler,
+    None for the profile's; the robustness row's for its reference). Keyed like a run by
+    :meth:`to_dict`: the test set's recipe and :data:`REFERENCE_CLASSIFIER`.
+
+    Example: ``ReferenceSpec(profiles.get("default")).key == ReferenceSpec(profiles.get("replication")).key``
+    (the two profiles share their test set).
+    """
+
+    profile: profiles.Profile
+    method: Optional[str] = None
+
+    def recipes(self):
+        """``(test,)``: the :class:`~backdrop_repro.data.recipes.Recipe` of the test set scored."""
+        from ...data.recipes import split_recipe
+
+        return (split_recipe(self.profile, "test", None, self.method),)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything that defines the reference (its identity): the test recipe and the classifier's settings."""
+        return {"schema": SCHEMA_VERSION, "experiment": "gp_reference", "data": {"test": self.recipes()[0].to_dict()},
+                "classifier": dict(REFERENCE_CLASSIFIER)}
+
+    @property
+    def key(self) -> str:
+        """12-hex-digit hash of :meth:`to_dict`."""
+        return content_key(self.to_dict(), 12)
+
+    @property
+    def record_path(self) -> Path:
+        """``results/<profile>/gp_reference/<key>.json``."""
+        return paths.results_dir(self.profile.name) / "gp_reference" / f"{self.key}.json"
+
+
+def reference_specs(profile: str | profiles.Profile, records: Sequence[dict[str, Any]]) -> dict[str, ReferenceSpec]:
+    """The references the tables of ``records`` quote: ``"main"`` (the profile's test set) once there is a
+    record, and ``"robustness"`` (the robustness row's sampler) once there is a robustness record.
+
+    Example: ``reference_specs("smoke", []) == {}``.
+    """
+    p = profiles.get(profile)
+    out = {"main": ReferenceSpec(p)} if records else {}
+    if p.sweep.robustness_method and any(r["config"]["study"] == "robustness" for r in records):
+        out["robustness"] = ReferenceSpec(p, p.sweep.robustness_method)
+    return out
+
+
+def read_reference(spec: ReferenceSpec) -> Optional[dict[str, Any]]:
+    """The recorded reference as the tables quote it, ``{"test_accuracy", "method", "exact",
+    "small_scale_accuracy", "large_scale_accuracy"}`` (the last two: the first and the last scale),
+    or None when its record is missing or unusable (read by :func:`read_record`)."""
+    rec = read_record(spec.record_path, spec)
+    if rec is None or rec["final"].get("failed"):
+        return None
+    f = rec["final"]
+    sc = f.get("test_scale_accuracy") or [None]
+    return {"test_accuracy": f["test_accuracy"], "method": f["method"], "exact": bool(f["exact"]),
+            "small_scale_accuracy": sc[0], "large_scale_accuracy": sc[-1] if len(sc) > 1 else None}
 
 
 def select_best(records: Sequence[dict[str, Any]]) -> Optional[tuple[str, int]]:

@@ -6,7 +6,9 @@
   across the grid; one sentence per configuration and one overall, worded by the numbers. The
   baseline's accuracy above chance comes with its interval; if that interval reaches chance the
   overall verdict says "inconclusive" and nothing else.
-* :func:`write_tables` : ``results/<profile>/gp_sweep.json`` and ``.csv`` from every record present.
+* :func:`write_tables` : ``results/<profile>/gp_sweep.json`` and ``.csv`` from every record present,
+  quoting the likelihood classifier's accuracy from its record (written by :func:`.run.write_references`;
+  a missing one is named in the verdict, never computed here).
 * :func:`compare_with_reference` : fresh runs against a committed record of the same runs (same
   keys), judged in distribution by the rule of :mod:`.reproduction`; what ``make reproduce`` ends with.
 """
@@ -21,7 +23,7 @@ from . import plan as gs
 from . import reproduction
 from .reproduction import ReproductionError, reference_runs_dir
 
-__all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "check_reproduction", "ReproductionError", "write_tables", "results_table", "reference_classifier",
+__all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "still_learning", "check_reproduction", "ReproductionError", "write_tables", "results_table",
            "compare_with_reference", "reproduction_table"]
 
 CHANCE = 0.25
@@ -412,7 +414,7 @@ def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
     return {"kind": kind, "budget": budget, "data": data}
 
 
-def _still_learning(r: dict[str, Any]) -> Optional[str]:
+def still_learning(r: dict[str, Any]) -> Optional[str]:
     """Why the runs of a row had not finished learning at the end of their budget, or None
     (:func:`report.unfinished_reason`)."""
     return report.unfinished_reason(r["stop_reasons"], len(r["seeds"]),
@@ -421,7 +423,7 @@ def _still_learning(r: dict[str, Any]) -> Optional[str]:
 
 def _unfinished(base: dict[str, Any], cand: dict[str, Any]) -> Optional[str]:
     """Why a comparison's runs (either arm) had not finished their budget, or None."""
-    why = [f"{tag}: {w}" for tag, w in (("no backdrop", _still_learning(base)), (f"`{cand['label']}`", _still_learning(cand)))
+    why = [f"{tag}: {w}" for tag, w in (("no backdrop", still_learning(base)), (f"`{cand['label']}`", still_learning(cand)))
            if w]
     return "; ".join(why) if why else None
 
@@ -444,28 +446,6 @@ def slow_text(slow: Sequence[str]) -> str:
     """The sentence that names runs still learning at the end of their budget."""
     return ("Still learning at the end of the budget (their accuracy is that of an unfinished run): "
             + "; ".join(slow) + ".")
-
-
-def reference_classifier(profile: str | profiles.Profile, method: Optional[str] = None) -> dict[str, Any]:
-    """Accuracy of the spectral likelihood classifier (:mod:`backdrop_repro.gp.oracle`) on the test set.
-
-    ``exact`` says whether it is the exact likelihood of the data's distribution (see
-    ``oracle.is_exact``); otherwise it is an approximation, not a ceiling.
-    """
-    import numpy as np
-
-    from ...gp import oracle
-    from ...data.datasets import build_dataset, split_recipe
-
-    r = split_recipe(profile, "test", None, method)
-    ds = build_dataset(r, progress=False)
-    o = oracle.oracle_for_recipe(r)
-    images, labels = np.asarray(ds.images), np.asarray(ds.labels)
-    pred = o.predict(images)
-    exact = oracle.is_exact(r)
-    return {"test_accuracy": float(np.mean(pred == labels)), "method": r.method, "exact": bool(exact),
-            "small_scale_accuracy": float(np.mean(pred % 2 == labels % 2)),
-            "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
 
 
 def _csv_text(records: Sequence[dict[str, Any]]) -> str:
@@ -497,17 +477,23 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
     best = gs.select_best(records)
     best_label = next((s.label for s in planned if best and (s.config, s.level) == best and s.study == "grid"), None)
     summary = summarize(records)
-    refs = {}
-    if records:
-        refs["main"] = reference_classifier(p)
-        if p.sweep.robustness_method and any(r["config"]["study"] == "robustness" for r in records):
-            refs["robustness"] = reference_classifier(p, p.sweep.robustness_method)
+    refs, missing = {}, []
+    for name, spec in gs.reference_specs(p, records).items():
+        ref = gs.read_reference(spec)
+        if ref is not None:
+            refs[name] = ref
+        else:
+            missing.append(spec.record_path.relative_to(paths.output_root()).as_posix())
+    v = verdict(summary, refs.get("main"), best_label, profile=p.name, design=design_of(p))
+    if missing:
+        v["overall"] += (f" The likelihood classifier's reference is not recorded ({', '.join(missing)}): "
+                         f"`backdrop-repro sweep --profile {p.name} --collect-only` scores it.")
     sweep = {"schema": gs.SCHEMA_VERSION, "experiment": "gp_sweep", "profile": p.name,
              "settings": {"data": vars(p.data), "sweep": p.sweep.to_dict()},
              "complete": len(records) == len(planned), "n_runs": len(records), "n_planned": len(planned),
              "best_on_validation": best_label, "reference": refs, "summary": summary,
              "design": design_of(p),
-             "verdict": verdict(summary, refs.get("main"), best_label, profile=p.name, design=design_of(p)),
+             "verdict": v,
              "runs": [{k: r[k] for k in ("key", "label", "config", "final", "history", "wall_time_s", "device")}
                       for r in records],
              "run_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "this_call_wall_time_s": round(wall, 1),

@@ -1,8 +1,9 @@
 """Training the GP sweep: one runner, the launcher a parameter (local processes or submitit).
 
 :func:`run_sweep` trains the grid, then (``studies``) the data-size and robustness runs planned
-from the grid's records (:func:`.plan.plan_runs`), and ends with the collect step
-(:func:`.report.write_tables`, which only reads records). Where the runs train is the
+from the grid's records (:func:`.plan.plan_runs`), scores the likelihood classifier on the test
+sets the tables quote (:func:`write_references`: keyed records ``results/<profile>/gp_reference/<key>.json``),
+and ends with the collect step (:func:`.report.write_tables`, which only reads records). Where the runs train is the
 ``launcher``: ``"local"`` (this machine, ``jobs`` processes with one thread each, faster than
 one run with two threads) or ``"submitit"`` (SLURM job arrays through :mod:`.launch`).
 Either way every run goes through :func:`run_one`, which writes its keyed record atomically, so
@@ -30,15 +31,16 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ... import paths, profiles
+from ... import paths, profiles, records
 from ..._shared import check_device, check_int, check_members, torch_generator, torch_threads, tqdm_disable
 from ...models import TwoScaleCNN, keep_freed_memory
 from ...train import train
-from .plan import RunSpec, _ckpt_path, find_record, plan_grid, plan_runs, runs_dir
+from .plan import (REFERENCE_CLASSIFIER, ReferenceSpec, RunSpec, ckpt_path, collect, find_record, plan_grid, plan_runs,
+                   read_record, reference_specs, runs_dir)
 from .report import write_tables
 
 __all__ = ["scale_metrics", "LAUNCHERS", "run_sweep", "run_one", "run_specs", "build_model", "load_data",
-           "worker_pool"]
+           "worker_pool", "run_device", "die_with_parent", "score_reference", "write_references"]
 
 #: where the runs train: this machine (processes) or a cluster through submitit
 LAUNCHERS = ("local", "submitit")
@@ -77,7 +79,8 @@ def build_model(spec: RunSpec) -> TwoScaleCNN:
     return TwoScaleCNN.for_scales(d.size, small_cl=d.scales[0], large_cl=d.scales[-1], **kw)
 
 
-def _device(spec: RunSpec, device: Optional[str]) -> str:
+def run_device(spec: RunSpec, device: Optional[str]) -> str:
+    """The torch device a run trains on: ``device``, else the profile's; ``"auto"`` is cuda where available."""
     d = check_device(device or spec.profile.sweep.device)
     if d == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -105,11 +108,11 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
         if rec is not None:
             return rec
     else:
-        _ckpt_path(spec).unlink(missing_ok=True)
+        ckpt_path(spec).unlink(missing_ok=True)
     with torch_threads(spec.profile.sweep.threads):
         tr, va, te = load_data(spec, progress=progress)
-        dev = _device(spec, device)
-        out = train(build_model(spec), tr, te, spec.train_config(dev), checkpoint=_ckpt_path(spec), resume=True,
+        dev = run_device(spec, device)
+        out = train(build_model(spec), tr, te, spec.train_config(dev), checkpoint=ckpt_path(spec), resume=True,
                     progress=progress, val_data=va)
         name = _device_name(dev)
     final = dict(out["final"])
@@ -122,6 +125,49 @@ def run_one(spec: RunSpec, device: Optional[str] = None, reuse: bool = True, pro
            "wall_time_s": round(out["wall_time_s"], 2), "device": name, "versions": paths.versions()}
     paths.write_json(runs_dir(spec.profile) / f"{spec.key}.json", rec)
     return rec
+
+
+def score_reference(spec: ReferenceSpec, progress: bool = False) -> dict[str, Any]:
+    """Score the likelihood classifier (:func:`backdrop_repro.gp.oracle.oracle_for_recipe` with
+    :data:`.plan.REFERENCE_CLASSIFIER`) on ``spec``'s test set and write its record to
+    ``spec.record_path`` atomically; return it. ``final``: ``test_accuracy``, ``test_scale_accuracy``
+    (per scale, smallest first, as in :func:`scale_metrics`), ``method``, ``exact``
+    (:func:`~backdrop_repro.gp.oracle.is_exact`: the exact likelihood of the data, else an
+    approximation, not a ceiling); ``predictions["test"]``: one class digit per test image.
+    """
+    from ...data.datasets import build_dataset
+    from ...gp import oracle
+
+    t0 = time.perf_counter()
+    r = spec.recipes()[0]
+    ds = build_dataset(r, progress=progress)
+    images, labels = np.asarray(ds.images), np.asarray(ds.labels)
+    settings = dict(REFERENCE_CLASSIFIER)
+    pred = oracle.oracle_for_recipe(r, **settings).predict(images)
+    settings.pop("floor")
+    lengths = np.asarray(r.classes)                         # (classes, scales)
+    final = {"test_accuracy": float(np.mean(pred == labels)),
+             "test_scale_accuracy": [float(np.mean(lengths[pred, s] == lengths[labels, s])) for s in range(lengths.shape[1])],
+             "method": r.method, "exact": bool(oracle.is_exact(r, **settings))}
+    rec = {"key": spec.key, "config": spec.to_dict(), "label": "likelihood classifier", "history": [], "final": final,
+           "predictions": {"test": "".join(map(str, pred.tolist()))}, "wall_time_s": round(time.perf_counter() - t0, 2),
+           "device": "cpu", "versions": paths.versions()}
+    paths.write_json(spec.record_path, rec)
+    return rec
+
+
+def write_references(profile: str | profiles.Profile, progress: bool = False) -> dict[str, dict[str, Any]]:
+    """The records of the references the profile's tables quote (:func:`.plan.reference_specs` of the
+    records present): each read from its profile's folder, else adopted from another profile's
+    (:func:`backdrop_repro.records.adopt`: the same test set and classifier have the same key), else
+    scored (:func:`score_reference`). Returns ``{"main": record, ["robustness": record]}``; the
+    report reads them (:func:`.plan.read_reference`)."""
+    p = profiles.get(profile)
+    out = {}
+    for name, spec in reference_specs(p, collect(p)).items():
+        rec = read_record(spec.record_path, spec) or records.adopt(spec, spec.record_path, "gp_reference")
+        out[name] = rec if rec is not None else score_reference(spec, progress)
+    return out
 
 
 def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
@@ -156,7 +202,7 @@ def scale_metrics(spec: RunSpec, train_ds: Any, val_ds: Any, test_ds: Any,
 PARENT_CHECK_S = 1.0
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Worker initializer: end this process when ``parent`` dies (a SIGKILL of the sweep leaves no
     worker, and so no resource tracker, behind). On Linux the kernel sends SIGKILL at the parent's
     death (``PR_SET_PDEATHSIG``); everywhere a daemon thread polls ``os.getppid()``."""
@@ -195,9 +241,9 @@ def _submit_quietly(pool: ProcessPoolExecutor, calls: list) -> dict:
 
 
 def worker_pool(jobs: int) -> ProcessPoolExecutor:
-    """``jobs`` spawned worker processes that end when this process dies (:func:`_die_with_parent`)."""
+    """``jobs`` spawned worker processes that end when this process dies (:func:`die_with_parent`)."""
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+                               initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _fmt_s(s: float) -> str:
@@ -292,7 +338,8 @@ def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optio
     :func:`.launch.make_executor` plus ``folder``, ``runs_per_job``, ``poll_s`` and
     ``executor_factory``) and adds ``"launch": {"submitted", "jobs", "failed"}`` to the result;
     a failed job raises :class:`.launch.LaunchError` after the tables are written, and then the
-    studies are not planned. The tables are rebuilt from every record present for the profile's
+    studies are not planned. The likelihood classifier's references are recorded next
+    (:func:`write_references`), then the tables are rebuilt from every record present for the profile's
     full plan, so a subset call (``configs``/``seeds``) adds records and never drops any.
     Returns :func:`.report.write_tables`.
     """
@@ -327,6 +374,7 @@ def run_sweep(profile: str | profiles.Profile = profiles.DEFAULT, configs: Optio
     if studies and not (launcher == "submitit" and total["failed"]):
         extra = [s for s in plan_runs(p, configs, seeds) if s.study != "grid"]
         launch(extra, f"GP sweep {p.name}: data size + robustness")
+    write_references(p, progress=progress)
     sweep = write_tables(p, wall=time.perf_counter() - t0)
     if launcher == "submitit":
         sweep["launch"] = total

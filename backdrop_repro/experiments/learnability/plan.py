@@ -44,7 +44,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ... import paths, profiles
+from ... import paths, profiles, records
 from ..._shared import content_key
 from ...data.recipes import Recipe
 from ...train import TrainConfig
@@ -217,21 +217,12 @@ def ckpt_path(spec: LearnSpec) -> Path:
 
 
 def find_record(spec: LearnSpec) -> Optional[dict[str, Any]]:
-    """The spec's record in its profile's folder, else (copied from) another profile's; a copy carries
-    ``copied_from``. Unreadable records are set aside by :func:`..gp_sweep.plan.read_record`."""
+    """The spec's record in its profile's folder, else one copied from another profile's folder by
+    :func:`backdrop_repro.records.adopt` (it carries ``copied_from``). Unreadable records are set aside
+    by :func:`..gp_sweep.plan.read_record`."""
     own = spec.record_path
     rec = read_record(own, spec)
-    if rec is not None:
-        return rec
-    for other in sorted((paths.output_root() / "results").glob(f"*/learnability/{spec.key}.json")):
-        if other == own:
-            continue
-        rec = read_record(other, spec)
-        if rec is not None:
-            rec = {**rec, "copied_from": rec.get("copied_from") or other.parent.parent.name}
-            paths.write_json(own, rec)
-            return rec
-    return None
+    return rec if rec is not None else records.adopt(spec, own, "learnability")
 
 
 def read_records(specs: Sequence[LearnSpec]) -> list[tuple[LearnSpec, dict[str, Any]]]:

@@ -3,6 +3,7 @@
 :func:`load_data`: scikit-learn's bundled ``load_digits`` (1797 8×8 images, nothing is
 downloaded) as an imbalanced one-vs-rest task, split per seed into training, validation and test.
 :func:`make_model`: a linear scorer or a one-hidden-layer MLP with seeded initial weights.
+:func:`n_train`: the training-split size of a config (what the set-up texts quote).
 
 Example
 -------
@@ -18,7 +19,7 @@ from torch import nn
 from ..._shared import seed_sequence
 from ...profiles import NDSection
 
-__all__ = ["load_data", "make_model"]
+__all__ = ["load_data", "make_model", "n_train"]
 
 
 def load_data(config: NDSection, seed: int) -> dict[str, torch.Tensor]:
@@ -56,6 +57,13 @@ def load_data(config: NDSection, seed: int) -> dict[str, torch.Tensor]:
     for i, name in enumerate(("train", "val", "test")):
         out[f"x_{name}"], out[f"y_{name}"] = torch.from_numpy(x[part == i]), torch.from_numpy(y[part == i])
     return out
+
+
+def n_train(config: NDSection) -> int:
+    """Training-split size of ``config`` (an ``NDConfig`` / ``NDSection``): the split of :func:`load_data`
+    for the first seed (the stratified split has the same size for every seed).
+    Example: ``n_train(NDSection()) == 270``."""
+    return int(load_data(config, seed=int(config.seeds[0]))["y_train"].numel())
 
 
 def make_model(n_features: int, hidden: int, seed: int) -> nn.Module:

@@ -9,7 +9,10 @@ not inflated by the choice.
 
 Every function takes the dict of :func:`backdrop_repro.experiments.nondecomposable.run_experiment`
 (or its JSON read back): ``result["runs"]`` is a list of per-seed records with ``method``,
-``param``, ``label``, ``seed``, ``val_auc``, ``test_auc``, ``train_loss``, ``skipped``.
+``param``, ``label``, ``seed``, ``val_auc``, ``test_auc``, ``train_loss``, ``skipped``; the
+set-up texts (:func:`setup_text`, :func:`banner_text`) take a config and the training-split size
+counted on the data side (:func:`.data.n_train`; ``describe``/``banner`` of :mod:`.run` count and
+call them). Nothing here loads data or trains.
 
 Example
 -------
@@ -24,7 +27,7 @@ import numpy as np
 
 from ... import report
 
-__all__ = ["describe", "banner", "n_train", "select_best", "comparisons", "headline", "summary_table", "comparison_table",
+__all__ = ["setup_text", "banner_text", "select_best", "comparisons", "headline", "summary_table", "comparison_table",
            "verdict", "findings", "collect", "MARGIN_AUC"]
 
 FULL = "full batch"
@@ -127,14 +130,6 @@ def collect(profile: str, alpha: float = 0.05) -> dict[str, Any]:
 
 #: a batch holding at least this share of the training split is called "nearly full batch"
 NEAR_FULL = 0.8
-
-
-def n_train(config: Any) -> int:
-    """Training-split size of ``config`` (an ``NDConfig`` / ``NDSection``): the split of
-    :func:`~.data.load_data` for the first seed (the stratified split has the same size for every seed)."""
-    from .data import load_data
-
-    return int(load_data(config, seed=int(config.seeds[0]))["y_train"].numel())
 
 
 def _near_full(batch_sizes: Any, n: int) -> list[int]:
@@ -247,25 +242,26 @@ def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
     return "\n".join(lines)
 
 
-def banner(config: Any) -> str:
+def banner_text(config: Any, n_train: int) -> str:
     """One line naming this experiment's own settings (for the header of an executed notebook copy):
-    task, training-split size, steps, seeds, batch sizes and blocking probabilities of ``config``
-    (an ``NDConfig`` / ``NDSection``), never the GP sweep's.
+    task, training-split size ``n_train`` (counted by :func:`.data.n_train`), steps, seeds, batch sizes
+    and blocking probabilities of ``config`` (an ``NDConfig`` / ``NDSection``), never the GP sweep's.
 
-    Example: ``banner(profiles.get("smoke").nondecomposable)`` starts ``"digit 8 vs rest"``.
+    Example: ``banner_text(profiles.get("smoke").nondecomposable, 270)`` starts ``"digit 8 vs rest"``.
     """
-    return (f"digit {config.positive_digit} vs rest on `load_digits`, {n_train(config)} training samples, "
+    return (f"digit {config.positive_digit} vs rest on `load_digits`, {n_train} training samples, "
             f"{config.steps} steps, {len(config.seeds)} seeds; minibatch B ∈ {{{', '.join(map(str, config.batch_sizes))}}}, "
             f"backdrop p ∈ {{{', '.join(f'{p:g}' for p in config.mask_probs)}}}")
 
 
-def describe(config: Any) -> str:
-    """Markdown describing the set-up of ``config`` (an ``NDConfig``; for the notebook, every number from it).
+def setup_text(config: Any, n_train: int) -> str:
+    """Markdown describing the set-up of ``config`` (an ``NDConfig``; for the notebook, every number from it
+    and from ``n_train``, the training-split size counted by :func:`.data.n_train`).
 
-    Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
+    Example: ``"digit 8" in setup_text(profiles.get("smoke").nondecomposable, 270)``.
     """
     model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
-    n = n_train(config)
+    n = n_train
     near = _near_full(config.batch_sizes, n)
     near_txt = (f" With {n} training samples, B = {', '.join(map(str, near))} is nearly full batch (each step sees "
                 f"≥ {NEAR_FULL:.0%} of the split)." if near else "")

@@ -43,9 +43,9 @@ from ..._shared import check_writable, content_key, is_int, is_real, torch_gener
 from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ...masking import BackdropMask
 from ...train import make_optimizer
-from .data import load_data, make_model
+from .data import load_data, make_model, n_train
 from .fidelity import gradient_fidelity
-from .report import comparisons, headline
+from .report import banner_text, comparisons, headline, setup_text
 
 METHODS = ("full", "minibatch", "backdrop")
 _OPTIM_FIELDS = tuple(f.name for f in fields(profiles.OptimSection))
@@ -53,7 +53,7 @@ FIDELITY_PRETRAIN_STEPS = 100
 CSV_FIELDS = ("method", "param", "label", "seed", "val_auc", "test_auc", "train_auc", "train_loss", "skipped", "wall_s")
 
 __all__ = ["METHODS", "NDConfig", "get_config", "train_run", "fidelity", "run_experiment", "results_name",
-           "write_results"]
+           "write_results", "describe", "banner"]
 
 
 @dataclass(frozen=True)
@@ -258,6 +258,24 @@ def fidelity(config: NDConfig, seed: int, data: Optional[dict[str, torch.Tensor]
             opt.step()
         return {"seed": int(seed), "n_draws": config.fidelity_draws, "pretrain_steps": int(pretrain_steps),
                 "at_init": at_init, "after_100_steps": gradient_fidelity(model, x, y, settings, **kw)}
+
+
+def describe(config: NDConfig | profiles.NDSection) -> str:
+    """Markdown describing the set-up of ``config`` for the notebook: :func:`.report.setup_text` with the
+    training-split size counted on the data (:func:`.data.n_train`).
+
+    Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
+    """
+    return setup_text(config, n_train(config))
+
+
+def banner(config: NDConfig | profiles.NDSection) -> str:
+    """One line naming this experiment's own settings for the header of an executed notebook copy:
+    :func:`.report.banner_text` with the training-split size counted on the data (:func:`.data.n_train`).
+
+    Example: ``banner(profiles.get("smoke").nondecomposable)`` starts ``"digit 8 vs rest"``.
+    """
+    return banner_text(config, n_train(config))
 
 
 def results_name(profile: str, config: NDConfig) -> str:

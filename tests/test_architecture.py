@@ -1,0 +1,157 @@
+"""The package's import rules, read from the source with ``ast`` (issue 26 item 3): reports only read
+(no report module imports the data or GP packages, so none builds a dataset or scores a classifier), and
+no private name (``_x``) is used across module lines."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from backdrop_repro import profiles
+
+PACKAGE = Path(__file__).resolve().parent.parent / "backdrop_repro"
+
+#: the modules that read records and verdict data only
+READERS = sorted([*PACKAGE.glob("experiments/*/report.py"), PACKAGE / "experiments" / "gp_sweep" / "reproduction.py",
+                  PACKAGE / "report.py", PACKAGE / "glance.py"])
+#: what a reader never imports: the code that builds datasets (the GP sets, the digits split) and scores the
+#: likelihood classifier
+COMPUTE = ("backdrop_repro.data", "backdrop_repro.gp", "backdrop_repro.experiments.nondecomposable.data")
+
+
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _source(node: ast.ImportFrom, module: str, path: Path) -> str:
+    """The absolute module name an ``ImportFrom`` in ``module`` (file ``path``) imports from."""
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every module ``path`` imports, at any depth (inside functions too);
+    ``from a import b`` counts as ``a.b`` when that is a module of the package, else as ``a``."""
+    module, out = _name(path), []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            src = _source(node, module, path)
+            out += [(node.lineno, f"{src}.{a.name}" if f"{src}.{a.name}" in MODULES else src) for a in node.names]
+    return out
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names of another module of the package that ``path`` imports or reads as an attribute."""
+    module, tree, found = _name(path), ast.parse(path.read_text()), []
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            src = _source(node, module, path)
+            if not src.startswith("backdrop_repro"):
+                continue
+            for a in node.names:
+                if f"{src}.{a.name}" in MODULES:                     # a module (``_shared``, ``_common``)
+                    aliases[a.asname or a.name] = f"{src}.{a.name}"
+                elif a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"line {node.lineno}: from {src} import {a.name}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("backdrop_repro") and a.asname:
+                    aliases[a.asname] = a.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")
+                and f"{aliases[node.value.id]}.{node.attr}" not in MODULES):
+            found.append(f"line {node.lineno}: {node.value.id}.{node.attr} ({aliases[node.value.id]})")
+    return found
+
+
+def test_the_readers_are_found():
+    names = {_name(p) for p in READERS}
+    assert {"backdrop_repro.report", "backdrop_repro.glance", "backdrop_repro.experiments.gp_sweep.report",
+            "backdrop_repro.experiments.nondecomposable.report"} <= names and all(p.exists() for p in READERS)
+
+
+@pytest.mark.parametrize("path", READERS, ids=_name)
+def test_reports_only_read(path):
+    """No report imports the data or GP packages: the likelihood classifier's reference is a record
+    the runner writes (``gp_sweep.run.write_references``), the digits split is counted on the data side."""
+    bad = [f"line {n}: {m}" for n, m in _imports(path) if any(m == c or m.startswith(c + ".") for c in COMPUTE)]
+    assert not bad, f"{_name(path)} imports code that computes: {bad}"
+
+
+def test_the_import_scan_sees_imports_inside_functions():
+    f = PACKAGE / "experiments" / "gp_sweep" / "run.py"
+    assert any(m.startswith("backdrop_repro.data") for _, m in _imports(f))    # score_reference builds the test set
+
+
+def test_no_private_name_crosses_a_module_line():
+    found = {m: _private_uses(p) for m, p in MODULES.items()}
+    found = {m: f for m, f in found.items() if f}
+    assert not found, f"private names used from another module (make them public): {found}"
+
+
+def test_the_tables_read_the_reference_record_and_name_a_missing_one(tmp_path, monkeypatch):
+    """The collect step builds no dataset: without the reference record the verdict says so in one
+    sentence; with it, the tables quote it, as the committed tables do."""
+    import json
+    import shutil
+
+    from backdrop_repro.data import datasets
+    from backdrop_repro.experiments.gp_sweep import plan, report
+
+    root = PACKAGE.parent
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(datasets, "build_dataset", lambda *a, **k: pytest.fail("the report built a dataset"))
+    shutil.copytree(root / "results" / "default" / "gp_runs", tmp_path / "out" / "results" / "default" / "gp_runs")
+    spec = plan.ReferenceSpec(profiles.get("default"))
+    sweep = report.write_tables("default")
+    assert sweep["reference"] == {}
+    assert sweep["verdict"]["overall"].endswith(f"The likelihood classifier's reference is not recorded "
+                                                f"(results/default/gp_reference/{spec.key}.json): `backdrop-repro "
+                                                "sweep --profile default --collect-only` scores it.")
+    committed = json.loads((root / "results" / "default" / "gp_sweep.json").read_text())
+    ref = committed["reference"]["main"]
+    assert ref["test_accuracy"] == 1.0                  # so every prediction is right (labels interleave)
+    n = spec.recipes()[0].n_classes * spec.recipes()[0].per_class
+    rec = {"key": spec.key, "config": spec.to_dict(), "label": "likelihood classifier", "history": [],
+           "final": {"test_accuracy": 1.0, "test_scale_accuracy": [ref["small_scale_accuracy"], ref["large_scale_accuracy"]],
+                     "method": ref["method"], "exact": ref["exact"]},
+           "predictions": {"test": "".join(str(i % 4) for i in range(n))}}
+    spec.record_path.parent.mkdir(parents=True)
+    spec.record_path.write_text(json.dumps(rec))
+    sweep = report.write_tables("default")
+    assert sweep["reference"] == committed["reference"] and sweep["verdict"] == committed["verdict"]
+
+
+def test_the_runner_scores_the_reference_as_the_tables_did(tmp_path, monkeypatch):
+    import numpy as np
+
+    from backdrop_repro.data.datasets import build_dataset
+    from backdrop_repro.experiments.gp_sweep import plan, run
+    from backdrop_repro.gp import oracle
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    spec = plan.ReferenceSpec(profiles.get("smoke"))
+    rec = run.score_reference(spec)
+    assert plan.read_record(spec.record_path, spec) == rec and rec["key"] == spec.key
+    r = spec.recipes()[0]
+    ds = build_dataset(r, progress=False)
+    images, labels = np.asarray(ds.images), np.asarray(ds.labels)
+    pred = oracle.oracle_for_recipe(r).predict(images)        # the collect step's computation before the record
+    assert plan.read_reference(spec) == {
+        "test_accuracy": float(np.mean(pred == labels)), "method": r.method, "exact": bool(oracle.is_exact(r)),
+        "small_scale_accuracy": float(np.mean(pred % 2 == labels % 2)),
+        "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
+    other = plan.ReferenceSpec(profiles.get("smoke"), "fft")
+    assert other.key != spec.key and set(run.write_references("smoke")) == set()   # no run record: no reference
