@@ -21,13 +21,13 @@ CLI_MODULES = ("data.datasets", "data.zenodo", "experiments.gp_sweep.cli", "expe
 def _cmd_notebooks(args: argparse.Namespace) -> None:
     from .notebooks import run_notebooks
 
-    run_notebooks(args.profile, args.names or None)
+    run_notebooks(profiles.get(args.profile), args.names or None)      # resolved once, here
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce
 
-    reproduce(args.profile, reuse=args.reuse, reference=args.reference, jobs=args.jobs)
+    reproduce(profiles.get(args.profile), reuse=args.reuse, reference=args.reference, jobs=args.jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -251,7 +251,6 @@ def _worker(wid: int, tasks: Any, results: Any, device: str, threads: int, rehea
         spec = tasks.get()
         if spec is None:
             return
-        profiles.PROFILES.setdefault(spec.profile.name, spec.profile)
         t = time.monotonic()
         try:
             if rehearsal_s > 0:
@@ -368,12 +367,12 @@ def _data_bytes(spec: RunSpec) -> int:
     return sum(estimate_bytes(r) for r in spec.recipes())
 
 
-def check_args(out: "str | Path", profile: str, deadline_s: Any, device: Any, jobs: Any, min_seeds: Any,
+def check_args(out: "str | Path", profile: str | profiles.Profile, deadline_s: Any, device: Any, jobs: Any, min_seeds: Any,
                max_seeds: Any, max_jobs: Any) -> Path:
     """Every argument of the window checked before any work: one ``ValueError`` naming the flag and
     what it accepts. ``out`` must be a new or empty folder (a second window never replaces the first
     one's ``records.tar.gz``). Returns ``out`` as a Path."""
-    profiles.check(profile)
+    profiles.get(profile)
     if not is_real(deadline_s) or not math.isfinite(deadline_s) or deadline_s <= MARGIN_S:
         raise ValueError(f"--deadline-s must be a finite number of seconds > {MARGIN_S:g} (the margin kept for "
                          f"packing), got {deadline_s!r}")
@@ -412,7 +411,7 @@ def _point_env(work: Optional["str | Path"]) -> tuple[Path, dict[str, Optional[s
     return work, saved
 
 
-def run_window(out: str | Path, profile: str = "paper", deadline_s: float = 510.0, device: str = "auto",
+def run_window(out: str | Path, profile: str | profiles.Profile = "paper", deadline_s: float = 510.0, device: str = "auto",
                jobs: Optional[int] = None, min_seeds: int = 5, max_seeds: int = 20, work: Optional[str | Path] = None,
                max_jobs: int = 6, rehearsal_s: float = 0.0, echo: bool = True) -> dict[str, Any]:
     """Run the window (module docstring) and pack its results into ``out``; returns the summary

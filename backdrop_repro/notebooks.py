@@ -1,4 +1,11 @@
-"""Execute the project's notebooks headlessly with papermill (``backdrop-repro notebooks``)."""
+"""Execute the project's notebooks headlessly with papermill (``backdrop-repro notebooks``).
+
+Every notebook's ``parameters`` cell declares ``profile`` (a name) and ``profile_spec`` (None). The kernel
+is a fresh process whose table holds only the package's own profiles, so for any other profile (one
+registered at run time, or a shipped name replaced) :func:`run_notebooks` also passes ``profile_spec``,
+the profile serialised by :meth:`~backdrop_repro.profiles.Profile.to_dict` as JSON; the notebook's first
+code cell calls :func:`backdrop_repro.profiles.resolve` with both, which rebuilds and registers it there.
+"""
 from __future__ import annotations
 
 import json
@@ -91,7 +98,7 @@ def rebase_links(text: str, src_dir: str, dst_dir: str) -> str:
     return _LINK.sub(sub, text)
 
 
-def profile_summary(name: str, profile: str) -> str:
+def profile_summary(name: str, profile: str | profiles.Profile) -> str:
     """What of ``profile`` the notebook ``name`` runs, for the header of its executed copy: the
     numbers come from the profile section that notebook reads (``non-decomposable``: its own
     seeds and settings; the demos: their image sizes and the training data they build), never from
@@ -112,15 +119,17 @@ def profile_summary(name: str, profile: str) -> str:
     return p.description
 
 
-def copy_header(name: str, profile: str, copy_dir: str, root: Optional[Path] = None) -> str:
+def copy_header(name: str, profile: str | profiles.Profile, copy_dir: str, root: Optional[Path] = None) -> str:
     """The note that opens an executed copy: which profile ran, the command, and links (from
     ``copy_dir``, relative to the checkout root) to the source notebook and to the executed copies
     of other profiles that exist under ``root`` (default: :func:`output_root`). No timestamp, so
     re-running gives the same file. Example: ``copy_header("backdrop-demo", "default", "results/default/notebooks")``.
     """
     root = Path(root) if root is not None else output_root()
+    p = profiles.get(profile)
+    profile = p.name
     src = posixpath.relpath(f"notebooks/{name}.ipynb", copy_dir)
-    lines = [f"> **Executed copy at profile `{profile}`** ({profile_summary(name, profile)}), written by",
+    lines = [f"> **Executed copy at profile `{profile}`** ({profile_summary(name, p)}), written by",
              f"> `backdrop-repro notebooks --profile {profile}` from the source notebook",
              f"> [`notebooks/{name}.ipynb`]({src}) (which is committed with `smoke` outputs for CI)."]
     others = [q for q in profiles.names() if q != profile
@@ -131,7 +140,8 @@ def copy_header(name: str, profile: str, copy_dir: str, root: Optional[Path] = N
     return "\n".join(lines)
 
 
-def rewrite_copy(nb: dict, name: str, profile: str, copy_dir: str, root: Optional[Path] = None) -> dict:
+def rewrite_copy(nb: dict, name: str, profile: str | profiles.Profile, copy_dir: str,
+                 root: Optional[Path] = None) -> dict:
     """Turn an executed notebook (``nb``, parsed JSON) into a copy that reads right where it sits.
 
     The first markdown cell's first blockquote (the source's note about its smoke outputs) is
@@ -154,7 +164,7 @@ def rewrite_copy(nb: dict, name: str, profile: str, copy_dir: str, root: Optiona
             text = _replace_note(text, header)
             first = False
         cell["source"] = text
-    meta.update(profile=profile, links_from=copy_dir)
+    meta.update(profile=profiles.get(profile).name, links_from=copy_dir)
     return nb
 
 
@@ -171,16 +181,16 @@ def _replace_note(text: str, header: str) -> str:
     return "\n".join(lines[:at] + ["", *header.split("\n"), ""] + lines[at:])
 
 
-def refresh_copies(profile: str, names: Optional[Sequence[str]] = None) -> list[Path]:
+def refresh_copies(profile: str | profiles.Profile, names: Optional[Sequence[str]] = None) -> list[Path]:
     """Rewrite the header (and, once, the links) of existing executed copies without re-running
     them: ``python -m backdrop_repro.notebooks --refresh quick``. Returns the rewritten paths."""
-    profiles.check(profile)
+    p = profiles.get(profile)
     done = []
     for name in names or NOTEBOOKS + ON_DEMAND:
-        path = results_dir(profile) / "notebooks" / f"{name}.ipynb"
+        path = results_dir(p) / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
             continue
-        nb = rewrite_copy(json.loads(path.read_text()), name, profile, _copy_dir(path.parent, profile))
+        nb = rewrite_copy(json.loads(path.read_text()), name, p, _copy_dir(path.parent, p.name))
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         done.append(path)
@@ -278,6 +288,9 @@ def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
             raise ValueError(f"parameter {key!r} is not a parameter of {', '.join(names)}; they take "
                              f"{sorted(declared)}")
         default = declared[key]
+        if key == "profile_spec":
+            raise ValueError("parameter profile_spec is set by run_notebooks from the profile (pass a Profile "
+                             "or register it with profiles.register)")
         if key == "profile":
             profiles.check(value)
             continue
@@ -301,12 +314,15 @@ def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
     return parameters
 
 
-def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
+def run_notebooks(profile: str | profiles.Profile = profiles.DEFAULT, names: Optional[Sequence[str]] = None,
                   out_dir: Optional[Path] = None, parameters: Optional[dict] = None) -> list[Path]:
-    """Run notebooks with papermill at ``profile``; write executed copies to ``out_dir``.
+    """Run notebooks with papermill at ``profile`` (a name, resolved once here, or a Profile); write
+    executed copies to ``out_dir``.
 
     ``out_dir`` defaults to ``results/<profile>/notebooks``. Every notebook receives the
-    parameter ``profile`` (plus ``parameters``). Each executed copy opens with a note saying
+    parameter ``profile`` (the name; plus ``parameters``) and, for a profile that is not one of the
+    package's own (:func:`~backdrop_repro.profiles.shipped`), ``profile_spec``: the profile as JSON,
+    which the kernel rebuilds and registers (module docstring). Each executed copy opens with a note saying
     which profile ran and how (:func:`rewrite_copy`), with links that resolve from where the
     copy sits. Progress bars inside the notebooks are turned
     off (they would be stored as text in the executed copies); one line per notebook reports
@@ -320,17 +336,20 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
     import papermill as pm
 
     absolute_env()          # the kernels run in notebooks/: they inherit absolute folders
-    profiles.check(profile)
+    p = profiles.get(profile)
     names = list(names or NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS + ON_DEMAND]
     if unknown:
         raise ValueError(f"names must be among {NOTEBOOKS + ON_DEMAND}, got {unknown}")
     parameters = check_parameters(names, parameters)          # before any notebook runs
     src = notebooks_source_dir()
-    out_dir = Path(out_dir) if out_dir else results_dir(profile) / "notebooks"
+    out_dir = Path(out_dir) if out_dir else results_dir(p) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    clean_package_orphans(profile)
+    clean_package_orphans(p.name)
+    profile = p.name
     params = {"profile": profile, **(parameters or {})}
+    if params["profile"] == profile and not profiles.shipped(p):   # the kernel's table lacks it: it travels
+        params["profile_spec"] = json.dumps(p.to_dict())
     done = []
     old = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
@@ -353,7 +372,7 @@ def run_notebooks(profile: str = profiles.DEFAULT, names: Optional[Sequence[str]
                 nb = json.loads(tmp.read_text())
                 meta = nb.get("metadata", {}).get("papermill", {})
                 meta.update(input_path=f"notebooks/{name}.ipynb", output_path=_relative(out))
-                rewrite_copy(nb, name, profile, _copy_dir(out_dir, profile))
+                rewrite_copy(nb, name, p, _copy_dir(out_dir, profile))
                 strip_timings(nb)
                 tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             print(f"[backdrop-repro {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s",

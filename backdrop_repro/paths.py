@@ -40,7 +40,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from .profiles import Profile
 
 try:
     import fcntl
@@ -125,10 +128,12 @@ def figures_dir() -> Path:
     return path
 
 
-def results_dir(profile: str) -> Path:
-    from .profiles import check
+def results_dir(profile: str | Profile) -> Path:
+    """``results/<profile>`` (made if missing). A :class:`~backdrop_repro.profiles.Profile` gives its own
+    name (no look-up: a worker process needs no table); a name must be in the table."""
+    from .profiles import Profile, check
 
-    path = output_root() / "results" / check(profile)
+    path = output_root() / "results" / (profile.name if isinstance(profile, Profile) else check(profile))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

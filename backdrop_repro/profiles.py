@@ -23,6 +23,10 @@ read it. Adding a profile is one :func:`register` call (or one entry in :data:`P
     >>> _ = register(p)                         # doctest: +SKIP
     >>> # now `--profile tiny` works
 
+A name is looked up once, at a front door (:func:`get`; a notebook's first cell: :func:`resolve`);
+below it the package passes the :class:`Profile` itself, to worker processes too (it pickles), and to
+a notebook kernel as JSON (:meth:`Profile.to_dict` / :func:`from_dict`) when it is not :func:`shipped`.
+
 Profiles shipped:
 
 ``smoke``   seconds; tests and the CI-executed notebooks (tiny images, few steps).
@@ -49,12 +53,15 @@ Profiles shipped:
 """
 from __future__ import annotations
 
+import json
 import numbers
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Optional
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any, Optional, Union
 
 __all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection",
-           "ConfirmTask", "ConfirmSection", "Profile", "PROFILES", "names", "get", "register", "check"]
+           "ConfirmTask", "ConfirmSection", "Profile", "PROFILES", "names", "get", "register", "check", "from_dict",
+           "resolve", "shipped"]
 
 
 #: the optimisers of :class:`OptimSection` (built by :func:`backdrop_repro.train.make_optimizer`)
@@ -351,6 +358,13 @@ class ConfirmSection:
 
 @dataclass(frozen=True)
 class Profile:
+    """One profile: its ``name``, a one-line ``description`` and a section per consumer.
+
+    A resolved profile is what the package passes below its front doors (and to worker processes:
+    it pickles); :meth:`to_dict` / :func:`from_dict` carry it as JSON where only text travels (a
+    notebook kernel's papermill parameters), so a profile registered at run time needs no table there.
+    """
+
     name: str
     description: str
     data: DataSection
@@ -359,6 +373,42 @@ class Profile:
     demo: DemoSection = field(default_factory=DemoSection)
     learnability: Optional[LearnSection] = None
     confirm: Optional[ConfirmSection] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, nested sections as dicts (JSON-ready); :func:`from_dict` rebuilds the profile.
+
+        >>> from_dict(json.loads(json.dumps(get("smoke").to_dict()))) == get("smoke")
+        True
+        """
+        return asdict(self)
+
+
+def _build(hint: Any, value: Any) -> Any:
+    """``value`` (parsed JSON) as the type ``hint`` of a profile field: sections rebuilt, lists as tuples."""
+    if is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        if not isinstance(value, dict):
+            raise ValueError(f"{hint.__name__} must be given as a dict, got {value!r}")
+        unknown = sorted(set(value) - set(hints))
+        if unknown:
+            raise ValueError(f"{hint.__name__} has no field(s) {unknown}")
+        return hint(**{k: _build(hints[k], v) for k, v in value.items()})
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        if value is None:
+            return None
+        return _build(next(a for a in args if a is not type(None)), value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v) for v in value)
+        return tuple(_build(a, v) for a, v in zip(args, value)) if len(args) == len(value) else tuple(value)
+    return value
+
+
+def from_dict(spec: "dict[str, Any] | str") -> Profile:
+    """The :class:`Profile` of ``spec``: :meth:`Profile.to_dict`'s dict, or that dict as a JSON string.
+    Not registered (see :func:`resolve`); a bad value fails as the profile's sections check it."""
+    return _build(Profile, json.loads(spec) if isinstance(spec, str) else spec)
 
 
 _SCALED_DATA = DataSection(size=256, scales=((2.375, 2.5), (20.0, 35.0)))
@@ -469,6 +519,8 @@ PROFILES: dict[str, Profile] = {
 
 #: the profile of ``make reproduce`` and of every CLI command without ``--profile``
 DEFAULT = "default"
+#: the table as the package ships it (what a fresh process, e.g. a notebook kernel, holds before any register)
+_SHIPPED: dict[str, Profile] = dict(PROFILES)
 
 
 def names() -> tuple[str, ...]:
@@ -484,10 +536,37 @@ def check(name: str) -> str:
 
 
 def get(name: "str | Profile") -> Profile:
-    """The :class:`Profile` called ``name`` (a :class:`Profile` is returned as it is)."""
+    """The :class:`Profile` called ``name`` (a :class:`Profile` is returned as it is): the one look-up
+    in the table, made once at a front door (CLI, :func:`~backdrop_repro.reproduce.reproduce`, a
+    notebook's first cell, a public function given a name); everything below takes the object."""
     if isinstance(name, Profile):
         return name
     return PROFILES[check(name)]
+
+
+def shipped(profile: Profile) -> bool:
+    """Whether ``profile`` is one of the package's own entries, unchanged (so any fresh process has it)."""
+    return _SHIPPED.get(profile.name) == profile
+
+
+def resolve(name: "str | Profile", spec: "dict[str, Any] | str | None" = None) -> Profile:
+    """A notebook's front door: the profile ``name``, rebuilt from ``spec`` (:meth:`Profile.to_dict`, as
+    dict or JSON; papermill's ``profile_spec``) when given, and then registered in this process's table
+    (replacing an entry of the same name), so a profile registered at run time in the process that
+    started the kernel is the one the kernel runs. Without ``spec``: :func:`get`.
+
+    >>> resolve("smoke") is get("smoke")
+    True
+    """
+    if spec is None:
+        return get(name)
+    p = from_dict(spec)
+    want = name.name if isinstance(name, Profile) else name
+    if p.name != want:
+        raise ValueError(f"profile_spec describes profile {p.name!r}, not {want!r}")
+    if PROFILES.get(p.name) != p:
+        register(p, overwrite=True)
+    return PROFILES[p.name]
 
 
 def register(profile: Profile, overwrite: bool = False) -> Profile:

@@ -34,9 +34,10 @@ def _say(msg: str) -> None:
     print(f"[backdrop-repro reproduce] {msg}", file=sys.stderr, flush=True)
 
 
-def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: str | None = "replication",
+def reproduce(profile: str | profiles.Profile = profiles.DEFAULT, reuse: bool = False, reference: str | None = "replication",
               jobs: int | None = None) -> Path:
-    """Run the whole main job at ``profile``; return the path of the reproduction report."""
+    """Run the whole main job at ``profile`` (a name, resolved once here, or a Profile); return the path
+    of the reproduction report."""
     from .experiments.gp_sweep import reproduction as gp_repro
     from .experiments.gp_sweep import run as gp_run
     from .notebooks import run_notebooks
@@ -65,7 +66,7 @@ def reproduce(profile: str = profiles.DEFAULT, reuse: bool = False, reference: s
         _, result = gp_repro.write_report(p, reference, path, [swept])
     else:
         paths.write_text(path, f"# Reproduction check: profile `{p.name}`\n\nNo reference profile to compare with.\n")
-    run_notebooks(p.name)
+    run_notebooks(p)
     if reference:
         _, result = gp_repro.write_report(p, reference, path, [swept, f"Wall time of `reproduce` (after set-up, "
                                                                   f"notebooks included): {time.perf_counter() - t0:.0f} s."])

@@ -63,3 +63,61 @@ def test_every_training_section_reads_its_one_optimiser_section():
     # the non-decomposable experiment's SGD is plain SGD (momentum 0), said by its section, not by its code
     assert smoke.nondecomposable.momentum == 0.0 and "momentum" not in get_config("smoke").to_dict()
     assert get_config("smoke", momentum=0.5).to_dict()["momentum"] == 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# a resolved Profile below the front doors (issue 26 item 1)
+# --------------------------------------------------------------------------------------------
+def test_every_shipped_profile_survives_json_and_is_shipped():
+    import json
+
+    for name in profiles.names():
+        p = profiles.get(name)
+        assert profiles.from_dict(json.dumps(p.to_dict())) == p == profiles.from_dict(p.to_dict())
+        assert profiles.shipped(p)
+    odd = replace(profiles.get("smoke"), description="changed")
+    assert not profiles.shipped(odd)
+    with pytest.raises(ValueError, match="describes profile 'smoke', not 'default'"):
+        profiles.resolve("default", json.dumps(odd.to_dict()))
+
+
+def test_keys_and_recipes_need_no_table(monkeypatch):
+    """Below the front door nothing looks the profile up again: keys are computed from the object."""
+    p = replace(profiles.get("smoke"), name="unregistered")           # in no table
+    specs = plan_grid(p, seeds=[0])
+    monkeypatch.setattr(profiles, "get", lambda *a: pytest.fail("looked up again"))
+    monkeypatch.setattr(profiles, "check", lambda *a: pytest.fail("looked up again"))
+    assert len({s.key for s in specs}) == len(specs) and all(s.key == s.key for s in specs)
+
+
+def test_a_profile_registered_at_run_time_trains_collects_and_executes_its_notebook(tmp_path, monkeypatch):
+    """`profiles.register` in this process only: worker processes and the notebook kernel have their own
+    (shipped) table; the profile travels as an object (workers) and as ``profile_spec`` (the kernel)."""
+    import json
+
+    from backdrop_repro.experiments.gp_sweep import report as gp_report
+    from backdrop_repro.experiments.gp_sweep.run import run_sweep
+    from backdrop_repro.notebooks import run_notebooks
+
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    smoke = profiles.get("smoke")
+    tiny = replace(smoke, name="runtime-tiny", description="a profile registered at run time (test)",
+                   data=replace(smoke.data, per_class=4, val_per_class=4, test_per_class=8),
+                   sweep=replace(smoke.sweep, epochs=2, eval_every=1, configs=("none", "fine"), data_sizes=(),
+                                 robustness_method=None, jobs=2))
+    profiles.register(tiny)
+    try:
+        sweep = run_sweep("runtime-tiny", progress=False)                 # 2 spawned workers, no table entry there
+        assert sweep["n_runs"] == sweep["n_planned"] == 4 and sweep["profile"] == "runtime-tiny"
+        assert gp_report.write_tables(tiny)["n_runs"] == 4                # collect: the records on disk
+        [out] = run_notebooks("runtime-tiny", ["gp-training"], out_dir=tmp_path / "nb")
+        nb = json.loads(out.read_text())
+        params = nb["metadata"]["papermill"]["parameters"]
+        assert params["profile"] == "runtime-tiny" and profiles.from_dict(params["profile_spec"]) == tiny
+        text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+        assert "profile runtime-tiny: a profile registered at run time (test)" in text
+        assert "4/4 runs" in text
+    finally:
+        profiles.PROFILES.pop("runtime-tiny", None)

@@ -229,7 +229,7 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
 # CLI: backdrop-repro generate
 # --------------------------------------------------------------------------------------------
 def _cmd_generate(args: argparse.Namespace) -> None:
-    rec = split_recipe(args.profile, args.split)
+    rec = split_recipe(profiles.get(args.profile), args.split)     # the front door: resolved once
     changes = {}
     if args.method:
         changes["method"] = args.method

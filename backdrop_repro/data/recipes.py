@@ -160,9 +160,10 @@ def split_recipe(profile: "str | profiles.Profile", split: str = "train", per_cl
     ``split`` is ``"train"``, ``"val"`` or ``"test"`` (independent seeds); ``per_class`` and
     ``method`` override the profile's (data-size curve, robustness row); ``run_seed`` picks the
     run's own training/validation sets when the profile has ``per_seed_data``.
+    A :class:`~backdrop_repro.profiles.Profile` is read as it is (no look-up in the table).
     Example: ``split_recipe("default", "test").per_class == 250``.
     """
-    d = profiles.get(profile).data
+    d = (profile if isinstance(profile, profiles.Profile) else profiles.get(profile)).data
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     n = {"train": d.per_class, "val": d.val_per_class, "test": d.test_per_class}[split]

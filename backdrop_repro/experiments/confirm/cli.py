@@ -12,13 +12,14 @@ __all__ = ["add_cli"]
 def _cmd(args: argparse.Namespace) -> None:
     from .plan import section
 
-    section(args.profile)                                    # a profile with a confirm section, before any work
+    p = profiles.get(args.profile)                           # resolved once: the object from here on
+    section(p)                                               # a profile with a confirm section, before any work
     if args.write_preregistration:
         if args.collect_only or args.jobs is not None or args.device is not None:
             raise SystemExit("--write-preregistration takes no --collect-only/--jobs/--device: it only writes the file")
         from .prereg import write
 
-        pre = write(args.profile)
+        pre = write(p)
         print(f"wrote {pre['path']} (sha256 {pre['sha256']}); commit it before the first run")
         return
     if args.collect_only:
@@ -26,11 +27,11 @@ def _cmd(args: argparse.Namespace) -> None:
             raise SystemExit("--collect-only trains nothing: drop --jobs/--device")
         from .report import write_summary
 
-        summary = write_summary(args.profile)
+        summary = write_summary(p)
     else:
         from .run import run_study
 
-        summary = run_study(args.profile, jobs=args.jobs, device=args.device, progress=True)
+        summary = run_study(p, jobs=args.jobs, device=args.device, progress=True)
     print(summary.get("answer", ""))
 
 

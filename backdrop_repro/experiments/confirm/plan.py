@@ -71,7 +71,7 @@ class ConfirmSpec(LearnSpec):
 
 def records_dir(profile: "str | profiles.Profile") -> Path:
     """``results/<profile>/runs``: one JSON record per run."""
-    return paths.results_dir(profiles.get(profile).name) / "runs"
+    return paths.results_dir(profiles.get(profile)) / "runs"
 
 
 def preregistration_rel(profile: "str | profiles.Profile") -> Path:

@@ -59,10 +59,11 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     import sys
 
     check_args(args)                                                # before any work
+    p = profiles.get(args.profile)                                  # resolved once: the object from here on
     if args.collect_only:
-        compared = _compare(args)                                   # before the tables: whatever they do
-        write_references(args.profile)                              # the likelihood classifier's, if not recorded
-        sweep = write_tables(args.profile)
+        compared = _compare(args, p)                                # before the tables: whatever they do
+        write_references(p)                                         # the likelihood classifier's, if not recorded
+        sweep = write_tables(p)
     else:
         from .launch import LaunchError
 
@@ -71,7 +72,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
             time_min=args.time_min, array_parallelism=args.array_parallelism, cpus_per_task=args.cpus_per_task,
             mem_gb=args.mem_gb, runs_per_job=args.runs_per_job)
         try:
-            sweep = run_sweep(args.profile, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
+            sweep = run_sweep(p, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
                               reuse=not args.fresh, device=args.device, progress=True, launcher=args.launcher,
                               **options)
         except LaunchError as err:
@@ -79,22 +80,22 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
             raise SystemExit(1) from None
         if "launch" in sweep:
             print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
-        compared = _compare(args)
+        compared = _compare(args, p)
     print(results_table(sweep))
     print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
-    print(f"-> {paths.results_dir(sweep['profile']) / 'gp_sweep.json'}")
+    print(f"-> {paths.results_dir(p) / 'gp_sweep.json'}")
     if compared is not None:
         path, result = compared
         print(f"\nReproduction check against results/{args.compare}:\n" + path.read_text())
         reproduction.check(result)                                  # the same rule and exit status as make reproduce
 
 
-def _compare(args: argparse.Namespace):
+def _compare(args: argparse.Namespace, p: profiles.Profile):
     """With ``--compare``: write ``results/<profile>/reproduction.md`` (in every case); ``(path, result)``."""
     if not args.compare:
         return None
-    path = paths.results_dir(args.profile) / "reproduction.md"
-    _, result = reproduction.write_report(args.profile, args.compare, path)
+    path = paths.results_dir(p) / "reproduction.md"
+    _, result = reproduction.write_report(p, args.compare, path)
     return path, result
 
 

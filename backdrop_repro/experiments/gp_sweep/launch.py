@@ -98,14 +98,11 @@ def _run_shard(specs: Sequence[gs.RunSpec], device: Optional[str], reuse: bool,
                threads: Optional[int] = None) -> list[str]:
     """What one array task runs: each spec through :func:`.run.run_one`; returns the keys written.
 
-    The spec's profile travels inside the spec; it is registered here when this process's table
-    lacks it (a profile registered at run time in the submitting process).
+    The spec's profile travels inside the spec (a resolved :class:`~backdrop_repro.profiles.Profile`), so
+    this process needs no table entry for it (a profile registered at run time in the submitting process).
     """
     import torch
 
-    for s in specs:
-        if profiles.PROFILES.get(s.profile.name) != s.profile:
-            profiles.register(s.profile, overwrite=True)
     if threads and not any(s.profile.sweep.threads for s in specs):
         torch.set_num_threads(threads)
     return [run_one(s, device=device, reuse=reuse, progress=False)["key"] for s in specs]

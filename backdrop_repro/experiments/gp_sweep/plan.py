@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -110,9 +111,9 @@ class RunSpec:
                 "train": {k: v for k, v in self.train_config().to_dict().items() if k != "device"},
                 "data": {"train": tr.to_dict(), "val": va.to_dict(), "test": te.to_dict()}}
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """12-hex-digit hash of :meth:`to_dict`."""
+        """12-hex-digit hash of :meth:`to_dict` (computed once per spec: a frozen spec's key cannot change)."""
         return content_key(self.to_dict(), 12)
 
 
@@ -168,7 +169,7 @@ def plan_studies(profile: str | profiles.Profile, best: Optional[RunSpec],
 
 def runs_dir(profile: str | profiles.Profile) -> Path:
     """``results/<profile>/gp_runs``: one JSON record per run."""
-    return paths.results_dir(profiles.get(profile).name) / "gp_runs"
+    return paths.results_dir(profiles.get(profile)) / "gp_runs"
 
 
 def ckpt_path(spec: RunSpec) -> Path:

@@ -280,7 +280,6 @@ def _progress(total: int, desc: str, progress: bool) -> Any:
 
 
 def _worker(spec: RunSpec, device: Optional[str], reuse: bool, run: Any = None) -> str:
-    profiles.PROFILES.setdefault(spec.profile.name, spec.profile)   # a profile registered at run time
     torch.set_num_threads(spec.profile.sweep.threads or 1)
     (run or run_one)(spec, device=device, reuse=reuse, progress=False)
     return spec.key

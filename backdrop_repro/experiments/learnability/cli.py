@@ -28,7 +28,7 @@ def check_args(args: argparse.Namespace) -> None:
         return
     check_int("--jobs", args.jobs, low=1, allow_none=True)
     check_device(args.device)
-    check_writable(paths.output_root() / "results" / profiles.get(args.profile).name / "learnability",
+    check_writable(paths.output_root() / "results" / args.profile / "learnability",
                    "results folder", "fix its permissions or set BACKDROP_REPRO_OUTPUT")
     if args.part in ("edge", "twoscale") and not map_cells(args.profile):
         raise ValueError(f"--part {args.part} is chosen from the map's records and there are none yet: run "
@@ -37,15 +37,16 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _cmd(args: argparse.Namespace) -> None:
     check_args(args)                                                # before any work
+    p = profiles.get(args.profile)                                  # resolved once: the object from here on
     if args.collect_only:
-        summary = write_summary(args.profile)
+        summary = write_summary(p)
     else:
         parts = PARTS if args.part == "all" else (args.part,)
-        summary = run_all(args.profile, parts, jobs=args.jobs, reuse=not args.fresh, device=args.device, progress=True)
+        summary = run_all(p, parts, jobs=args.jobs, reuse=not args.fresh, device=args.device, progress=True)
     for scale in ("small", "large"):
         print(f"\n{scale} scale\n" + map_table(summary, scale))
     print("\n" + edge_table(summary))
-    print(f"\n{summary['answer']}\n-> {paths.results_dir(summary['profile']) / 'learnability.json'}")
+    print(f"\n{summary['answer']}\n-> {paths.results_dir(p) / 'learnability.json'}")
 
 
 def add_cli(subparsers: Any) -> None:

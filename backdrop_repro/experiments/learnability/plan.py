@@ -209,7 +209,7 @@ def plan_map(profile: "str | profiles.Profile", per_class: Optional[Sequence[int
 
 def records_dir(profile: "str | profiles.Profile") -> Path:
     """``results/<profile>/learnability``: one JSON record per run."""
-    return paths.results_dir(profiles.get(profile).name) / "learnability"
+    return paths.results_dir(profiles.get(profile)) / "learnability"
 
 
 def ckpt_path(spec: LearnSpec) -> Path:

@@ -12,19 +12,20 @@ __all__ = ["add_cli"]
 
 
 def _cmd(args: argparse.Namespace) -> None:
+    p = profiles.get(args.profile)                  # resolved once: the object from here on
     if args.collect_only:
         if args.steps is not None or args.seeds is not None:
             raise ValueError("--steps, --seeds: not with --collect-only (it trains nothing, it re-derives the "
                              "comparisons of the committed runs)")
-        result = collect(args.profile)
+        result = collect(p)
         print(comparison_table(result), verdict(result), sep="\n\n")
-        print(f"\nrewrote {paths.results_dir(args.profile) / 'nondecomposable.json'} (runs unchanged)")
+        print(f"\nrewrote {paths.results_dir(p) / 'nondecomposable.json'} (runs unchanged)")
         return
     overrides = {k: v for k, v in (("steps", args.steps), ("seeds", None if args.seeds is None else tuple(args.seeds)))
                  if v is not None}
-    result = run_experiment(args.profile, config=get_config(args.profile, **overrides), progress=True, write=True)
+    result = run_experiment(p, config=get_config(p, **overrides), progress=True, write=True)
     print(summary_table(result), comparison_table(result), verdict(result), sep="\n\n")
-    print(f"\nwrote {paths.results_dir(args.profile) / result['name']}.json (+ .csv) in {result['wall_s']:.1f} s")
+    print(f"\nwrote {paths.results_dir(p) / result['name']}.json (+ .csv) in {result['wall_s']:.1f} s")
 
 
 def add_cli(subparsers: Any) -> None:

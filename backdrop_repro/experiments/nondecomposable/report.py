@@ -110,7 +110,7 @@ def headline(result: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
     return out
 
 
-def collect(profile: str, alpha: float = 0.05) -> dict[str, Any]:
+def collect(profile: "str | profiles.Profile", alpha: float = 0.05) -> dict[str, Any]:
     """Re-derive ``comparisons`` and ``headline`` of ``results/<profile>/nondecomposable.json`` from its
     runs (which stay as they are) and rewrite the JSON atomically (the CSV, one row per run, does not
     change). Trains nothing. Returns the result."""
@@ -118,9 +118,10 @@ def collect(profile: str, alpha: float = 0.05) -> dict[str, Any]:
 
     from ... import paths, profiles
 
-    path = paths.results_dir(profiles.check(profile)) / "nondecomposable.json"
+    p = profiles.get(profile)
+    path = paths.results_dir(p) / "nondecomposable.json"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `backdrop-repro nondecomposable --profile {profile}` first")
+        raise FileNotFoundError(f"{path} not found: run `backdrop-repro nondecomposable --profile {p.name}` first")
     result = json.loads(path.read_text())
     result["comparisons"] = comparisons(result, alpha)
     result["headline"] = headline(result, alpha)

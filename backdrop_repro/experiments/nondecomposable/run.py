@@ -138,7 +138,7 @@ class NDConfig(profiles.NDSection):
                 + [("backdrop", float(p)) for p in self.mask_probs])
 
 
-def get_config(profile: str = profiles.DEFAULT, **overrides: Any) -> NDConfig:
+def get_config(profile: str | profiles.Profile = profiles.DEFAULT, **overrides: Any) -> NDConfig:
     """The :class:`NDConfig` of ``profile`` (from the profile table) with ``overrides`` applied.
 
     Example
@@ -278,7 +278,7 @@ def banner(config: NDConfig | profiles.NDSection) -> str:
     return banner_text(config, n_train(config))
 
 
-def results_name(profile: str, config: NDConfig) -> str:
+def results_name(profile: str | profiles.Profile, config: NDConfig) -> str:
     """``"nondecomposable"`` for the profile's own settings; ``"nondecomposable-custom-<hash>"``
     for any other seeds or settings, so a subset run never overwrites the profile's table.
 
@@ -289,17 +289,18 @@ def results_name(profile: str, config: NDConfig) -> str:
     return f"nondecomposable-custom-{content_key(config.to_dict(), 8)}"
 
 
-def _results_folder(profile: str) -> Path:
+def _results_folder(profile: str | profiles.Profile) -> Path:
     return check_writable(paths.results_dir(profile), "results folder", "set BACKDROP_REPRO_OUTPUT to another folder")
 
 
-def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] = None,
+def run_experiment(profile: str | profiles.Profile = profiles.DEFAULT, config: Optional[NDConfig] = None,
                    progress: bool = True, write: bool = True) -> dict[str, Any]:
     """Run every (method, parameter) of the profile for every seed; optionally write results.
 
     Parameters
     ----------
-    profile : a name of :func:`backdrop_repro.profiles.names` (settings and results folder).
+    profile : a name of :func:`backdrop_repro.profiles.names` or a :class:`~backdrop_repro.profiles.Profile`
+        (settings and results folder).
     config : override the profile's settings (results then go to a name of :func:`results_name`).
     progress : show a tqdm bar (``TQDM_DISABLE=1`` also silences it).
     write : write ``results/<profile>/<results_name>.json`` and ``.csv`` (checked before running).
@@ -316,16 +317,16 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     """
     from tqdm import tqdm
 
-    profiles.check(profile)
-    config = config or get_config(profile)
+    p = profiles.get(profile)          # resolved once: a name or a Profile
+    config = config or get_config(p)
     if not isinstance(config, NDConfig):
         raise ValueError(f"config must be an NDConfig (get_config(profile, ...)), got {type(config).__name__}")
-    folder = _results_folder(profile) if write else None
+    folder = _results_folder(p) if write else None
     if write:
-        paths.clean_package_orphans(profile)
+        paths.clean_package_orphans(p.name)
     t0 = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    jobs = [(seed, m, p) for seed in config.seeds for m, p in config.runs()]
+    jobs = [(seed, m, q) for seed in config.seeds for m, q in config.runs()]
     data: dict[str, torch.Tensor] = {}
     for seed, method, param in tqdm(jobs, desc="nondecomposable", disable=tqdm_disable(progress)):
         if not data or runs[-1]["seed"] != seed:
@@ -337,7 +338,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     data_info = {f"{k}_{part}": int(v) for part in ("train", "val", "test")
                  for k, v in (("n", d[f"y_{part}"].numel()), ("pos", d[f"y_{part}"].sum()))}
     result: dict[str, Any] = {
-        "experiment": "nondecomposable", "profile": profile, "name": results_name(profile, config),
+        "experiment": "nondecomposable", "profile": p.name, "name": results_name(p, config),
         "config": config.to_dict(),
         "data": {"source": "sklearn.datasets.load_digits", "task": f"digit {config.positive_digit} vs rest",
                  "n_features": int(d["x_train"].shape[1]), **data_info},
@@ -349,7 +350,7 @@ def run_experiment(profile: str = profiles.DEFAULT, config: Optional[NDConfig] =
     result["headline"] = headline(result)
     result.update(versions=paths.versions(), torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
     if write:
-        write_results(result, profile, folder)
+        write_results(result, p, folder)
     return result
 
 
@@ -374,7 +375,7 @@ def _summarise(config: NDConfig, runs: list[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
-def write_results(result: dict[str, Any], profile: str, folder: Optional[Path] = None) -> tuple[Path, Path]:
+def write_results(result: dict[str, Any], profile: str | profiles.Profile, folder: Optional[Path] = None) -> tuple[Path, Path]:
     """Write ``result`` to ``<folder>/<result["name"]>.json`` and ``.csv`` (one row per run),
     each atomically; ``folder`` defaults to ``results/<profile>``. Returns the two paths."""
     folder = folder or _results_folder(profile)
