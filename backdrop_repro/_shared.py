@@ -43,7 +43,7 @@ import numpy as np
 
 __all__ = ["is_int", "is_real", "check_int", "torch_threads", "tqdm_disable", "SEED_STREAMS", "seed_sequence",
            "torch_generator", "content_key", "check_writable", "PROBE_PREFIX", "check_device",
-           "check_members", "DEVICE_AUTO", "check_labels"]
+           "check_members", "DEVICE_AUTO", "check_labels", "resolve_device"]
 
 
 # ----------------------------------------------------------------------------------- argument checks
@@ -144,6 +144,20 @@ def check_device(device: Optional[str], what: str = "--device") -> Optional[str]
     elif dev.type != "cpu":
         raise ValueError(f"{what} {device!r}: only cpu, cuda, cuda:N, mps and auto are supported")
     return device
+
+
+def resolve_device(device: Optional[str], default: Optional[str] = None, what: str = "--device") -> str:
+    """The one resolution of a device name: ``device``, else ``default``, else ``"auto"``, checked
+    (:func:`check_device`); ``"auto"`` becomes ``"cuda"`` where torch sees a GPU, else ``"cpu"``.
+    Every runner (training loop, run core, GPU window) resolves through here.
+    Example: ``resolve_device(None, "cpu") == "cpu"``.
+    """
+    d = check_device(device or default or DEVICE_AUTO, what)
+    if d == DEVICE_AUTO:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return d
 
 
 # ----------------------------------------------------------------------------------- threads

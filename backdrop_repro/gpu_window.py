@@ -18,7 +18,7 @@ cache is pointed at a work folder, so pooch is never imported) and, in order:
    cut-off grid still holds complete pairs; more seeds follow while time remains;
 3. trains with **several runs in flight** on the one device (``--jobs``, default: as many as its
    memory holds, at most 6), one process each, every run through the sweep's own
-   :func:`~backdrop_repro.experiments.gp_sweep.run_one`, so each record is exactly the record of
+   run core's :func:`~backdrop_repro.experiments.core.run_one`, so each record is exactly the record of
    ``backdrop-repro sweep`` (same key, same fields, per-scale accuracy included where the sweep
    writes it). A run starts only if its expected duration (measured on the runs finished so
    far) ends before the deadline; at the deadline the runs still in flight are stopped and the
@@ -45,23 +45,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import platform
-import queue
 import sys
 import tarfile
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-# The sweep's machinery, imported in this one place (re-point these lines if the modules move).
+# The sweep's plan, the run core and the deadline launcher, imported in this one place.
 from . import profiles, records
-from ._shared import check_device, check_int, is_real
-from .experiments.gp_sweep import RunSpec, build_model, find_record, load_data, plan_grid, run_one, runs_dir
-from .experiments.gp_sweep.run import die_with_parent
+from ._shared import check_device, check_int, is_real, resolve_device
+from .experiments import launchers
+from .experiments.core import build_model
+from .experiments.gp_sweep.plan import RunSpec, find_record, plan_grid, runs_dir
 from .train import make_optimizer
 
 __all__ = ["run_window", "plan_window", "run_work", "main"]
@@ -129,14 +127,6 @@ class _Log:
 # --------------------------------------------------------------------------------------------
 # probe: one run's speed and memory on the device
 # --------------------------------------------------------------------------------------------
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
     """Seconds per training step and per evaluated sample of ``spec``'s network on ``device``
     (random data of the run's shape, the run's batch, layout and precision), and on CUDA the
@@ -220,133 +210,27 @@ def _build_one(recipe: Any) -> str:
 
 def _start_data(specs: Sequence[RunSpec], workers: int):
     """Start building every distinct dataset of ``specs`` (one process each); returns (pool, futures)."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from .data.datasets import recipe_key
 
     recipes = {}
     for s in specs:
         for r in s.recipes():
             recipes.setdefault(recipe_key(r), r)
-    pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(recipes))),
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    pool = launchers.worker_pool(max(1, min(workers, len(recipes))))
     return pool, [pool.submit(_build_one, r) for r in recipes.values()]
 
 
 # --------------------------------------------------------------------------------------------
-# the pool: several runs in flight, a hard deadline
+# the runs: the deadline launcher
 # --------------------------------------------------------------------------------------------
-def _worker(wid: int, tasks: Any, results: Any, device: str, threads: int, rehearsal_s: float,
-            parent: int) -> None:
-    """Worker process: take specs from ``tasks`` until None; run each with the sweep's ``run_one``."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the window stops its workers (a Ctrl-C is its to handle)
-    die_with_parent(parent)
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    while True:
-        spec = tasks.get()
-        if spec is None:
-            return
-        t = time.monotonic()
-        try:
-            if rehearsal_s > 0:
-                time.sleep(rehearsal_s)
-            else:
-                run_one(spec, device=device, reuse=True, progress=False)
-            results.put(("done", wid, spec.key, time.monotonic() - t, ""))
-        except Exception:  # noqa: BLE001 - reported, the window goes on
-            results.put(("error", wid, spec.key, time.monotonic() - t, traceback.format_exc()))
-
-
 def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimate_s: float, device: str,
              log: Any = print, threads: int = 1, rehearsal_s: float = 0.0) -> dict[str, Any]:
-    """Run ``specs`` in order, ``jobs`` at a time in worker processes, until ``deadline`` (monotonic s).
-
-    A run is started only when ``now + estimate <= deadline``; the estimate is ``first_estimate_s``
-    until runs finish, then 1.1 x the longest of the last ``jobs`` finished runs (the runs in flight
-    share the device). At the deadline the workers still busy are terminated. Returns ``{"runs":
-    [{key, label, seed, config, level, s, worker, status}], "stop": reason, "estimate_s": ...}``.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    jobs = max(1, min(jobs, len(specs)))
-    procs = [ctx.Process(target=_worker, args=(w, tasks, results, device, threads, rehearsal_s, os.getpid()),
-                         daemon=True)
-             for w in range(jobs)]
-    for p in procs:
-        p.start()
-    by_key = {s.key: s for s in specs}
-    todo = list(specs)
-    busy: dict[int, tuple[str, float]] = {}
-    idle = list(range(jobs))
-    done: list[dict[str, Any]] = []
-    walls: list[float] = []
-    estimate = first_estimate_s
-    stop = "all planned runs finished"
-    t_pool = time.monotonic()
-    interrupted = False
-    try:
-        while True:
-            now = time.monotonic()
-            while idle and todo:
-                if now + estimate > deadline:
-                    break
-                spec = todo.pop(0)
-                w = idle.pop(0)
-                busy[w] = (spec.key, now)
-                tasks.put(spec)
-                log(f"start  {spec.label:<26} seed {spec.seed:<3} {spec.key} on worker {w} "
-                    f"(expected {estimate:.0f} s)")
-            if not busy:
-                if todo:
-                    stop = (f"deadline: {len(todo)} planned runs left, the next would need ~{estimate:.0f} s, "
-                            f"{max(0.0, deadline - now):.0f} s left")
-                break
-            if now >= deadline:
-                stop = f"deadline: {len(busy)} runs in flight stopped, {len(todo)} not started"
-                break
-            try:
-                status, w, key, secs, err = results.get(timeout=min(2.0, max(0.05, deadline - now)))
-            except queue.Empty:
-                continue
-            busy.pop(w, None)
-            idle.append(w)
-            s = by_key[key]
-            row = {"key": key, "label": s.label, "config": s.config, "level": s.level, "seed": s.seed,
-                   "s": round(secs, 2), "worker": w, "status": status,
-                   "end_s": round(time.monotonic() - t_pool, 2)}
-            done.append(row)
-            if status == "done":
-                walls.append(secs)
-                estimate = 1.1 * max(walls[-jobs:])
-                log(f"done   {s.label:<26} seed {s.seed:<3} {key} in {secs:.1f} s")
-            else:
-                log(f"FAILED {s.label:<26} seed {s.seed:<3} {key}:\n{err}")
-    except KeyboardInterrupt:
-        interrupted = True
-        stop = f"interrupted (Ctrl-C): {len(busy)} runs in flight stopped, {len(todo)} not started"
-    finally:
-        for _ in procs:
-            tasks.put(None)
-        t_end = time.monotonic() + (1.0 if busy else 10.0)
-        for p in procs:
-            if busy:
-                p.terminate()
-            p.join(max(0.1, t_end - time.monotonic()))
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    for w, (key, t) in busy.items():
-        s = by_key[key]
-        done.append({"key": key, "label": s.label, "config": s.config, "level": s.level, "seed": s.seed,
-                     "s": round(time.monotonic() - t, 2), "worker": w,
-                     "status": "stopped (Ctrl-C)" if interrupted else "stopped at the deadline"})
-    log(f"stop: {stop}")
-    return {"runs": done, "stop": stop, "estimate_s": round(estimate, 2), "interrupted": interrupted}
+    """Run ``specs`` in order, ``jobs`` at a time, until ``deadline`` (monotonic s) through
+    :class:`~backdrop_repro.experiments.launchers.Deadline` (every run through the run core's ``run_one``).
+    Returns ``{"runs": [{key, label, seed, config, level, s, worker, status, end_s}], "stop": reason,
+    "estimate_s": ..., "interrupted": ...}``."""
+    res = launchers.Deadline(jobs, deadline, first_estimate_s, log, threads, rehearsal_s)(specs, device=device)
+    return {k: res[k] for k in ("runs", "stop", "estimate_s", "interrupted")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,7 +326,7 @@ def _window(out: Path, p: profiles.Profile, deadline_s: float, deadline: float, 
     import torch
 
     log(f"data cache {os.environ['BACKDROP_REPRO_DATA']}, run records under {os.environ['BACKDROP_REPRO_OUTPUT']}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     summary: dict[str, Any] = {
         "profile": p.name, "device": torch.cuda.get_device_name(0) if dev.startswith("cuda") else f"cpu, {cores} cores",

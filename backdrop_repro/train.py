@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ._shared import check_device, check_labels
+from ._shared import check_labels, resolve_device
 from .paths import atomic_path, free_disk
 from .masking import BackdropMask
 from .profiles import OPTIMIZERS, OptimSection
@@ -311,8 +311,7 @@ def train(
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
-    dev = check_device(config.device, "device")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if dev == "auto" else dev)
+    device = torch.device(resolve_device(config.device, what="device"))
     x, y = (v.to(device) for v in as_tensors(train_data))
     xt, yt = (v.to(device) for v in as_tensors(test_data))
     xv, yv = (v.to(device) for v in as_tensors(val_data)) if val_data is not None else (None, None)

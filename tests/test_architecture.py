@@ -89,8 +89,8 @@ def test_reports_only_read(path):
 
 
 def test_the_import_scan_sees_imports_inside_functions():
-    f = PACKAGE / "experiments" / "gp_sweep" / "run.py"
-    assert any(m.startswith("backdrop_repro.data") for _, m in _imports(f))    # score_reference builds the test set
+    f = PACKAGE / "experiments" / "core.py"
+    assert any(m.startswith("backdrop_repro.gp") for _, m in _imports(f))    # score_oracle imports the classifier inside
 
 
 def test_no_private_name_crosses_a_module_line():
@@ -155,3 +155,95 @@ def test_the_runner_scores_the_reference_as_the_tables_did(tmp_path, monkeypatch
         "large_scale_accuracy": float(np.mean(pred // 2 == labels // 2))}
     other = plan.ReferenceSpec(profiles.get("smoke"), "fft")
     assert other.key != spec.key and set(run.write_references("smoke")) == set()   # no run record: no reference
+
+
+# ------------------------------------------------------------------ issue 26 item 2: one run core, launchers above it
+def _defs(name: str) -> list[str]:
+    """The modules of the package that define a function ``name`` (at any depth)."""
+    return sorted(m for m, p in MODULES.items()
+                  if any(isinstance(n, ast.FunctionDef) and n.name == name for n in ast.walk(ast.parse(p.read_text()))))
+
+
+def test_one_run_core_one_model_factory_one_device_resolver_one_pool():
+    assert _defs("run_one") == ["backdrop_repro.experiments.core"]
+    assert _defs("build_model") == ["backdrop_repro.experiments.core"]
+    assert _defs("load_data") == ["backdrop_repro.experiments.core", "backdrop_repro.experiments.nondecomposable.data"]
+    assert _defs("resolve_device") == ["backdrop_repro._shared"]
+    makers = {m for m, p in MODULES.items() if "ProcessPoolExecutor(" in p.read_text() or "get_context(" in p.read_text()}
+    assert makers == {"backdrop_repro.experiments.launchers"}
+    resolvers = {m for m, p in MODULES.items() if "torch.cuda.is_available() else" in p.read_text()}
+    assert resolvers == {"backdrop_repro._shared"}          # "auto" -> cuda or cpu, written once
+
+
+def test_the_core_and_the_launchers_import_no_experiment_and_nothing_imports_back():
+    """The floors: core <- launchers <- (gp_sweep | learnability | confirm | gpu_window); no circle."""
+    subs = ("gp_sweep", "learnability", "confirm", "nondecomposable")
+    for low in ("core", "launchers"):
+        bad = [m for _, m in _imports(PACKAGE / "experiments" / f"{low}.py")
+               if any(m.startswith(f"backdrop_repro.experiments.{x}") for x in subs)]
+        assert not bad, f"experiments/{low}.py imports an experiment: {bad}"
+    assert not [m for _, m in _imports(PACKAGE / "experiments" / "core.py") if m.endswith("launchers")]
+    graph = {m: {i for _, i in _imports(p) if i in MODULES and i != m} for m, p in MODULES.items()
+             if m.startswith("backdrop_repro.experiments.") and not m.endswith("__init__")}
+
+    def reaches(a: str, b: str, seen: set) -> bool:
+        return any(n == b or (n not in seen and not seen.add(n) and reaches(n, b, seen)) for n in graph.get(a, ()))
+
+    circles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if b in graph and reaches(b, a, set()))
+    assert not circles, circles
+
+
+def test_every_spec_class_is_a_run_core_spec():
+    from backdrop_repro.experiments import core
+    from backdrop_repro.experiments.confirm.plan import plan_runs as confirm_runs
+    from backdrop_repro.experiments.gp_sweep import plan
+    from backdrop_repro.experiments.learnability.plan import plan_map
+
+    specs = [plan.plan_grid("smoke")[0], plan.ReferenceSpec(profiles.get("smoke")), *plan_map("smoke")[:3],
+             confirm_runs("confirm")[0]]
+    assert all(isinstance(s, core.Spec) for s in specs)
+    assert {s.model for s in specs} == {"cnn", "oracle", "spectral"}
+
+
+# ------------------------------------------------------------------ issue 26 item 5: docs/architecture.md stays true
+DOC = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def test_the_mask_probability_path_in_the_docs_is_the_code_and_at_most_five_hops():
+    import importlib
+    import inspect
+    import re
+
+    from backdrop_repro.experiments import core
+    from backdrop_repro.experiments.gp_sweep import plan
+    from backdrop_repro.masking import BackdropMask
+
+    names = re.findall(r"`([^`]+)`", re.search(r"<!-- hops -->(.*?)<!-- /hops -->", DOC.read_text()).group(1))
+    assert 2 <= len(names) <= 6, f"{len(names) - 1} hops: {names}"                     # at most 5 hops
+
+    def obj(name: str):
+        mod, _, attr = name.rpartition(".")
+        for base in ("backdrop_repro.", "backdrop_repro.experiments."):
+            try:
+                return getattr(importlib.import_module(base + mod), attr) if mod else importlib.import_module(base + attr)
+            except (ImportError, AttributeError):
+                continue
+        raise AssertionError(f"docs/architecture.md names {name!r}, which is not in the package")
+
+    objs = [obj(n) for n in names]
+    src = [inspect.getsource(o) for o in objs]
+    for (a, sa), (b, sb) in zip(zip(names, src), zip(names[1:], src[1:])):     # each hop is a reference in the code
+        short_a, short_b = a.rpartition(".")[2], b.rpartition(".")[2]
+        assert short_b in sa or short_a in sb or "spec.fine_prob" in sb, f"no link in the code from {a} to {b}"
+    # and the value really travels: the profile's first fine level is the network's fine mask probability
+    spec = plan.plan_grid("smoke", ["fine"], [0])[0]
+    net = core.build_model(spec)
+    assert spec.fine_prob == profiles.get("smoke").sweep.fine_probs[0] > 0
+    assert isinstance(net.fine_mask, BackdropMask) and net.fine_mask.mask_prob == spec.fine_prob
+
+
+def test_the_docs_list_every_profile():
+    import re
+
+    listed = re.search(r"\*\*the one table of profiles\*\* \(([^)]*)\)", DOC.read_text()).group(1)
+    assert sorted(re.findall(r"`([^`]+)`", listed)) == sorted(n for n in profiles.names() if profiles.shipped(profiles.get(n)))

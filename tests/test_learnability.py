@@ -13,7 +13,7 @@ from backdrop_repro import paths, profiles, report
 from backdrop_repro.cli import main
 from backdrop_repro.data.recipes import Recipe
 from backdrop_repro.experiments import learnability as learn
-from backdrop_repro.experiments.learnability.spectral import SpectralEnergyNet
+from backdrop_repro.spectral import SpectralEnergyNet
 from backdrop_repro.models import TwoScaleCNN
 from backdrop_repro.train import TrainConfig, train
 
@@ -195,7 +195,7 @@ def test_smoke_run_end_to_end_resumes_and_reports(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a recorded run was trained again")
 
-    monkeypatch.setattr("backdrop_repro.experiments.learnability.run.train", fail)
+    monkeypatch.setattr("backdrop_repro.experiments.core.train", fail)
     again = learn.run_all("smoke", progress=False)               # resumable: everything is recorded
     assert again["answer"] == summary["answer"]
     assert main(["learnability", "--profile", "smoke", "--collect-only"]) == 0

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from backdrop_repro import cli, paths
+from backdrop_repro.experiments import core, launchers
 from backdrop_repro.experiments.gp_sweep import plan, run
 
 
@@ -32,6 +33,7 @@ def _no_work(monkeypatch):
 
     monkeypatch.setattr(datasets, "build_dataset", lambda *a, **k: pytest.fail("a dataset was built first"))
     monkeypatch.setattr(run, "run_one", lambda *a, **k: pytest.fail("a run trained first"))
+    monkeypatch.setattr(core, "run_one", lambda *a, **k: pytest.fail("a run trained first"))
 
 
 def _dead_pid() -> int:
@@ -343,7 +345,7 @@ def test_numpy_scalars_are_accepted_by_the_network_and_the_nondecomposable_confi
 # ------------------------------------------------------------------ item 9: processes and files left behind
 _POOL_SCRIPT = textwrap.dedent("""
     import os, signal, time
-    from backdrop_repro.experiments.gp_sweep.run import worker_pool
+    from backdrop_repro.experiments.launchers import worker_pool
 
     if __name__ == "__main__":
         pool = worker_pool(2)
@@ -404,7 +406,7 @@ def test_orphans_of_killed_runs_are_removed_on_the_next_run_everywhere(monkeypat
 
     monkeypatch.setattr(pm, "execute_notebook",
                         lambda i, o, **k: Path(o).write_text(Path(i).read_text()))
-    monkeypatch.setattr(run, "run_specs", lambda *a, **k: None)
+    monkeypatch.setattr(launchers.Local, "__call__", lambda *a, **k: {"submitted": 0, "jobs": 0, "failed": []})
     monkeypatch.setattr(run, "write_tables", lambda *a, **k: {})
     from backdrop_repro.notebooks import run_notebooks
 
@@ -421,21 +423,21 @@ def test_orphans_of_killed_runs_are_removed_on_the_next_run_everywhere(monkeypat
 # ------------------------------------------------------------------ issue 19 item 3: the sweep on a non-TTY
 def _fake_runs(monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    monkeypatch.setattr(run, "find_record", lambda s: None)
-    monkeypatch.setattr(run, "load_data", lambda *a, **k: None)
-    monkeypatch.setattr(run, "run_one", lambda *a, **k: None)
+    monkeypatch.setattr(plan, "find_record", lambda s: None)
+    monkeypatch.setattr(core, "load_data", lambda *a, **k: None)
+    monkeypatch.setattr(core, "run_one", lambda *a, **k: None)
     return plan.plan_grid("smoke", ["none", "fine"], [0])
 
 
 def test_on_a_non_tty_the_sweep_prints_a_line_per_run_with_the_time_left(monkeypatch, capsys):
     specs = _fake_runs(monkeypatch)
-    run.run_specs(specs, jobs=1, progress=True, desc="GP sweep smoke: grid")
+    launchers.Local(1)(specs, progress=True, desc="GP sweep smoke: grid")
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == len(specs)
     for i, line in enumerate(lines, 1):
         assert line.startswith(f"[GP sweep smoke: grid] {i}/{len(specs)} runs done (")
         assert "so far, ≈ " in line and line.endswith(" left")
-    run.run_specs(specs, jobs=1, progress=False)
+    launchers.Local(1)(specs, progress=False)
     assert capsys.readouterr().err == ""
 
 
@@ -444,6 +446,6 @@ def test_on_a_tty_the_sweep_keeps_its_bar(monkeypatch):
 
     _fake_runs(monkeypatch)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    bar = run._progress(3, "x", True)
+    bar = launchers.progress_bar(3, "x", True)
     assert isinstance(bar, tqdm)
     bar.close()

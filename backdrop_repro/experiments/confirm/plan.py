@@ -65,7 +65,7 @@ class ConfirmSpec(LearnSpec):
         return records_dir(self.profile) / f"{self.key}.json"
 
     def record_extra(self) -> dict[str, Any]:
-        return {"study": "confirm", "task": self.task,
+        return {**super().record_extra(), "study": "confirm", "task": self.task,
                 "preregistration": {"file": str(preregistration_rel(self.profile)), "sha256": self.prereg}}
 
 

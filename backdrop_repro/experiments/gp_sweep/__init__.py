@@ -1,8 +1,8 @@
 """The GP sweep: 2-scale CNNs with and without backdrop on the multi-scale GP classes.
 
 Data flow: :mod:`.plan` (``RunSpec``, its key, the grid and the studies) → :mod:`.run` (the one
-runner: trains each run and writes its keyed record; launcher ``local`` or ``submitit``, the
-latter through :mod:`.launch`) → records ``results/<profile>/gp_runs/<key>.json`` →
+runner: each run through the run core, :mod:`..core`, which writes its keyed record; launcher
+``local`` or ``submitit``, :mod:`..launchers`) → records ``results/<profile>/gp_runs/<key>.json`` →
 :mod:`.report` (reads records only: tables, verdict, reproduction check). :mod:`.models` loads
 trained networks for figures; :mod:`.cli` is the ``sweep`` command.
 
@@ -13,10 +13,10 @@ from .plan import (CONFIGS, STUDIES, RunSpec, collect, find_record, load_sweep, 
                    read_record, runs_dir, select_best)
 from .report import (ReproductionError, check_reproduction, compare_with_reference, design_of, findings,
                      reproduction_table, results_table, summarize, verdict, write_tables)
-from .run import build_model, load_data, run_one, run_specs, run_sweep, scale_metrics
+from .run import build_model, load_data, run_one, run_sweep, scale_metrics
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "collect",
-           "load_sweep", "runs_dir", "read_record", "find_record", "run_sweep", "run_one", "run_specs",
+           "load_sweep", "runs_dir", "read_record", "find_record", "run_sweep", "run_one",
            "build_model", "load_data", "summarize", "verdict", "write_tables", "results_table",
            "compare_with_reference", "reproduction_table", "ensure_models", "load_model", "ReproductionError",
            "check_reproduction", "design_of", "findings", "scale_metrics"]

@@ -65,7 +65,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         write_references(p)                                         # the likelihood classifier's, if not recorded
         sweep = write_tables(p)
     else:
-        from .launch import LaunchError
+        from ..launchers import LaunchError
 
         options = {} if args.launcher == "local" else dict(
             cluster=args.cluster, folder=args.slurm_folder, partition=args.partition, gpus_per_job=args.gpus_per_job,

@@ -15,7 +15,8 @@ from ..._shared import torch_threads, tqdm_disable
 from ...models import TwoScaleCNN
 from ...train import train
 from .plan import RunSpec, ckpt_path
-from .run import build_model, load_data, run_device
+from ..._shared import resolve_device
+from ..core import build_model, load_data
 
 __all__ = ["ensure_models", "load_model"]
 
@@ -30,7 +31,7 @@ def ensure_models(specs: Sequence[RunSpec], progress: bool = True) -> None:
                   disable=tqdm_disable(progress)):
         tr, va, te = load_data(s)
         with torch_threads(s.profile.sweep.threads):
-            train(build_model(s), tr, te, s.train_config(run_device(s, None)), checkpoint=ckpt_path(s),
+            train(build_model(s), tr, te, s.train_config(resolve_device(None, s.default_device)), checkpoint=ckpt_path(s),
                   resume=True, progress=False, val_data=va)
 
 

@@ -116,6 +116,42 @@ class RunSpec:
         """12-hex-digit hash of :meth:`to_dict` (computed once per spec: a frozen spec's key cannot change)."""
         return content_key(self.to_dict(), 12)
 
+    # ------------------------------------------------ what the run core needs (:class:`..core.Spec`)
+    model = "cnn"
+
+    @property
+    def record_path(self) -> Path:
+        """``results/<profile>/gp_runs/<key>.json``."""
+        return runs_dir(self.profile) / f"{self.key}.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The run's checkpoint, :func:`ckpt_path`."""
+        return ckpt_path(self)
+
+    @property
+    def threads(self) -> Optional[int]:
+        return self.profile.sweep.threads
+
+    @property
+    def default_device(self) -> Optional[str]:
+        return self.profile.sweep.device
+
+    def net_options(self) -> dict[str, Any]:
+        """The 2-scale CNN's options (:func:`..core.build_model`): masks placed by receptive field
+        unless the profile fixes ``n_fine``/``n_coarse``."""
+        s, d = self.profile.sweep, self.profile.data
+        return dict(width=s.width, kernel=s.kernel, init=s.init, impl=s.impl, stem=s.stem, n_fine=s.n_fine,
+                    n_coarse=s.n_coarse, size=d.size, small_cl=d.scales[0], large_cl=d.scales[-1])
+
+    def find_record(self) -> Optional[dict[str, Any]]:
+        """:func:`find_record`."""
+        return find_record(self)
+
+    def record_extra(self) -> dict[str, Any]:
+        """Nothing: a GP sweep record has the core's fields only."""
+        return {}
+
 
 def _levels(p: profiles.Profile, config: str) -> list[tuple[int, float, float]]:
     s = p.sweep
@@ -225,7 +261,7 @@ class ReferenceSpec:
         return {"schema": SCHEMA_VERSION, "experiment": "gp_reference", "data": {"test": self.recipes()[0].to_dict()},
                 "classifier": dict(REFERENCE_CLASSIFIER)}
 
-    @property
+    @cached_property
     def key(self) -> str:
         """12-hex-digit hash of :meth:`to_dict`."""
         return content_key(self.to_dict(), 12)
@@ -233,7 +269,31 @@ class ReferenceSpec:
     @property
     def record_path(self) -> Path:
         """``results/<profile>/gp_reference/<key>.json``."""
-        return paths.results_dir(self.profile.name) / "gp_reference" / f"{self.key}.json"
+        return paths.results_dir(self.profile) / "gp_reference" / f"{self.key}.json"
+
+    # ------------------------------------------------ what the run core needs (:class:`..core.Spec`)
+    model = "oracle"
+    label = "likelihood classifier"
+    seed = 0
+    checkpoint = None
+    threads = None
+    default_device = "cpu"
+
+    def oracle_settings(self) -> dict[str, Any]:
+        """:data:`REFERENCE_CLASSIFIER`."""
+        return dict(REFERENCE_CLASSIFIER)
+
+    def oracle_extra(self, images: Any, labels: Any, classifier: Any) -> dict[str, Any]:
+        """The test set's sampler (``method``), which the tables quote."""
+        return {"method": self.recipes()[0].method}
+
+    def find_record(self) -> Optional[dict[str, Any]]:
+        """The reference's record in its profile's folder, else one adopted from another profile's
+        (:func:`backdrop_repro.records.adopt`: the same test set and classifier have the same key)."""
+        return read_record(self.record_path, self) or _records.adopt(self, self.record_path, "gp_reference")
+
+    def record_extra(self) -> dict[str, Any]:
+        return {}
 
 
 def reference_specs(profile: str | profiles.Profile, records: Sequence[dict[str, Any]]) -> dict[str, ReferenceSpec]:

@@ -39,6 +39,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -52,7 +53,7 @@ from ..gp_sweep.plan import read_record
 
 __all__ = ["PARTS", "MODELS", "SCALES", "SCHEMA_VERSION", "LearnSpec", "section", "tasks", "plan_map", "plan_edge",
            "plan_twoscale", "plan_part", "select_edge", "select_twoscale", "pick_twoscale", "twoscale_sizes", "cell_of",
-           "records_dir", "find_record", "read_records", "map_cells"]
+           "records_dir", "find_record", "read_records", "map_cells", "energy_statistic"]
 
 PARTS = ("map", "edge", "twoscale")
 MODELS = ("cnn", "spectral", "oracle")
@@ -155,9 +156,9 @@ class LearnSpec:
         out["train"] = {k: v for k, v in self.train_config().to_dict().items() if k != "device"}
         return out
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """12-hex-digit hash of :meth:`to_dict`."""
+        """12-hex-digit hash of :meth:`to_dict` (computed once per spec)."""
         return content_key(self.to_dict(), 12)
 
     @property
@@ -165,9 +166,63 @@ class LearnSpec:
         """Where the run's record lives: ``results/<profile>/learnability/<key>.json``."""
         return records_dir(self.profile) / f"{self.key}.json"
 
-    def record_extra(self) -> dict[str, Any]:
-        """Fields a study adds to every record (none here; see the confirm study's spec)."""
+    # ------------------------------------------------ what the run core needs (:class:`..core.Spec`)
+    @property
+    def checkpoint(self) -> Optional[Path]:
+        """:func:`ckpt_path` (None for the likelihood classifier, which does not train)."""
+        return None if self.model == "oracle" else ckpt_path(self)
+
+    @property
+    def threads(self) -> Optional[int]:
+        return self.section.threads
+
+    default_device = None
+
+    def net_options(self) -> dict[str, Any]:
+        """The network's options (:func:`..core.build_model`): the 2-scale CNN with the section's fixed
+        stride-2 layers, kernel 2, He init; or the spectral-energy net."""
+        s = self.section
+        if self.model == "spectral":
+            return dict(n_classes=self.n_classes, channels=s.spectral_channels, kernel=s.spectral_kernel)
+        return dict(width=s.width, n_classes=self.n_classes, n_fine=s.n_fine, n_coarse=s.n_coarse, kernel=2, init="he",
+                    size=s.data.size)
+
+    def oracle_settings(self) -> dict[str, Any]:
+        """The likelihood classifier's defaults (:func:`backdrop_repro.gp.oracle.oracle_for_recipe`)."""
         return {}
+
+    def oracle_extra(self, images: Any, labels: Any, classifier: Any) -> dict[str, Any]:
+        """The classifier's test loss and, for a 2-class task, the energy statistic's class means, SDs and
+        separation ``dprime`` (:func:`energy_statistic`)."""
+        out: dict[str, Any] = {"test_loss": classifier.evaluate(images, labels)["loss"]}
+        if self.n_classes == 2:
+            e = energy_statistic(images)
+            a, b = e[labels == 0], e[labels == 1]
+            sd = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+            out["energy"] = {"mean": [float(a.mean()), float(b.mean())], "sd": [float(a.std(ddof=1)), float(b.std(ddof=1))],
+                             "dprime": float(abs(a.mean() - b.mean()) / sd) if sd > 0 else None}
+        return out
+
+    def find_record(self) -> Optional[dict[str, Any]]:
+        """:func:`find_record`."""
+        return find_record(self)
+
+    def record_extra(self) -> dict[str, Any]:
+        """The map cell of the run (a study adds its own fields: see the confirm study's spec)."""
+        return {"cell": {"scale": self.scale, "ratio": list(self.ratio), "per_class": self.per_class,
+                         "lengths": [list(ls) for ls in self.lengths]}}
+
+
+def energy_statistic(images: np.ndarray) -> np.ndarray:
+    """``log`` of the mean squared slope of each image (periodic finite differences): ``(N,)``.
+
+    For a standardised field with a squared-exponential kernel of length ``l`` the expected mean
+    squared slope per axis is about ``1 / l^2``, so one number per image carries the class.
+    Example: ``energy_statistic(np.zeros((1, 4, 4)) + 1)`` -> ``[-inf]`` (a flat image has no slope).
+    """
+    x = np.asarray(images, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.log(((np.roll(x, 1, -1) - x) ** 2 + (np.roll(x, 1, -2) - x) ** 2).mean(axis=(-2, -1)) / 2)
 
 
 def tasks(profile: "str | profiles.Profile") -> list[tuple[str, tuple[tuple[float, float]], tuple[float]]]:

@@ -1,4 +1,5 @@
-"""The submitit launcher: a smoke sweep through submitit's local executor (no SLURM), idempotent."""
+"""The launchers (:mod:`backdrop_repro.experiments.launchers`): a smoke sweep through submitit's local executor
+(no SLURM), idempotent; the same launcher serves the learnability runner."""
 import dataclasses
 import json
 
@@ -8,7 +9,8 @@ from backdrop_repro import profiles
 
 submitit = pytest.importorskip("submitit")
 
-from backdrop_repro.experiments.gp_sweep import launch, plan as gp_sweep  # noqa: E402
+from backdrop_repro.experiments import launchers as launch  # noqa: E402
+from backdrop_repro.experiments.gp_sweep import plan as gp_sweep  # noqa: E402
 from backdrop_repro.experiments.gp_sweep.run import run_sweep  # noqa: E402
 
 NAME = "launch-test"
@@ -71,8 +73,26 @@ def test_collect_only_cli_and_option_errors(tiny_profile, tmp_path, capsys):
     with pytest.raises(ValueError, match="cluster"):
         launch.make_executor(tmp_path, cluster="pbs")
     with pytest.raises(ValueError, match="runs_per_job"):
-        launch.submit_specs(None, gp_sweep.plan_grid(NAME), runs_per_job=0)
+        launch.Submitit(None, runs_per_job=0)
     with pytest.raises(ValueError, match="launcher"):
         run_sweep(NAME, launcher="pbs")
     with pytest.raises(TypeError, match="submitit"):
         run_sweep(NAME, partition="gpu")
+
+
+def test_the_learnability_runner_takes_the_same_launcher(tmp_path, monkeypatch):
+    """Item 2 of issue 26: a launcher is a parameter of every experiment, so the learnability map (and the
+    confirm study, which runs through the same ``run_part``-style call) trains through submitit too."""
+    from backdrop_repro.experiments.learnability import plan as lplan, run as lrun
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    size = min(lplan.section("smoke").per_class)
+    specs = lrun.run_part("smoke", "map", per_class=[size], seeds=[0], progress=False, launcher="submitit",
+                          folder=tmp_path / "logs", poll_s=0.5, executor_factory=local_executor, time_min=10)
+    nets = [s for s in specs if s.model != "oracle"]
+    assert nets and all(s.find_record() is not None for s in specs)
+    assert len(list((tmp_path / "logs").rglob("*_submitted.pkl"))) == len(nets)   # one array task per network
+    with pytest.raises(TypeError, match="submitit"):
+        lrun.run_part("smoke", "map", per_class=[size], seeds=[0], progress=False, partition="gpu")

@@ -1,4 +1,4 @@
-"""The spectral-energy reference network of the learnability map.
+"""The spectral-energy reference network (the learnability map's and the confirm study's second model).
 
 One convolution (``channels`` filters of ``kernel`` x ``kernel`` px, circular padding), squared,
 averaged over the image, log, BatchNorm, linear::

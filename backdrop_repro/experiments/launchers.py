@@ -1,0 +1,506 @@
+"""Where runs train: three launchers behind one signature, above the run core.
+
+A launcher is called as ``launcher(specs, device=None, reuse=True, progress=True, desc="runs")`` and
+runs every spec without a record (:func:`.core.pending`) through :func:`.core.run_one`, which writes
+the spec's keyed record atomically: so a launcher needs no scheduler state of its own, every call
+resumes, and the results of several calls, launchers or machines merge by key. It returns
+``{"submitted": runs started, "jobs": processes or array tasks, "failed": [one line per failed task]}``
+(a launcher may add keys).
+
+* :class:`Local` (``"local"``): ``jobs`` spawned processes on this machine, one torch thread each unless
+  the spec says otherwise (faster than one run with two threads); a failing run raises.
+* :class:`Submitit` (``"submitit"``): SLURM job arrays (or submitit's local executor) through
+  :func:`make_executor`; needs ``pip install 'backdrop-repro[cluster]'``, and on a cluster the data
+  cache (``BACKDROP_REPRO_DATA``) and output root (``BACKDROP_REPRO_OUTPUT``) on a file system every
+  node sees. A failed task is listed in ``failed``; the next call submits it again (its checkpoint
+  lets it resume).
+* :class:`Deadline`: the GPU window's pool (:mod:`backdrop_repro.gpu_window`): specs in order, ``jobs``
+  at a time, a run started only if its expected duration ends before a hard deadline, the runs in
+  flight stopped at it.
+
+Every worker process comes from one place (:func:`worker_pool`, :func:`spawn`: the ``spawn`` start
+method and :func:`die_with_parent`, so a ``kill -9`` of the caller leaves no worker behind).
+:func:`get` turns a launcher's name (the ``--launcher`` flag) and its options into one; the GP sweep,
+the learnability map and the confirm study all take ``launcher=``.
+
+Example
+-------
+>>> from backdrop_repro.experiments.gp_sweep.plan import plan_grid
+>>> launch = get("local", jobs=2)
+>>> launch(plan_grid("smoke"), desc="GP sweep smoke")            # doctest: +SKIP
+{'submitted': 24, 'jobs': 24, 'failed': []}
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+from .. import paths, profiles
+from .._shared import check_device, check_int, tqdm_disable
+from . import core
+
+__all__ = ["Launcher", "LAUNCHERS", "CLUSTERS", "LaunchError", "Local", "Submitit", "Deadline", "get", "make_executor",
+           "worker_pool", "spawn", "die_with_parent", "PARENT_CHECK_S"]
+
+#: the launchers a command line can name (the deadline pool is the GPU window's own: it needs a deadline)
+LAUNCHERS = ("local", "submitit")
+#: where submitit runs the jobs: ``slurm`` (sbatch job arrays) or ``local`` (subprocesses on this
+#: machine, submitit's LocalExecutor: the same code path without SLURM, used by the tests)
+CLUSTERS = ("slurm", "local")
+
+
+class Launcher(Protocol):
+    """The one signature of every launcher (module docstring)."""
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
+                 progress: bool = True, desc: str = "runs") -> dict[str, Any]: ...
+
+
+class LaunchError(RuntimeError):
+    """Some submitted jobs failed; the message names the runs and their log files."""
+
+
+# --------------------------------------------------------------------------------------------
+# worker processes: one start method, one parent watch
+# --------------------------------------------------------------------------------------------
+#: seconds between a worker's checks that its parent is still alive
+PARENT_CHECK_S = 1.0
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when ``parent`` dies (a SIGKILL of the caller leaves no
+    worker, and so no resource tracker, behind). On Linux the kernel sends SIGKILL at the parent's
+    death (``PR_SET_PDEATHSIG``); everywhere a daemon thread polls ``os.getppid()``."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(PARENT_CHECK_S)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def worker_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` spawned worker processes that end when this process dies (:func:`die_with_parent`)."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_CONTEXT, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+
+
+def spawn(target: Callable[..., None], *args: Any) -> Any:
+    """One started worker process running ``target(*args, parent_pid)`` (the target calls
+    :func:`die_with_parent` with the last argument); returns the process. The deadline pool's workers."""
+    proc = _CONTEXT.Process(target=target, args=(*args, os.getpid()), daemon=True)
+    proc.start()
+    return proc
+
+
+def queue_pair() -> tuple[Any, Any]:
+    """A task queue and a result queue of the workers' start method."""
+    return _CONTEXT.Queue(), _CONTEXT.Queue()
+
+
+def _submit_quietly(pool: ProcessPoolExecutor, calls: list) -> dict:
+    """Submit ``(tag, (fn, *args))`` calls with SIGINT ignored while the pool spawns its workers: they
+    inherit the ignored signal through ``exec``, so a Ctrl-C is the parent's alone (one line, no traceback
+    from every worker still importing); the parent then cancels the pool and its workers die with it."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return {pool.submit(*call): tag for tag, call in calls}
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------------
+def fmt_s(s: float) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"`` or ``"42 s"``."""
+    s = int(round(s))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else (f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s")
+
+
+class Lines:
+    """Progress where no bar can be drawn (output redirected to a log): one line per finished run
+    with runs done / total, the time so far and the projected time left (at the rate so far)."""
+
+    def __init__(self, total: int, desc: str, stream: Any = None):
+        self.total, self.desc, self.done, self.t0 = total, desc, 0, time.perf_counter()
+        self.stream = stream if stream is not None else sys.stderr
+
+    def update(self, label: str = "") -> None:
+        self.done += 1
+        took = time.perf_counter() - self.t0
+        left = took / self.done * (self.total - self.done)
+        print(f"[{self.desc}] {self.done}/{self.total} runs done{f' ({label})' if label else ''}, "
+              f"{fmt_s(took)} so far, ≈ {fmt_s(left)} left", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, progress: bool) -> Any:
+    """tqdm's bar on a terminal, :class:`Lines` on any other stream, nothing when switched off."""
+    from tqdm import tqdm
+
+    if tqdm_disable(progress) is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return Lines(total, desc)
+    return tqdm(total=total, desc=desc, unit="run", disable=tqdm_disable(progress))
+
+
+def _tick(bar: Any, spec: core.Spec) -> None:
+    bar.update(f"{spec.label}, seed {spec.seed}") if isinstance(bar, Lines) else bar.update()
+
+
+def _build_data(specs: Sequence[core.Spec], progress: bool) -> None:
+    for s in specs:                     # build (or verify) every dataset once, here, before any worker starts
+        core.load_data(s, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------
+# local processes
+# --------------------------------------------------------------------------------------------
+def _local_worker(spec: core.Spec, device: Optional[str], reuse: bool) -> str:
+    import torch
+
+    torch.set_num_threads(spec.threads or 1)
+    core.run_one(spec, device=device, reuse=reuse, progress=False)
+    return spec.key
+
+
+class Local:
+    """``jobs`` processes on this machine (``jobs=1``: in this process). Example: ``Local(2)(specs)``."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = check_int("jobs", jobs, low=1)
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
+                 progress: bool = True, desc: str = "runs") -> dict[str, Any]:
+        check_device(device)                # before any dataset is built
+        todo = core.pending(specs, reuse)
+        out = {"submitted": len(todo), "jobs": len(todo), "failed": []}
+        if not todo:
+            return out
+        _build_data(todo, progress)
+        bar = progress_bar(len(todo), desc, progress)
+        try:
+            if self.jobs == 1 or len(todo) == 1:
+                for s in todo:
+                    core.run_one(s, device=device, reuse=reuse)
+                    _tick(bar, s)
+                return out
+            with worker_pool(min(self.jobs, len(todo))) as pool:
+                futures = _submit_quietly(pool, [(s, (_local_worker, s, device, reuse)) for s in todo])
+                try:
+                    for f in as_completed(futures):
+                        f.result()
+                        _tick(bar, futures[f])
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+        finally:
+            bar.close()
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# submitit
+# --------------------------------------------------------------------------------------------
+def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: Optional[str] = None,
+                  gpus_per_job: int = 0, time_min: int = 240, array_parallelism: int = 32,
+                  cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None,
+                  name: str = "backdrop-sweep") -> Any:
+    """A configured ``submitit.AutoExecutor`` writing its logs and pickles to ``folder``.
+
+    ``cluster`` is one of :data:`CLUSTERS`; ``slurm`` needs ``sbatch`` on the PATH.
+    Example: ``ex = make_executor("/scratch/logs", partition="gpu", gpus_per_job=1)``.
+    """
+    if cluster not in CLUSTERS:
+        raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    check_int("gpus_per_job", gpus_per_job, low=0)
+    check_int("time_min", time_min, low=1)
+    check_int("array_parallelism", array_parallelism, low=1)
+    check_int("cpus_per_task", cpus_per_task, low=1, allow_none=True)
+    check_int("mem_gb", mem_gb, low=1, allow_none=True)
+    if partition is not None and (not isinstance(partition, str) or not partition):
+        raise ValueError(f"partition must be a non-empty string or None, got {partition!r}")
+    try:
+        import submitit
+    except ImportError as err:
+        raise ValueError("launcher 'submitit' needs the submitit package: pip install 'backdrop-repro[cluster]' "
+                         "(or submitit>=1.5)") from err
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise ValueError("cluster 'slurm' needs sbatch on the PATH (not found); run on a SLURM login node, or use "
+                         "cluster 'local' (submitit's local executor) or --launcher local")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    params: dict[str, Any] = dict(name=name, timeout_min=time_min, gpus_per_node=gpus_per_job, nodes=1,
+                                  tasks_per_node=1, slurm_array_parallelism=array_parallelism)
+    if cpus_per_task is not None:
+        params["cpus_per_task"] = cpus_per_task
+    if mem_gb is not None:
+        params["mem_gb"] = mem_gb
+    if partition is not None:
+        params["slurm_partition"] = partition
+    ex.update_parameters(**params)
+    return ex
+
+
+def run_shard(specs: Sequence[core.Spec], device: Optional[str], reuse: bool, threads: Optional[int] = None) -> list[str]:
+    """What one array task runs: each spec through :func:`.core.run_one`; returns the keys written.
+
+    The spec's profile travels inside the spec (a resolved :class:`~backdrop_repro.profiles.Profile`), so
+    this process needs no table entry for it (a profile registered at run time in the submitting process).
+    """
+    import torch
+
+    if threads and not any(s.threads for s in specs):
+        torch.set_num_threads(threads)
+    return [core.run_one(s, device=device, reuse=reuse, progress=False)["key"] for s in specs]
+
+
+def _wait(jobs: Sequence[Any], desc: str, progress: bool, poll_s: float) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=tqdm_disable(progress), dynamic_ncols=True)
+    done = 0
+    try:
+        while True:
+            n = sum(j.done() for j in jobs)
+            if n > done:
+                bar.update(n - done)
+                done = n
+            if n == len(jobs):
+                return
+            bar.set_postfix_str(f"{len(jobs) - n} queued or running")
+            time.sleep(poll_s)
+    finally:
+        bar.close()
+
+
+class Submitit:
+    """Runs as one submitit job array per call (``runs_per_job`` runs in turn per array task), waiting
+    for it. Build one from a profile and the ``--launcher submitit`` options with :meth:`for_profile`."""
+
+    name = "submitit"
+
+    def __init__(self, executor: Any, runs_per_job: int = 1, threads: Optional[int] = None, poll_s: float = 10.0):
+        self.executor, self.threads, self.poll_s = executor, threads, poll_s
+        self.runs_per_job = check_int("runs_per_job", runs_per_job, low=1)
+
+    @classmethod
+    def for_profile(cls, profile: profiles.Profile, cluster: str = "slurm", folder: Optional[str | os.PathLike] = None,
+                    partition: Optional[str] = None, gpus_per_job: int = 0, time_min: int = 240,
+                    array_parallelism: int = 32, cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None,
+                    runs_per_job: int = 1, poll_s: float = 10.0,
+                    executor_factory: Optional[Callable[..., Any]] = None) -> "Submitit":
+        """``folder`` (default ``<data cache>/submitit/<profile>``) holds submitit's pickles and the jobs'
+        logs; ``executor_factory`` (default :func:`make_executor`) is called with the executor options.
+        Example: ``Submitit.for_profile(profiles.get("paper"), partition="gpu", gpus_per_job=1)``."""
+        folder = Path(folder) if folder is not None else paths.data_dir() / "submitit" / profile.name
+        ex = (executor_factory or make_executor)(
+            folder, cluster=cluster, partition=partition, gpus_per_job=gpus_per_job, time_min=time_min,
+            array_parallelism=array_parallelism, cpus_per_task=cpus_per_task, mem_gb=mem_gb,
+            name=f"backdrop-{profile.name}")
+        return cls(ex, runs_per_job=runs_per_job, threads=cpus_per_task, poll_s=poll_s)
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
+                 progress: bool = True, desc: str = "jobs") -> dict[str, Any]:
+        check_device(device)
+        todo = core.pending(specs, reuse)
+        if not todo:
+            return {"submitted": 0, "jobs": 0, "failed": []}
+        _build_data(todo, progress)      # once, here, rather than in many jobs at once
+        k = self.runs_per_job
+        shards = [todo[i:i + k] for i in range(0, len(todo), k)]
+        n = len(shards)
+        jobs = self.executor.map_array(run_shard, shards, [device] * n, [reuse] * n, [self.threads] * n)
+        if progress:
+            print(f"{desc}: submitted {len(todo)} runs as {n} jobs (first job id {jobs[0].job_id}); logs in "
+                  f"{self.executor.folder.parent}", file=sys.stderr, flush=True)
+        _wait(jobs, desc, progress, self.poll_s)
+        failed = []
+        for job, shard in zip(jobs, shards):
+            try:
+                job.result()
+            except Exception as err:  # noqa: BLE001 - a failed task is reported, the others still count
+                last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+                failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {last[:200]} "
+                              f"-- log {job.paths.stderr}")
+        return {"submitted": len(todo), "jobs": n, "failed": failed}
+
+
+# --------------------------------------------------------------------------------------------
+# the deadline pool (the GPU window's)
+# --------------------------------------------------------------------------------------------
+def _deadline_worker(wid: int, tasks: Any, results: Any, device: Optional[str], threads: int, rehearsal_s: float,
+                     reuse: bool, parent: int) -> None:
+    """Worker process: take specs from ``tasks`` until None; run each through :func:`.core.run_one`."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the caller stops its workers (a Ctrl-C is its to handle)
+    die_with_parent(parent)
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    while True:
+        spec = tasks.get()
+        if spec is None:
+            return
+        t = time.monotonic()
+        try:
+            if rehearsal_s > 0:
+                time.sleep(rehearsal_s)
+            else:
+                core.run_one(spec, device=device, reuse=reuse, progress=False)
+            results.put(("done", wid, spec.key, time.monotonic() - t, ""))
+        except Exception:  # noqa: BLE001 - reported, the pool goes on
+            results.put(("error", wid, spec.key, time.monotonic() - t, traceback.format_exc()))
+
+
+class Deadline:
+    """Specs in order, ``jobs`` at a time, until ``deadline`` (``time.monotonic()`` seconds).
+
+    A run is started only when ``now + estimate <= deadline``; the estimate is ``first_estimate_s``
+    until runs finish, then 1.1 x the longest of the last ``jobs`` finished runs (the runs in flight
+    share the device). At the deadline (or on Ctrl-C) the workers still busy are terminated; records
+    are written atomically, so what finished is kept. ``threads``: torch threads per worker;
+    ``rehearsal_s`` > 0 sleeps instead of training (the tests' dry run). The call returns, besides the
+    common keys, ``runs`` (one row per run: key, label, seed, config, level, s, worker, status, end_s),
+    ``stop`` (why it ended), ``estimate_s`` and ``interrupted``. The data must be built beforehand.
+    """
+
+    name = "deadline"
+
+    def __init__(self, jobs: int, deadline: float, first_estimate_s: float, log: Callable[[str], None] = print,
+                 threads: int = 1, rehearsal_s: float = 0.0):
+        self.jobs, self.deadline, self.first_estimate_s = check_int("jobs", jobs, low=1), deadline, first_estimate_s
+        self.log, self.threads, self.rehearsal_s = log, threads, rehearsal_s
+
+    @staticmethod
+    def _row(spec: core.Spec, **kw: Any) -> dict[str, Any]:
+        return {"key": spec.key, "label": spec.label, "config": getattr(spec, "config", None),
+                "level": getattr(spec, "level", None), "seed": spec.seed, **kw}
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
+                 progress: bool = True, desc: str = "runs") -> dict[str, Any]:
+        log, deadline = self.log, self.deadline
+        tasks, results = queue_pair()
+        jobs = max(1, min(self.jobs, len(specs)))
+        procs = [spawn(_deadline_worker, w, tasks, results, device, self.threads, self.rehearsal_s, reuse)
+                 for w in range(jobs)]
+        by_key = {s.key: s for s in specs}
+        todo = list(specs)
+        busy: dict[int, tuple[str, float]] = {}
+        idle = list(range(jobs))
+        done: list[dict[str, Any]] = []
+        walls: list[float] = []
+        estimate = self.first_estimate_s
+        stop = "all planned runs finished"
+        t_pool = time.monotonic()
+        interrupted = False
+        started = 0
+        try:
+            while True:
+                now = time.monotonic()
+                while idle and todo:
+                    if now + estimate > deadline:
+                        break
+                    spec = todo.pop(0)
+                    w = idle.pop(0)
+                    busy[w] = (spec.key, now)
+                    tasks.put(spec)
+                    started += 1
+                    log(f"start  {spec.label:<26} seed {spec.seed:<3} {spec.key} on worker {w} "
+                        f"(expected {estimate:.0f} s)")
+                if not busy:
+                    if todo:
+                        stop = (f"deadline: {len(todo)} planned runs left, the next would need ~{estimate:.0f} s, "
+                                f"{max(0.0, deadline - now):.0f} s left")
+                    break
+                if now >= deadline:
+                    stop = f"deadline: {len(busy)} runs in flight stopped, {len(todo)} not started"
+                    break
+                try:
+                    status, w, key, secs, err = results.get(timeout=min(2.0, max(0.05, deadline - now)))
+                except queue.Empty:
+                    continue
+                busy.pop(w, None)
+                idle.append(w)
+                s = by_key[key]
+                done.append(self._row(s, s=round(secs, 2), worker=w, status=status,
+                                      end_s=round(time.monotonic() - t_pool, 2)))
+                if status == "done":
+                    walls.append(secs)
+                    estimate = 1.1 * max(walls[-jobs:])
+                    log(f"done   {s.label:<26} seed {s.seed:<3} {key} in {secs:.1f} s")
+                else:
+                    log(f"FAILED {s.label:<26} seed {s.seed:<3} {key}:\n{err}")
+        except KeyboardInterrupt:
+            interrupted = True
+            stop = f"interrupted (Ctrl-C): {len(busy)} runs in flight stopped, {len(todo)} not started"
+        finally:
+            for _ in procs:
+                tasks.put(None)
+            t_end = time.monotonic() + (1.0 if busy else 10.0)
+            for p in procs:
+                if busy:
+                    p.terminate()
+                p.join(max(0.1, t_end - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
+        for w, (key, t) in busy.items():
+            done.append(self._row(by_key[key], s=round(time.monotonic() - t, 2), worker=w,
+                                  status="stopped (Ctrl-C)" if interrupted else "stopped at the deadline"))
+        log(f"stop: {stop}")
+        failed = [f"{r['key']} ({r['label']}, seed {r['seed']})" for r in done if r["status"] == "error"]
+        return {"submitted": started, "jobs": jobs, "failed": failed, "runs": done, "stop": stop,
+                "estimate_s": round(estimate, 2), "interrupted": interrupted}
+
+
+# --------------------------------------------------------------------------------------------
+def get(launcher: "str | Launcher" = "local", profile: Optional[profiles.Profile] = None, jobs: int = 1,
+        **options: Any) -> Launcher:
+    """The launcher a name stands for: ``"local"`` (``Local(jobs)``; no options), ``"submitit"``
+    (:meth:`Submitit.for_profile` of ``profile`` with ``options``); a launcher object passes through.
+    Example: ``get("local", jobs=2).jobs == 2``."""
+    if callable(launcher) and not isinstance(launcher, str):
+        if options:
+            raise TypeError(f"options {sorted(options)} are for launcher 'submitit', not an object")
+        return launcher
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS} (or a launcher object), got {launcher!r}")
+    if launcher == "local":
+        if options:
+            raise TypeError(f"options {sorted(options)} are for launcher 'submitit'")
+        return Local(jobs)
+    if profile is None:
+        raise ValueError("launcher 'submitit' needs the profile (its folder and job names)")
+    return Submitit.for_profile(profile, **options)
