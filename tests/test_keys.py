@@ -53,3 +53,36 @@ def test_the_fast_formulation_is_part_of_the_key_only_where_a_profile_selects_it
     assert {s.train_config().epochs for s in cpu} == {80}
     d = profiles.get("paper-cpu").data
     assert d.size == 1024 and d.scales == ((9.5, 10.0), (80.0, 140.0)) and d.per_class == 25 and d.per_seed_data
+
+
+def test_confirm_records_keep_their_keys(monkeypatch):
+    """The confirmatory study's records (issue 28) keep their keys through the run-core refactor (issue 26)."""
+    import json
+
+    from backdrop_repro.experiments.confirm.plan import plan_runs
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+    planned = {s.key: s for s in plan_runs("confirm")}
+    files = sorted((ROOT / "results" / "confirm" / "runs").glob("*.json"))
+    assert len(files) > 300
+    for f in files:
+        rec = json.loads(f.read_text())
+        assert rec["key"] == f.stem == content_key(rec["config"], 12)
+        assert f.stem in planned and planned[f.stem].to_dict() == rec["config"]
+        assert rec["cell"]["scale"] == planned[f.stem].scale and rec["task"] == planned[f.stem].task
+
+
+def test_reference_records_keep_their_keys(monkeypatch):
+    import json
+
+    from backdrop_repro.experiments.gp_sweep.plan import ReferenceSpec
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+    for profile in ("default", "replication", "scaled"):
+        p = profiles.get(profile)
+        specs = {s.key: s for s in (ReferenceSpec(p), ReferenceSpec(p, p.sweep.robustness_method))}
+        files = sorted((ROOT / "results" / profile / "gp_reference").glob("*.json"))
+        assert files
+        for f in files:
+            rec = json.loads(f.read_text())
+            assert rec["key"] == f.stem in specs and specs[f.stem].to_dict() == rec["config"]
