@@ -96,3 +96,16 @@ def test_the_learnability_runner_takes_the_same_launcher(tmp_path, monkeypatch):
     assert len(list((tmp_path / "logs").rglob("*_submitted.pkl"))) == len(nets)   # one array task per network
     with pytest.raises(TypeError, match="submitit"):
         lrun.run_part("smoke", "map", per_class=[size], seeds=[0], progress=False, partition="gpu")
+
+
+@pytest.mark.parametrize("argv", [["sweep", "--profile", "smoke"], ["learnability", "--profile", "smoke"],
+                                  ["confirm", "--profile", "smoke"]])
+def test_every_experiment_command_has_the_launcher_flags_and_refuses_them_where_they_cannot_apply(argv, capsys,
+                                                                                                  monkeypatch, tmp_path):
+    from backdrop_repro.cli import main
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
+    assert main([*argv, "--partition", "gpu"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--partition: only with --launcher submitit (this run is local)")
+    assert main([*argv, "--launcher", "submitit", "--jobs", "2"]) == 2
+    assert "--jobs applies to --launcher local only" in capsys.readouterr().err

@@ -49,7 +49,8 @@ from .._shared import check_device, check_int, tqdm_disable
 from . import core
 
 __all__ = ["Launcher", "LAUNCHERS", "CLUSTERS", "LaunchError", "Local", "Submitit", "Deadline", "get", "make_executor",
-           "worker_pool", "spawn", "die_with_parent", "PARENT_CHECK_S"]
+           "worker_pool", "spawn", "die_with_parent", "PARENT_CHECK_S", "CLUSTER_DEFAULTS", "add_cli_arguments",
+           "check_cli_args", "cli_options", "cli_flag"]
 
 #: the launchers a command line can name (the deadline pool is the GPU window's own: it needs a deadline)
 LAUNCHERS = ("local", "submitit")
@@ -504,3 +505,56 @@ def get(launcher: "str | Launcher" = "local", profile: Optional[profiles.Profile
     if profile is None:
         raise ValueError("launcher 'submitit' needs the profile (its folder and job names)")
     return Submitit.for_profile(profile, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# the command line: one group of flags for every experiment's command
+# --------------------------------------------------------------------------------------------
+#: the flags of ``--launcher submitit`` (dest -> default); given with ``--launcher local``: an error
+CLUSTER_DEFAULTS = {"cluster": "slurm", "partition": None, "gpus_per_job": 0, "time_min": 240,
+                    "array_parallelism": 32, "cpus_per_task": None, "mem_gb": None, "runs_per_job": 1,
+                    "slurm_folder": None}
+
+
+def cli_flag(dest: str) -> str:
+    """The flag of an argparse ``dest`` (``slurm_folder`` -> ``--slurm-folder``)."""
+    return "--" + dest.replace("_", "-")
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """Add the ``--launcher`` group (``local`` | ``submitit`` and submitit's options) to a command's parser."""
+    g = parser.add_argument_group("cluster (--launcher submitit; needs pip install 'backdrop-repro[cluster]')")
+    g.add_argument("--launcher", choices=LAUNCHERS, default="local",
+                   help="local: this machine (--jobs processes); submitit: SLURM job arrays")
+    g.add_argument("--cluster", choices=CLUSTERS, default="slurm",
+                   help="submitit's executor: slurm (sbatch), or local (subprocesses here, no SLURM; for tests)")
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N", help="GPUs per array task (default 0)")
+    g.add_argument("--time-min", type=int, default=240, metavar="MIN", help="time limit per array task (default 240)")
+    g.add_argument("--array-parallelism", type=int, default=32, metavar="N",
+                   help="array tasks running at once (default 32)")
+    g.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
+                   help="CPUs per array task (also the torch threads of profiles without a thread setting)")
+    g.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="memory per array task")
+    g.add_argument("--runs-per-job", type=int, default=1, metavar="N",
+                   help="runs per array task, trained in turn (default 1)")
+    g.add_argument("--slurm-folder", default=None, metavar="DIR",
+                   help="submitit's logs and pickles (default: <data cache>/submitit/<profile>)")
+
+
+def check_cli_args(args: Any) -> None:
+    """Refuse submitit's flags with ``--launcher local`` and ``--jobs`` with submitit: one ``ValueError``."""
+    given = [cli_flag(k) for k, v in CLUSTER_DEFAULTS.items() if getattr(args, k) != v]
+    if args.launcher == "local" and given:
+        raise ValueError(f"{', '.join(given)}: only with --launcher submitit (this run is local)")
+    if args.launcher == "submitit" and getattr(args, "jobs", None) is not None:
+        raise ValueError("--jobs applies to --launcher local only (with submitit: --array-parallelism)")
+
+
+def cli_options(args: Any) -> dict[str, Any]:
+    """The keyword arguments ``launcher=`` and submitit's options of an experiment's runner, from the flags."""
+    if args.launcher == "local":
+        return {"launcher": "local"}
+    return dict(launcher=args.launcher, cluster=args.cluster, folder=args.slurm_folder, partition=args.partition,
+                gpus_per_job=args.gpus_per_job, time_min=args.time_min, array_parallelism=args.array_parallelism,
+                cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, runs_per_job=args.runs_per_job)

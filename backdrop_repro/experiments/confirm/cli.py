@@ -5,6 +5,7 @@ import argparse
 from typing import Any
 
 from ... import profiles
+from .. import launchers
 
 __all__ = ["add_cli"]
 
@@ -15,28 +16,31 @@ def _cmd(args: argparse.Namespace) -> None:
     p = profiles.get(args.profile)                           # resolved once: the object from here on
     section(p)                                               # a profile with a confirm section, before any work
     if args.write_preregistration:
-        if args.collect_only or args.jobs is not None or args.device is not None:
-            raise SystemExit("--write-preregistration takes no --collect-only/--jobs/--device: it only writes the file")
+        if args.collect_only or args.jobs is not None or args.device is not None or args.launcher != "local":
+            raise SystemExit("--write-preregistration takes no --collect-only/--jobs/--device/--launcher: it only "
+                             "writes the file")
         from .prereg import write
 
         pre = write(p)
         print(f"wrote {pre['path']} (sha256 {pre['sha256']}); commit it before the first run")
         return
     if args.collect_only:
-        if args.jobs is not None or args.device is not None:
-            raise SystemExit("--collect-only trains nothing: drop --jobs/--device")
+        if args.jobs is not None or args.device is not None or args.launcher != "local":
+            raise SystemExit("--collect-only trains nothing: drop --jobs/--device/--launcher")
         from .report import write_summary
 
         summary = write_summary(p)
     else:
         from .run import run_study
 
-        summary = run_study(p, jobs=args.jobs, device=args.device, progress=True)
+        launchers.check_cli_args(args)                       # a failed submitit task: LaunchError, one line
+        summary = run_study(p, jobs=args.jobs, device=args.device, progress=True, **launchers.cli_options(args))
     print(summary.get("answer", ""))
 
 
 def add_cli(subparsers: Any) -> None:
-    """Register ``backdrop-repro confirm --profile P [--write-preregistration | --collect-only] [--jobs N] [--device D]``."""
+    """Register ``backdrop-repro confirm --profile P [--write-preregistration | --collect-only] [--jobs N] [--device D]
+    [--launcher local|submitit ...]``."""
     p = subparsers.add_parser("confirm", help="the pre-registered confirmatory study of the fine-mask half of the claim")
     p.add_argument("--profile", choices=[n for n in profiles.names() if profiles.get(n).confirm is not None],
                    default="confirm")
@@ -45,4 +49,5 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--collect-only", action="store_true", help="train nothing: rebuild the report from the records")
     p.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: the profile's, 2)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    launchers.add_cli_arguments(p)
     p.set_defaults(func=_cmd)

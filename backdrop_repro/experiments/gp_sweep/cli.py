@@ -6,6 +6,7 @@ from typing import Any
 
 from ... import paths, profiles
 from ..._shared import check_device, check_int, check_members, check_writable
+from .. import launchers
 from . import plan as gs
 from . import reproduction
 from .report import results_table, write_tables
@@ -14,24 +15,16 @@ from .run import run_sweep, write_references
 __all__ = ["add_cli"]
 
 
-#: the options of --launcher submitit and their defaults (given with --launcher local: an error)
-CLUSTER_DEFAULTS = {"cluster": "slurm", "partition": None, "gpus_per_job": 0, "time_min": 240,
-                    "array_parallelism": 32, "cpus_per_task": None, "mem_gb": None, "runs_per_job": 1,
-                    "slurm_folder": None}
 #: the options that train (given with --collect-only, which trains nothing: an error)
 TRAINING_DEFAULTS = {"configs": None, "seeds": None, "jobs": None, "fresh": False, "no_studies": False,
                      "device": None, "launcher": "local"}
-
-
-def _flag(dest: str) -> str:
-    return "--" + ("slurm-folder" if dest == "slurm_folder" else dest.replace("_", "-"))
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse, before any work, options that do not apply to this invocation (they would be ignored
     silently) and values outside the profile: one ``ValueError`` naming the option."""
     def given(defaults: dict) -> list[str]:
-        return [_flag(k) for k, v in defaults.items() if getattr(args, k) != v]
+        return [launchers.cli_flag(k) for k, v in defaults.items() if getattr(args, k) != v]
 
     if args.compare is not None and args.compare == args.profile:
         raise ValueError(f"--compare must name another profile than --profile {args.profile!r}: a record compared "
@@ -39,10 +32,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.collect_only and given(TRAINING_DEFAULTS):
         raise ValueError(f"{', '.join(given(TRAINING_DEFAULTS))}: not with --collect-only (it trains nothing, it "
                          "tables the records present)")
-    if args.launcher == "local" and given(CLUSTER_DEFAULTS):
-        raise ValueError(f"{', '.join(given(CLUSTER_DEFAULTS))}: only with --launcher submitit (this run is local)")
-    if args.launcher == "submitit" and args.jobs is not None:
-        raise ValueError("--jobs applies to --launcher local only (with submitit: --array-parallelism)")
+    launchers.check_cli_args(args)
     p = profiles.get(args.profile)
     if args.seeds is not None:
         check_members("--seeds", args.seeds, sorted(set(p.sweep.seeds) | set(p.sweep.study_seeds or ())),
@@ -65,17 +55,10 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         write_references(p)                                         # the likelihood classifier's, if not recorded
         sweep = write_tables(p)
     else:
-        from ..launchers import LaunchError
-
-        options = {} if args.launcher == "local" else dict(
-            cluster=args.cluster, folder=args.slurm_folder, partition=args.partition, gpus_per_job=args.gpus_per_job,
-            time_min=args.time_min, array_parallelism=args.array_parallelism, cpus_per_task=args.cpus_per_task,
-            mem_gb=args.mem_gb, runs_per_job=args.runs_per_job)
         try:
             sweep = run_sweep(p, args.configs, args.seeds, studies=not args.no_studies, jobs=args.jobs,
-                              reuse=not args.fresh, device=args.device, progress=True, launcher=args.launcher,
-                              **options)
-        except LaunchError as err:
+                              reuse=not args.fresh, device=args.device, progress=True, **launchers.cli_options(args))
+        except launchers.LaunchError as err:
             print(f"backdrop-repro sweep: error: {err}", file=sys.stderr)
             raise SystemExit(1) from None
         if "launch" in sweep:
@@ -115,22 +98,6 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--collect-only", action="store_true",
                    help="train nothing: rebuild the tables from the run records present (the collect step; "
                         "the likelihood classifier's reference is scored first if it is not recorded)")
-    g = p.add_argument_group("cluster (--launcher submitit; needs pip install 'backdrop-repro[cluster]')")
-    g.add_argument("--launcher", choices=("local", "submitit"), default="local",
-                   help="local: this machine (--jobs processes); submitit: SLURM job arrays, grid then studies")
-    g.add_argument("--cluster", choices=("slurm", "local"), default="slurm",
-                   help="submitit's executor: slurm (sbatch), or local (subprocesses here, no SLURM; for tests)")
-    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
-    g.add_argument("--gpus-per-job", type=int, default=0, metavar="N", help="GPUs per array task (default 0)")
-    g.add_argument("--time-min", type=int, default=240, metavar="MIN", help="time limit per array task (default 240)")
-    g.add_argument("--array-parallelism", type=int, default=32, metavar="N",
-                   help="array tasks running at once (default 32)")
-    g.add_argument("--cpus-per-task", type=int, default=None, metavar="N",
-                   help="CPUs per array task (also the torch threads of profiles without a thread setting)")
-    g.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="memory per array task")
-    g.add_argument("--runs-per-job", type=int, default=1, metavar="N",
-                   help="runs per array task, trained in turn (default 1)")
-    g.add_argument("--slurm-folder", default=None, metavar="DIR",
-                   help="submitit's logs and pickles (default: <data cache>/submitit/<profile>)")
+    launchers.add_cli_arguments(p)
     p.set_defaults(func=_cmd_sweep)
 

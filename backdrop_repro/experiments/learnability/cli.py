@@ -6,6 +6,7 @@ from typing import Any
 
 from ... import paths, profiles
 from ..._shared import check_device, check_int, check_writable
+from .. import launchers
 from .plan import PARTS, map_cells, section
 from .report import edge_table, map_table, write_summary
 from .run import run_all
@@ -21,11 +22,13 @@ def check_args(args: argparse.Namespace) -> None:
     section(args.profile)
     if args.collect_only:
         given = [f for f, v in (("--fresh", args.fresh), ("--jobs", args.jobs is not None),
-                                ("--device", args.device is not None), ("--part", args.part != "all")) if v]
+                                ("--device", args.device is not None), ("--part", args.part != "all"),
+                                ("--launcher", args.launcher != "local")) if v]
         if given:
             raise ValueError(f"{', '.join(given)}: not with --collect-only (it trains nothing, it tables the records "
                              "present)")
         return
+    launchers.check_cli_args(args)
     check_int("--jobs", args.jobs, low=1, allow_none=True)
     check_device(args.device)
     check_writable(paths.output_root() / "results" / args.profile / "learnability",
@@ -42,7 +45,8 @@ def _cmd(args: argparse.Namespace) -> None:
         summary = write_summary(p)
     else:
         parts = PARTS if args.part == "all" else (args.part,)
-        summary = run_all(p, parts, jobs=args.jobs, reuse=not args.fresh, device=args.device, progress=True)
+        summary = run_all(p, parts, jobs=args.jobs, reuse=not args.fresh, device=args.device, progress=True,
+                          **launchers.cli_options(args))          # a failed submitit task: LaunchError, one line
     for scale in ("small", "large"):
         print(f"\n{scale} scale\n" + map_table(summary, scale))
     print("\n" + edge_table(summary))
@@ -51,7 +55,7 @@ def _cmd(args: argparse.Namespace) -> None:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``backdrop-repro learnability --profile P [--part map|edge|twoscale|all] [--jobs N] [--fresh]
-    [--collect-only]``."""
+    [--launcher local|submitit ...] [--collect-only]``."""
     p = subparsers.add_parser("learnability", help="the learnability map, backdrop along its edge, the two-scale task")
     p.add_argument("--profile", choices=profiles.names(), default="learnability")
     p.add_argument("--part", choices=("all",) + PARTS, default="all",
@@ -60,4 +64,5 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="retrain every run from scratch (ignore stored records)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--collect-only", action="store_true", help="train nothing: rebuild the summary from the records")
+    launchers.add_cli_arguments(p)
     p.set_defaults(func=_cmd)
