@@ -143,10 +143,14 @@ def first_screen() -> list[str]:
                 line.append(f"`{c['name']}` on the {' and '.join(w)} scale (large {report.fmt_ci(d2[1])}, "
                             f"small {report.fmt_ci(d2[0])})")
         txt = "- **Where:** " + ("; ".join(line) if line else "no gain to place") + "."
+        conf = _load("confirm", "confirm")
+        elsewhere = (" here; the pre-registered confirmatory study below tests it where the network learns the small "
+                     "scale partly" if conf and conf.get("status") == "complete" else
+                     ", so the fine-mask half of the paper's claim is open")
         for x, t in zip(tested, lr):
             if not x["tested"]:
                 txt += (f" Not tested: the {x['name']} scale, which no network learns (no backdrop "
-                        f"{report.learned_text(t)}), so the fine-mask half of the paper's claim is open.")
+                        f"{report.learned_text(t)}){elsewhere}.")
         out.append(txt)
     d = _load("learnability", "learnability")
     if d and d.get("answer"):
@@ -189,8 +193,10 @@ def confirm_line(profile: str = "confirm") -> list[str]:
                 f"run): running, {rec.get('valid', 0)} of {rec.get('planned', '?')} runs in; as pre-registered, no "
                 "result is read before all runs are in."]
     parts = [f"{r['task']} `{r['label']}` {report.fmt_ci(r)}: {r['status']}" for r in c.get("comparisons", [])]
+    nb = f"results/{profile}/notebooks/confirm.ipynb"
     return [f"- **Fine-mask half, confirmatory** (profile `{profile}`, [pre-registered]({pre}), Holm over "
-            f"{len(parts)}): " + "; ".join(parts) + "."]
+            f"{len(parts)}, [executed notebook]({nb})): " + "; ".join(parts) + "."
+            + (f" {c['meaning']}" if c.get("meaning") else "")]
 
 
 def gp_block(profile: str = "scaled") -> list[str]:

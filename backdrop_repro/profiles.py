@@ -192,6 +192,8 @@ class SweepSection(_Optimised):
     ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
     only when it is not ``"conv"``, so the keys of the committed records do not change; ``"blocked"``
     also records its ``stem`` and runs with :func:`~backdrop_repro.models.keep_freed_memory` (speed only).
+    ``eval_batch_size``: images per evaluation forward pass (64, the training loop's default, for every profile
+    but ``paper-cpu``, whose 1024² maps at width 64 need 4: 64 images there are a 16 GiB activation).
     """
 
     width: int
@@ -222,6 +224,7 @@ class SweepSection(_Optimised):
     select: str = "last"
     impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
     stem: str = "im2col"    # models.STEMS: the stem of impl "blocked" (in the key only for that formulation)
+    eval_batch_size: int = 64   # images per evaluation forward (in the key; 64 is TrainConfig's default)
 
 
 @dataclass(frozen=True)
@@ -505,7 +508,7 @@ PROFILES: dict[str, Profile] = {
         replace(_PAPER_DATA, per_seed_data=True),
         replace(_PAPER_SWEEP, epochs=80, seeds=(0, 1, 2, 3), fine_probs=(0.3,), coarse_probs=(0.95,),
                 configs=("none", "demo"), patience=40, loss_target=0.01, select="val", precision="fp32",
-                threads=1, jobs=2, impl="blocked", stem="im2col"),
+                threads=1, jobs=2, impl="blocked", stem="im2col", eval_batch_size=4),
         _ND_QUICK),
     "learnability": Profile(
         "learnability", "committed learnability map: single-scale 2-class tasks over length ratio x training images "

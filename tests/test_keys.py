@@ -51,6 +51,7 @@ def test_the_fast_formulation_is_part_of_the_key_only_where_a_profile_selects_it
     assert all("impl" not in s.to_dict()["model"] for s in plan_grid("paper"))
     assert len(cpu) == 8 and {s.label for s in cpu} == {"none", "demo: fine 0.3 + coarse 0.95"}
     assert {s.train_config().epochs for s in cpu} == {80}
+    assert {s.train_config().eval_batch_size for s in cpu} == {4}            # 64 images at 1024², width 64: 16 GiB
     d = profiles.get("paper-cpu").data
     assert d.size == 1024 and d.scales == ((9.5, 10.0), (80.0, 140.0)) and d.per_class == 25 and d.per_seed_data
 

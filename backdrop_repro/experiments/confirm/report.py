@@ -29,7 +29,8 @@ from ... import report as R
 from ..gp_sweep.plan import read_record
 from .plan import PreregistrationError, check_preregistration, design, plan_runs, records_dir, section
 
-__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer"]
+__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer", "machines", "meaning",
+           "combined"]
 
 
 def mcnemar(base: dict[int, bool], cand: dict[int, bool]) -> dict[str, Any]:
@@ -89,6 +90,20 @@ def _finished(rec: dict[str, Any], cap: int) -> tuple[bool, bool]:
     return fin.get("stop_reason") == "cap", False
 
 
+def machines(recs: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """Which CPUs (or GPUs) the records come from: ``{"runs": {machine: n}, "split_pairs": [task, seed] whose arms
+    ran on more than one machine}`` (a paired difference within one machine carries no cross-machine rounding)."""
+    def name(rec: dict[str, Any]) -> str:
+        return str((rec.get("versions") or {}).get("cpu") or rec.get("device") or "unknown")
+
+    runs: dict[str, int] = {}
+    by_pair: dict[tuple, set] = {}
+    for (task, _config, seed), rec in recs.items():
+        runs[name(rec)] = runs.get(name(rec), 0) + 1
+        by_pair.setdefault((task, seed), set()).add(name(rec))
+    return {"runs": dict(sorted(runs.items())), "split_pairs": sorted([t, sd] for (t, sd), m in by_pair.items() if len(m) > 1)}
+
+
 def prereg_decision(comp: dict[str, Any], margin: float, alpha: float, unfinished: bool) -> str:
     """The decision by the pre-registration's own words (its ``decision_rule``), kept beside the package
     grammar's status so any disagreement between the two is visible (and reported as a deviation)."""
@@ -137,6 +152,7 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
             continue
         recs[(s.task, s.config, s.seed)] = rec
     out["records"] = {"planned": len(specs), "valid": len(recs), "refused": refused}
+    out["machines"] = machines(recs)
     out["freshness"] = freshness(p)
     tasks = []
     for t in c.tasks:
@@ -160,6 +176,7 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
         return out
     out["status"] = "complete"
     out.update(_compare(p, recs))
+    out["meaning"] = meaning(out)
     return out
 
 
@@ -236,6 +253,12 @@ def _md(summary: dict[str, Any]) -> str:
     rec = summary.get("records")
     if rec:
         lines += [f"Records: {rec['valid']} valid of {rec['planned']} planned; {len(rec['refused'])} refused.", ""]
+    mc = summary.get("machines")
+    if mc and mc["runs"]:
+        split = len(mc["split_pairs"])
+        lines += [f"Machines: {', '.join(f'{k} {v} runs' for k, v in mc['runs'].items())}; "
+                  + (f"{split} seeds had their arms on different machines." if split else
+                     "every seed's arms ran on one machine, so each paired difference is within one machine."), ""]
     fr = summary.get("freshness")
     if fr:
         lines += [f"Freshness: {fr['records_scanned']} other committed records scanned, "
@@ -245,6 +268,16 @@ def _md(summary: dict[str, Any]) -> str:
         lines += [answers_table(summary), ""]
     for r in summary.get("comparisons", []):
         lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
+    if summary.get("meaning"):
+        lines += ["", "## What this says about the fine-mask claim", "", summary["meaning"]]
+    if summary.get("status") == "complete":
+        dev = summary.get("deviations") or []
+        lines += ["", "## Deviations from the pre-registration", ""]
+        lines += [f"- {d}" for d in dev] if dev else ["None in the answers: every answer's status agrees with the "
+                                                      "pre-registration's own decision rule. Every planned run has "
+                                                      "exactly one record; none was added or dropped. Runs cut off "
+                                                      "by the end of a work session left no record and were "
+                                                      "trained again from their start."]
     return "\n".join(lines) + "\n"
 
 
@@ -310,10 +343,32 @@ def meaning(summary: dict[str, Any]) -> str:
         verdict = ("the fine mask alone gives a significant gain that is not shown to clear the margin of relevance: "
                    "real, perhaps too small to matter")
     elif st <= {"not confirmed", "equivalent"}:
-        verdict = "gains of the margin or more from the fine mask alone are excluded on both tasks: not confirmed"
+        verdict = ("gains of the margin or more from the fine mask alone are excluded on both tasks: the fine-mask half "
+                   "of the claim is not confirmed")
     elif "unfinished" in st:
         verdict = "at least one comparison is unfinished (its runs hit the cap): no claim there"
     else:
         verdict = "the fine-mask half of the claim is neither supported nor excluded at the pre-registered power"
     text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + f". So {verdict}."
+    return text[:1].upper() + text[1:] + f". So {verdict}." + combined(summary)
+
+
+def combined(summary: dict[str, Any]) -> str:
+    """What the authors' combined setting (fine + coarse) did, per task and per scale, worded from the statuses
+    and the per-scale intervals; empty when the study has no such arm. The study has no coarse-only arm, so a
+    gain of the combination is never attributed to one of its masks."""
+    rows = [r for r in summary.get("comparisons", []) if r["config"] == "demo"]
+    if not rows:
+        return ""
+    out = []
+    for r in rows:
+        sc = {k: v["diff"] for k, v in r["scales"].items() if v.get("diff")}
+        carried = [k for k, d in sc.items() if d["low"] > 0]
+        flat = [k for k, d in sc.items() if d["low"] <= 0 <= d["high"]]
+        where = ""
+        if len(sc) > 1 and carried:
+            where = (f", carried by the {' and '.join(carried)} scale"
+                     + (f" (the {' and '.join(flat)} scale {', '.join(R.fmt_ci(sc[k]) for k in flat)})" if flat else ""))
+        out.append(f"on the {r['task']} task it is **{r['status']}** ({R.fmt_ci(r)}{where})")
+    return (f" The authors' combined setting `{rows[0]['label']}`: " + "; ".join(out) + ". The study has no "
+            "coarse-only arm, so which of its two masks carries a gain of the combination is not tested.")

@@ -92,6 +92,7 @@ class RunSpec:
         eval_every = s.eval_every if converge else max(1, round(s.eval_every * epochs / s.epochs))
         return TrainConfig(epochs=epochs, batch_size=s.batch_size, **asdict(s.optim), seed=self.seed,
                            eval_every=eval_every, test_every=epochs, channels_last=s.channels_last,
+                           eval_batch_size=s.eval_batch_size,
                            precision=s.precision, device=device,
                            patience=s.patience, loss_target=s.loss_target, select=s.select)
 
