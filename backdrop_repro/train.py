@@ -85,12 +85,13 @@ _BUDGET_DEFAULTS = {"patience": None, "loss_target": None, "select": "last"}
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(OptimSection):
     """Hyper-parameters of one training run.
 
     epochs : passes over the training set. batch_size : samples per step (one mask draw per
     step, shared by the batch). lr, optimizer (``"adam"`` | ``"sgd"``), weight_decay, momentum
-    (SGD only). seed : data order. eval_every : evaluate every this many epochs (and always at
+    (SGD only): the optimiser's fields, declared and checked once, by
+    :class:`~backdrop_repro.profiles.OptimSection` (the base class). seed : data order. eval_every : evaluate every this many epochs (and always at
     the last) on the training and validation data. test_every : evaluate on the test data every
     this many epochs (None: with every evaluation; the last epoch always). eval_batch_size :
     samples per evaluation forward pass. device : torch device. channels_last : NHWC memory
@@ -107,10 +108,6 @@ class TrainConfig:
 
     epochs: int = 20
     batch_size: int = 8
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    momentum: float = 0.9
     seed: int = 0
     eval_every: int = 1
     eval_batch_size: int = 64
@@ -132,9 +129,7 @@ class TrainConfig:
             object.__setattr__(self, name, int(v))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        optim = OptimSection(self.optimizer, self.lr, self.weight_decay, self.momentum)   # profiles' one optimiser check
-        for name in ("optimizer", "lr", "weight_decay", "momentum"):
-            object.__setattr__(self, name, getattr(optim, name))
+        super().__post_init__()                     # the optimiser's one check (profiles.OptimSection)
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.select not in SELECTIONS:

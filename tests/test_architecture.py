@@ -247,3 +247,14 @@ def test_the_docs_list_every_profile():
 
     listed = re.search(r"\*\*the one table of profiles\*\* \(([^)]*)\)", DOC.read_text()).group(1)
     assert sorted(re.findall(r"`([^`]+)`", listed)) == sorted(n for n in profiles.names() if profiles.shipped(profiles.get(n)))
+
+
+def test_the_optimiser_fields_are_declared_once():
+    import dataclasses
+
+    from backdrop_repro.train import TrainConfig
+
+    optim = {f.name for f in dataclasses.fields(profiles.OptimSection)}
+    assert optim == {"optimizer", "lr", "weight_decay", "momentum"}
+    assert not optim & set(TrainConfig.__annotations__)          # inherited from OptimSection, not declared again
+    assert optim <= set(TrainConfig().to_dict())                  # and still in every run's key, flat as before
