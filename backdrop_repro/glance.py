@@ -172,13 +172,77 @@ def first_screen() -> list[str]:
     if paper is not None:
         state = f"{paper['n_runs']}/{paper['n_planned']} runs of the GPU grid recorded."
     elif cpu is not None:
-        state = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`, no backdrop vs "
-                 "the authors' setting, 4 seeds, descriptive) recorded; the powered grid still needs a GPU.")
+        state = paper_cpu_text(cpu)
     else:
         state = ("not run: no GPU has been available to this project; the CPU route (profile `paper-cpu`: no backdrop "
                  "vs the authors' setting, 4 seeds, about an hour per run on one core) is prepared, not started.")
     out.append("- **Paper scale (1024²):** " + state)
     return out
+
+
+#: the bench's committed projections of one run (``bench/bench_train.py --formulations``)
+BENCH = Path("bench") / "results" / "bench_train_formulations.txt"
+
+
+def bench_projection_min(train_samples: float, eval_forwards: float, formulation: str = "keep blocked, im2col stem",
+                         path: Optional[Path] = None) -> Optional[float]:
+    """Minutes the committed bench projects for a width-64 1024² run of ``train_samples`` training samples and
+    ``eval_forwards`` evaluation forwards on one core (its "one paper run" line of ``formulation``, scaled by
+    the work, an evaluation forward counted at the bench's fraction of a step); None when the file or the line
+    is missing."""
+    import re
+
+    root = paths.checkout_root()
+    f = path or (root / BENCH if root is not None else None)
+    if f is None:
+        return None
+    try:
+        text = f.read_text()
+    except OSError:
+        return None
+    unit = re.search(r"one paper run = (\d+) training samples \+ (\d+) evaluation forwards", text)
+    frac = re.search(r"([0-9.]+) of a step's FLOPs per sample at width 64", text)
+    line = re.search(rf"width 64, {re.escape(formulation)}\s+one paper run\s+(\d+) min on 1 core", text)
+    if not (unit and frac and line):
+        return None
+    n_train, n_eval, k = float(unit.group(1)), float(unit.group(2)), float(frac.group(1))
+    return float(line.group(1)) * (train_samples + k * eval_forwards) / (n_train + k * n_eval)
+
+
+def paper_cpu_text(cpu: dict) -> str:
+    """The paper scale's CPU route, read from its tables: per-scale learning without backdrop, the authors'
+    setting against it (descriptive: 4 seeds, with the MDE), the likelihood classifier, the wall time per run
+    beside the bench's projection, and what still needs a GPU."""
+    v = cpu["verdict"]
+    head = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`: no backdrop vs the authors' "
+            "setting, 4 seeds, [executed notebook](results/paper-cpu/notebooks/gp-training.ipynb))")
+    if not cpu["complete"]:
+        return head + " recorded; no result is read before all are in; the powered grid still needs a GPU."
+    lr = (v.get("learned") or {}).get("scales") or []
+    names = ("small", "large")
+    learned = "; ".join(f"{n} scale {report.learned_text(t)}" for n, t in zip(names, lr))
+    comps = [c for c in v.get("comparisons", []) if c.get("claim")]
+    arms = []
+    for c in comps:
+        d2 = c.get("scale_deltas") or []
+        per = (f"; small scale {report.fmt_ci(d2[0])}, large scale {report.fmt_ci(d2[1])}" if len(d2) == 2 else "")
+        mde = c["claim"].get("mde")
+        arms.append(f"`{c['name']}` against it {report.fmt_ci(c)} ({c['claim']['status']}"
+                    + (f"; MDE {mde:.2f} at {c['n']} seeds" if mde is not None else "") + per + ")")
+    ref = (cpu.get("reference") or {}).get("main")
+    ref_txt = (f" The likelihood classifier ({'exact' if ref['exact'] else 'approximate'}) reaches "
+               f"{ref['test_accuracy']:.3f} (small scale {ref['small_scale_accuracy']:.3f}, large scale "
+               f"{ref['large_scale_accuracy']:.3f})." if ref else "")
+    t = cpu.get("timing")
+    time_txt = ""
+    if t:
+        proj = bench_projection_min(t["train_samples_mean"], t["eval_forwards_mean"])
+        time_txt = (f" Wall time per run, measured: {t['mean_s'] / 60:.0f} min on average ({t['min_s'] / 60:.0f}–"
+                    f"{t['max_s'] / 60:.0f} min, one core each, two at a time; {t['epochs_mean']:.0f} epochs on average "
+                    "before the convergence rule stopped a run)"
+                    + (f"; the bench's projection for the same work: {proj:.0f} min" if proj is not None else "") + ".")
+    return (head + f": without backdrop {learned}; " + "; ".join(arms) + "." + ref_txt + time_txt
+            + " The powered grid (every fine and coarse level, ≥ 5 seeds) still needs a GPU (the prepared command above).")
 
 
 def confirm_line(profile: str = "confirm") -> list[str]:

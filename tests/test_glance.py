@@ -71,3 +71,22 @@ def test_a_symlinked_readme_stays_a_link(out):
     (out / "README.md").symlink_to(real)
     assert glance.main([]) == 0
     assert (out / "README.md").is_symlink() and glance.START + "\n" + glance.END in real.read_text()
+
+
+def test_the_bench_projection_is_read_from_the_committed_bench_and_scaled_by_the_work(tmp_path):
+    import re
+
+    from backdrop_repro import glance
+
+    text = (Path(__file__).resolve().parent.parent / glance.BENCH).read_text()
+    minutes = float(re.search(r"width 64, keep blocked, im2col stem\s+one paper run\s+(\d+) min", text).group(1))
+    assert glance.bench_projection_min(10000, 6400) == minutes                   # the bench's own unit of work
+    assert glance.bench_projection_min(5000, 3200) == minutes / 2
+    assert glance.bench_projection_min(1, 1, path=tmp_path / "missing.txt") is None
+
+
+def test_the_paper_cpu_line_reads_nothing_before_every_run_is_in():
+    from backdrop_repro import glance
+
+    line = glance.paper_cpu_text({"n_runs": 3, "n_planned": 8, "complete": False, "verdict": {}})
+    assert line.startswith("3/8 runs of the CPU route") and "no result is read before all are in" in line

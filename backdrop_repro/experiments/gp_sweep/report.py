@@ -469,6 +469,33 @@ def _csv_text(records: Sequence[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def timing(records: Sequence[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """Wall time per run measured from the records, and the work each did (so a projection can be set beside
+    it): ``{"runs", "mean_s", "min_s", "max_s", "devices", "epochs_mean", "train_samples_mean",
+    "eval_forwards_mean"}`` (training samples: epochs trained x training images; evaluation forwards: every
+    evaluated epoch's training and validation images, plus the test set once per test evaluation). None without
+    records."""
+    rows = []
+    for r in records:
+        if r["final"].get("failed"):
+            continue
+        d = r["config"]["data"]
+        n = {k: d[k]["per_class"] * len(d[k]["scales"][0]) ** len(d[k]["scales"]) for k in ("train", "val", "test")}
+        hist = r["history"]
+        epochs = r["final"].get("stopped_epoch") or (hist[-1]["epoch"] if hist else 0)
+        evals = sum("train_eval_loss" in h for h in hist)
+        tests = max(1, sum("test_accuracy" in h for h in hist))
+        rows.append((r["wall_time_s"], epochs, epochs * n["train"], evals * (n["train"] + n["val"]) + tests * n["test"],
+                     r["device"]))
+    if not rows:
+        return None
+    w = [x[0] for x in rows]
+    return {"runs": len(rows), "mean_s": float(sum(w) / len(w)), "min_s": float(min(w)), "max_s": float(max(w)),
+            "devices": sorted({x[4] for x in rows}), "epochs_mean": sum(x[1] for x in rows) / len(rows),
+            "train_samples_mean": sum(x[2] for x in rows) / len(rows),
+            "eval_forwards_mean": sum(x[3] for x in rows) / len(rows)}
+
+
 def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str, Any]:
     """Rebuild ``gp_sweep.json`` / ``.csv`` of ``profile`` from every record present; return the dict."""
     p = profiles.get(profile)
@@ -497,7 +524,7 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
              "runs": [{k: r[k] for k in ("key", "label", "config", "final", "history", "wall_time_s", "device")}
                       for r in records],
              "run_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "this_call_wall_time_s": round(wall, 1),
-             "versions": paths.versions()}
+             "timing": timing(records), "versions": paths.versions()}
     out = paths.results_dir(p.name)
     paths.write_json(out / "gp_sweep.json", sweep)
     paths.write_text(out / "gp_sweep.csv", _csv_text(records))
