@@ -9,3 +9,16 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(root / "out"))
     monkeypatch.setenv("TQDM_DISABLE", "1")
     yield
+
+
+@pytest.fixture
+def own_data_dir(tmp_path, monkeypatch):
+    """A data folder of the test's own: the session's shared one holds other tests' cached datasets."""
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def own_output_dir(tmp_path, monkeypatch):
+    """An output folder of the test's own, for a test that asserts what a folder holds: the session's shared one
+    holds what earlier tests wrote."""
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))

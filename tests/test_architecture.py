@@ -1,4 +1,4 @@
-"""The package's import rules, read from the source with ``ast`` (issue 26 item 3): reports only read
+"""The package's import rules, read from the source with ``ast``: reports only read
 (no report module imports the data or GP packages, so none builds a dataset or scores a classifier), and
 no private name (``_x``) is used across module lines."""
 import ast
@@ -157,7 +157,7 @@ def test_the_runner_scores_the_reference_as_the_tables_did(tmp_path, monkeypatch
     assert other.key != spec.key and set(run.write_references("smoke")) == set()   # no run record: no reference
 
 
-# ------------------------------------------------------------------ issue 26 item 2: one run core, launchers above it
+# ------------------------------------------------------------------ one run core, launchers above it
 def _defs(name: str) -> list[str]:
     """The modules of the package that define a function ``name`` (at any depth)."""
     return sorted(m for m, p in MODULES.items()
@@ -205,7 +205,7 @@ def test_every_spec_class_is_a_run_core_spec():
     assert {s.model for s in specs} == {"cnn", "oracle", "spectral"}
 
 
-# ------------------------------------------------------------------ issue 26 item 5: docs/architecture.md stays true
+# ------------------------------------------------------------------ docs/architecture.md stays true
 DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 

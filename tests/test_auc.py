@@ -1,4 +1,4 @@
-"""Tests of backdrop_repro.auc: exact AUC and the pairwise surrogates of 1 - AUC."""
+"""Tests of backdrop_repro.auc: exact AUC and the pairwise surrogates of 1 - AUC; labels must be 0/1."""
 import math
 
 import numpy as np
@@ -134,3 +134,22 @@ def test_surrogate_is_non_decomposable():
     first, second = pairwise_auc_loss(s[:2], y[:2], tau=1e-6), pairwise_auc_loss(s[2:], y[2:], tau=1e-6)
     assert full == pytest.approx(1 / 3)
     assert (float(first) + float(second)) / 2 == pytest.approx(0.0)  # the bad pairs straddle the batches
+
+
+# ------------------------------------------------------------------ labels must be 0/1
+@pytest.mark.parametrize("labels", [[1, -1, 1, -1], [0.5, 0, 0.5, 0], [2, 0, 2, 0]])
+def test_auc_losses_refuse_labels_exact_auc_refuses(labels):
+    s = torch.tensor([0.1, 0.4, 0.35, 0.8], requires_grad=True)
+    y = torch.tensor(labels)
+    with pytest.raises(ValueError, match="0/1"):
+        exact_auc(s.detach(), y)
+    with pytest.raises(ValueError, match="labels must be 0/1"):
+        pairwise_auc_loss(s, y)
+    with pytest.raises(ValueError, match="labels must be 0/1"):
+        soft_auc(s, y)
+
+
+def test_auc_losses_still_take_0_1_in_any_dtype():
+    s = torch.tensor([0.1, 0.4, 0.35, 0.8])
+    for y in (torch.tensor([0, 0, 1, 1]), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([False, False, True, True])):
+        assert round(1 - float(pairwise_auc_loss(s, y, tau=1e-4)), 6) == 0.75

@@ -1,4 +1,4 @@
-"""The pre-registered confirmatory study: design, pre-registration, records, report (issue 28)."""
+"""The pre-registered confirmatory study (``experiments/confirm/``): design, pre-registration, records, report."""
 import json
 import shutil
 from pathlib import Path

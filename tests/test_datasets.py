@@ -1,15 +1,26 @@
-"""Class recipes, generation of the crosses, the on-disk format and its cache."""
+"""The datasets (``data/datasets.py``, with ``data/recipes.py`` and ``data/files.py``, which it re-exports): class
+recipes, generation of the crosses, the verified on-disk format and its cache. Loads hand back the bytes they
+hashed; destinations, class labels, memory and disk are checked before any work; orphaned temporary files are
+removed; a cache entry linked out of the cache is never written through; ``generate --out``."""
 import json
+import os
+import pickle
+import shutil
+import threading
+import time
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import gp
+from backdrop_repro import cli, gp, paths
 from backdrop_repro.data import datasets
+from backdrop_repro.data import files as dataset_files
 from backdrop_repro.paths import data_dir
-from backdrop_repro.data.datasets import PAPER, SMOKE, CacheError, Recipe
+from backdrop_repro.data.datasets import PAPER, SMOKE, CacheError, Recipe, ResourceError
+from backdrop_repro.data.files import GPDataset, write_dataset
+from helpers import one_line_error
 
 #: the paper's lengths on 256² images (the retired "quick" profile's data)
 PAPER_256 = Recipe(size=256, scales=((9.5, 10.0), (80.0, 140.0)), power=(0.75, 1.25), per_class=25,
@@ -245,3 +256,249 @@ def test_numpy_scalars_are_accepted_like_python_numbers():
                            (dict(seed=np.bool_(True)), "seed")]:
         with pytest.raises(ValueError, match=f"Recipe.{field}"):
             SMOKE.replace(**changes)
+
+
+# ------------------------------------------------------------------ a cache entry linked out of the cache
+@pytest.mark.usefixtures("own_data_dir")
+def test_a_cache_entry_linked_out_of_the_cache_is_never_written_through(tmp_path):
+    mine = tmp_path / "my-work"
+    mine.mkdir()
+    (mine / "images.npy").write_bytes(b"the user's own images")
+    entry = paths.data_dir() / "gp" / datasets.recipe_key(datasets.SMOKE)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.symlink_to(mine, target_is_directory=True)
+    with pytest.raises(ValueError, match="outside the cache"):
+        datasets.build_dataset(datasets.SMOKE, progress=False)
+    assert (mine / "images.npy").read_bytes() == b"the user's own images"
+    assert entry.is_symlink()
+
+
+# ------------------------------------------------------------------ loads verify what they load
+A = SMOKE.replace(per_class=1)
+
+
+B = SMOKE.replace(per_class=1, seed=SMOKE.seed + 1)
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    return {r: datasets.generate(r, progress=False)[0] for r in (A, B)}
+
+
+def _no_generate(*args, **kwargs):
+    pytest.fail("generated data before refusing")
+
+
+@pytest.mark.filterwarnings("ignore:regenerating")
+@pytest.mark.parametrize("mmap", [True, False])
+def test_replace_between_hash_and_load_never_hands_back_other_pixels(tmp_path, monkeypatch, pixels, mmap):
+    """A writer replacing images.npy right after its hash was checked (a race the loader once lost):
+    the load must return the bytes that were hashed, i.e. A's pixels, never B's."""
+    a = datasets.build_dataset(A, directory=tmp_path / "a", progress=False).path
+    b = datasets.build_dataset(B, directory=tmp_path / "b", progress=False).path
+    original = dataset_files._sha256
+    swapped = []
+
+    def racing_sha256(f):
+        digest = original(f)
+        name = f if isinstance(f, (str, os.PathLike)) else f.name
+        if os.path.samefile(name, a / "images.npy") and not swapped:
+            shutil.copy(b / "images.npy", a / "other.npy")
+            os.replace(a / "other.npy", a / "images.npy")      # the concurrent writer lands here
+            swapped.append(True)
+        return digest
+
+    monkeypatch.setattr(dataset_files, "_sha256", racing_sha256)
+    ds = datasets.read_dataset(a, mmap=mmap)
+    assert swapped
+    assert np.array_equal(ds.images, pixels[A]) and not np.array_equal(ds.images, pixels[B])
+
+
+@pytest.mark.filterwarnings("ignore:regenerating")
+def test_concurrent_builds_of_different_recipes_into_one_folder(tmp_path, monkeypatch, pixels):
+    """Two threads build A and B into the same cache folder (recipe_key forced equal), slightly
+    staggered, six times: each caller gets its own recipe's pixels or nothing, never the other's."""
+    monkeypatch.setattr(datasets, "recipe_key", lambda recipe: "same-folder")
+    for round_ in range(6):
+        results, errors = {}, []
+        barrier = threading.Barrier(2)
+
+        def build(recipe, delay):
+            try:
+                barrier.wait()
+                time.sleep(delay)
+                results[recipe] = datasets.build_dataset(recipe, cache_dir=tmp_path, progress=False)
+            except Exception as err:  # noqa: BLE001 - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=build, args=(A, 0.0)),
+                   threading.Thread(target=build, args=(B, 0.002 * round_))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for recipe, ds in results.items():
+            assert ds.recipe == recipe
+            assert np.array_equal(np.asarray(ds.images), pixels[recipe]), (round_, recipe.seed)
+
+
+def test_unpickled_dataset_refuses_a_replaced_file(tmp_path, pixels):
+    """DataLoader workers re-open images.npy: if it now holds another dataset, refuse."""
+    folder = tmp_path / "ds"
+    ds = datasets.build_dataset(A, directory=folder, progress=False)
+    clone = pickle.loads(pickle.dumps(ds))                     # unchanged file: fine
+    assert np.array_equal(clone.images, pixels[A])
+    datasets.write_dataset(folder, pixels[B], np.arange(4), {"source": "test"})
+    assert np.array_equal(ds.images, pixels[A])                # the open map keeps its file
+    with pytest.raises(CacheError, match="images.npy: sha256"):
+        pickle.loads(pickle.dumps(ds))
+
+
+# ------------------------------------------------------------------ class labels, checked when written and read
+def test_fractional_class_labels_are_refused_not_truncated(tmp_path):
+    x = np.zeros((2, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"integer class labels, got \[0.5, 1.7\]"):
+        write_dataset(tmp_path / "ds", x, np.array([0.5, 1.7]), {"class_names": {0: "a", 1: "b"}})
+    assert not (tmp_path / "ds" / "labels.npy").exists()
+    with pytest.raises(ValueError, match="integer class labels"):
+        GPDataset(x, np.array([0.5, 1.7]))
+    with pytest.raises(ValueError, match=r"not among the class_names keys \[0, 1\]"):
+        GPDataset(x, np.array([0, 2]), {0: "a", 1: "b"})
+    assert GPDataset(x, np.array([0.0, 1.0])).labels.dtype == np.int64     # integral floats: as exact_auc
+
+
+# ------------------------------------------------------------------ destinations, checked before any work
+def test_out_pointing_at_a_file_is_refused_before_generating(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "generate", _no_generate)
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    with pytest.raises(NotADirectoryError, match=f"{target}.*not a folder"):
+        datasets.build_dataset(A, directory=target, progress=False)
+    with pytest.raises(NotADirectoryError, match=f"{target} exists and is not a folder"):
+        datasets.build_dataset(A, directory=target / "sub", progress=False)
+    assert target.read_text() == "x"
+
+
+def test_read_only_folder_is_refused_before_generating(tmp_path, monkeypatch):
+    """The probe write fails (as in a read-only folder; root ignores permissions, so the probe's
+    failure is simulated here; the next test uses real permissions where they apply)."""
+    monkeypatch.setattr(datasets, "generate", _no_generate)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(paths.tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError, match=f"{tmp_path / 'ro'} is not writable"):
+        datasets.build_dataset(A, directory=tmp_path / "ro", progress=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores permissions")
+def test_real_read_only_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "generate", _no_generate)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            datasets.build_dataset(A, directory=ro, progress=False)
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"text"', "3", "null", "{not json"])
+def test_meta_json_that_is_not_an_object(tmp_path, monkeypatch, content):
+    folder = tmp_path / "ds"
+    datasets.build_dataset(A, directory=folder, progress=False)
+    (folder / "meta.json").write_text(content)
+    with pytest.raises(CacheError, match=f"{folder / 'meta.json'}: (expected a JSON object|not valid JSON)"):
+        datasets.read_dataset(folder)
+    with monkeypatch.context() as m:                # a folder the caller chose: refused, kept
+        m.setattr(datasets, "generate", _no_generate)
+        with pytest.raises(ValueError, match="is not a backdrop-repro dataset's"):
+            datasets.build_dataset(A, directory=folder, progress=False)
+    assert (folder / "meta.json").read_text() == content
+    # in the keyed cache it is a damaged copy: regenerated with a warning
+    keyed = tmp_path / "cache" / datasets.recipe_key(A)
+    datasets.build_dataset(A, cache_dir=tmp_path / "cache", progress=False)
+    (keyed / "meta.json").write_text(content)
+    with pytest.warns(UserWarning, match="meta.json"):
+        ds = datasets.build_dataset(A, cache_dir=tmp_path / "cache", progress=False)
+    assert ds.recipe == A
+
+
+def test_generate_out_empty_is_refused(capsys, tmp_path, monkeypatch):
+    from backdrop_repro.data import datasets
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "build_dataset", lambda *a, **k: pytest.fail("generated first"))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["generate", "--profile", "smoke", "--out", ""])
+    assert e.value.code == 2 and "must name a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_out_refuses_a_non_empty_folder_it_did_not_write(tmp_path, capsys, monkeypatch):
+    from backdrop_repro.data import datasets
+
+    monkeypatch.setattr(datasets, "generate", lambda *a, **k: pytest.fail("generated first"))
+    out = tmp_path / "mine"
+    out.mkdir()
+    np.save(out / "images.npy", np.arange(3.0))
+    (out / "labels.npy").write_bytes(b"my labels")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert cli.main(["generate", "--profile", "smoke", "--out", str(out)]) == 2
+    line = one_line_error(capsys, "generate")
+    assert str(out) in line and "images.npy" in line and "not empty" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_generate_out_still_accepts_an_empty_or_new_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / f"{paths.TMP_PREFIX}images.npy.pid1.abcdefgh.npy").write_bytes(b"orphan")
+    for name in ("empty", "new"):
+        assert cli.main(["generate", "--profile", "smoke", "--per-class", "1", "--out", str(tmp_path / name)]) == 0
+        assert (tmp_path / name / "meta.json").is_file()
+    # and a folder it wrote is reused
+    assert cli.main(["generate", "--profile", "smoke", "--per-class", "1", "--out", str(tmp_path / "new")]) == 0
+
+
+# ------------------------------------------------------------------ memory and disk, checked before any work
+def test_dataset_larger_than_memory_is_refused_up_front(monkeypatch):
+    huge = SMOKE.replace(per_class=10 ** 9)              # 4e9 × 64² × 4 B = 65 TB
+    assert datasets.estimate_bytes(huge) == 4 * 10 ** 9 * 64 * 64 * 4
+    with pytest.raises(ResourceError, match=r"4000000000 images of 64×64 float32 .* need 59.6 TB of memory"):
+        datasets.generate(huge, progress=False)
+    monkeypatch.setattr(datasets, "generate", _no_generate)
+    with pytest.raises(ResourceError, match="lower --per-class"):
+        datasets.build_dataset(huge, progress=False)
+
+
+def test_resource_rule_uses_memory_fraction_and_free_disk(tmp_path, monkeypatch):
+    need = datasets.estimate_bytes(A)                    # 4 × 64² × 4 = 65536 B
+    assert need == 65536
+    monkeypatch.setattr(datasets, "available_memory", lambda: int(need / datasets.MEMORY_FRACTION) + 1)
+    assert datasets.check_resources(A) == need           # fits just below the limit
+    monkeypatch.setattr(datasets, "available_memory", lambda: int(need / datasets.MEMORY_FRACTION) - 1)
+    with pytest.raises(ResourceError, match="of memory"):
+        datasets.check_resources(A)
+    monkeypatch.setattr(datasets, "available_memory", lambda: None)   # unknown: no memory check
+    monkeypatch.setattr(datasets, "free_disk", lambda path: need - 1)
+    monkeypatch.setattr(datasets, "generate", _no_generate)
+    with pytest.raises(ResourceError, match=f"of disk, but {tmp_path / 'ds'} has only"):
+        datasets.build_dataset(A, directory=tmp_path / "ds", progress=False)
+
+
+# ------------------------------------------------------------------ orphaned temporary files
+def test_orphans_in_a_dataset_folder_are_removed_on_the_next_build(tmp_path):
+    folder = datasets.build_dataset(A, directory=tmp_path / "ds", progress=False).path
+    orphan = folder / f"{paths.TMP_PREFIX}images.npy.k1ll3d.npy"
+    with open(orphan, "wb") as f:                         # a big sparse file, as a killed np.save leaves
+        f.truncate(1 << 30)
+    keep = folder / "notes.txt"
+    keep.write_text("user file")
+    ds = datasets.build_dataset(A, directory=folder, progress=False)      # reuses the cache
+    assert not orphan.exists() and keep.exists() and ds.recipe == A
+    orphan.write_bytes(b"partial")
+    datasets.write_dataset(folder, np.zeros((1, 8, 8)), np.zeros(1), {})
+    assert not orphan.exists()

@@ -1,4 +1,4 @@
-"""The docstring examples of every module run, and pass, in ``make test`` (issue 26 item 5)."""
+"""The docstring examples of every module run, and pass, in ``make test``."""
 import doctest
 import importlib
 import pkgutil

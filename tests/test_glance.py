@@ -1,4 +1,4 @@
-"""Issue 30 item 5: glance parses its arguments, refuses another profile's summary, keeps a symlinked
+"""glance (``backdrop_repro.glance``) parses its arguments, refuses another profile's summary, keeps a symlinked
 README a link and names the file on read errors. Every test here failed before its fix."""
 import json
 import shutil

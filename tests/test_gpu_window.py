@@ -1,8 +1,15 @@
-"""The prepared GPU-window command, rehearsed on the CPU at smoke scale (so a GPU window is never
-spent on a crash): sizing, several runs in flight, the sweep's own records, the hard deadline."""
+"""The prepared GPU-window command (``backdrop_repro.gpu_window``), rehearsed on the CPU at smoke scale (so a
+GPU window is never spent on a crash): sizing, several runs in flight, the sweep's own records, the hard
+deadline. It answers bad arguments with one line before any work, refuses a non-empty ``--out``, obeys
+``--work``, packs what finished on Ctrl-C, and its workers die with their parent."""
 import json
+import os
+import subprocess
+import sys
 import tarfile
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +97,148 @@ def test_window_that_runs_out_of_time_still_packs(tmp_path, monkeypatch):
     assert time.monotonic() - t < 60
     assert s["stop"].startswith("deadline") and s["runs_finished"] == 0
     assert (tmp_path / "out" / "records.tar.gz").exists() and (tmp_path / "out" / "window.json").exists()
+
+
+# ------------------------------------------------------------------ arguments and --out, checked before any work
+def _no_work(monkeypatch):
+    monkeypatch.setattr(gw, "_start_data", lambda *a, **k: pytest.fail("datasets were started first"))
+    monkeypatch.setattr(gw, "probe", lambda *a, **k: pytest.fail("the device was probed first"))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--jobs", "0"], "--jobs must be an int >= 1"),
+    (["--device", "cdua"], "--device 'cdua' is not a torch device"),
+    (["--deadline-s", "-5"], "--deadline-s must be a finite number"),
+    (["--deadline-s", "nan"], "--deadline-s must be a finite number"),
+    (["--min-seeds", "3", "--max-seeds", "2"], "--min-seeds 3 must be <= --max-seeds 2"),
+])
+def test_bad_arguments_are_one_line_before_any_work(tmp_path, monkeypatch, capsys, argv, words):
+    _no_work(monkeypatch)
+    with pytest.raises(SystemExit) as e:
+        gw.main(["--out", str(tmp_path / "out"), "--profile", "smoke", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_cpu_machine_is_one_line(tmp_path, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    with pytest.raises(SystemExit):
+        gw.main(["--out", str(tmp_path / "out"), "--profile", "smoke", "--device", "cuda"])
+    assert "no CUDA device on this machine" in capsys.readouterr().err
+
+
+def test_out_a_file_or_a_non_empty_folder_is_refused(tmp_path, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        gw.run_window(f, "smoke", deadline_s=60, device="cpu")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "records.tar.gz").write_bytes(b"the first window's archive")
+    with pytest.raises(ValueError, match="already holds records.tar.gz"):
+        gw.run_window(full, "smoke", deadline_s=60, device="cpu")
+    assert (full / "records.tar.gz").read_bytes() == b"the first window's archive"
+    with pytest.raises(SystemExit):
+        gw.main(["--out", str(full), "--profile", "smoke"])
+    assert "choose a new or empty folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ --work wins over the environment
+def test_work_wins_over_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "env-data"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "env-out"))
+    seen = {}
+
+    def fake(out, p, *a, **k):
+        seen.update(data=os.environ["BACKDROP_REPRO_DATA"], out=os.environ["BACKDROP_REPRO_OUTPUT"])
+        return {"runs_finished": 0}
+
+    monkeypatch.setattr(gw, "_window", fake)
+    gw.run_window(tmp_path / "o", "smoke", deadline_s=60, device="cpu", work=tmp_path / "w")
+    assert seen == {"data": str(tmp_path / "w" / "data"), "out": str(tmp_path / "w" / "output")}
+    assert os.environ["BACKDROP_REPRO_OUTPUT"] == str(tmp_path / "env-out")     # restored afterwards
+    gw.run_window(tmp_path / "o2", "smoke", deadline_s=60, device="cpu")        # no --work: the environment
+    assert seen == {"data": str(tmp_path / "env-data"), "out": str(tmp_path / "env-out")}
+
+
+# ------------------------------------------------------------------ Ctrl-C packs what finished
+def test_ctrl_c_packs_what_finished(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "output"))
+    from backdrop_repro.experiments import gp_sweep
+
+    spec = gw.plan_window("smoke", 1, 1)[0]
+    rdir = gp_sweep.runs_dir(spec.profile)
+    rdir.mkdir(parents=True, exist_ok=True)
+    (rdir / f"{spec.key}.json").write_text(json.dumps(
+        {"key": spec.key, "config": spec.to_dict(), "history": [], "final": {"test_accuracy": 0.5}}))
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gw, "run_pool", interrupted)
+    monkeypatch.setattr(gw, "find_record", lambda s: None)
+    s = gw.run_window(tmp_path / "out", "smoke", deadline_s=120, device="cpu", jobs=1, min_seeds=1, max_seeds=1,
+                      echo=False)
+    assert s["interrupted"] and s["stop"] == "interrupted (Ctrl-C)"
+    assert json.loads((tmp_path / "out" / "window.json").read_text())["interrupted"] is True
+    with tarfile.open(tmp_path / "out" / "records.tar.gz") as tar:
+        assert tar.getnames() == [f"results/smoke/gp_runs/{spec.key}.json"]
+
+
+def test_ctrl_c_in_the_pool_stops_the_workers_and_says_so():
+    import signal
+    import threading
+
+    specs = gw.plan_window("smoke", 1, 2)
+    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t = time.monotonic()
+    res = gw.run_pool(specs, jobs=2, deadline=t + 60, first_estimate_s=1.0, device="cpu", log=lambda m: None,
+                      rehearsal_s=60)
+    assert time.monotonic() - t < 30
+    assert res["interrupted"] and res["stop"].startswith("interrupted (Ctrl-C)")
+    assert [r["status"] for r in res["runs"]] == ["stopped (Ctrl-C)"] * 2
+
+
+# ------------------------------------------------------------------ the workers die with their parent
+_POOL = textwrap.dedent("""
+    import os, signal, threading, time
+    from backdrop_repro import gpu_window as gw
+
+    if __name__ == "__main__":
+        def kill():
+            time.sleep(6)
+            kids = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+            print(" ".join(kids), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        threading.Thread(target=kill, daemon=True).start()
+        gw.run_pool(gw.plan_window("smoke", 1, 1), jobs=2, deadline=time.monotonic() + 300, first_estimate_s=1.0,
+                    device="cpu", log=lambda m: None, rehearsal_s=300)
+""")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
+def test_window_workers_die_with_their_parent(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    kids = [int(p) for p in proc.stdout.split()]
+    assert len(kids) >= 2                       # the two workers (and the queues' resource tracker)
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(_gone(p) for p in kids):
+        time.sleep(0.2)
+    alive = [p for p in kids if not _gone(p)]
+    for p in alive:
+        os.kill(p, 9)
+    assert not alive

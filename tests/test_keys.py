@@ -57,7 +57,7 @@ def test_the_fast_formulation_is_part_of_the_key_only_where_a_profile_selects_it
 
 
 def test_confirm_records_keep_their_keys(monkeypatch):
-    """The confirmatory study's records (issue 28) keep their keys through the run-core refactor (issue 26)."""
+    """The confirmatory study's records keep their keys through the run-core refactor (``experiments/core.py``)."""
     import json
 
     from backdrop_repro.experiments.confirm.plan import plan_runs

@@ -1,17 +1,27 @@
 """The launchers (:mod:`backdrop_repro.experiments.launchers`): a smoke sweep through submitit's local executor
-(no SLURM), idempotent; the same launcher serves the learnability runner."""
+(no SLURM), idempotent; the same launcher serves the learnability runner; the local pool's workers die with
+their parent; off a TTY the local launcher prints a line per finished run, on one it keeps its bar."""
 import dataclasses
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
 from backdrop_repro import profiles
+from backdrop_repro.experiments import core, launchers
+from backdrop_repro.experiments import launchers as launch
+from backdrop_repro.experiments.gp_sweep import plan
+from backdrop_repro.experiments.gp_sweep import plan as gp_sweep
+from backdrop_repro.experiments.gp_sweep.run import run_sweep
 
-submitit = pytest.importorskip("submitit")
-
-from backdrop_repro.experiments import launchers as launch  # noqa: E402
-from backdrop_repro.experiments.gp_sweep import plan as gp_sweep  # noqa: E402
-from backdrop_repro.experiments.gp_sweep.run import run_sweep  # noqa: E402
+#: the tests that go through submitit's local executor (an optional dependency: ``pip install .[cluster]``)
+needs_submitit = pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit is not installed")
 
 NAME = "launch-test"
 
@@ -35,6 +45,7 @@ def local_executor(folder, **kw):
     return launch.make_executor(folder, **{**kw, "cluster": "local"})
 
 
+@needs_submitit
 def test_smoke_sweep_through_submitit_local_executor_is_idempotent(tiny_profile, tmp_path):
     plan = gp_sweep.plan_runs(tiny_profile)
     assert len(plan) == 4 and {s.study for s in plan} == {"grid"}
@@ -63,6 +74,7 @@ def test_smoke_sweep_through_submitit_local_executor_is_idempotent(tiny_profile,
     assert again["n_runs"] == 4
 
 
+@needs_submitit
 def test_collect_only_cli_and_option_errors(tiny_profile, tmp_path, capsys):
     from backdrop_repro.cli import main
 
@@ -80,9 +92,10 @@ def test_collect_only_cli_and_option_errors(tiny_profile, tmp_path, capsys):
         run_sweep(NAME, partition="gpu")
 
 
+@needs_submitit
 def test_the_learnability_runner_takes_the_same_launcher(tmp_path, monkeypatch):
-    """Item 2 of issue 26: a launcher is a parameter of every experiment, so the learnability map (and the
-    confirm study, which runs through the same ``run_part``-style call) trains through submitit too."""
+    """A launcher is a parameter of every experiment, so the learnability map (and the confirm study, which
+    runs through the same ``run_part``-style call) trains through submitit too."""
     from backdrop_repro.experiments.learnability import plan as lplan, run as lrun
 
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path / "out"))
@@ -109,3 +122,73 @@ def test_every_experiment_command_has_the_launcher_flags_and_refuses_them_where_
     assert capsys.readouterr().err.strip().endswith("--partition: only with --launcher submitit (this run is local)")
     assert main([*argv, "--launcher", "submitit", "--jobs", "2"]) == 2
     assert "--jobs applies to --launcher local only" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the local pool's workers die with their parent
+_POOL_SCRIPT = textwrap.dedent("""
+    import os, signal, time
+    from backdrop_repro.experiments.launchers import worker_pool
+
+    if __name__ == "__main__":
+        pool = worker_pool(2)
+        for f in [pool.submit(time.sleep, 0.5) for _ in range(2)]:
+            f.result()
+        print(" ".join(str(p) for p in pool._processes), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return "\nState:\tZ" in state                         # a zombie nobody reaped: dead all the same
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_die_with_their_parent(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(_POOL_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    workers = [int(p) for p in proc.stdout.split()]
+    assert len(workers) == 2
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(_gone(p) for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if not _gone(p)]
+    for p in alive:                                       # don't leave them behind if the test fails
+        os.kill(p, 9)
+    assert not alive
+
+
+# ------------------------------------------------------------------ progress: a line per run off a TTY, a bar on one
+def _fake_runs(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(plan, "find_record", lambda s: None)
+    monkeypatch.setattr(core, "load_data", lambda *a, **k: None)
+    monkeypatch.setattr(core, "run_one", lambda *a, **k: None)
+    return plan.plan_grid("smoke", ["none", "fine"], [0])
+
+
+def test_on_a_non_tty_the_sweep_prints_a_line_per_run_with_the_time_left(monkeypatch, capsys):
+    specs = _fake_runs(monkeypatch)
+    launchers.Local(1)(specs, progress=True, desc="GP sweep smoke: grid")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(specs)
+    for i, line in enumerate(lines, 1):
+        assert line.startswith(f"[GP sweep smoke: grid] {i}/{len(specs)} runs done (")
+        assert "so far, ≈ " in line and line.endswith(" left")
+    launchers.Local(1)(specs, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_on_a_tty_the_sweep_keeps_its_bar(monkeypatch):
+    from tqdm import tqdm
+
+    _fake_runs(monkeypatch)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    bar = launchers.progress_bar(3, "x", True)
+    assert isinstance(bar, tqdm)
+    bar.close()

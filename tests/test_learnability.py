@@ -1,5 +1,6 @@
-"""The learnability map: its plan (cells, keys, per-seed data, budget), the spectral-energy net, the edge
-chosen from records, and the smoke run end to end."""
+"""The learnability map (``experiments/learnability/``): its plan (cells, keys, per-seed data, budget), the
+spectral-energy net, the edge chosen from records, the smoke run end to end, and its CLI flags checked before
+any work."""
 from __future__ import annotations
 
 import json
@@ -9,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import paths, profiles, report
+from backdrop_repro import cli, paths, profiles, report
 from backdrop_repro.cli import main
 from backdrop_repro.data.recipes import Recipe
 from backdrop_repro.experiments import learnability as learn
 from backdrop_repro.spectral import SpectralEnergyNet
 from backdrop_repro.models import TwoScaleCNN
 from backdrop_repro.train import TrainConfig, train
+from helpers import one_line
 
 
 # ---------------------------------------------------------------- plan: cells, keys, data, budget
@@ -264,3 +266,27 @@ def test_twoscale_level_says_whether_the_combined_task_is_at_the_edge():
     mid = {"baseline": {"mean": 0.6, "low": 0.55, "high": 0.65}}
     assert _twoscale_level(mid, (0.6, 0.9)).startswith("The two-scale task sits at the edge")
     assert _twoscale_level({"baseline": None}, (0.6, 0.9)) == ""
+
+
+# ---------------------------------------------------------------- CLI flags, checked before any work
+@pytest.mark.parametrize("flags", [["--fresh"], ["--jobs", "5"], ["--device", "cuda"], ["--part", "map"]])
+def test_learnability_collect_only_refuses_flags_that_cannot_apply(capsys, monkeypatch, flags):
+    from backdrop_repro.experiments.learnability import cli as lcli
+
+    monkeypatch.setattr(lcli, "write_summary", lambda *a, **k: pytest.fail("work was done first"))
+    assert cli.main(["learnability", "--profile", "smoke", "--collect-only", *flags]) == 2
+    assert "not with --collect-only" in one_line(capsys, "learnability")
+
+
+@pytest.mark.parametrize("flags, words", [(["--jobs", "0"], "--jobs must be an int >= 1"),
+                                          (["--device", "cdua"], "is not a torch device"),
+                                          (["--part", "edge"], "run `backdrop-repro learnability --profile smoke "
+                                                               "--part map` first")])
+def test_learnability_checks_flags_before_any_work(capsys, monkeypatch, tmp_path, flags, words):
+    from backdrop_repro.experiments.learnability import cli as lcli
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))       # no map records here
+
+    monkeypatch.setattr(lcli, "run_all", lambda *a, **k: pytest.fail("work was done first"))
+    assert cli.main(["learnability", "--profile", "smoke", *flags]) == 2
+    assert words in one_line(capsys, "learnability")

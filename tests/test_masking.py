@@ -1,4 +1,6 @@
-"""The backdrop masking layer: identity forward, exactly-masked gradient backward."""
+"""The backdrop masking layer (``backdrop_repro.masking``): identity forward, exactly-masked gradient backward;
+mask shapes must be integers, a 0-d tensor is one line, ``torch.func.grad`` goes through the mask. The pinned
+masks: ``test_masking_pins.py``."""
 import math
 
 import numpy as np
@@ -127,7 +129,7 @@ def test_kept_fraction_matches_one_minus_mask_prob():
 
 @pytest.mark.parametrize("p, grid", [(0.95, (4, 4)), (0.5, (2, 1)), (0.3, (6, 6))])
 def test_expected_normalisation_is_unbiased_with_the_fallback(p, grid):
-    """E[scaled] = 1 in every cell, fallback included (the issue: p = 0.95 on 4×4 gave 1.55).
+    """E[scaled] = 1 in every cell, fallback included (before the fix, p = 0.95 on 4×4 gave 1.55).
 
     Tolerances from the number of draws n: the per-draw mean of scaled is K / (G q) with K the
     kept count (Binomial(G, 1-p), 0 replaced by 1), whose exact variance gives a 5 sigma band for
@@ -363,3 +365,25 @@ def test_functional_form_in_another_layout():
     ya.sum().backward()
     yb.sum().backward()
     assert torch.equal(xb.grad.permute(0, 3, 1, 2), xa.grad)
+
+
+# ------------------------------------------------------------------ mask shapes, 0-d tensors, torch.func.grad
+@pytest.mark.parametrize("shape", [(1, 1, 4.5, 4), (1, 1, True, 4), (1, 1, -4, 4), (1, 1, "4", 4)])
+def test_mask_shapes_must_be_integers(shape):
+    with pytest.raises(ValueError, match="shape must be a sequence of ints >= 0"):
+        draw_mask(shape, 0.5, (-2, -1), generator=torch.Generator().manual_seed(0))
+    assert draw_mask((1, 1, np.int64(4), 4), 0.5, (-2, -1), generator=torch.Generator().manual_seed(0))[0].shape \
+        == (1, 1, 4, 4)
+
+
+def test_backdrop_mask_on_a_0d_tensor_is_one_line():
+    with pytest.raises(ValueError, match="0-d tensor"):
+        BackdropMask(0.5, dims=(0,))(torch.tensor(1.0, requires_grad=True))
+
+
+def test_torch_func_grad_goes_through_the_mask():
+    x = torch.ones(6)
+    g = torch.func.grad(lambda t: BackdropMask(0.5, dims=(0,), generator=torch.Generator().manual_seed(0))(t).sum())(x)
+    x.requires_grad_(True)
+    BackdropMask(0.5, dims=(0,), generator=torch.Generator().manual_seed(0))(x).sum().backward()
+    assert torch.equal(g, x.grad) and (g == 0).any() and (g > 1).any()

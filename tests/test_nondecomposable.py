@@ -1,5 +1,6 @@
 """Tests of the non-decomposable (pairwise AUC) experiment: backdrop gradient, data, runs,
-selection on validation, Holm comparisons, results files, CLI and figures."""
+selection on validation, Holm comparisons, results files, CLI and figures; numpy scalars accepted by the
+network and the configuration."""
 import csv
 import json
 from dataclasses import replace
@@ -218,6 +219,7 @@ def test_smoke_experiment_writes_json_and_csv_and_tables_match_runs():
     assert "cannot tell the methods apart" in nd.findings(res)
 
 
+@pytest.mark.usefixtures("own_output_dir")
 def test_subset_or_override_run_never_overwrites_the_profile_table(capsys):
     from backdrop_repro.cli import main
 
@@ -273,4 +275,22 @@ def test_figures_fit_1400_px_and_label_every_axis():
             assert ax.get_xlabel()
             assert ax.get_ylabel() or ax.get_shared_y_axes().get_siblings(ax) != [ax]
         plt.close(fig)
-    assert not hasattr(ndplots, "save")   # no re-export (issue 9)
+    assert not hasattr(ndplots, "save")   # no re-export
+
+
+# ---------------------------------------------------------------- numpy scalars in the network and the configuration
+def test_numpy_scalars_are_accepted_by_the_network_and_the_nondecomposable_config(tmp_path):
+    from backdrop_repro.experiments import nondecomposable as nd
+    from backdrop_repro.models import TwoScaleCNN
+
+    a = TwoScaleCNN.for_scales(np.int64(256), small_cl=np.float32(9.5), large_cl=np.array([80.0, 140.0]),
+                               width=np.int64(4), fine_prob=np.float32(0.5))
+    b = TwoScaleCNN.for_scales(256, small_cl=9.5, large_cl=(80.0, 140.0), width=4, fine_prob=0.5)
+    assert a.cells == b.cells and a.n_fine == b.n_fine and a.n_coarse == b.n_coarse and a.width == 4
+    with pytest.raises(ValueError, match="size must be a power of two"):
+        TwoScaleCNN.for_scales(np.int64(100))
+    cfg = nd.get_config("smoke", steps=np.int64(2), eval_every=np.int64(1), lr=np.float32(0.01),
+                        tau=np.float64(1.0), hidden=np.int64(4), seeds=[np.int64(0)])
+    assert type(cfg.lr) is float and type(cfg.steps) is int
+    res = nd.run_experiment("smoke", config=cfg, progress=False, write=True)   # hashed and written after the runs
+    assert (paths.results_dir("smoke") / f"{res['name']}.json").is_file()

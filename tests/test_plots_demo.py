@@ -1,4 +1,4 @@
-"""Figures of the two demo notebooks: shared colour scales, discrete masks, no empty panels."""
+"""Figures of the two demo notebooks (``plots/gp.py``, ``plots/masks.py``): shared colour scales, discrete masks, no empty panels."""
 from __future__ import annotations
 
 import matplotlib

@@ -66,7 +66,7 @@ def test_every_training_section_reads_its_one_optimiser_section():
 
 
 # --------------------------------------------------------------------------------------------
-# a resolved Profile below the front doors (issue 26 item 1)
+# a resolved Profile below the front doors
 # --------------------------------------------------------------------------------------------
 def test_every_shipped_profile_survives_json_and_is_shipped():
     import json

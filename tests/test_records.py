@@ -1,4 +1,4 @@
-"""Issue 30 item 1: one record reader (backdrop_repro.records) wherever a record is read; a bad record
+"""The record reader (``backdrop_repro.records``), the one used wherever a record is read; a bad record
 is set aside only in the run's own working folder; a diverged run is a status. Every test here failed
 before its fix (the checks it makes did not exist, or the reference record was renamed)."""
 import json

@@ -1,11 +1,17 @@
-"""Training loop: determinism, no-backdrop == mask_prob 0 (bitwise), exact resume, errors."""
+"""Training loop (``backdrop_repro.train``): determinism, no-backdrop == mask_prob 0 (bitwise), exact resume,
+errors: bad labels refused before a step, a missing device in one line, a full disk while checkpointing
+naming the file, a planted checkpoint refused and never executed. The device logic: ``test_train_device.py``."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from backdrop_repro import cli
 from backdrop_repro.models import TwoScaleCNN
 from backdrop_repro.train import TrainConfig, as_tensors, evaluate, train
+from helpers import one_line_error
 
 SIZE = 32
 
@@ -149,3 +155,71 @@ def test_resume_errors(tmp_path):
         train(net(), data, data, TrainConfig(epochs=2, lr=0.1), checkpoint=ckpt, resume=True, progress=False)
     with pytest.raises(ValueError, match="TrainConfig"):
         train(net(), data, data, {"epochs": 1}, progress=False)
+
+
+# ------------------------------------------------------ bad labels, a missing device, a full disk, a planted checkpoint
+def _tiny():
+    return TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0)
+
+
+@pytest.mark.parametrize("labels, words", [([0.5, 1.7, 0, 1], "integer class labels"),
+                                           ([0, 1, -1, 2], r"in \[0, inf\)"),
+                                           ([0, 1, 2, 4], r"in \[0, 4\)")])
+def test_train_refuses_bad_labels_before_a_step(labels, words):
+    x = torch.zeros(4, 1, 16, 16)
+    with pytest.raises(ValueError, match=words):
+        train(_tiny(), (x, labels), (x, [0, 1, 2, 3]), TrainConfig(epochs=1, batch_size=2))
+
+
+def test_train_refuses_a_missing_device_in_one_line(monkeypatch):
+    from backdrop_repro.train import TrainConfig, train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    x, y = torch.randn(4, 1, 16, 16), torch.arange(4) % 4
+    with pytest.raises(ValueError, match="no CUDA device"):
+        train(torch.nn.Flatten(), (x, y), (x, y), TrainConfig(epochs=1, device="cuda"), progress=False)
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from backdrop_repro import train as train_mod
+    from backdrop_repro.models import TwoScaleCNN
+
+    def full(obj, f, *a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 1216 vs 1140")
+
+    monkeypatch.setattr(train_mod.torch, "save", full)
+    net = TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0)
+    x, y = torch.randn(8, 1, 16, 16), torch.arange(8) % 4
+    with pytest.raises(train_mod.CheckpointWriteError, match="cannot write the checkpoint .*run.pt") as err:
+        train_mod.train(net, (x, y), (x, y), train_mod.TrainConfig(epochs=2, batch_size=4),
+                        checkpoint=tmp_path / "run.pt", progress=False)
+    assert isinstance(err.value, OSError) and "\n" not in str(err.value) and "disk" in str(err.value)
+    assert list(tmp_path.iterdir()) == []                     # no temp file left
+    # through the CLI: one line, exit 2
+    assert cli.main(["sweep", "--profile", "smoke", "--configs", "none", "--seeds", "0", "--no-studies",
+                     "--jobs", "1"]) == 2
+    assert "cannot write the checkpoint" in one_line_error(capsys, "sweep")
+
+
+class _Planted:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_malicious_checkpoint_is_refused_and_never_executed(tmp_path):
+    from backdrop_repro.models import TwoScaleCNN
+    from backdrop_repro.train import TrainConfig, train
+
+    marker, ckpt = tmp_path / "pwned", tmp_path / "run.pt"
+    torch.save({"epoch": 1, "model": _Planted(marker), "optimizer": {}, "generators": [], "history": [],
+                "config": {}}, ckpt)
+    net = TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0)
+    x, y = torch.randn(8, 1, 16, 16), torch.arange(8) % 4
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        out = train(net, (x, y), (x, y), TrainConfig(epochs=1, batch_size=4), checkpoint=ckpt, resume=True,
+                    progress=False)
+    assert not marker.exists()                       # nothing was executed
+    assert [h["epoch"] for h in out["history"]] == [1]

@@ -1,4 +1,7 @@
-"""Zenodo route: pooch download from a local http.server, restricted unpickling, conversion.
+"""Zenodo route (``data/zenodo.py``, with its unpickler ``data/safe_pickle.py``): pooch download from a local
+http.server, restricted unpickling, conversion; a mirror's wrong content named with its variable, the sizes a
+zip declares checked against free space, a damaged member one line, partial downloads removed, and the
+``fetch`` arguments and the mirror setting checked before any download.
 
 No test touches the internet: every download comes from a server on 127.0.0.1 started here,
 serving zips built here in the authors' layout.
@@ -10,7 +13,9 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import socket
+import struct
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backdrop_repro import cli, paths
 from backdrop_repro.data import safe_pickle, zenodo
+from helpers import one_line_error
 
 NAMES = {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-140"}
 MEMBER = "gp-crosses/GP_9.5-10+80-140.gp"
@@ -463,3 +470,119 @@ def test_registry_defaults_and_overrides(monkeypatch):
     with pytest.raises(ValueError, match="retries"):
         zenodo.make_registry(retries=-1)
     assert safe_pickle.pickle_member_name(TINY) == "GP_9.5-10+80-140.gp"
+
+
+# ----------------------------------------------------- mirrors and zips: wrong content, declared sizes, damaged members
+def test_a_mirror_serving_html_names_its_variable(server, monkeypatch):
+    images, labels = tiny_data()
+    hashes = serve_dataset(server, images, labels)
+    server.files["dataset.zip"] = b"<html><body>Not the file you are looking for</body></html>"
+    monkeypatch.setenv(zenodo.URL_ENV, server.url)
+    with pytest.raises(ValueError, match=f"the mirror set by {zenodo.URL_ENV}={server.url}") as e:
+        zenodo.fetch_paper_dataset(progress=False, hashes=hashes, recipe=None)
+    assert "dataset.zip" in str(e.value) and hashes["dataset.zip"] in str(e.value)
+
+
+def _zip_with(member: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(member, data)
+    return buf.getvalue()
+
+
+def test_declared_member_sizes_are_checked_against_free_space(tmp_path, monkeypatch):
+    z = tmp_path / "cache" / "big.zip"
+    z.parent.mkdir()
+    z.write_bytes(_zip_with("a.gp", b"\0" * 100_000))
+    monkeypatch.setattr(zenodo, "free_disk", lambda p: 10_000)
+    ex = zenodo.ExtractMembers(r"a\.gp$", z.parent / "out")
+    with pytest.raises(OSError, match="as the zip declares"):
+        ex(str(z), "download")
+    assert not (z.parent / "out" / "a.gp").exists()
+
+
+def test_a_corrupted_member_is_one_line(tmp_path):
+    data = bytearray(_zip_with("a.gp", bytes(range(256)) * 400))
+    i = data.index(b"a.gp") + 4                   # the start of the member's deflated stream
+    data[i:i + 20] = b"\xff" * 20                  # an invalid block: zlib.error, not a CRC mismatch
+    z = tmp_path / "bad.zip"
+    z.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="member a.gp is damaged"):
+        zenodo.ExtractMembers(r"a\.gp$", tmp_path / "out")(str(z), "download")
+
+
+# ------------------------------------------------------------------------------------ partial downloads
+def test_zenodo_download_removes_partial_downloads(tmp_path, monkeypatch):
+    """Partial pooch downloads (tmpXXXXXXXX) and our extraction temp files in the Zenodo cache
+    are removed when the next download starts (it holds the cache lock)."""
+    import io
+    import zipfile
+
+    monkeypatch.setenv("BACKDROP_REPRO_DATA", str(tmp_path / "data"))
+    root = zenodo.cache_dir()
+    partial = root / "tmpab12cd_3"
+    with open(partial, "wb") as f:
+        f.truncate(1 << 28)
+    extract = root / "samples-0123456789ab"
+    extract.mkdir()
+    half = extract / f"{paths.TMP_PREFIX}final_size-16_corr-10_v1.npy.x.npy"
+    half.write_bytes(b"half")
+    mine = root / "tmp-notes"                               # not a tempfile name: kept
+    mine.write_text("x")
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        arr = io.BytesIO()
+        np.save(arr, np.ones((4, 4)))
+        zf.writestr("final_size-16_corr-10_v1.npy", arr.getvalue())
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "samples.zip").write_bytes(buf.getvalue())
+    import hashlib
+
+    hashes = {"samples.zip": "md5:" + hashlib.md5(buf.getvalue()).hexdigest()}
+    monkeypatch.setattr("pooch.HTTPDownloader", lambda **kw: (
+        lambda url, output, pooch_obj: shutil.copy(tmp_path / "src" / "samples.zip", output)))
+    xs = zenodo.fetch_samples(10, progress=False, hashes=hashes, url="http://127.0.0.1:9/")
+    assert np.array_equal(xs[0], np.ones((4, 4)))
+    assert not partial.exists() and not half.exists() and mine.exists()
+
+
+# ------------------------------------------------------------------------------ the restricted unpickler: length fields
+@pytest.mark.parametrize("opcode", [b"\x8e", b"\x8d", b"\x95", b"\x96"])      # BINBYTES8, BINUNICODE8, FRAME, BYTEARRAY8
+def test_a_huge_pickle_length_field_is_a_one_line_error(tmp_path, opcode):
+    from backdrop_repro.data.safe_pickle import safe_load_pickle
+
+    path = tmp_path / "GP.gp"
+    path.write_bytes(b"\x80\x05" + opcode + struct.pack("<Q", 2 ** 62) + b".")
+    with pytest.raises(ValueError, match="length field") as err:       # never a MemoryError with no message
+        safe_load_pickle(path, source="dataset.zip:GP.gp")
+    assert "dataset.zip:GP.gp" in str(err.value) and "\n" not in str(err.value)
+
+
+# -------------------------------------------------- fetch arguments and the mirror setting, checked before any download
+@pytest.mark.parametrize("argv, says", [
+    (["samples", "--cls", "7"], "no samples of correlation length 7"),
+    (["samples", "--cls", "80", "--cls", "7"], "no samples of correlation length 7"),
+    (["dataset", "--cls", "80"], "--cls applies to `fetch samples` only"),
+])
+def test_fetch_arguments_are_refused_before_any_download(monkeypatch, capsys, argv, says):
+    from backdrop_repro.data import zenodo
+
+    monkeypatch.setattr(zenodo, "_fetch", lambda *a, **k: pytest.fail("downloaded first"))
+    assert cli.main(["fetch", *argv, "--no-progress"]) == 2
+    line = one_line_error(capsys, "fetch")
+    assert says in line
+    if "7" in argv:
+        assert "9.5, 10, 60, 80, 140, 200" in line
+    with pytest.raises(ValueError, match="correlation length 7"):
+        zenodo.fetch_samples(7, progress=False)
+
+
+@pytest.mark.parametrize("url", ["ftp://mirror.example/gp/", "file:///srv/gp/", "mirror.example/gp/"])
+def test_a_mirror_with_another_scheme_is_a_setting_error_not_the_network(monkeypatch, capsys, url):
+    from backdrop_repro.data import zenodo
+
+    monkeypatch.setenv(zenodo.URL_ENV, url)
+    assert cli.main(["fetch", "dataset", "--no-progress"]) == 2
+    line = one_line_error(capsys, "fetch")
+    assert "http:// or https://" in line and zenodo.URL_ENV in line and "network" not in line

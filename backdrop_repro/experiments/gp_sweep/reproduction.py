@@ -43,7 +43,7 @@ __all__ = ["DRIFT_SD", "DRIFT_Z", "POWER_Z", "ReproductionError", "compare_with_
 #: rounding drift: the SD of one run's Δ test accuracy (4 classes) between two roundings of the same
 #: run. The upper 95 % confidence limit of the measured drift, rounded up to 0.005; the measurement
 #: (another CPU: 12 runs; on one CPU ``impl="s2d"`` and the NCHW layout: 12 runs each) is in docs/reliability.md and
-#: tests/test_reproduction.py recomputes it from the records in tests/data/.
+#: tests/test_gp_sweep_reproduction.py recomputes it from the records in tests/data/.
 DRIFT_SD = 0.02
 #: the bound in standard errors of drift: two-sided 0.27 % per test, < 1.4 % over the 5 tests of ``default``
 DRIFT_Z = 3.0

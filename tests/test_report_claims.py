@@ -1,5 +1,6 @@
-"""The claim grammar (``report.judge``): one table-driven test per branch, each false sentence quoted in
-issue 27, and a scan of every generated interval sentence of the committed results against its numbers."""
+"""The claim grammar (``report.judge`` in ``backdrop_repro/report.py``): one table-driven test per branch, each
+false sentence an earlier report printed, and a scan of every generated interval sentence of the committed
+results against its numbers."""
 import json
 import re
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_every_status_has_a_branch_and_a_docs_row(monkeypatch):
     assert all(f"`{s}`" in doc for s in report.STATUSES) and doc == glance.claims_doc()
 
 
-# the false sentences quoted in issue 27, each with what the grammar must say instead
+# false sentences an earlier report printed, each with what the grammar must say instead
 FALSE = [
     # "lies inside the ±0.03 margin" for intervals that do not
     (comp(-0.039, -0.070, -0.008, n=10), "below 0; lower end below −0.03, upper end inside ±0.03"),
@@ -78,7 +79,7 @@ def test_no_interval_outside_the_margin_is_called_inside(c, phrase):
 
 
 def test_significance_is_not_read_as_relevance():
-    # +0.028 [+0.011, +0.046]: significant after Holm, margin test p = 0.57 (issue 27): not a relevant gain
+    # +0.028 [+0.011, +0.046]: significant after Holm, margin test p = 0.57: not a relevant gain
     d = json.loads((ROOT / "results" / "replication" / "gp_sweep.json").read_text())
     c = next(c for c in d["verdict"]["comparisons"] if c["name"] == "fine 0.9 + coarse 0.95")
     assert report.fmt_ci(c) == "+0.028 [+0.011, +0.046]" and c["p_holm"] < 0.05

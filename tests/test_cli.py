@@ -1,11 +1,10 @@
-"""CLI wiring, papermill runner and the atomic-write helpers."""
-import json
-import os
-
+"""The command line (``backdrop_repro.cli``): its sub-commands, and one policy for expected failures: one line
+``backdrop-repro <command>: error: ...`` and exit 2 (a file where a folder goes, too little memory, an
+unwritable results folder), a traceback only for a bug or with ``--debug``."""
 import pytest
 
 from backdrop_repro import cli, paths
-from backdrop_repro.notebooks import NOTEBOOKS, run_notebooks
+from helpers import one_line, one_line_error
 
 
 def test_parser_has_every_subcommand():
@@ -20,45 +19,7 @@ def test_bad_profile_is_rejected_with_accepted_values():
         cli.main(["reproduce", "--profile", "huge"])
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    target = tmp_path / "r.json"
-    paths.write_json(target, {"a": 1})
-    with pytest.raises(RuntimeError):
-        with paths.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
-    assert json.loads(target.read_text()) == {"a": 1}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temp file left
-    assert oct(os.stat(target).st_mode & 0o777) != "0o600"
-
-
-def test_run_notebooks_rejects_unknown_names():
-    with pytest.raises(ValueError, match="names must be among"):
-        run_notebooks("smoke", ["backdrop-dmeo"])
-
-
-def test_run_backdrop_demo_with_papermill(tmp_path):
-    (out,) = run_notebooks("smoke", ["backdrop-demo"], out_dir=tmp_path)
-    nb = json.loads(out.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert not any(o.get("output_type") == "error" for c in code for o in c["outputs"])
-    text = "".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o.get("text", []))
-                   for c in code for o in c["outputs"])
-    assert "forward latent identical: True" in text
-    figs = paths.figures_dir()
-    assert {f"backdrop-demo-smoke-{n}.png" for n in ("chain-rule", "masks", "pinned", "bleed")} <= {p.name for p in figs.iterdir()}
-    assert "backdrop-demo" in NOTEBOOKS
-
-
 # ------------------------------------------------------------------ expected failures: one line
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"backdrop-repro {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
-
-
 def test_generate_out_is_a_file_one_line_before_generating(tmp_path, capsys, monkeypatch):
     from backdrop_repro.data import datasets
 
@@ -66,7 +27,7 @@ def test_generate_out_is_a_file_one_line_before_generating(tmp_path, capsys, mon
     target = tmp_path / "file"
     target.write_text("x")
     assert cli.main(["generate", "--profile", "smoke", "--out", str(target)]) == 2
-    assert str(target) in _one_line_error(capsys, "generate")
+    assert str(target) in one_line_error(capsys, "generate")
 
 
 def test_generate_read_only_out_one_line(tmp_path, capsys, monkeypatch):
@@ -79,7 +40,7 @@ def test_generate_read_only_out_one_line(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(paths.tempfile, "mkstemp", denied)
     assert cli.main(["generate", "--profile", "smoke", "--out", str(tmp_path / "ro")]) == 2
-    assert f"{tmp_path / 'ro'} is not writable" in _one_line_error(capsys, "generate")
+    assert f"{tmp_path / 'ro'} is not writable" in one_line_error(capsys, "generate")
 
 
 @pytest.mark.parametrize("content", ["[1, 2]", "{broken"])
@@ -87,7 +48,7 @@ def test_generate_into_folder_with_foreign_meta_json(tmp_path, capsys, content):
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "meta.json").write_text(content)
     assert cli.main(["generate", "--profile", "smoke", "--out", str(tmp_path / "ds")]) == 2
-    assert str(tmp_path / "ds" / "meta.json") in _one_line_error(capsys, "generate")
+    assert str(tmp_path / "ds" / "meta.json") in one_line_error(capsys, "generate")
     assert (tmp_path / "ds" / "meta.json").read_text() == content
 
 
@@ -96,12 +57,12 @@ def test_generate_folder_holding_another_recipe(tmp_path, capsys):
     assert cli.main(["generate", "--profile", "smoke", "--per-class", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert cli.main(["generate", "--profile", "smoke", "--per-class", "1", "--seed", "7", "--out", str(out)]) == 2
-    assert "holds another dataset" in _one_line_error(capsys, "generate")
+    assert "holds another dataset" in one_line_error(capsys, "generate")
 
 
 def test_generate_too_large_is_refused_at_once(capsys):
     assert cli.main(["generate", "--profile", "smoke", "--per-class", "1000000000"]) == 2
-    line = _one_line_error(capsys, "generate")
+    line = one_line_error(capsys, "generate")
     assert "need" in line and "of memory" in line and "--per-class" in line
 
 
@@ -120,7 +81,7 @@ def test_main_maps_expected_failures(monkeypatch, capsys, exc, status):
     if status == 130:
         assert "Traceback" not in capsys.readouterr().err
     else:
-        line = _one_line_error(capsys, "generate")
+        line = one_line_error(capsys, "generate")
         if isinstance(exc, IsADirectoryError):
             assert "/p" in line
 
@@ -131,3 +92,45 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(datasets, "_cmd_generate", lambda args: {}["missing"])
     with pytest.raises(KeyError):
         cli.main(["generate", "--profile", "smoke"])
+
+
+# ----------------------------------------------------------------- out of memory, --debug, an unwritable results folder
+def test_memory_error_without_a_message_says_what_to_do(monkeypatch, capsys):
+    from backdrop_repro.data import datasets
+
+    def boom(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(datasets, "_cmd_generate", boom)
+    assert cli.main(["generate", "--profile", "smoke"]) == 2
+    assert "out of memory" in one_line_error(capsys, "generate")
+
+
+def test_debug_shows_the_traceback_of_an_expected_failure(monkeypatch, capsys):
+    from backdrop_repro.data import datasets
+
+    def boom(args):
+        raise ValueError("per_class must be an int")
+
+    monkeypatch.setattr(datasets, "_cmd_generate", boom)
+    assert cli.main(["generate", "--profile", "smoke"]) == 2
+    one_line_error(capsys, "generate")
+    for argv in (["--debug", "generate", "--profile", "smoke"], ["generate", "--profile", "smoke", "--debug"]):
+        with pytest.raises(ValueError, match="per_class"):
+            cli.main(argv)
+    monkeypatch.setenv("BACKDROP_REPRO_DEBUG", "1")
+    with pytest.raises(ValueError):
+        cli.main(["generate", "--profile", "smoke"])
+
+
+@pytest.mark.parametrize("command", [["sweep", "--profile", "smoke"], ["learnability", "--profile", "smoke"]])
+def test_an_unwritable_results_folder_is_refused_before_training(capsys, monkeypatch, command, tmp_path):
+    from backdrop_repro.experiments.gp_sweep import cli as scli
+    from backdrop_repro.experiments.learnability import cli as lcli
+
+    monkeypatch.setattr(scli, "run_sweep", lambda *a, **k: pytest.fail("trained first"))
+    monkeypatch.setattr(lcli, "run_all", lambda *a, **k: pytest.fail("trained first"))
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    (tmp_path / "results").write_text("a file where the results folder goes")   # root can write a 0o555 folder
+    assert cli.main(command) == 2
+    assert "exists and is not a folder" in one_line(capsys, command[0])

@@ -1,16 +1,29 @@
-"""The GP sweep: a throw-away profile through the smoke path, schema, idempotence, subsets,
-selection on validation, corrupt records, the reproduction check and the statistics layer."""
+"""The GP sweep (``experiments/gp_sweep/``): a throw-away profile through the smoke path, schema, idempotence,
+subsets, selection on validation, corrupt records, the reproduction check and the statistics layer; the
+``sweep`` arguments checked before any work, a record with an empty ``final`` set aside, and a Ctrl-C while
+the workers start printing no worker's traceback. The verdict's evidence is in ``test_gp_sweep_verdict.py``,
+the reproduction check on real records in ``test_gp_sweep_reproduction.py``."""
 import csv
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
 
-from backdrop_repro import paths, profiles, report
+from backdrop_repro import cli, paths, profiles, report
+from backdrop_repro.experiments import core
+from backdrop_repro.experiments.gp_sweep import plan, run
 from backdrop_repro.experiments.gp_sweep import models as gp_models, plan as gp_sweep, report as gp_report
 from backdrop_repro.experiments.gp_sweep import run as gp_run
 from backdrop_repro.experiments import (CONFIGS, plan_grid, plan_runs, run_sweep, load_sweep, select_best,
                                         compare_with_reference)
+from helpers import one_line_error
 
 SMOKE = profiles.get("smoke")
 
@@ -185,3 +198,90 @@ def test_holm_and_paired_statistics():
     const = report.paired({0: 0.4, 1: 0.5, 2: 0.6}, {0: 0.5, 1: 0.6, 2: 0.7})
     assert const["test"] == "sign" and const["p"] == pytest.approx(0.25)
     assert report.paired({0: 1.0}, {0: 2.0}) is None
+
+
+# ------------------------------------------------------------------ the sweep's arguments, checked before any work
+def _no_work(monkeypatch):
+    """Fail the test if a dataset is built or a run trains."""
+    from backdrop_repro.data import datasets
+
+    monkeypatch.setattr(datasets, "build_dataset", lambda *a, **k: pytest.fail("a dataset was built first"))
+    monkeypatch.setattr(run, "run_one", lambda *a, **k: pytest.fail("a run trained first"))
+    monkeypatch.setattr(core, "run_one", lambda *a, **k: pytest.fail("a run trained first"))
+
+
+@pytest.mark.parametrize("device, says", [("cuda", "no CUDA device"), ("cuda:0", "no CUDA device"),
+                                          ("cdua", "not a torch device"), ("gpu", "not a torch device")])
+def test_a_device_this_machine_lacks_is_refused_before_any_dataset(monkeypatch, capsys, device, says):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _no_work(monkeypatch)
+    assert cli.main(["sweep", "--profile", "smoke", "--device", device]) == 2
+    assert says in one_line_error(capsys, "sweep")
+    with pytest.raises(ValueError, match=says):
+        run.run_sweep("smoke", device=device, progress=False)
+
+
+def test_seeds_outside_the_profile_are_refused_before_training(monkeypatch, capsys):
+    _no_work(monkeypatch)
+    assert cli.main(["sweep", "--profile", "smoke", "--seeds", "0", "99"]) == 2
+    line = one_line_error(capsys, "sweep")
+    assert "--seeds [99]" in line and "smoke" in line
+    with pytest.raises(ValueError, match=r"seeds \[99\]"):
+        run.run_sweep("smoke", seeds=[99], progress=False)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--collect-only", "--jobs", "2"], "--jobs: not with --collect-only"),
+    (["--collect-only", "--fresh"], "--fresh: not with --collect-only"),
+    (["--partition", "gpu"], "--partition: only with --launcher submitit"),
+    (["--gpus-per-job", "1", "--time-min", "5"], "--gpus-per-job, --time-min: only with --launcher submitit"),
+    (["--launcher", "submitit", "--jobs", "2"], "--jobs applies to --launcher local only"),
+    (["--jobs", "0"], "--jobs must be an int >= 1"),
+])
+def test_sweep_flags_that_do_not_apply_are_refused(monkeypatch, capsys, argv, says):
+    _no_work(monkeypatch)
+    from backdrop_repro.experiments.gp_sweep import cli as sweep_cli
+
+    monkeypatch.setattr(sweep_cli, "write_tables", lambda *a, **k: pytest.fail("tabled first"))
+    assert cli.main(["sweep", "--profile", "smoke", *argv]) == 2
+    assert says in one_line_error(capsys, "sweep")
+
+
+# ------------------------------------------------------------------ a record with an empty or null final
+@pytest.mark.parametrize("final", [{}, None, {"test_accuracy": None}, "0.5"])
+def test_a_record_with_an_empty_or_null_final_is_set_aside_not_crashing_later_sweeps(final, capsys):
+    from backdrop_repro.experiments.gp_sweep import report
+
+    spec = plan.plan_grid("smoke", ["none"], [0])[0]
+    path = plan.runs_dir("smoke") / f"{spec.key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": spec.key, "config": spec.to_dict(), "final": final, "history": []}))
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        assert plan.read_record(path, spec) is None
+    assert not path.exists() and path.with_name(path.name + ".corrupt").exists()
+    path.write_text(json.dumps({"key": spec.key, "config": spec.to_dict(), "final": final, "history": []}))
+    with pytest.warns(RuntimeWarning):
+        report.write_tables("smoke")                  # the collect step of every later sweep
+    assert cli.main(["sweep", "--profile", "smoke", "--collect-only"]) == 0
+    path.with_name(path.name + ".corrupt").unlink()
+
+
+# ------------------------------------------------------------------ Ctrl-C while the workers start
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals to a process group: Linux")
+def test_ctrl_c_while_workers_start_prints_no_worker_traceback(tmp_path):
+    env = {**os.environ, "BACKDROP_REPRO_OUTPUT": str(tmp_path / "out"), "BACKDROP_REPRO_DATA": str(tmp_path / "data"),
+           "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "backdrop_repro.cli", "sweep", "--profile", "smoke", "--jobs", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # the workers are spawned once the datasets are built: wait for the datasets, then for the workers
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "data").rglob("*.npy")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)          # what a terminal's Ctrl-C does: the whole process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert err.count("Traceback") == 0, err[-2000:]

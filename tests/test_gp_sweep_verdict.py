@@ -1,6 +1,7 @@
-"""The GP verdict's evidence: convergence budget, per-image predictions and per-scale accuracy,
-per-seed training sets, power (MDE), equivalence (TOST), claims, the binomial learning test, the
-dose-response trend, and a reproduction check that cannot pass vacuously."""
+"""The GP sweep's verdict (``experiments/gp_sweep/report.py``, with the statistics of ``report.py``) and its
+evidence: convergence budget, per-image predictions and per-scale accuracy, per-seed training sets, power
+(MDE), equivalence (TOST), claims, the binomial learning test, the dose-response trend, and a reproduction
+check that cannot pass vacuously."""
 import json
 from dataclasses import replace
 

@@ -1,6 +1,7 @@
-"""The reproduction check on real records: another CPU's runs pass in distribution, a configuration
-moved by a real change fails, the same machine's runs are identical, bad records on either side are
-rows (never a crash, never a renamed committed file), and the drift bound covers the measured drift.
+"""The GP sweep's reproduction check (``experiments/gp_sweep/reproduction.py``) on real records: another
+CPU's runs pass in distribution, a configuration moved by a real change fails, the same machine's runs are
+identical, bad records on either side are rows (never a crash, never a renamed committed file), and the
+drift bound covers the measured drift.
 
 Records: ``tests/data/other-host/`` (the ``default`` runs as another CPU trained them, same pins and
 threads), ``tests/data/formulation-s2d/`` and ``tests/data/formulation-nchw/`` (the same runs trained on
