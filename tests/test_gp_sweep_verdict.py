@@ -133,6 +133,16 @@ def test_a_non_finite_loss_stops_the_run_and_marks_it_failed():
 
 # --- the sweep: per-seed data, per-scale accuracy, the verdict --------------------------------
 
+@pytest.fixture(autouse=True)
+def _forget_registered_profiles():
+    """The profiles a test registers (``_conv_profile``) leave the table with it: later test files see the
+    shipped table only."""
+    before = dict(profiles.PROFILES)
+    yield
+    profiles.PROFILES.clear()
+    profiles.PROFILES.update(before)
+
+
 def _conv_profile(name="conv-test"):
     p = profiles.get("smoke")
     p = replace(p, name=name, data=replace(p.data, per_seed_data=True),
