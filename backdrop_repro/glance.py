@@ -238,8 +238,8 @@ def paper_cpu_text(cpu: dict) -> str:
     if t:
         proj = bench_projection_min(t["train_samples_mean"], t["eval_forwards_mean"])
         time_txt = (f" Wall time per run, measured: {t['mean_s'] / 60:.0f} min on average ({t['min_s'] / 60:.0f}–"
-                    f"{t['max_s'] / 60:.0f} min, one core each, two at a time; {t['epochs_mean']:.0f} epochs on average "
-                    "before the convergence rule stopped a run)"
+                    f"{t['max_s'] / 60:.0f} min, one core each, two at a time, on a machine that also ran other work, so "
+                    f"an upper bound; {t['epochs_mean']:.0f} epochs on average before the convergence rule stopped a run)"
                     + (f"; the bench's projection for the same work: {proj:.0f} min" if proj is not None else "") + ".")
     return (head + f": without backdrop {learned}; " + "; ".join(arms) + "." + ref_txt + time_txt
             + " The powered grid (every fine and coarse level, ≥ 5 seeds) still needs a GPU (the prepared command above).")
