@@ -215,9 +215,10 @@ def paper_cpu_text(cpu: dict) -> str:
     beside the bench's projection, and what still needs a GPU."""
     v = cpu["verdict"]
     head = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`: no backdrop vs the authors' "
-            "setting, 4 seeds, [executed notebook](results/paper-cpu/notebooks/gp-training.ipynb))")
+            "setting, 4 seeds")
     if not cpu["complete"]:
-        return head + " recorded; no result is read before all are in; the powered grid still needs a GPU."
+        return head + ") recorded; no result is read before all are in; the powered grid still needs a GPU."
+    head += ", [executed notebook](results/paper-cpu/notebooks/gp-training.ipynb))"
     lr = (v.get("learned") or {}).get("scales") or []
     names = ("small", "large")
     learned = "; ".join(f"{n} scale {report.learned_text(t)}" for n, t in zip(names, lr))
