@@ -15,3 +15,25 @@ def one_line(capsys, command):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0], err
     return err[0]
+
+
+def survivors(pids, wait_s: float = 15.0) -> list:
+    """The processes among ``pids`` still alive after up to ``wait_s`` seconds (a zombie nobody reaped counts
+    as dead); any survivor is killed before returning, so a failing test leaves none behind."""
+    import os
+    import time
+    from pathlib import Path
+
+    def gone(pid: int) -> bool:
+        try:
+            return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+
+    deadline = time.time() + wait_s
+    while time.time() < deadline and not all(gone(p) for p in pids):
+        time.sleep(0.2)
+    alive = [p for p in pids if not gone(p)]
+    for p in alive:
+        os.kill(p, 9)
+    return alive

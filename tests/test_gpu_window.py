@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import survivors
 
 from backdrop_repro import gpu_window as gw
 from backdrop_repro.experiments import gp_sweep
@@ -220,13 +221,6 @@ _POOL = textwrap.dedent("""
 """)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
 def test_window_workers_die_with_their_parent(tmp_path):
     script = tmp_path / "pool.py"
@@ -235,10 +229,4 @@ def test_window_workers_die_with_their_parent(tmp_path):
     assert proc.returncode == -9, proc.stderr
     kids = [int(p) for p in proc.stdout.split()]
     assert len(kids) >= 2                       # the two workers (and the queues' resource tracker)
-    deadline = time.time() + 15
-    while time.time() < deadline and not all(_gone(p) for p in kids):
-        time.sleep(0.2)
-    alive = [p for p in kids if not _gone(p)]
-    for p in alive:
-        os.kill(p, 9)
-    assert not alive
+    assert not survivors(kids)

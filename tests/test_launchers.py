@@ -4,14 +4,13 @@ their parent; off a TTY the local launcher prints a line per finished run, on on
 import dataclasses
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from helpers import survivors
 
 from backdrop_repro import profiles
 from backdrop_repro.experiments import core, launchers
@@ -138,14 +137,6 @@ _POOL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return "\nState:\tZ" in state                         # a zombie nobody reaped: dead all the same
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_workers_die_with_their_parent(tmp_path):
     script = tmp_path / "pool.py"
@@ -154,13 +145,7 @@ def test_workers_die_with_their_parent(tmp_path):
     assert proc.returncode == -9, proc.stderr
     workers = [int(p) for p in proc.stdout.split()]
     assert len(workers) == 2
-    deadline = time.time() + 15
-    while time.time() < deadline and not all(_gone(p) for p in workers):
-        time.sleep(0.2)
-    alive = [p for p in workers if not _gone(p)]
-    for p in alive:                                       # don't leave them behind if the test fails
-        os.kill(p, 9)
-    assert not alive
+    assert not survivors(workers)
 
 
 # ------------------------------------------------------------------ progress: a line per run off a TTY, a bar on one
