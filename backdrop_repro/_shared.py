@@ -255,7 +255,10 @@ def check_writable(folder: "str | os.PathLike", what: str = "folder",
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{PROBE_PREFIX}pid{os.getpid()}.")
         os.close(fd)
-        os.unlink(probe)
+        try:
+            os.unlink(probe)
+        except FileNotFoundError:       # a concurrent clean_orphans(folder, None) took it: still proven writable
+            pass
     except PermissionError as err:
         raise PermissionError(f"{what} {folder} is not writable ({err.strerror or err}); {hint}") from None
     except OSError as err:

@@ -238,7 +238,8 @@ def clean_orphans(folder: str | os.PathLike, older_than_s: float | None = ORPHAN
     """Delete temporary files (names starting with :data:`TMP_PREFIX` or ``extra_prefixes``) in ``folder``.
 
     ``older_than_s=None`` removes all of them: only safe while holding ``folder_lock(folder)``
-    (no writer can own one then), so it raises ``RuntimeError`` otherwise. Otherwise a file whose
+    (no writer can own one then; :func:`check_writable`'s probe, made before the lock, tolerates
+    losing its file), so it raises ``RuntimeError`` otherwise. Otherwise a file whose
     writer (the process id in its name, :func:`writer_pid`) is dead goes at once, any other once
     older than ``older_than_s``. Returns the removed paths.
     Example: ``with folder_lock(d): clean_orphans(d, None)``.

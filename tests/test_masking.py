@@ -172,6 +172,7 @@ def test_inplace_op_after_the_mask():
     torch.manual_seed(0)
     conv = nn.Conv2d(1, 3, 3, padding=1)
     x = torch.randn(2, 1, 8, 8)
+    grads = {}
     for inplace in (True, False):
         conv.zero_grad()
         layer = BackdropMask(0.5, generator=gen(4))
@@ -180,7 +181,7 @@ def test_inplace_op_after_the_mask():
         assert y.data_ptr() == h.data_ptr()
         out = nn.ReLU(inplace=inplace)(y)
         (out * torch.arange(64.0).view(8, 8)).sum().backward()
-        grads = {inplace: conv.weight.grad.clone()} if inplace else grads | {inplace: conv.weight.grad.clone()}
+        grads[inplace] = conv.weight.grad.clone()
     assert torch.allclose(grads[True], grads[False])
     # reference: the gradient of the pre-activation is upstream * relu' * mask
     conv.zero_grad()

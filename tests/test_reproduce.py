@@ -41,6 +41,24 @@ def test_check_writable_leaves_no_file(tmp_path):
     assert list((tmp_path / "new").iterdir()) == []
 
 
+def test_check_writable_survives_a_concurrent_clean_up(tmp_path, monkeypatch):
+    """A build holding the folder's lock may remove every temporary file (clean_orphans(d, None)),
+    the probe of a writer still checking the folder included: that writer must not fail."""
+    from backdrop_repro import _shared, paths
+    real = _shared.tempfile.mkstemp
+
+    def mkstemp_then_cleaned(**kwargs):
+        fd, name = real(**kwargs)
+        with paths.folder_lock(kwargs["dir"]):
+            removed = paths.clean_orphans(kwargs["dir"], None)
+        assert [p.name for p in removed] == [os.path.basename(name)]
+        return fd, name
+
+    monkeypatch.setattr(_shared.tempfile, "mkstemp", mkstemp_then_cleaned)
+    assert check_writable(tmp_path / "d") == tmp_path / "d"
+    assert list((tmp_path / "d").iterdir()) == []
+
+
 def test_readme_results_block_matches_the_committed_results(monkeypatch):
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))       # read the committed results
     assert glance.update(ROOT / "README.md", check=True), \
