@@ -77,7 +77,7 @@ def test_deadline_stops_runs_in_flight_and_keeps_finished_ones():
     t = time.monotonic()
     res = gw.run_pool(specs, jobs=2, deadline=t + 8, first_estimate_s=1.0, device="cpu", log=lambda m: None,
                       rehearsal_s=60)
-    assert time.monotonic() - t < 25
+    assert time.monotonic() - t < 60        # unstopped, each run would sleep 60 s after its start-up
     assert res["stop"].startswith("deadline")
     assert [r["status"] for r in res["runs"]] == ["stopped at the deadline"] * 2
 
@@ -199,7 +199,7 @@ def test_ctrl_c_in_the_pool_stops_the_workers_and_says_so():
     t = time.monotonic()
     res = gw.run_pool(specs, jobs=2, deadline=t + 60, first_estimate_s=1.0, device="cpu", log=lambda m: None,
                       rehearsal_s=60)
-    assert time.monotonic() - t < 30
+    assert time.monotonic() - t < 60        # unstopped, each run would sleep 60 s after its start-up
     assert res["interrupted"] and res["stop"].startswith("interrupted (Ctrl-C)")
     assert [r["status"] for r in res["runs"]] == ["stopped (Ctrl-C)"] * 2
 
