@@ -209,6 +209,29 @@ def bench_projection_min(train_samples: float, eval_forwards: float, formulation
     return float(line.group(1)) * (train_samples + k * eval_forwards) / (n_train + k * n_eval)
 
 
+def timing_text(cpu: dict) -> str:
+    """Wall time per run measured from a GP table's records, one clause per arm (runs of one arm do the same
+    work only up to where the convergence rule stops them), each beside the bench's projection for the work
+    that arm's runs did on average; ``""`` without records."""
+    from .experiments.gp_sweep import report as gp_report
+
+    runs = cpu.get("runs") or []
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    parts = []
+    for label in labels:
+        t = gp_report.timing([r for r in runs if r["label"] == label])
+        if t is None:
+            continue
+        proj = bench_projection_min(t["train_samples_mean"], t["eval_forwards_mean"])
+        parts.append(f"`{label}` {t['mean_s'] / 60:.0f} min on average ({t['min_s'] / 60:.0f}–{t['max_s'] / 60:.0f} min "
+                     f"over {t['runs']} runs, {t['epochs_mean']:.0f} epochs on average"
+                     + (f"; the bench projects {proj:.0f} min for the same work" if proj is not None else "") + ")")
+    if not parts:
+        return ""
+    return (" Wall time per run, measured (one core each, two at a time, on a machine that also ran other work, so an "
+            "upper bound; runs end when the convergence rule stops them): " + "; ".join(parts) + ".")
+
+
 def paper_cpu_text(cpu: dict) -> str:
     """The paper scale's CPU route, read from its tables: per-scale learning without backdrop, the authors'
     setting against it (descriptive: 4 seeds, with the MDE), the likelihood classifier, the wall time per run
@@ -234,14 +257,7 @@ def paper_cpu_text(cpu: dict) -> str:
     ref_txt = (f" The likelihood classifier ({'exact' if ref['exact'] else 'approximate'}) reaches "
                f"{ref['test_accuracy']:.3f} (small scale {ref['small_scale_accuracy']:.3f}, large scale "
                f"{ref['large_scale_accuracy']:.3f})." if ref else "")
-    t = cpu.get("timing")
-    time_txt = ""
-    if t:
-        proj = bench_projection_min(t["train_samples_mean"], t["eval_forwards_mean"])
-        time_txt = (f" Wall time per run, measured: {t['mean_s'] / 60:.0f} min on average ({t['min_s'] / 60:.0f}–"
-                    f"{t['max_s'] / 60:.0f} min, one core each, two at a time, on a machine that also ran other work, so "
-                    f"an upper bound; {t['epochs_mean']:.0f} epochs on average before the convergence rule stopped a run)"
-                    + (f"; the bench's projection for the same work: {proj:.0f} min" if proj is not None else "") + ".")
+    time_txt = timing_text(cpu)
     return (head + f": without backdrop {learned}; " + "; ".join(arms) + "." + ref_txt + time_txt
             + " The powered grid (every fine and coarse level, ≥ 5 seeds) still needs a GPU (the prepared command above).")
 

@@ -228,18 +228,25 @@ def make_optimizer(params: Any, optimizer: str, lr: float, weight_decay: float, 
 
 
 def _load_checkpoint(path: Path, device: torch.device) -> Optional[dict[str, Any]]:
-    """The checkpoint's state, or None (with a warning naming the file) if it cannot be read:
-    a checkpoint is a cache, so a corrupt one is discarded and the run starts again."""
+    """The checkpoint's state, or None (with a warning naming the file) if it cannot be read or does not
+    hold the training time of its epochs: a checkpoint is a cache, so such a one is discarded and the run
+    starts again."""
     try:
         state = torch.load(path, map_location=device, weights_only=True)   # tensors and plain data only: never code
         if not isinstance(state, dict) or not {"epoch", "model", "optimizer", "generators", "history", "config"} <= set(state):
             raise ValueError("missing keys")
-        return state
     except Exception as err:  # noqa: BLE001 - any unreadable file is treated the same way
         warnings.warn(f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); deleting it and "
                       "training this run from the start", RuntimeWarning, stacklevel=3)
         path.unlink(missing_ok=True)
         return None
+    if "elapsed_s" not in state:             # its run's time would be lost: a record states the training time
+        warnings.warn(f"checkpoint {path} does not hold the training time of its epochs (written before "
+                      "checkpoints kept it); deleting it and training this run from the start", RuntimeWarning,
+                      stacklevel=3)
+        path.unlink(missing_ok=True)
+        return None
+    return state
 
 
 @contextlib.contextmanager
@@ -299,7 +306,9 @@ def train(
     ``selected_epoch``, ``stopped_epoch``, ``stop_reason``: ``loss_target`` | ``patience`` | ``cap``),
     "predictions": {"val": [...], "test": [...]} the predicted class of every image at the
     scored weights, "failed": None, or why the run failed (a non-finite training loss stops it:
-    such a run is not a result), "epochs_run": epochs trained by this call, "wall_time_s"}``.
+    such a run is not a result), "epochs_run": epochs trained by this call, "wall_time_s": the run's
+    training time, resumed calls included (the epochs a checkpoint brought back count the time
+    they took when trained; an epoch lost to an interruption is not counted)}``.
     After ``select="val"`` the model holds the selected weights.
     """
     if not isinstance(config, TrainConfig):
@@ -327,6 +336,7 @@ def train(
     history: list[dict[str, Any]] = []
     start = 0
     best: Optional[dict[str, Any]] = None      # epoch, key, weights of the best validation epoch
+    before = 0.0                               # training time of the epochs a checkpoint brought back
     stopped: Optional[str] = None              # why training ended before the cap
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt is not None and ckpt.exists():
@@ -342,6 +352,7 @@ def train(
                 g.set_state(s)
             history, start = state["history"], state["epoch"]
             best, stopped = state.get("best"), state.get("stopped")
+            before = float(state["elapsed_s"])
     t0 = time.perf_counter()
     n = len(x)
     test_every = config.test_every or config.eval_every
@@ -397,7 +408,8 @@ def train(
             if ckpt is not None:
                 state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                          "generators": [g.get_state() for g in gens], "history": history,
-                         "config": config.to_dict(), "best": best, "stopped": stopped}
+                         "config": config.to_dict(), "best": best, "stopped": stopped,
+                         "elapsed_s": before + time.perf_counter() - t0}
                 save_checkpoint(state, ckpt)
             if callback is not None:
                 callback(rec)
@@ -422,4 +434,4 @@ def train(
             final.update(selected_epoch=best["epoch"] if (best and config.select == "val") else history[-1]["epoch"],
                          stopped_epoch=history[-1]["epoch"], stop_reason=stopped or "cap")
     return {"history": history, "final": final, "predictions": predictions, "failed": failed,
-            "epochs_run": len(history) - start, "wall_time_s": time.perf_counter() - t0}
+            "epochs_run": len(history) - start, "wall_time_s": before + time.perf_counter() - t0}

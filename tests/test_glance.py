@@ -90,3 +90,13 @@ def test_the_paper_cpu_line_reads_nothing_before_every_run_is_in():
 
     line = glance.paper_cpu_text({"n_runs": 3, "n_planned": 8, "complete": False, "verdict": {}})
     assert line.startswith("3/8 runs of the CPU route") and "no result is read before all are in" in line
+
+
+def test_the_paper_cpu_time_per_run_is_measured_per_arm_from_the_records():
+    """Arms stop at very different epochs under the convergence rule: one mean over both would describe no run."""
+    table = json.loads((Path(__file__).resolve().parents[1] / "results" / "paper-cpu" / "gp_sweep.json").read_text())
+    text = glance.timing_text(table)
+    for label in {r["label"] for r in table["runs"]}:
+        w = [r["wall_time_s"] for r in table["runs"] if r["label"] == label]
+        assert f"`{label}` {sum(w) / len(w) / 60:.0f} min on average ({min(w) / 60:.0f}–{max(w) / 60:.0f} min over {len(w)} runs" in text
+    assert glance.timing_text({"runs": []}) == ""

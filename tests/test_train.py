@@ -108,6 +108,55 @@ def test_killed_run_resumes_to_identical_result(tmp_path, probs):
     assert again["epochs_run"] == 0 and metrics(again["history"]) == metrics(ref["history"])
 
 
+class _Ticks:
+    """A clock that advances one second per reading: training time becomes a count of readings."""
+    def __init__(self):
+        self.t = 0.0
+
+    def perf_counter(self):
+        self.t += 1.0
+        return self.t
+
+
+def test_a_resumed_run_states_its_whole_training_time(tmp_path, monkeypatch):
+    """The record's wall time is the run's, not the last call's: the time of the epochs a checkpoint
+    brings back is kept in it (readings: start, one per epoch's checkpoint, end)."""
+    from backdrop_repro import train as train_mod
+
+    monkeypatch.setattr(train_mod, "time", _Ticks())
+    data, test = toy_data(), toy_data(seed=1)
+    cfg = TrainConfig(epochs=5, batch_size=4, lr=3e-3, seed=2, eval_every=2)
+    ref = train(net(), data, test, cfg, checkpoint=tmp_path / "ref.pt", progress=False)
+    assert ref["wall_time_s"] == 6.0
+
+    def kill_after_3(rec):
+        if rec["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(net(), data, test, cfg, checkpoint=ckpt, progress=False, callback=kill_after_3)
+    assert torch.load(ckpt, weights_only=True)["elapsed_s"] == 3.0
+    out = train(net(), data, test, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert out["epochs_run"] == 2 and out["wall_time_s"] == 6.0 == ref["wall_time_s"]
+    done = train(net(), data, test, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert done["epochs_run"] == 0 and done["wall_time_s"] == 5.0 + 1.0    # the finished run's time, plus this look
+
+
+def test_a_checkpoint_without_its_training_time_is_discarded(tmp_path):
+    """Written before checkpoints kept the time: resuming it would state a wrong wall time, so it goes."""
+    data, test = toy_data(), toy_data(seed=1)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=3e-3, seed=2)
+    ckpt = tmp_path / "old.pt"
+    train(net(), data, test, cfg, checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    del state["elapsed_s"]
+    torch.save(state, ckpt)
+    with pytest.warns(RuntimeWarning, match="old.pt does not hold the training time"):
+        out = train(net(), data, test, cfg, checkpoint=ckpt, resume=True, progress=False)
+    assert out["epochs_run"] == 3 and "elapsed_s" in torch.load(ckpt, weights_only=True)
+
+
 def test_learns_an_easy_task_and_history_schema():
     data, test = toy_data(16), toy_data(16, seed=1)
     out = train(net(), data, test, TrainConfig(epochs=12, batch_size=4, lr=1e-2, eval_every=3), progress=False)
