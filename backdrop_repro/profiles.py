@@ -170,6 +170,10 @@ class DataSection:
         return base
 
 
+#: accepted values of :attr:`SweepSection.design`
+DESIGNS = (None, "descriptive")
+
+
 @dataclass(frozen=True)
 class SweepSection(_Optimised):
     """The GP training sweep.
@@ -194,6 +198,10 @@ class SweepSection(_Optimised):
     also records its ``stem`` and runs with :func:`~backdrop_repro.models.keep_freed_memory` (speed only).
     ``eval_batch_size``: images per evaluation forward pass (64, the training loop's default, for every profile
     but ``paper-cpu``, whose 1024² maps at width 64 need 4: 64 images there are a 16 GiB activation).
+    ``design``: None (the kind follows from the profile: confirmatory when ``configs`` are fixed and every seed
+    has its own data, else exploratory) or ``"descriptive"``: comparisons fixed in advance but too few seeds to
+    be sized for power (``default``: 4 seeds of the replication for the reproduction check; ``paper-cpu``),
+    reported as a description with their MDE. Never part of a run's key.
     """
 
     width: int
@@ -225,6 +233,12 @@ class SweepSection(_Optimised):
     impl: str = "conv"      # models.IMPLS; "conv" (every committed record), "blocked" (faster at width 64)
     stem: str = "im2col"    # models.STEMS: the stem of impl "blocked" (in the key only for that formulation)
     eval_batch_size: int = 64   # images per evaluation forward (in the key; 64 is TrainConfig's default)
+    design: Optional[str] = None  # DESIGNS: "descriptive" reports fixed comparisons as a description (not in a key)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.design not in DESIGNS:
+            raise ValueError(f"design must be one of {DESIGNS}, got {self.design!r}")
 
 
 @dataclass(frozen=True)
@@ -481,7 +495,8 @@ PROFILES: dict[str, Profile] = {
     "default": Profile(
         "default", "make reproduce on 2 CPU cores: the confirmatory replication's 3 configurations at 4 of its "
         "30 seeds (shrunk task, convergence budget, per-seed training sets)",
-        _REPL_DATA, replace(_REPL_SWEEP, seeds=(0, 1, 2, 3), data_sizes=(), study_seeds=None), _ND_DEFAULT),
+        _REPL_DATA, replace(_REPL_SWEEP, seeds=(0, 1, 2, 3), data_sizes=(), study_seeds=None, design="descriptive"),
+        _ND_DEFAULT),
     "replication": Profile(
         "replication", "committed confirmatory replication of the shrunk task: 2 comparisons fixed in advance, "
         "30 seeds each with its own training set, convergence budget; data-size rows at 10 seeds",
@@ -508,7 +523,7 @@ PROFILES: dict[str, Profile] = {
         replace(_PAPER_DATA, per_seed_data=True),
         replace(_PAPER_SWEEP, epochs=80, seeds=(0, 1, 2, 3), fine_probs=(0.3,), coarse_probs=(0.95,),
                 configs=("none", "demo"), patience=40, loss_target=0.01, select="val", precision="fp32",
-                threads=1, jobs=2, impl="blocked", stem="im2col", eval_batch_size=4),
+                threads=1, jobs=2, impl="blocked", stem="im2col", eval_batch_size=4, design="descriptive"),
         _ND_QUICK),
     "learnability": Profile(
         "learnability", "committed learnability map: single-scale 2-class tasks over length ratio x training images "

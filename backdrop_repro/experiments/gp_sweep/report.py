@@ -206,7 +206,7 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
             f"{ref} ")
     comps = [c for c in comps if c.get("decision")]        # the comparisons with >= 2 paired seeds
     m = len(comps)
-    fixed = design["kind"] == "confirmatory"
+    fixed = design["kind"] in ("confirmatory", "descriptive")
     family = (f"the {m} comparisons fixed in advance" if fixed else f"the exploratory grid of {m}") + \
         (f" at profile {profile}" if profile else "")
     for c in comps:
@@ -385,6 +385,11 @@ def _comparison_sentence(c: dict[str, Any], alpha: float) -> str:
 
 
 def _design_text(design: dict[str, Any], m: int) -> str:
+    if design["kind"] == "descriptive":
+        return (f"Descriptive design: {m} comparison{'s' if m != 1 else ''} fixed in advance, too few seeds to be "
+                f"sized for power (each comparison states its MDE), so every interval below is a description, not a "
+                f"test of the paper's claim; each seed trains on its own training set and selects on its own "
+                f"validation set; {design['budget']}.")
     if design["kind"] == "confirmatory":
         return (f"Confirmatory design: {m} comparison{'s' if m != 1 else ''} fixed in advance, Holm over {m}; "
                 f"each seed trains on its own training set and selects on its own validation set; "
@@ -393,9 +398,9 @@ def _design_text(design: dict[str, Any], m: int) -> str:
 
 
 def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
-    """``{"kind": "confirmatory" | "exploratory", "budget": text, "data": text}`` of a profile's sweep:
-    confirmatory when its configurations are fixed in advance (``sweep.configs``) and every seed
-    has its own data."""
+    """``{"kind": "confirmatory" | "exploratory" | "descriptive", "budget": text, "data": text}`` of a profile's
+    sweep: the profile's ``sweep.design`` if set, else confirmatory when its configurations are fixed in advance
+    (``sweep.configs``) and every seed has its own data."""
     p = profiles.get(profile)
     s = p.sweep
     if s.patience is not None or s.loss_target is not None or s.select != "last":
@@ -409,7 +414,7 @@ def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
                   + (f" at {p.data.per_class} images per class (the data-size rows keep the same image visits, "
                      f"epochs × images: {s.epochs} × {p.data.per_class} per class)" if s.data_sizes else "")
                   + ", the test set scored at the last epoch")
-    kind = "confirmatory" if (s.configs is not None and p.data.per_seed_data) else "exploratory"
+    kind = s.design or ("confirmatory" if (s.configs is not None and p.data.per_seed_data) else "exploratory")
     data = "each seed its own training set" if p.data.per_seed_data else "one training set shared by every seed"
     return {"kind": kind, "budget": budget, "data": data}
 
@@ -537,7 +542,7 @@ def selected_label(sweep: dict[str, Any]) -> Optional[str]:
     comparisons in advance, and one candidate is no selection). None otherwise.
     Example: ``selected_label({"best_on_validation": "fine 0.5", "design": {"kind": "confirmatory"}}) is None``."""
     best = sweep.get("best_on_validation")
-    if best is None or (sweep.get("design") or {}).get("kind") == "confirmatory":
+    if best is None or (sweep.get("design") or {}).get("kind") in ("confirmatory", "descriptive"):
         return None
     cands = {r["label"] for r in sweep.get("summary", []) if r["study"] == "grid" and r["config"] != "none"}
     return best if len(cands) > 1 else None
