@@ -238,7 +238,8 @@ def paper_cpu_text(cpu: dict) -> str:
     beside the bench's projection, and what still needs a GPU."""
     v = cpu["verdict"]
     head = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`: no backdrop vs the authors' "
-            "setting, 4 seeds")
+            f"setting, {len(cpu.get('settings', {}).get('sweep', {}).get('seeds', ())) or 4} seeds"
+            + (", descriptive" if (cpu.get("design") or {}).get("kind") == "descriptive" else ""))
     if not cpu["complete"]:
         return head + ") recorded; no result is read before all are in; the powered grid still needs a GPU."
     head += ", [executed notebook](results/paper-cpu/notebooks/gp-training.ipynb))"
@@ -251,14 +252,22 @@ def paper_cpu_text(cpu: dict) -> str:
         d2 = c.get("scale_deltas") or []
         per = (f"; small scale {report.fmt_ci(d2[0])}, large scale {report.fmt_ci(d2[1])}" if len(d2) == 2 else "")
         mde = c["claim"].get("mde")
-        arms.append(f"`{c['name']}` against it {report.fmt_ci(c)} ({c['claim']['status']}"
+        why = c["claim"].get("unfinished_reason") if c["claim"].get("unfinished") else None
+        status = ("unfinished runs, no claim: " + why.split("`: ", 1)[-1]) if why else c["claim"]["status"]
+        arms.append(f"`{c['name']}` against it {report.fmt_ci(c)} ({status}"
                     + (f"; MDE {mde:.2f} at {c['n']} seeds" if mde is not None else "") + per + ")")
+    tested = v.get("scales_tested") or []
+    small = next((t for t in tested if t["name"] == "small"), None)
+    small_txt = ""
+    if small is not None and not small["tested"]:
+        small_txt = (f" So at the paper's scale neither arm learns anything of the small scale beyond a negligible margin (highest mean {small['highest_mean']:.3f}, "
+                     f"chance {small['chance']:g}), and these runs cannot speak to the fine-mask half of the claim.")
     ref = (cpu.get("reference") or {}).get("main")
     ref_txt = (f" The likelihood classifier ({'exact' if ref['exact'] else 'approximate'}) reaches "
                f"{ref['test_accuracy']:.3f} (small scale {ref['small_scale_accuracy']:.3f}, large scale "
                f"{ref['large_scale_accuracy']:.3f})." if ref else "")
     time_txt = timing_text(cpu)
-    return (head + f": without backdrop {learned}; " + "; ".join(arms) + "." + ref_txt + time_txt
+    return (head + f": without backdrop {learned}; " + "; ".join(arms) + "." + small_txt + ref_txt + time_txt
             + " The powered grid (every fine and coarse level, ≥ 5 seeds) still needs a GPU (the prepared command above).")
 
 

@@ -100,3 +100,18 @@ def test_the_paper_cpu_time_per_run_is_measured_per_arm_from_the_records():
         w = [r["wall_time_s"] for r in table["runs"] if r["label"] == label]
         assert f"`{label}` {sum(w) / len(w) / 60:.0f} min on average ({min(w) / 60:.0f}–{max(w) / 60:.0f} min over {len(w)} runs" in text
     assert glance.timing_text({"runs": []}) == ""
+
+
+def test_the_complete_paper_cpu_line_says_what_the_runs_are():
+    """Once all runs are in: descriptive, the unfinished reason whole (not cut inside a label holding ': '),
+    and whether the small scale was learned, read from the verdict."""
+    table = json.loads((Path(__file__).resolve().parents[1] / "results" / "paper-cpu" / "gp_sweep.json").read_text())
+    if not table["complete"]:
+        pytest.skip("paper-cpu is not complete")
+    line = glance.paper_cpu_text(table)
+    assert ", descriptive, [executed notebook]" in line and "confirmatory" not in line
+    for c in table["verdict"]["comparisons"]:
+        if c["claim"]["unfinished"]:
+            assert "unfinished runs, no claim: " + c["claim"]["unfinished_reason"].split("`: ", 1)[1] in line
+    small = table["verdict"]["scales_tested"][0]
+    assert ("neither arm learns anything of the small scale" in line) == (not small["tested"])

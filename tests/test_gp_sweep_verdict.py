@@ -184,6 +184,24 @@ def test_sweep_records_carry_predictions_and_per_scale_accuracy():
     assert "exact binomial" in v["overall"]
 
 
+def test_a_descriptive_design_says_so_and_keeps_its_keys():
+    """default (4 of the replication's seeds) and paper-cpu (4 seeds) fix their comparisons in advance but are
+    too small to be sized for power: their verdicts are descriptions, never a 'confirmatory design'."""
+    from dataclasses import replace
+
+    from backdrop_repro import profiles
+    from backdrop_repro.experiments.gp_sweep import report as gp_report
+
+    assert {n: gp_report.design_of(n)["kind"] for n in ("default", "paper-cpu", "replication", "scaled")} == \
+        {"default": "descriptive", "paper-cpu": "descriptive", "replication": "confirmatory", "scaled": "exploratory"}
+    p = profiles.get("default")
+    assert plan.plan_grid(p)[0].key == plan.plan_grid(replace(p, sweep=replace(p.sweep, design=None)))[0].key
+    text = gp_report._design_text(gp_report.design_of("paper-cpu"), 1)
+    assert text.startswith("Descriptive design: 1 comparison fixed in advance") and "not a test" in text
+    with pytest.raises(ValueError, match=r"design must be one of \(None, 'descriptive'\), got 'powered'"):
+        replace(p.sweep, design="powered")
+
+
 def test_scale_metrics_marginalise_the_prediction():
     spec = plan.plan_grid("smoke", ["none"], seeds=[0])[0]
 
