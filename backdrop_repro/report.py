@@ -302,6 +302,11 @@ DEFINITIONS = {
             "agrees with the printed 95 % interval)",
     "MDE": "minimum detectable effect: the smallest true gain the design (seeds, SD, Holm over the family) "
            "detects with 80 % power",
+    "design": "how a GP sweep's comparisons were planned (`gp_sweep.report.design_of`): *confirmatory*, fixed in "
+              "advance with each seed its own data; *exploratory*, any other (a grid, from which later choices are made); "
+              "*descriptive* (a profile's `sweep.design`), fixed in advance but too few seeds to be sized for power "
+              "(`default`, `paper-cpu`): its statuses follow this grammar and read as a description, not a test of "
+              "the claim",
 }
 
 
