@@ -37,3 +37,16 @@ def survivors(pids, wait_s: float = 15.0) -> list:
     for p in alive:
         os.kill(p, 9)
     return alive
+
+
+def pids_of_a_killed_script(tmp_path, source: str) -> list:
+    """Run ``source`` as a script that prints some process ids and then SIGKILLs itself; check it died of
+    that signal and return the ids it printed (the children to look for with :func:`survivors`)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "pool.py"
+    script.write_text(source)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    return [int(p) for p in proc.stdout.split()]

@@ -4,15 +4,13 @@ deadline. It answers bad arguments with one line before any work, refuses a non-
 ``--work``, packs what finished on Ctrl-C, and its workers die with their parent."""
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from helpers import survivors
+from helpers import pids_of_a_killed_script, survivors
 
 from backdrop_repro import gpu_window as gw
 from backdrop_repro.experiments import gp_sweep
@@ -223,10 +221,6 @@ _POOL = textwrap.dedent("""
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
 def test_window_workers_die_with_their_parent(tmp_path):
-    script = tmp_path / "pool.py"
-    script.write_text(_POOL)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr
-    kids = [int(p) for p in proc.stdout.split()]
+    kids = pids_of_a_killed_script(tmp_path, _POOL)
     assert len(kids) >= 2                       # the two workers (and the queues' resource tracker)
     assert not survivors(kids)

@@ -9,36 +9,37 @@ from backdrop_repro._shared import content_key
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("profile", ["default", "replication", "scaled"])
-def test_gp_sweep_records_keep_their_keys(profile, monkeypatch):
+def _records(folder: Path, at_least: int = 1):
+    """``(file, record)`` for every committed record in ``folder`` (at least ``at_least`` of them), each checked
+    to be named by its key, the content key of its config."""
     import json
 
-    from backdrop_repro.experiments.gp_sweep.plan import plan_runs
-
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
-    files = sorted((ROOT / "results" / profile / "gp_runs").glob("*.json"))
-    assert files
-    planned = {s.key: s for s in plan_runs(profile)}
+    files = sorted(folder.glob("*.json"))
+    assert len(files) >= at_least, folder
     for f in files:
         rec = json.loads(f.read_text())
         assert rec["key"] == f.stem == content_key(rec["config"], 12)
+        yield f, rec
+
+
+@pytest.mark.parametrize("profile", ["default", "replication", "scaled"])
+def test_gp_sweep_records_keep_their_keys(profile, monkeypatch):
+    from backdrop_repro.experiments.gp_sweep.plan import plan_runs
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
+    planned = {s.key: s for s in plan_runs(profile)}
+    for f, rec in _records(ROOT / "results" / profile / "gp_runs"):
         assert f.stem in planned, f"{f} is no longer planned by profile {profile!r}"
         assert planned[f.stem].to_dict() == rec["config"]
 
 
 def test_learnability_records_keep_their_keys(monkeypatch):
-    import json
-
     from backdrop_repro.experiments.learnability.plan import plan_map, plan_part
 
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
     planned = {s.key: s for s in plan_map("learnability") + plan_part("learnability", "edge")
                + plan_part("learnability", "twoscale")}
-    files = sorted((ROOT / "results" / "learnability" / "learnability").glob("*.json"))
-    assert len(files) > 500
-    for f in files:
-        rec = json.loads(f.read_text())
-        assert rec["key"] == f.stem == content_key(rec["config"], 12)
+    for f, rec in _records(ROOT / "results" / "learnability" / "learnability", at_least=501):
         assert f.stem in planned and planned[f.stem].to_dict() == rec["config"]
 
 
@@ -58,32 +59,21 @@ def test_the_fast_formulation_is_part_of_the_key_only_where_a_profile_selects_it
 
 def test_confirm_records_keep_their_keys(monkeypatch):
     """The confirmatory study's records keep their keys through the run-core refactor (``experiments/core.py``)."""
-    import json
-
     from backdrop_repro.experiments.confirm.plan import plan_runs
 
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
     planned = {s.key: s for s in plan_runs("confirm")}
-    files = sorted((ROOT / "results" / "confirm" / "runs").glob("*.json"))
-    assert len(files) > 300
-    for f in files:
-        rec = json.loads(f.read_text())
-        assert rec["key"] == f.stem == content_key(rec["config"], 12)
+    for f, rec in _records(ROOT / "results" / "confirm" / "runs", at_least=301):
         assert f.stem in planned and planned[f.stem].to_dict() == rec["config"]
         assert rec["cell"]["scale"] == planned[f.stem].scale and rec["task"] == planned[f.stem].task
 
 
 def test_reference_records_keep_their_keys(monkeypatch):
-    import json
-
     from backdrop_repro.experiments.gp_sweep.plan import ReferenceSpec
 
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
     for profile in ("default", "replication", "scaled"):
         p = profiles.get(profile)
         specs = {s.key: s for s in (ReferenceSpec(p), ReferenceSpec(p, p.sweep.robustness_method))}
-        files = sorted((ROOT / "results" / profile / "gp_reference").glob("*.json"))
-        assert files
-        for f in files:
-            rec = json.loads(f.read_text())
-            assert rec["key"] == f.stem in specs and specs[f.stem].to_dict() == rec["config"]
+        for f, rec in _records(ROOT / "results" / profile / "gp_reference"):
+            assert f.stem in specs and specs[f.stem].to_dict() == rec["config"]

@@ -4,13 +4,12 @@ their parent; off a TTY the local launcher prints a line per finished run, on on
 import dataclasses
 import importlib.util
 import json
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import survivors
+from helpers import pids_of_a_killed_script, survivors
 
 from backdrop_repro import profiles
 from backdrop_repro.experiments import core, launchers
@@ -139,11 +138,7 @@ _POOL_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_workers_die_with_their_parent(tmp_path):
-    script = tmp_path / "pool.py"
-    script.write_text(_POOL_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr
-    workers = [int(p) for p in proc.stdout.split()]
+    workers = pids_of_a_killed_script(tmp_path, _POOL_SCRIPT)
     assert len(workers) == 2
     assert not survivors(workers)
 
