@@ -22,7 +22,7 @@ def _records(folder: Path, at_least: int = 1):
         yield f, rec
 
 
-@pytest.mark.parametrize("profile", ["default", "replication", "scaled"])
+@pytest.mark.parametrize("profile", ["default", "replication", "scaled", "paper-cpu"])
 def test_gp_sweep_records_keep_their_keys(profile, monkeypatch):
     from backdrop_repro.experiments.gp_sweep.plan import plan_runs
 
@@ -72,7 +72,7 @@ def test_reference_records_keep_their_keys(monkeypatch):
     from backdrop_repro.experiments.gp_sweep.plan import ReferenceSpec
 
     monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))
-    for profile in ("default", "replication", "scaled"):
+    for profile in ("default", "replication", "scaled", "paper-cpu"):
         p = profiles.get(profile)
         specs = {s.key: s for s in (ReferenceSpec(p), ReferenceSpec(p, p.sweep.robustness_method))}
         for f, rec in _records(ROOT / "results" / profile / "gp_reference"):
