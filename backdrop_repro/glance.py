@@ -253,7 +253,7 @@ def paper_cpu_text(cpu: dict) -> str:
         per = (f"; small scale {report.fmt_ci(d2[0])}, large scale {report.fmt_ci(d2[1])}" if len(d2) == 2 else "")
         mde = c["claim"].get("mde")
         why = c["claim"].get("unfinished_reason") if c["claim"].get("unfinished") else None
-        status = ("unfinished runs, no claim: " + why.split("`: ", 1)[-1]) if why else c["claim"]["status"]
+        status = f"unfinished runs, no claim: {why}" if why else c["claim"]["status"]   # why names the arm(s)
         arms.append(f"`{c['name']}` against it {report.fmt_ci(c)} ({status}"
                     + (f"; MDE {mde:.2f} at {c['n']} seeds" if mde is not None else "") + per + ")")
     tested = v.get("scales_tested") or []
