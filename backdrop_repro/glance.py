@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from . import paths, report
+from . import paths, profiles, report
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -238,7 +238,7 @@ def paper_cpu_text(cpu: dict) -> str:
     beside the bench's projection, and what still needs a GPU."""
     v = cpu["verdict"]
     head = (f"{cpu['n_runs']}/{cpu['n_planned']} runs of the CPU route (profile `paper-cpu`: no backdrop vs the authors' "
-            f"setting, {len(cpu.get('settings', {}).get('sweep', {}).get('seeds', ())) or 4} seeds"
+            f"setting, {len(profiles.get('paper-cpu').sweep.seeds)} seeds"
             + (", descriptive" if (cpu.get("design") or {}).get("kind") == "descriptive" else ""))
     if not cpu["complete"]:
         return head + ") recorded; no result is read before all are in; the powered grid still needs a GPU."
@@ -260,8 +260,9 @@ def paper_cpu_text(cpu: dict) -> str:
     small = next((t for t in tested if t["name"] == "small"), None)
     small_txt = ""
     if small is not None and not small["tested"]:
-        small_txt = (f" So at the paper's scale neither arm learns anything of the small scale beyond a negligible margin (highest mean {small['highest_mean']:.3f}, "
-                     f"chance {small['chance']:g}), and these runs cannot speak to the fine-mask half of the claim.")
+        small_txt = (f" So at the paper's scale neither arm learns anything of the small scale beyond a negligible margin "
+                     f"(highest mean {small['highest_mean']:.3f}, chance {small['chance']:g}), and these runs cannot speak "
+                     "to the fine-mask half of the claim.")
     ref = (cpu.get("reference") or {}).get("main")
     ref_txt = (f" The likelihood classifier ({'exact' if ref['exact'] else 'approximate'}) reaches "
                f"{ref['test_accuracy']:.3f} (small scale {ref['small_scale_accuracy']:.3f}, large scale "

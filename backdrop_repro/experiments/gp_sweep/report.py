@@ -206,7 +206,7 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
             f"{ref} ")
     comps = [c for c in comps if c.get("decision")]        # the comparisons with >= 2 paired seeds
     m = len(comps)
-    fixed = design["kind"] in ("confirmatory", "descriptive")
+    fixed = design["kind"] in FIXED_IN_ADVANCE
     family = (f"the {m} comparisons fixed in advance" if fixed else f"the exploratory grid of {m}") + \
         (f" at profile {profile}" if profile else "")
     for c in comps:
@@ -397,6 +397,10 @@ def _design_text(design: dict[str, Any], m: int) -> str:
     return (f"Exploratory grid: {m} configurations, Holm over {m}; {design['data']}; {design['budget']}.")
 
 
+#: the design kinds whose comparisons were fixed before any run (no choice on validation data is made)
+FIXED_IN_ADVANCE = ("confirmatory", "descriptive")
+
+
 def design_of(profile: str | profiles.Profile) -> dict[str, Any]:
     """``{"kind": "confirmatory" | "exploratory" | "descriptive", "budget": text, "data": text}`` of a profile's
     sweep: the profile's ``sweep.design`` if set, else confirmatory when its configurations are fixed in advance
@@ -542,7 +546,7 @@ def selected_label(sweep: dict[str, Any]) -> Optional[str]:
     comparisons in advance, and one candidate is no selection). None otherwise.
     Example: ``selected_label({"best_on_validation": "fine 0.5", "design": {"kind": "confirmatory"}}) is None``."""
     best = sweep.get("best_on_validation")
-    if best is None or (sweep.get("design") or {}).get("kind") in ("confirmatory", "descriptive"):
+    if best is None or (sweep.get("design") or {}).get("kind") in FIXED_IN_ADVANCE:
         return None
     cands = {r["label"] for r in sweep.get("summary", []) if r["study"] == "grid" and r["config"] != "none"}
     return best if len(cands) > 1 else None
