@@ -362,15 +362,41 @@ class ConfirmSection:
     grammar of :mod:`backdrop_repro.report` at ``margin``/``alpha``, Holm over every comparison;
     an arm with more than ``max_capped`` of its runs at the cap (or failed) is unfinished (no claim);
     a seed *learns the small scale* when its small-scale test accuracy is at least ``learn_threshold``.
-    ``preregistration``: the design file (relative to the output root), committed before any run."""
+    ``preregistration``: the design file (relative to the output root), committed before any run.
+    An arm may carry a fourth element, its stopping ``rule``: ``"patience-only"`` trains without the
+    loss target (it stops only when validation accuracy has not improved for ``patience`` epochs, or
+    at the cap). ``comparisons``: the family as ``(arm, baseline)`` pairs (None: every arm against the
+    first). ``question``: the study's question in one paragraph (its pre-registration's prose)."""
 
     tasks: tuple[ConfirmTask, ...]
-    arms: tuple[tuple[str, float, float], ...] = (("none", 0.0, 0.0), ("fine", 0.3, 0.0), ("demo", 0.3, 0.95))
+    arms: tuple[tuple, ...] = (("none", 0.0, 0.0), ("fine", 0.3, 0.0), ("demo", 0.3, 0.95))
+    comparisons: Optional[tuple[tuple[str, str], ...]] = None
+    question: str = ""
     margin: float = 0.03
     alpha: float = 0.05
     max_capped: float = 0.10
     learn_threshold: float = 0.9
     preregistration: str = "preregistration.md"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arms", tuple(tuple(a) for a in self.arms))
+        if self.comparisons is not None:
+            object.__setattr__(self, "comparisons", tuple(tuple(c) for c in self.comparisons))
+        names = [a[0] for a in self.arms]
+        for a in self.arms:
+            if len(a) not in (3, 4) or (len(a) == 4 and a[3] not in RULES):
+                raise ValueError(f"arms must be (config, fine_prob, coarse_prob[, rule in {RULES}]), got {a!r}")
+        for pair in self.comparisons or ():
+            if len(pair) != 2 or any(x not in names for x in pair) or pair[0] == pair[1]:
+                raise ValueError(f"comparisons must be (arm, baseline) pairs of two arms of {names}, got {pair!r}")
+
+    def family(self) -> tuple[tuple[str, str], ...]:
+        """The comparisons as ``(arm, baseline)`` pairs: :attr:`comparisons`, else every arm against the first."""
+        return self.comparisons or tuple((a[0], self.arms[0][0]) for a in self.arms[1:])
+
+
+#: stopping rules an arm of a confirmatory study may name (see :class:`ConfirmSection`)
+RULES = ("patience-only",)
 
 
 @dataclass(frozen=True)
@@ -468,6 +494,31 @@ _CONFIRM = ConfirmSection(tasks=(
     ConfirmTask("small-edge", ((2.375, 2.875),), (1.0,), 25, tuple(range(100, 145)), 0.04),
     ConfirmTask("two-scale", ((2.375, 2.875), (20.0, 24.0)), (0.75, 1.25), 100, tuple(range(100, 193)), 0.05)))
 
+# the second pre-registered study (issue 42): which mask carries the combined gain, and is it only longer
+# training? Pre-registered in results/attribute/preregistration.md before any run. Two tasks: the replication
+# task (256², small 2.375 vs 2.5 px x large 20 vs 35 px, weights 0.75 / 1.25, 25 per class: the paper's task
+# shrunk by 4) and confirm's small-edge task (2.375 vs 2.875 px, 25 per class); fresh run seeds (1000 onward)
+# and data seeds (bases 3101/3102, test set 3103, 400 per class). Arms: none (the package's rule: loss target
+# 0.01 or 40 epochs without a validation gain), and under the patience-only rule (no loss target): none,
+# coarse 0.95, demo (fine 0.3 + coarse 0.95). Seeds sized from committed paired SDs (the larger per task:
+# replication demo/none 0.050 over 30 seeds; confirm small-edge demo/none 0.118 over 45 seeds) for an MDE
+# <= 0.03 / <= 0.04 at 80 % power, Holm over 8.
+_ATTRIBUTE_LEARN = replace(_CONFIRM_LEARN, data=replace(_CONFIRM_LEARN.data, train_seed=3101, val_seed=3102,
+                                                        test_seed=3103), per_class=(25,))
+_ATTRIBUTE = ConfirmSection(
+    tasks=(ConfirmTask("replication", ((2.375, 2.5), (20.0, 35.0)), (0.75, 1.25), 25, tuple(range(1000, 1040)), 0.03),
+           ConfirmTask("small-edge", ((2.375, 2.875),), (1.0,), 25, tuple(range(1000, 1116)), 0.04)),
+    arms=(("none", 0.0, 0.0), ("none-long", 0.0, 0.0, "patience-only"), ("coarse", 0.0, 0.95, "patience-only"),
+          ("demo", 0.3, 0.95, "patience-only")),
+    comparisons=(("demo", "none-long"), ("coarse", "none-long"), ("demo", "coarse"), ("none-long", "none")),
+    question="Which of the authors' two masks carries the gain of their combined setting (fine 0.3 + coarse "
+             "0.95), and is part of it only longer training? Under the package's stopping rule the backdrop runs "
+             "train two to three times as many epochs as the no-backdrop runs (their training loss falls more "
+             "slowly), and the confirmatory study `confirm` had no coarse-only arm. This study trains every arm but "
+             "`none` under one patience-only rule (no loss target), so training length no longer follows how fast "
+             "the training loss falls, and adds the coarse mask alone.",
+    preregistration="preregistration.md")
+
 _PAPER_DATA = DataSection(size=1024, scales=((9.5, 10.0), (80.0, 140.0)), method="matched", test_per_class=100)
 _PAPER_SWEEP = SweepSection(width=64, epochs=100, seeds=(0, 1, 2, 3, 4), fine_probs=(0.3, 0.6, 0.9),
                             coarse_probs=(0.5, 0.75, 0.95), demo_probs=(0.3, 0.95), batch_size=4, eval_every=5,
@@ -533,6 +584,11 @@ PROFILES: dict[str, Profile] = {
         "confirm", "pre-registered confirmatory study of the fine-mask half of the claim: the small-scale edge task "
         "(25/class, 45 seeds) and the two-scale task (100/class, 93 seeds), none vs fine 0.3 and vs the authors' demo setting",
         _REPL_DATA, _REPL_SWEEP, _ND_QUICK, learnability=_CONFIRM_LEARN, confirm=_CONFIRM),
+    "attribute": Profile(
+        "attribute", "pre-registered study: which mask carries the combined gain, and is it only longer training? "
+        "The replication task (40 seeds) and the small-edge task (116 seeds): none, none under the patience-only rule, "
+        "coarse 0.95 and the authors' demo setting (both under that rule)",
+        _REPL_DATA, _REPL_SWEEP, _ND_QUICK, learnability=_ATTRIBUTE_LEARN, confirm=_ATTRIBUTE),
 }
 
 #: the profile of ``make reproduce`` and of every CLI command without ``--profile``

@@ -25,11 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from ... import paths, profiles
+from ...train import TrainConfig
 from ..learnability.plan import LearnSpec
 
 __all__ = ["ConfirmSpec", "section", "design", "plan_runs", "records_dir", "preregistration_path",
@@ -59,13 +60,25 @@ class ConfirmSpec(LearnSpec):
 
     task: str = ""
     prereg: str = ""
+    rule: str = ""
+
+    @property
+    def label(self) -> str:
+        """The learnability label, ``(patience-only)`` appended under that rule (``none (patience-only)``)."""
+        base = super().label or "none"
+        return f"{base} ({self.rule})" if self.rule else base
+
+    def train_config(self, device: str = "cpu") -> TrainConfig:
+        """The learnability budget; under the ``patience-only`` rule without the loss target."""
+        cfg = super().train_config(device)
+        return replace(cfg, loss_target=None) if self.rule == "patience-only" else cfg
 
     @property
     def record_path(self) -> Path:
         return records_dir(self.profile) / f"{self.key}.json"
 
     def record_extra(self) -> dict[str, Any]:
-        return {**super().record_extra(), "study": "confirm", "task": self.task,
+        return {**super().record_extra(), "study": self.profile.name, "task": self.task,
                 "preregistration": {"file": str(preregistration_rel(self.profile)), "sha256": self.prereg}}
 
 
@@ -90,11 +103,17 @@ def design(profile: "str | profiles.Profile") -> dict[str, Any]:
     p = profiles.get(profile)
     c, s = section(p), p.learnability
     d = s.data
-    arms = [{"config": a, "fine_prob": f, "coarse_prob": co} for a, f, co in c.arms]
+    arms = [{"config": a[0], "fine_prob": a[1], "coarse_prob": a[2], **({"rule": a[3]} if len(a) > 3 else {})}
+            for a in c.arms]
     tasks = [{"name": t.name, "lengths": [list(ls) for ls in t.lengths], "power": list(t.power),
               "per_class": t.per_class, "seeds": list(t.seeds), "mde_target": t.mde_target} for t in c.tasks]
-    base = c.arms[0][0]
-    family = [f"{t.name}: {a} vs {base}" for t in c.tasks for a, *_ in c.arms[1:]]
+    family = [f"{t.name}: {a} vs {b}" for t in c.tasks for a, b in c.family()]
+    budget_rule = ("stop when the eval-mode training loss is below loss_target or validation accuracy "
+                   "(ties broken by the lower validation loss) has not improved for patience_epochs; "
+                   "test accuracy is read at the validation-selected epoch")
+    if any(len(a) > 3 for a in c.arms):
+        budget_rule += ("; an arm under the patience-only rule has no loss target: it stops only when validation "
+                        "accuracy has not improved for patience_epochs, or at the cap")
     return {
         "profile": p.name,
         "tasks": tasks,
@@ -107,20 +126,20 @@ def design(profile: "str | profiles.Profile") -> dict[str, Any]:
         "network": {"width": s.width, "n_fine": s.n_fine, "n_coarse": s.n_coarse, "kernel": 2, "init": "he",
                     "formulation": "conv", "batch_size": s.batch_size, "optimizer": s.optimizer, "lr": s.lr},
         "budget": {"cap_epochs": s.epochs, "loss_target": s.loss_target, "patience_epochs": s.patience,
-                   "eval_every": s.eval_every, "select": s.select,
-                   "rule": "stop when the eval-mode training loss is below loss_target or validation accuracy "
-                           "(ties broken by the lower validation loss) has not improved for patience_epochs; "
-                           "test accuracy is read at the validation-selected epoch"},
+                   "eval_every": s.eval_every, "select": s.select, "rule": budget_rule},
         "endpoints": {
             "primary": "test accuracy on the task's classes (per seed, at the validation-selected epoch)",
-            "secondary": ["test accuracy per scale (small; large on the two-scale task)",
+            "secondary": ["test accuracy per scale on the replication task (small, large), paired like the primary",
+                          "epochs trained per arm (stop epoch and validation-selected epoch: median and range), "
+                          "reported beside every comparison"] if c.comparisons is not None else ["test accuracy per scale (small; large on the two-scale task)",
                           f"share of seeds whose small-scale test accuracy is >= {c.learn_threshold:g}, "
                           "paired by seed, exact McNemar test (descriptive, not in the family)"]},
         "family": family,
         "correction": "holm",
         "alpha": c.alpha,
         "margin": c.margin,
-        "decision_rule": "the package's claim grammar (backdrop_repro.report) applied to each paired difference "
+        "decision_rule": DECISION_RULE if c.comparisons is not None else
+                         "the package's claim grammar (backdrop_repro.report) applied to each paired difference "
                          "(arm - none, per seed; paired t-test, 95 % t-interval) with its Holm-adjusted p over the "
                          "family. In words: unfinished -> no claim; Holm p < alpha and mean > 0 -> better, and "
                          "'better beyond the margin' only if the 95 % interval's lower end exceeds the margin, else "
@@ -131,6 +150,17 @@ def design(profile: "str | profiles.Profile") -> dict[str, Any]:
                            "unfinished: its comparison carries no claim; failed runs drop their seed from the pair",
         "learn_threshold": c.learn_threshold,
     }
+
+
+#: the decision rule of a study whose family names its comparisons (the claim grammar's statuses, stated whole)
+DECISION_RULE = (
+    "the package's claim grammar (docs/claims.md as committed with this file) applied to each paired difference "
+    "(arm - baseline, per seed; two-sided paired t-test, 95 % t-interval) with its Holm-adjusted p over the family: "
+    "an arm with more than the unfinished limit of a task's runs at the cap or failed -> 'unfinished' (no claim); "
+    "Holm p < alpha and mean > 0 -> 'relevant gain' when the one-sided margin test (gain > margin, Bonferroni over "
+    "the family) rejects at alpha, else 'significant gain'; Holm p < alpha and mean < 0 -> 'contradicted'; "
+    "otherwise 'equivalent' when TOST against +-margin rejects at alpha / 2; 'not confirmed' when the 95 % "
+    "interval's upper end is below +margin and the MDE is at most the margin; else 'inconclusive'")
 
 
 def _block(text: str, path: Path) -> dict[str, Any]:
@@ -179,8 +209,8 @@ def plan_runs(profile: "str | profiles.Profile", prereg: Optional[str] = None) -
     out = []
     for t in c.tasks:
         for seed in t.seeds:
-            for config, fine, coarse in c.arms:
+            for config, fine, coarse, *rule in c.arms:
                 out.append(ConfirmSpec(p, SCALE[len(t.lengths)], t.lengths, t.power, t.per_class, "cnn", seed,
                                        config, float(fine), float(coarse), "confirm", task=t.name,
-                                       prereg=prereg or ""))
+                                       prereg=prereg or "", rule=rule[0] if rule else ""))
     return out

@@ -55,14 +55,21 @@ def _data_seeds(cfg: dict[str, Any]) -> set[int]:
     return out
 
 
-def freshness(profile: "str | profiles.Profile") -> dict[str, Any]:
+def _run_seed(cfg: dict[str, Any]) -> Optional[int]:
+    seed = cfg.get("seed", (cfg.get("train") or {}).get("seed"))
+    return seed if isinstance(seed, int) else None
+
+
+def freshness(profile: "str | profiles.Profile", run_seeds: bool = False) -> dict[str, Any]:
     """Every committed record outside this study (``results/*/**/*.json`` with a ``config``) that
-    shares a data seed (training, validation or test) with any run of the study. Returns
-    ``{"records_scanned", "conflicts": [file, ...], "fresh": bool}``."""
+    shares a data seed (training, validation or test) with any run of the study, or (``run_seeds``) a
+    run seed. Returns ``{"records_scanned", "conflicts": [file, ...], "fresh": bool}``."""
     p = profiles.get(profile)
     ours: set[int] = set()
+    seeds = set()
     for s in plan_runs(p):
         ours |= {r.seed for r in s.recipes()}
+        seeds.add(s.seed)
     own = records_dir(p).resolve()
     scanned, conflicts = 0, []
     root = paths.output_root() / "results"
@@ -77,7 +84,7 @@ def freshness(profile: "str | profiles.Profile") -> dict[str, Any]:
         if not isinstance(cfg, dict):
             continue
         scanned += 1
-        if _data_seeds(cfg) & ours:
+        if _data_seeds(cfg) & ours or (run_seeds and _run_seed(cfg) in seeds):
             conflicts.append(str(f.relative_to(paths.output_root())))
     return {"records_scanned": scanned, "conflicts": conflicts, "fresh": not conflicts}
 
@@ -153,7 +160,7 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
         recs[(s.task, s.config, s.seed)] = rec
     out["records"] = {"planned": len(specs), "valid": len(recs), "refused": refused}
     out["machines"] = machines(recs)
-    out["freshness"] = freshness(p)
+    out["freshness"] = freshness(p, run_seeds=c.comparisons is not None)
     tasks = []
     for t in c.tasks:
         arms = []
