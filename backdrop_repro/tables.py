@@ -135,12 +135,6 @@ def learnability_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _epochs(records: list[dict[str, Any]]) -> Optional[float]:
-    e = [r["final"].get("stopped_epoch") for r in records if not r["final"].get("failed")]
-    e = [x for x in e if x is not None]
-    return float(np.median(e)) if e else None
-
-
 def confirm_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     """A pre-registered study's rows (``confirm``, ``attribute``): only once complete; the family's comparisons
     (primary, with the pre-registration's own wording beside the grammar's status, planned and realised MDE and
@@ -149,7 +143,6 @@ def confirm_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     prof = s["profile"]
     power = _planned_power(prof)
-    recs = _records_by_arm(prof)
     out = []
     for c in s["comparisons"]:
         base_arm = c.get("baseline", "none")
@@ -157,8 +150,7 @@ def confirm_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
                    design_why="pre-registered: fixed in advance, fresh seeds and test set", task=c["task"],
                    arm=c["label"], baseline=c.get("baseline_label", base_arm), baseline_mean=c["none"]["mean"],
                    ceiling=1.0, mde_planned=(power.get(c["task"]) or {}).get("mde_at_seeds"),
-                   epochs_arm=_epochs(recs.get((c["task"], c["config"]), [])),
-                   epochs_baseline=_epochs(recs.get((c["task"], base_arm), [])),
+                   epochs_arm=c["epochs"]["arm"], epochs_baseline=c["epochs"]["baseline"],
                    prereg_status=c.get("prereg_decision"))
         out.append(claims.row(scale="all", **_from_claim(c["claim"], **ctx)))
         for name, d in (c.get("scales") or {}).items():
@@ -176,15 +168,6 @@ def _planned_power(profile: str) -> dict[str, Any]:
         return read_preregistration(profile)["block"].get("power", {}).get("tasks", {})
     except PreregistrationError:
         return {}
-
-
-def _records_by_arm(profile: str) -> dict[tuple, list[dict[str, Any]]]:
-    out: dict[tuple, list[dict[str, Any]]] = {}
-    folder = paths.output_root() / "results" / profile / "runs"
-    for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        rec = json.loads(f.read_text())
-        out.setdefault((rec.get("task"), rec["config"].get("config")), []).append(rec)
-    return out
 
 
 def _relative(by: dict[str, dict[int, float]], arm: str, base: str) -> dict[int, float]:

@@ -82,8 +82,41 @@ def test_smoke_study_records_carry_the_hash_and_the_report_refuses_another(tmp_p
     rec["preregistration"]["sha256"] = "0" * 64
     specs[0].record_path.write_text(json.dumps(rec))
     s2 = report.summarize("smoke")
-    assert s2["status"] == "running" and s2["records"]["refused"][0]["file"] == specs[0].record_path.name
-    assert "pre-registration hash" in s2["records"]["refused"][0]["why"]
+    assert s2["status"] == "refused" and s2["records"]["refused"][0]["file"] == specs[0].record_path.name
+    assert "pre-registration hash" in s2["records"]["refused"][0]["why"] and specs[0].record_path.name in s2["error"]
+    # loud everywhere: the summary is not overwritten, and a run trains nothing over it and never counts it as done
+    summary_file = tmp_path / "results" / "smoke" / "confirm.json"
+    before = summary_file.read_text()
+    with pytest.raises(plan.PreregistrationError, match=specs[0].record_path.name):
+        report.write_summary("smoke")
+    with pytest.raises(plan.PreregistrationError, match="made under another pre-registration"):
+        run_study("smoke", jobs=1, progress=False)
+    assert summary_file.read_text() == before and json.loads(specs[0].record_path.read_text()) == rec
+
+
+def test_an_edited_preregistration_is_refused_and_the_summary_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    prereg.write("smoke")
+    run_study("smoke", jobs=1, progress=False, tasks=["small-edge"])
+    summary_file = tmp_path / "results" / "smoke" / "confirm.json"
+    before = summary_file.read_text()
+    f = plan.preregistration_path("smoke")
+    f.write_text(f.read_text().replace('"alpha": 0.05', '"alpha": 0.1', 1))
+    with pytest.raises(plan.PreregistrationError, match="differs from profile 'smoke'"):
+        report.write_summary("smoke")
+    f.unlink()
+    with pytest.raises(plan.PreregistrationError, match="no pre-registration"):
+        report.write_summary("smoke")
+    assert summary_file.read_text() == before
+
+
+def test_the_records_folder_is_checked_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    prereg.write("smoke")
+    plan.records_dir("smoke").parent.mkdir(parents=True, exist_ok=True)
+    plan.records_dir("smoke").write_text("a file where the records folder belongs")
+    with pytest.raises(NotADirectoryError, match="runs"):
+        run_study("smoke", jobs=1, progress=False)
 
 
 def test_freshness_finds_a_record_that_used_a_data_seed(tmp_path, monkeypatch):
@@ -120,3 +153,51 @@ def test_preregistered_words_and_the_grammar_are_compared_and_a_disagreement_is_
     assert set(report.SAME) == {"unfinished", "better beyond the margin", "significant, not shown beyond the margin",
                                 "worse", "not confirmed", "inconclusive"}
     assert set().union(*report.SAME.values()) == set(R.STATUSES)
+
+
+def _attribute_smoke():
+    """The smoke profile with an attribute-like section: named comparisons, arms under the patience-only rule."""
+    from dataclasses import replace
+
+    from backdrop_repro import profiles
+
+    smoke = profiles.get("smoke")
+    section = replace(smoke.confirm, tasks=smoke.confirm.tasks[:1],
+                      arms=(("none", 0.0, 0.0), ("none-long", 0.0, 0.0, "patience-only"),
+                            ("coarse", 0.0, 0.75, "patience-only"), ("demo", 0.5, 0.75, "patience-only")),
+                      comparisons=(("demo", "none-long"), ("coarse", "none-long"), ("demo", "coarse"),
+                                   ("none-long", "none")), question="Which mask carries the gain?")
+    return replace(smoke, name="smoke-attribute", confirm=section)
+
+
+def test_a_study_of_named_comparisons_runs_arms_under_their_rule_and_reports_each_pair(tmp_path, monkeypatch):
+    from backdrop_repro import tables
+
+    from backdrop_repro import profiles
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    p = _attribute_smoke()
+    monkeypatch.setitem(profiles.PROFILES, p.name, p)
+    monkeypatch.setattr(prereg, "power_committed", lambda prof: {
+        "source": "test", "m": 4, "alpha": 0.05, "power": 0.8,
+        "tasks": {"small-edge": {"sources": [{"label": "x", "sd": 0.1, "mean": 0.0}], "sd_used": 0.1,
+                                 "seeds_needed": 3, "seeds": 3, "mde_target": 0.5, "mde_at_seeds": 0.4}}})
+    text = prereg.render(p)
+    assert "`demo` vs `none-long`: Does the authors' combined setting beat equally long training" in text
+    specs = plan.plan_runs(p)
+    by = {s.config: s for s in specs if s.seed == specs[0].seed}
+    assert by["none"].train_config().loss_target == 0.01 and by["none-long"].train_config().loss_target is None
+    assert by["none-long"].key != by["none"].key and by["none-long"].label == "none (patience-only)"
+    plan.preregistration_path(p).parent.mkdir(parents=True, exist_ok=True)
+    plan.preregistration_path(p).write_text(text)
+    s = run_study(p, jobs=1, progress=False)
+    assert s["status"] == "complete" and len(s["comparisons"]) == 4
+    pairs = [(c["config"], c["baseline"]) for c in s["comparisons"]]
+    assert pairs == list(p.confirm.comparisons)
+    assert all(c["m_tests"] == 4 and c["prereg_decision"] == c["status"] for c in s["comparisons"])
+    assert all(set(c["epochs"]) == {"arm", "baseline"} for c in s["comparisons"])
+    rows = tables.confirm_rows(s)
+    primary = [r for r in rows if r["role"] == "primary"]
+    assert [r["baseline"] for r in primary] == ["none (patience-only)", "none (patience-only)",
+                                                  "coarse 0.75 (patience-only)", "none"]
+    assert all(r["epochs_arm"] is not None and r["mde_planned"] == 0.4 for r in primary)

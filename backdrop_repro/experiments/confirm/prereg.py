@@ -103,13 +103,18 @@ def power_committed(profile: "str | profiles.Profile") -> dict[str, Any]:
                            "power": 0.8, "tasks": {}}
     for t in c.tasks:
         srcs = []
-        for label, folder, config in COMMITTED_SOURCES[t.name]:
+        for label, folder, config in COMMITTED_SOURCES.get(t.name, []):
             acc = _committed_accuracy(folder, t.name)
             base, cand = acc.get("none", {}), acc.get(config, {})
             seeds = sorted(set(base) & set(cand))
+            if len(seeds) < 2:
+                continue
             d = np.array([cand[k] - base[k] for k in seeds])
             srcs.append({"label": label, "folder": folder, "seeds": len(seeds), "mean": float(d.mean()),
                          "sd": float(d.std(ddof=1))})
+        if not srcs:
+            raise PreregistrationError(f"task {t.name!r}: no committed paired differences to size its seeds from "
+                                       f"(looked in {[f for _, f, _ in COMMITTED_SOURCES.get(t.name, [])]})")
         sd = max(x["sd"] for x in srcs)
         need = 2
         while (mde(sd, need, m=m, alpha=c.alpha) or 1.0) > t.mde_target:

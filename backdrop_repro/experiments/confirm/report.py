@@ -138,11 +138,7 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
     c = section(p)
     cap = p.learnability.epochs
     out: dict[str, Any] = {"profile": p.name, "experiment": "confirm", "design": design(p)}
-    try:
-        pre = check_preregistration(p)
-    except PreregistrationError as err:
-        out.update(status="no preregistration", error=str(err), answer=f"no pre-registration: {err}")
-        return out
+    pre = check_preregistration(p)          # a missing or edited pre-registration: PreregistrationError, nothing written
     out["preregistration"] = {"file": str(pre["path"].relative_to(paths.output_root())), "sha256": pre["sha256"]}
     specs = plan_runs(p, prereg=pre["sha256"])
     recs: dict[tuple, dict[str, Any]] = {}
@@ -176,6 +172,13 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
     out["tasks"] = tasks
     complete = len(recs) == len(specs)
     out["complete"] = complete
+    if refused:
+        out["status"] = "refused"
+        out["error"] = (f"{len(refused)} record(s) in {records_dir(p)} do not belong to this pre-registration (first: "
+                        f"{refused[0]['file']}: {refused[0]['why']}); restore the committed pre-registration, or move "
+                        "those records aside and state the deviation")
+        out["answer"] = f"The pre-registered study (profile `{p.name}`) is not read: {out['error']}."
+        return out
     if not complete:
         out["status"] = "running"
         out["answer"] = (f"The pre-registered confirmatory study (profile `{p.name}`) is running: {len(recs)} of "
@@ -204,27 +207,31 @@ def _acc(recs: dict[tuple, dict[str, Any]], task: str, config: str, seeds, what:
 def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
     c = section(p)
     cap = p.learnability.epochs
-    base = c.arms[0][0]
+    named = c.comparisons is not None          # a family of named comparisons: its decision rule is the grammar's
     rows = []
     for t in c.tasks:
-        b = _acc(recs, t.name, base, t.seeds, "task")
-        for config, *_ in c.arms[1:]:
+        for config, base in c.family():
+            b = _acc(recs, t.name, base, t.seeds, "task")
             a = _acc(recs, t.name, config, t.seeds, "task")
             d = R.paired(b, a) or {"n": 0}
-            flags = [_finished(recs[(t.name, k, s)], cap) for k in (base, config) for s in t.seeds]
-            share = max(sum(f[0] or f[1] for f in flags[:len(t.seeds)]),
-                        sum(f[0] or f[1] for f in flags[len(t.seeds):])) / len(t.seeds)
+            flags = {k: [_finished(recs[(t.name, k, s)], cap) for s in t.seeds] for k in (base, config)}
+            share = max(sum(f[0] or f[1] for f in fl) for fl in flags.values()) / len(t.seeds)
             scales = {}
             for sc in (["small"] if len(t.lengths) == 1 else ["small", "large"]):
-                scales[sc] = {"none": R.summary(list(_acc(recs, t.name, base, t.seeds, sc).values())),
-                              "arm": R.summary(list(_acc(recs, t.name, config, t.seeds, sc).values())),
-                              "diff": R.paired(_acc(recs, t.name, base, t.seeds, sc), _acc(recs, t.name, config, t.seeds, sc))}
+                sb, sa = _acc(recs, t.name, base, t.seeds, sc), _acc(recs, t.name, config, t.seeds, sc)
+                scales[sc] = {"none": R.summary(list(sb.values())), "arm": R.summary(list(sa.values())),
+                              "diff": R.paired(sb, sa)}
             learn = {k: {s: v >= c.learn_threshold for s, v in _acc(recs, t.name, k, t.seeds, "small").items()}
                      for k in (base, config)}
-            label = next(r["label"] for (tk, k, _), r in recs.items() if tk == t.name and k == config)
-            rows.append({"task": t.name, "config": config, "label": label, **d,
-                         "unfinished": share > c.max_capped, "unfinished_share": share, "fixed_in_advance": True,
-                         "none": R.summary(list(b.values())), "scales": scales, "learns_small": mcnemar(*learn.values())})
+            label = {k: next(r["label"] for (tk, kk, _), r in recs.items() if tk == t.name and kk == k)
+                     for k in (base, config)}
+            epochs = {k: float(np.median([recs[(t.name, k, s)]["final"].get("stopped_epoch") or 0 for s in t.seeds]))
+                      for k in (base, config)}
+            rows.append({"task": t.name, "config": config, "label": label[config], "baseline": base,
+                         "baseline_label": label[base], **d, "unfinished": share > c.max_capped,
+                         "unfinished_share": share, "fixed_in_advance": True, "none": R.summary(list(b.values())),
+                         "scales": scales, "learns_small": mcnemar(*learn.values()),
+                         "epochs": {"arm": epochs[config], "baseline": epochs[base]}})
     adj = R.holm([r.get("p") for r in rows])
     m = len(rows)
     deviations = []
@@ -237,8 +244,8 @@ def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str
                              family=f"{p.name}: {m} pre-registered comparisons, Holm", fixed_in_advance=True,
                              name=r["label"])
         r.update(status=r["claim"]["status"], sentence=r["claim"]["sentence"], mde=r["claim"]["mde"])
-        r["prereg_decision"] = prereg_decision(r, c.margin, c.alpha, r["unfinished"])
-        if r["status"] not in SAME[r["prereg_decision"]]:
+        r["prereg_decision"] = r["status"] if named else prereg_decision(r, c.margin, c.alpha, r["unfinished"])
+        if r["status"] not in SAME.get(r["prereg_decision"], {r["prereg_decision"]}):
             deviations.append(f"{r['task']}, `{r['label']}`: the package grammar says **{r['status']}**, the "
                               f"pre-registration's words say **{r['prereg_decision']}** (the grammar was rewritten "
                               "after the pre-registration was committed and before any result was read; the table "
@@ -248,8 +255,9 @@ def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str
 
 def answer(p: profiles.Profile, rows: list[dict[str, Any]]) -> str:
     """One line: the four answers by status, with their intervals and the tasks' scale."""
-    parts = [f"{r['task']}: `{r['label']}` {R.fmt_ci(r)} ({r['status']})" for r in rows]
-    return (f"Pre-registered confirmatory study (profile `{p.name}`, 4 comparisons, Holm): " + "; ".join(parts) + ".")
+    parts = [f"{r['task']}: `{r['label']}` vs `{r['baseline_label']}` {R.fmt_ci(r)} ({r['status']})" for r in rows]
+    return (f"Pre-registered confirmatory study (profile `{p.name}`, {len(rows)} comparisons, Holm): "
+            + "; ".join(parts) + ".")
 
 
 def _md(summary: dict[str, Any]) -> str:
@@ -292,6 +300,8 @@ def write_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
     """:func:`summarize`, written to ``results/<profile>/confirm.json`` and ``confirm.md``; returned."""
     p = profiles.get(profile)
     s = summarize(p)
+    if s["status"] == "refused":            # loud, and the last good summary stays as it was
+        raise PreregistrationError(s["error"])
     folder = paths.results_dir(p.name)
     paths.write_json(folder / "confirm.json", s)
     paths.write_text(folder / "confirm.md", _md(s))

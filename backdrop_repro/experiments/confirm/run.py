@@ -14,9 +14,22 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ... import profiles
-from ..._shared import check_device, check_int
+import json
+from pathlib import Path
+
+from ..._shared import check_device, check_int, check_writable
 from .. import launchers
-from .plan import check_preregistration, plan_runs, section
+from .plan import PreregistrationError, check_preregistration, plan_runs, records_dir, section
+
+
+def _ours(path: Path, sha: str) -> bool:
+    """Whether the record at ``path`` carries the pre-registration hash ``sha`` (an unreadable record is left to the
+    run core, which sets it aside and trains the run again)."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    return isinstance(rec, dict) and (rec.get("preregistration") or {}).get("sha256") == sha
 
 __all__ = ["run_study"]
 
@@ -35,8 +48,14 @@ def run_study(profile: "str | profiles.Profile", jobs: Optional[int] = None, dev
     jobs = check_int("jobs", p.learnability.jobs if jobs is None else jobs, low=1)
     check_device(device)
     pre = check_preregistration(p)
-    run = launchers.get(launcher, p, jobs=jobs, **submitit_options)
+    check_writable(records_dir(p), "the study's records folder")
     specs = plan_runs(p, prereg=pre["sha256"])
+    foreign = [s.record_path for s in specs if s.record_path.exists() and not _ours(s.record_path, pre["sha256"])]
+    if foreign:                      # never trained over, never counted as done: loud, before any work
+        raise PreregistrationError(
+            f"{foreign[0]}: made under another pre-registration (or none), {len(foreign)} such record(s) in "
+            f"{foreign[0].parent}; restore the committed pre-registration, or move them aside and state the deviation")
+    run = launchers.get(launcher, p, jobs=jobs, **submitit_options)
     for name in names:
         if tasks is None or name in tasks:
             out = run([s for s in specs if s.task == name], device=device, reuse=True, progress=progress,
