@@ -26,28 +26,39 @@ __all__ = ["GLOSSARY", "RenderError", "Tables", "ci", "findings", "readme_block"
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-#: the one glossary (README, docs, Findings)
+#: the one glossary (README, docs/claims.md, the notebooks' Terms paragraphs; tests/test_readers.py checks the copies)
 GLOSSARY = {
+    "shrunk task": "the paper's task shrunk by 4 in every length: 256² images, small lengths 2.375/2.5 px, large "
+                   "20/35 px (paper: 1024², 9.5/10 and 80/140 px); it keeps the blobs per image, the length ratios "
+                   "and the 32×32/4×4 mask grids at 1/16 of the cost",
+    "MDE": "minimum detectable effect: the smallest true gain the design detects with 80 % power (after the Holm "
+           "correction where one applies)",
+    "Holm": "Holm's correction: a step-down adjustment of the p-values of a family of comparisons that keeps the "
+            "chance of any false claim among them at 5 %",
+    "TOST": "two one-sided tests: the equivalence test that the true difference lies inside the relevance margin "
+            "±0.03; a small TOST p means no change as large as the margin",
+    "stem": "the network's first convolution (5×5 kernel, stride 2), before the 2×2 stride-2 convolutions",
+    "oracle": "the likelihood classifier (`gp/oracle.py`): it scores each image by the Gaussian likelihood of each "
+              "class's spectrum; exact, the best any classifier can do, for periodic FFT fields, approximate otherwise",
+    "exchangeable": "a random mask whose cells are exchangeable has the same distribution after any permutation of "
+                    "its cells, so every cell is kept with the same probability and gets the same average factor",
     "Δ": "the paired difference arm − baseline in the metric, averaged over seeds (each seed trains both arms on "
          "the same data and initial network), with its 95 % t-interval over seeds",
-    "Holm": "Holm's step-down adjustment of the p-values of a family of comparisons asked together, so that the "
-            "chance of any false 'significant' in the family stays below α = 0.05; p-values are two-sided paired "
-            "t-tests over seeds",
+    "p": "two-sided paired t-test over seeds (the independent unit); the margin test is one-sided; a level is a "
+         "two-sided one-sample t-test against chance",
     "margin": "the relevance margin: ±0.03 test accuracy (a smaller change is too small to matter); for the AUC "
               "study 10 % of the mis-ranked pairs, because an AUC near 0.975 has no room for +0.03",
     "margin test": "one-sided paired t-test that the gain exceeds the margin (Bonferroni over the family)",
-    "TOST": "two one-sided tests that the change lies inside ±margin, each at α/2 (so the printed 95 % interval "
-            "lies inside the margin)",
-    "MDE": "minimum detectable effect: the smallest true gain the design (seeds, SD, Holm over the family) detects "
-           "with 80 % power; 'planned' from the SD known before the runs, 'realised' from the runs' own SD",
-    "design": "per comparison: confirmatory (fixed in advance, pre-registered or not chosen on any result, fresh "
-              "seeds), exploratory (chosen or tested among many, or chosen on earlier test data), descriptive "
-              "(fixed in advance but too few seeds to be sized for power)",
+    "design": "per comparison: confirmatory (fixed in advance without selection on any result, fresh seeds), "
+              "exploratory (chosen or tested among many, or chosen on earlier test data), descriptive (fixed in "
+              "advance but too few seeds to be sized for power)",
     "unfinished": "an arm whose runs hit their epoch cap (or kept a high training loss at a fixed budget): the "
                   "comparison carries no claim",
-    "above chance": "a level decided over seeds: two-sided one-sample t-test of the per-seed accuracies against "
-                    "chance (the test images are shared by the seeds, so predictions pooled over seeds are no test)",
+    "above chance": "a level decided over seeds: the test images are shared by the seeds, so predictions pooled over "
+                    "seeds are no test",
 }
+#: the terms a notebook's Terms paragraph may define (verbatim copies of :data:`GLOSSARY`)
+NOTEBOOK_TERMS = ("shrunk task", "MDE", "Holm", "TOST", "stem", "oracle", "exchangeable")
 
 
 class RenderError(ValueError):
@@ -103,8 +114,8 @@ def _num(x: float, digits: int = 3, signed: bool = True) -> str:
 def ci(r: dict[str, Any], digits: int = 3) -> str:
     """``+0.021 [+0.003, +0.040]`` (a share metric as percent: ``+18 % [+11, +25]``)."""
     if r["metric"].endswith("(share)"):
-        return (f"{_num(100 * r['delta'], 0)} % [{_num(100 * r['ci_low'], 0)}, {_num(100 * r['ci_high'], 0)}]"
-                if r["ci_low"] is not None else f"{_num(100 * r['delta'], 0)} %")
+        return (f"{_num(100 * r['delta'], 1)} % [{_num(100 * r['ci_low'], 1)}, {_num(100 * r['ci_high'], 1)}]"
+                if r["ci_low"] is not None else f"{_num(100 * r['delta'], 1)} %")
     if r["ci_low"] is None:
         return _num(r["delta"], digits)
     return f"{_num(r['delta'], digits)} [{_num(r['ci_low'], digits)}, {_num(r['ci_high'], digits)}]"
@@ -341,15 +352,15 @@ FINDINGS = """\
 {% if not rows %}
 - No comparison to report: {{ why }}.
 {% else %}
-- **Verdict**: {{ primary | length }} comparison{{ "s" if primary | length != 1 }} ({{ primary[0].design }}{% if primary[0].family_size %}, Holm over {{ primary[0].family_size }}{% endif %}): {{ primary | counts }}.
+- **Verdict**: {{ primary | length }} comparison{{ "s" if primary | length != 1 }} ({{ designs }}): {{ primary | counts }}.
 {% for r in shown %}
-- {{ r.task ~ ": " if r.task }}`{{ r.arm }}` vs `{{ r.baseline }}`: {{ r | ci }}, **{{ r.status }}**{% if r.two %} (pre-registered words: {{ r.prereg_status }}){% endif %}{% if r.secondary %}; {{ r.secondary }}{% endif %}{% if r.unfinished %}; {{ r.unfinished }}{% endif %}{% if r.epochs_arm is not none and r.epochs_baseline is not none %}; epochs {{ "%.0f" | format(r.epochs_arm) }} vs {{ "%.0f" | format(r.epochs_baseline) }}{% endif %}.
+- {{ r.task ~ ": " if r.task }}`{{ r.arm }}` vs `{{ r.baseline }}`{% if r.tag %} ({{ r.tag }}){% endif %}: {{ r | ci }}, **{{ r.status }}**{% if r.two %}, in the pre-registered words **{{ r.prereg_status }}**{% endif %}{% if r.secondary %}; {{ r.secondary }}{% endif %}{% if r.unfinished %}; {{ r.unfinished }}{% endif %}{% if r.epochs_arm is not none and r.epochs_baseline is not none %}; epochs {{ "%.0f" | format(r.epochs_arm) }} vs {{ "%.0f" | format(r.epochs_baseline) }}{% endif %}.
 {% endfor %}
 {% if rest %}
 - {{ rest | length }} more ({{ rest | counts }}): every row in the study's claims table.
 {% endif %}
 {% for r in levels %}
-- Without backdrop{{ " (" ~ r.scale ~ " scale)" if r.scale and r.scale != "all" }}: {{ r.metric }} {{ "%.3f" | format(r.baseline_mean + r.delta) }}, {{ r.status }} {{ "%g" | format(r.baseline_mean) }} over {{ r.seeds }} seeds (t-test p = {{ r.p | p }}).
+- Without backdrop{{ " (" ~ r.scale ~ " scale)" if r.scale and r.scale != "all" }}: {{ r.metric }} {{ "%.3f" | format(r.baseline_mean + r.delta) }}, {{ r.status }} {{ "%g" | format(r.baseline_mean) }} over {{ r.seeds }} seeds (two-sided t-test over seeds, p = {{ r.p | p }}).
 {% endfor %}
 {% endif %}
 """
@@ -369,8 +380,13 @@ def findings(rows: Sequence[dict[str, Any]], why: str = "no comparison was made"
     levels = [r for r in rows if r["role"] == "level" and r["arm"] == "none"][:3]
     room = max(1, 8 - 1 - len(levels) - 1)
     shown, rest = (keyed, []) if len(keyed) <= room + 1 else (keyed[:room], keyed[room:])
+    tag = lambda r: r["design"] + (f", Holm over {r['family_size']}" if (r["family_size"] or 0) > 1 else "")  # noqa: E731
+    common = Counter(tag(r) for r in primary).most_common()
+    designs = "; ".join(f"{n} {t}" if len(common) > 1 else t for t, n in common)
+    for r in shown:
+        r["tag"] = None if tag(r) == (common[0][0] if common else None) else tag(r)
     return _env().from_string(FINDINGS).render(rows=rows, primary=primary, shown=shown, rest=rest, levels=levels,
-                                               why=why).strip() + "\n"
+                                               why=why, designs=designs).strip() + "\n"
 
 
 DSTART, DEND = "<!-- disclosures:start -->", "<!-- disclosures:end -->"
@@ -412,6 +428,44 @@ def disclosures(t: Optional[Tables] = None) -> str:
     rank = next(i + 1 for i, r in enumerate(grid) if r["arm"] == "fine 0.9 + coarse 0.95")
     return "\n".join(f"- **{study}**: {choice}. Seen: {seen.format(rank=rank, n=len(grid))}. Consequence: {why}."
                      for study, choice, seen, why in DISCLOSURES)
+
+
+#: the plain answer a status gives to a question "does the arm beat its baseline?"
+ANSWER = {"relevant gain": "yes, beyond the margin", "significant gain": "yes (not shown to clear the margin)",
+          "equivalent": "no (equivalent to no change)", "not confirmed": "no (gains of the margin excluded)",
+          "contradicted": "the opposite (significantly worse)", "inconclusive": "not answered (inconclusive)",
+          "unfinished": "not answered (unfinished runs)"}
+#: the questions of the `attribute` study, by (arm, baseline) label
+QUESTIONS = {
+    ("demo: fine 0.3 + coarse 0.95 (patience-only)", "none (patience-only)"):
+        "Does the combined setting beat equally long training without backdrop?",
+    ("coarse 0.95 (patience-only)", "none (patience-only)"): "Does the coarse mask alone beat equally long training?",
+    ("demo: fine 0.3 + coarse 0.95 (patience-only)", "coarse 0.95 (patience-only)"):
+        "Does the fine mask add anything to the coarse one?",
+    ("none (patience-only)", "none"): "Does longer training alone (no loss target) gain?",
+}
+
+MEANING = """{% if not rows %}
+No conclusion yet: {{ why }}.
+{% else %}
+{% for q, per_task in questions %}
+- **{{ q }}** {% for r in per_task %}{{ r.task }}: {{ answer[r.status] }}, {{ r | ci }}{% if r.epochs_arm is not none %} (epochs {{ "%.0f" | format(r.epochs_arm) }} vs {{ "%.0f" | format(r.epochs_baseline) }}){% endif %}{{ "; " if not loop.last else "." }}{% endfor %}
+
+{% endfor %}
+{% endif %}
+"""
+
+
+def meaning(rows: Sequence[dict[str, Any]], why: str = "not every pre-registered run is in") -> str:
+    """What a pre-registered study answers, one bullet per question (the comparison's ``arm`` vs ``baseline``;
+    the `attribute` study's questions in words), each task's answer from its status, with its interval and the
+    epochs each arm trained."""
+    primary = [r for r in rows if r["role"] == "primary"]
+    order: dict[tuple, list] = {}
+    for r in primary:
+        order.setdefault((r["arm"], r["baseline"]), []).append(r)
+    questions = [(QUESTIONS.get(k, f"Does `{k[0]}` beat `{k[1]}`?"), v) for k, v in order.items()]
+    return _env().from_string(MEANING).render(rows=primary, questions=questions, answer=ANSWER, why=why).strip() + "\n"
 
 
 def _replace(text: str, new: str, start: str = START, end: str = END) -> str:

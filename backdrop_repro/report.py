@@ -33,7 +33,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .stats import UNIT, _t_quantile, above_chance, holm, learned_over_seeds, mde, paired, power_at, summary, tost, trend
+from .stats import UNIT, above_chance, holm, learned_over_seeds, mde, paired, power_at, summary, tost, trend
 
 __all__ = ["summary", "paired", "holm", "compare", "decide", "sentence", "fmt_ci", "fmt_p", "markdown_table",
            "DECISIONS", "mde", "tost", "power_at", "judge", "claim", "GRAMMAR", "STATUSES", "GAINS", "DEFINITIONS",

@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "backdrop_repro"
 
 #: the modules that read records and verdict data only
 READERS = sorted([*PACKAGE.glob("experiments/*/report.py"), PACKAGE / "experiments" / "gp_sweep" / "reproduction.py",
-                  PACKAGE / "report.py", PACKAGE / "glance.py"])
+                  PACKAGE / "report.py", PACKAGE / "render.py", PACKAGE / "tables.py", PACKAGE / "claims.py",
+                  PACKAGE / "stats.py"])
 #: what a reader never imports: the code that builds datasets (the GP sets, the digits split) and scores the
 #: likelihood classifier
 COMPUTE = ("backdrop_repro.data", "backdrop_repro.gp", "backdrop_repro.experiments.nondecomposable.data")
@@ -76,7 +77,7 @@ def _private_uses(path: Path) -> list[str]:
 
 def test_the_readers_are_found():
     names = {_name(p) for p in READERS}
-    assert {"backdrop_repro.report", "backdrop_repro.glance", "backdrop_repro.experiments.gp_sweep.report",
+    assert {"backdrop_repro.report", "backdrop_repro.render", "backdrop_repro.experiments.gp_sweep.report",
             "backdrop_repro.experiments.nondecomposable.report"} <= names and all(p.exists() for p in READERS)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from backdrop_repro import glance, reproduce
+from backdrop_repro import reproduce
 from backdrop_repro._shared import check_writable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,40 +57,3 @@ def test_check_writable_survives_a_concurrent_clean_up(tmp_path, monkeypatch):
     monkeypatch.setattr(_shared.tempfile, "mkstemp", mkstemp_then_cleaned)
     assert check_writable(tmp_path / "d") == tmp_path / "d"
     assert list((tmp_path / "d").iterdir()) == []
-
-
-def test_readme_results_block_matches_the_committed_results(monkeypatch):
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(ROOT))       # read the committed results
-    assert glance.update(ROOT / "README.md", check=True), \
-        "README's results block is stale: run `python -m backdrop_repro.glance`"
-
-
-def test_glance_block_is_built_from_results(tmp_path, monkeypatch):
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
-    readme = tmp_path / "README.md"
-    readme.write_text(f"x\n{glance.START}\nold\n{glance.END}\ny\n")
-    assert not glance.update(readme, check=True)                 # no results: the block is empty, not "old"
-    glance.update(readme)
-    assert readme.read_text() == f"x\n{glance.START}\n{glance.END}\ny\n"
-    (tmp_path / "bad.md").write_text("no markers")
-    with pytest.raises(ValueError, match="bad.md"):
-        glance.update(tmp_path / "bad.md")
-
-
-def test_learnability_line_says_provisional_while_runs_are_missing(tmp_path, monkeypatch):
-    import json
-
-    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
-    d = tmp_path / "results" / "learnability"
-    d.mkdir(parents=True)
-    rec = {"profile": "learnability", "answer": "Backdrop moves the edge in 0 of 4 comparisons.", "map": [{"seeds": [0, 1]}, {"seeds": []}],
-           "twoscale": {}}
-    (d / "learnability.json").write_text(json.dumps(rec))
-    line = glance.learn_claim("learnability")[0]
-    assert "provisional: 1 of 2 map cells and the two-scale task not run yet" in line and rec["answer"] in line
-    rec.update(map=[{"seeds": [0]}], twoscale={"comparisons": [{}]})
-    (d / "learnability.json").write_text(json.dumps(rec))
-    assert "complete" in glance.learn_claim("learnability")[0] and "executed notebook" not in glance.learn_claim()[0]
-    (d / "notebooks").mkdir()
-    (d / "notebooks" / "learnability.ipynb").write_text("{}")
-    assert "complete; [executed notebook](results/learnability/notebooks/learnability.ipynb)" in glance.learn_claim()[0]

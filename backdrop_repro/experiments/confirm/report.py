@@ -29,8 +29,7 @@ from ... import report as R
 from ..gp_sweep.plan import read_record
 from .plan import PreregistrationError, check_preregistration, design, plan_runs, records_dir, section
 
-__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer", "machines", "meaning",
-           "combined"]
+__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer", "machines"]
 
 
 def mcnemar(base: dict[int, bool], cand: dict[int, bool]) -> dict[str, Any]:
@@ -186,7 +185,6 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
         return out
     out["status"] = "complete"
     out.update(_compare(p, recs))
-    out["meaning"] = meaning(out)
     return out
 
 
@@ -283,8 +281,10 @@ def _md(summary: dict[str, Any]) -> str:
         lines += [answers_table(summary), ""]
     for r in summary.get("comparisons", []):
         lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
-    if summary.get("meaning"):
-        lines += ["", "## What this says about the fine-mask claim", "", summary["meaning"]]
+    if summary.get("status") == "complete":
+        from ... import render, tables
+
+        lines += ["", "## What it answers", "", render.meaning(tables.confirm_rows(summary))]
     if summary.get("status") == "complete":
         dev = summary.get("deviations") or []
         lines += ["", "## Deviations from the pre-registration", ""]
@@ -339,53 +339,3 @@ def answers_table(summary: dict[str, Any]) -> str:
                             rows)
 
 
-def meaning(summary: dict[str, Any]) -> str:
-    """What the result says about the paper's fine-mask claim, worded from the statuses (never hand-typed)."""
-    if summary.get("status") != "complete":
-        return (f"No conclusion yet: {summary.get('records', {}).get('valid', 0)} of "
-                f"{summary.get('records', {}).get('planned', '?')} pre-registered runs have landed.")
-    fine = [r for r in summary["comparisons"] if r["config"] == "fine"]
-    parts = []
-    for r in fine:
-        small = r["scales"]["small"]["diff"]
-        parts.append(f"on the {r['task']} task `{r['label']}` is **{r['status']}** on the primary endpoint "
-                     f"({R.fmt_ci(r)}; small scale {R.fmt_ci(small) if small else '—'})")
-    st = {r["status"] for r in fine}
-    if "relevant gain" in st:
-        verdict = ("the fine-mask half of the paper's claim is supported where the fine mask alone clears the margin: "
-                   + ", ".join(r["task"] for r in fine if r["status"] == "relevant gain"))
-    elif "contradicted" in st:
-        verdict = "the fine mask alone makes the network worse on at least one task: the fine-mask half is contradicted there"
-    elif "significant gain" in st:
-        verdict = ("the fine mask alone gives a significant gain that is not shown to clear the margin of relevance: "
-                   "real, perhaps too small to matter")
-    elif st <= {"not confirmed", "equivalent"}:
-        verdict = ("gains of the margin or more from the fine mask alone are excluded on both tasks: the fine-mask half "
-                   "of the claim is not confirmed")
-    elif "unfinished" in st:
-        verdict = "at least one comparison is unfinished (its runs hit the cap): no claim there"
-    else:
-        verdict = "the fine-mask half of the claim is neither supported nor excluded at the pre-registered power"
-    text = "; ".join(parts)
-    return text[:1].upper() + text[1:] + f". So {verdict}." + combined(summary)
-
-
-def combined(summary: dict[str, Any]) -> str:
-    """What the authors' combined setting (fine + coarse) did, per task and per scale, worded from the statuses
-    and the per-scale intervals; empty when the study has no such arm. The study has no coarse-only arm, so a
-    gain of the combination is never attributed to one of its masks."""
-    rows = [r for r in summary.get("comparisons", []) if r["config"] == "demo"]
-    if not rows:
-        return ""
-    out = []
-    for r in rows:
-        sc = {k: v["diff"] for k, v in r["scales"].items() if v.get("diff")}
-        carried = [k for k, d in sc.items() if d["low"] > 0]
-        flat = [k for k, d in sc.items() if d["low"] <= 0 <= d["high"]]
-        where = ""
-        if len(sc) > 1 and carried:
-            where = (f", carried by the {' and '.join(carried)} scale"
-                     + (f" (the {' and '.join(flat)} scale {', '.join(R.fmt_ci(sc[k]) for k in flat)})" if flat else ""))
-        out.append(f"on the {r['task']} task it is **{r['status']}** ({R.fmt_ci(r)}{where})")
-    return (f" The authors' combined setting `{rows[0]['label']}`: " + "; ".join(out) + ". The study has no "
-            "coarse-only arm, so which of its two masks carries a gain of the combination is not tested.")

@@ -11,7 +11,7 @@ The public names of :mod:`.plan`, :mod:`.run`, :mod:`.report` and :mod:`.models`
 from .models import ensure_models, load_model
 from .plan import (CONFIGS, STUDIES, RunSpec, collect, find_record, load_sweep, plan_grid, plan_runs, plan_studies,
                    read_record, runs_dir, select_best)
-from .report import (ReproductionError, check_reproduction, compare_with_reference, design_of, findings,
+from .report import (ReproductionError, check_reproduction, compare_with_reference, design_of,
                      reproduction_table, results_table, summarize, verdict, write_tables)
 from .run import build_model, load_data, run_one, run_sweep, scale_metrics
 
@@ -19,4 +19,4 @@ __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_r
            "load_sweep", "runs_dir", "read_record", "find_record", "run_sweep", "run_one",
            "build_model", "load_data", "summarize", "verdict", "write_tables", "results_table",
            "compare_with_reference", "reproduction_table", "ensure_models", "load_model", "ReproductionError",
-           "check_reproduction", "design_of", "findings", "scale_metrics"]
+           "check_reproduction", "design_of", "scale_metrics"]

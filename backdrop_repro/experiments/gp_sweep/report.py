@@ -23,7 +23,7 @@ from . import plan as gs
 from . import reproduction
 from .reproduction import ReproductionError, reference_runs_dir
 
-__all__ = ["summarize", "verdict", "findings", "selected_label", "study_lines", "design_of", "learned", "still_learning", "check_reproduction", "ReproductionError", "write_tables", "results_table",
+__all__ = ["summarize", "verdict", "selected_label", "study_lines", "design_of", "learned", "still_learning", "check_reproduction", "ReproductionError", "write_tables", "results_table",
            "compare_with_reference", "reproduction_table"]
 
 CHANCE = 0.25
@@ -155,14 +155,6 @@ def _learned_text(row: dict[str, Any], ref: Optional[dict] = None) -> str:
     return "; ".join(parts)
 
 
-def learned_lines(sweep: dict[str, Any]) -> list[str]:
-    """One line per scale: whether no backdrop learns it, decided over seeds (for the notebook)."""
-    lr = sweep["verdict"].get("learned")
-    if not lr or not lr.get("scales"):
-        return ["no backdrop: per-scale accuracy not recorded in these runs (made before per-image predictions were kept)"]
-    return [f"no backdrop, {nm} scale: {report.learned_text(t)}" for nm, t in zip(("small", "large"), lr["scales"])]
-
-
 def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None, best: Optional[str] = None,
             alpha: float = 0.05, profile: str = "", design: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """The sweep's verdict, worded by the numbers and by what the design could detect.
@@ -270,7 +262,6 @@ def verdict(summary: Sequence[dict[str, Any]], reference: Optional[dict] = None,
     parts.append(" " + overall_text(comps))
     if lr["scales"] and len(lr["scales"]) == 2:
         out["scales_tested"] = scales_tested(grid)
-        parts.append(_scale_story(base, grid, comps, reference))
     if out["trend"] is not None:
         t = out["trend"]
         parts.append(f" Dose-response (one exploratory test, specified after the grid was seen): the per-seed slope "
@@ -334,45 +325,9 @@ def study_lines(v: dict[str, Any]) -> list[str]:
     return out
 
 
-def findings(sweep: dict[str, Any]) -> str:
-    """Markdown of the gp-training notebook's **Findings**: the verdict, one line per comparison,
-    one per study, and a note when the record is incomplete (all generated from ``sweep``)."""
-    v = sweep["verdict"]
-    lines = [v["overall"], ""] + [f"- {t}" for t in v["sentences"]] + [f"- {t}" for t in study_lines(v)]
-    if not sweep["complete"]:
-        lines.append(f"- Only {sweep['n_runs']} of {sweep['n_planned']} planned runs are recorded: the numbers are "
-                     "provisional.")
-    return "\n".join(lines)
-
-
 #: a network whose accuracy on a 2-way scale stays below chance + this has learned essentially
 #: nothing of that scale (whatever a binomial test on thousands of pooled predictions says)
 NEGLIGIBLE = 0.05
-
-
-def _scale_story(base: dict[str, Any], grid: Sequence[dict[str, Any]], comps: Sequence[dict[str, Any]],
-                 reference: Optional[dict]) -> str:
-    """Which scale the networks learned and which scale carries each comparison's change."""
-    rows = [r for r in grid if r.get("scales")]
-    small = [r["scales"][0]["summary"]["mean"] for r in rows]
-    chance = base["scales"][0]["chance"]
-    out = []
-    if small and max(small) < chance + NEGLIGIBLE:
-        ref = (f"; the likelihood classifier {reference['small_scale_accuracy']:.3f}"
-               if reference and reference.get("small_scale_accuracy") is not None else "")
-        out.append(f" On the small scale every network, with or without backdrop, stays below {chance + NEGLIGIBLE:g} "
-                   f"(highest mean {max(small):.3f}; chance {chance:g}{ref}): the networks learn essentially nothing of "
-                   "the small scale, so what backdrop changes here is learning of the large scale, and the fine-mask "
-                   "half of the paper's claim (masks help learn small features) is not tested.")
-    for c in comps:
-        d = c.get("scale_deltas")
-        if c["claim"]["status"] in report.GAINS and d and all(d):
-            carried = [nm for nm, x in zip(("small", "large"), d) if x.get("low") is not None and x["low"] > 0]
-            out.append(f" The gain of `{c['name']}` is carried by the "
-                       + (" and ".join(carried) + " scale" + ("s" if len(carried) > 1 else "") if carried else
-                          "4-class combination (neither scale alone changes significantly)")
-                       + f" (large {report.fmt_ci(d[1])}, small {report.fmt_ci(d[0])}).")
-    return "".join(out)
 
 
 def _comparison_sentence(c: dict[str, Any], alpha: float) -> str:

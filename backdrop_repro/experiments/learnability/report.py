@@ -27,7 +27,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "findings", "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
+           "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -375,84 +375,6 @@ def _learned(row: dict[str, Any]) -> str:
     return report.learned_text(lr) if lr else _m(row["cnn"], True)
 
 
-def _map_findings(summary: dict[str, Any]) -> list[str]:
-    out = []
-    for scale in ("small", "large"):
-        rows = [r for r in summary["map"] if r["scale"] == scale and r["cnn"]]
-        if not rows:
-            continue
-        hardest = min(rows, key=lambda r: (r["ratio"], r["per_class"]))
-        o = hardest["oracle"] or {}
-        sp = hardest["spectral"]
-        line = (f"**{scale.capitalize()} scale, ratio {hardest['ratio']:.3f} "
-                f"({hardest['lengths'][0][0]:g} vs {hardest['lengths'][0][1]:g} px), {hardest['per_class']} training "
-                f"images per class**: the CNN scores {_learned(hardest)} on the test set")
-        if hardest["cnn_train"]:
-            line += f" while fitting its training images to {hardest['cnn_train']['mean']:.2f}"
-        line += (f"; the spectral-energy net {_m(sp, True)}" if sp else "")
-        line += (f"; the likelihood classifier {o['test_accuracy']:.2f}." if o else ".")
-        en = o.get("energy") if o else None
-        if en and en.get("dprime") is not None:
-            d = en["dprime"]
-            line += (f" One number per image, its log mean squared slope, already separates the two classes by "
-                     f"d′ = {d:.1f} standard deviations on the test images (a threshold on it alone would be right "
-                     f"≈ {_phi(d / 2):.2f} of the time): the class is written into every image, spread over "
-                     f"≈ {int((summary['size'] / hardest['lengths'][0][0]) ** 2):,} blobs.")
-        out.append(line)
-        learned = sorted({r["ratio"] for r in rows if r["cnn"]["mean"] >= 0.9})
-        sizes = sorted({r["per_class"] for r in rows})
-        by = []
-        for n in sizes:
-            ok = [r["ratio"] for r in rows if r["per_class"] == n and r["cnn"]["mean"] >= 0.9]
-            by.append(f"{n}/class: {'from ratio ' + format(min(ok), '.2f') if ok else 'at no ratio'}")
-        out.append(f"Where the {scale}-scale CNN reaches 0.9: " + "; ".join(by) + "." if learned else
-                   f"The {scale}-scale CNN reaches 0.9 in no cell of the map.")
-    return out
-
-
-def _block_findings(where: str, b: dict[str, Any]) -> list[str]:
-    lines = [f"**{where}** (no backdrop {_m(b['baseline'], True)}; paired over seeds, Holm over all {b['m']} "
-             "comparisons of the study):", ""]
-    for r in b["comparisons"]:
-        if r.get("claim"):
-            extra = ""
-            if r.get("scale_means") and b.get("baseline_scale_means"):
-                extra = (f" (per scale: small {b['baseline_scale_means'][0]:.2f} → {r['scale_means'][0]:.2f}, "
-                         f"large {b['baseline_scale_means'][-1]:.2f} → {r['scale_means'][-1]:.2f})")
-            lines.append(f"- `{r['name']}`: {r['claim']['sentence']}{extra}.")
-    for mask, t in b.get("trend", {}).items():
-        tail = (f" Unfinished runs ({t['unfinished']}): a description, no claim." if t.get("unfinished") else "")
-        lines.append(f"- dose-response of the {mask} mask (one pre-specified test): slope {report.fmt_ci(t)} per unit of "
-                     f"mask probability, p = {report.fmt_p(t['p'])}.{tail}")
-    return lines
-
-
-def _why(summary: dict[str, Any]) -> str:
-    """The explanation, worded by the numbers of the hardest small-scale task at its largest training set
-    (which classifier learns what when data are least scarce)."""
-    rows = [r for r in summary["map"] if r["scale"] == "small" and r["cnn"]] or [r for r in summary["map"] if r["cnn"]]
-    if not rows:
-        return ""
-    r = min(rows, key=lambda x: (x["ratio"], -x["per_class"]))
-    cnn, sp, o = r["cnn"]["mean"], (r["spectral"] or {}).get("mean"), (r["oracle"] or {}).get("test_accuracy")
-    where = f"in the hardest {r['scale']}-scale cell (ratio {r['ratio']:.3f}, {r['per_class']} images per class)"
-    text = ("Why: the likelihood classifier's log-likelihood is a weighted sum of the periodogram, so every Fourier "
-            "mode of every image adds its (weak) evidence; the spectral-energy net computes log filtered energies, "
-            "the same form, and has only to learn the weights; the CNN (ReLU, stride-2 convolutions, global average) "
-            "has to build a squared, image-wide statistic out of pieces.")
-    fits = r["cnn_train"] is not None and r["cnn_train"]["mean"] >= 0.9
-    if sp is not None and sp >= cnn + 0.1:
-        text += (f" {where.capitalize()} the spectral-energy net ({sp:.2f}) learns from the same images on which the CNN "
-                 f"stays at {cnn:.2f}: the CNN lacks the inductive bias, not the data")
-        text += (f"; it fits its training images instead ({r['cnn_train']['mean']:.2f})." if fits else ".")
-    elif sp is not None and o is not None and max(sp, cnn) < o - 0.1:
-        text += (f" {where.capitalize()} neither trained model comes near the likelihood classifier ({o:.2f}; spectral "
-                 f"net {sp:.2f}, CNN {cnn:.2f}): there, too few images for either.")
-    elif sp is not None:
-        text += f" {where.capitalize()} the spectral-energy net scores {sp:.2f} and the CNN {cnn:.2f}."
-    return text
-
-
 def twoscale_band(band: Sequence[float]) -> tuple[float, float]:
     """The edge ``band`` (2 classes, chance 0.5) rescaled to 4 classes (chance 0.25): the same share
     of the way from chance to 1. Example: ``twoscale_band((0.6, 0.9)) == (0.4, 0.85)`` (rounded)."""
@@ -489,26 +411,3 @@ def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
             f"the edge.")
 
 
-def findings(summary: dict[str, Any]) -> str:
-    """The notebook's Findings, every number from ``summary`` (:func:`write_summary`)."""
-    paras = [f"**Profile `{summary['profile']}`** ({summary['size']}² {summary['method']} fields, "
-             f"{summary['test_per_class']} test images per class). Terms: {report.definitions_text()} "
-             "Claims follow the package's one grammar (`docs/claims.md`); whether a CNN learns "
-             "is decided over seeds (the 95 % interval of per-seed accuracy above chance)."]
-    paras += _map_findings(summary)
-    paras.append(_why(summary))
-    e = summary["edge"]
-    lo, hi = e["band"]
-    paras.append(f"**The edge** (no-backdrop accuracy in [{lo:g}, {hi:g}], chosen on {e['chosen_on']}): "
-                 f"{len(e['cells'])} cell(s).")
-    for c in e["cells"]:
-        paras.append("\n".join(_block_findings(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} "
-                                                f"px, {c['per_class']} per class", c)))
-    for t in twoscale_blocks(summary):
-        where = (f"two-scale task ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} × {t['lengths'][1][0]:g}/"
-                 f"{t['lengths'][1][1]:g} px, {t['per_class']} per class"
-                 + (f"; likelihood classifier {t['oracle']['test_accuracy']:.2f})" if t.get("oracle") else ")"))
-        paras.append("\n".join(_block_findings(where, t)))
-        paras.append(_twoscale_level(t, e["band"]))
-    paras.append(f"**Answer:** {summary['answer']}")
-    return "\n\n".join(p for p in paras if p)

@@ -28,7 +28,7 @@ import numpy as np
 from ... import report
 
 __all__ = ["setup_text", "banner_text", "select_best", "comparisons", "headline", "summary_table", "comparison_table",
-           "verdict", "findings", "collect", "MARGIN_AUC"]
+           "verdict", "collect", "MARGIN_AUC"]
 
 FULL = "full batch"
 BASELINE = "full-batch training"
@@ -197,50 +197,6 @@ def verdict(result: dict[str, Any], alpha: float = 0.05) -> str:
     the validation-chosen backdrop and minibatch settings against full batch, then against each
     other, on the final test AUC."""
     return " ".join(_verdict_parts(result, alpha))
-
-
-def findings(result: dict[str, Any], alpha: float = 0.05) -> str:
-    """Markdown of the **Findings**: the verdict, the number of settings with a significant
-    difference, the minibatch steps that made no update, and the gradient fidelity, all
-    computed from ``result``."""
-    runs, steps = result["runs"], result["config"]["steps"]
-    n = len({r["seed"] for r in runs})
-    comps = comparisons(result, alpha)
-    lines = [f"**Findings** (profile `{result.get('profile', '?')}`, {n} seeds, {steps} steps per run; "
-             f"test split of {result.get('data', {}).get('n_test', '?')} images).", "",
-             *("- " + part for part in _verdict_parts(result, alpha))]
-    by: dict[str, list[str]] = {}
-    for c in comps:
-        if c.get("claim"):
-            by.setdefault(c["claim"]["status"], []).append(f"`{c['name']}`")
-    lines.append(f"- Of {len(comps)} settings compared with full batch (Holm, α = {alpha:g}; margin ±{MARGIN_AUC:g} AUC): "
-                 + "; ".join(f"{st}: {', '.join(by[st])}" for st in report.STATUSES if st in by) + ".")
-    lines.append(f"- Terms: {report.definitions_text()}")
-    if n < 3:
-        lines.append(f"- With {n} seeds this run only checks that the code runs; it cannot tell the methods apart.")
-    idle = []
-    for lab in _labels(runs, "minibatch"):
-        sk = float(np.mean([r["skipped"] for r in runs if r["label"] == lab]))
-        if sk > 0:
-            idle.append(f"`{lab}` {sk:.1f}".removesuffix(".0"))
-    if idle:
-        lines.append(f"- Every method runs {steps} steps, but a minibatch with no positive–negative pair makes no "
-                     f"update; steps without an update, mean over seeds: {', '.join(idle)}.")
-    fid = result.get("fidelity") or {}
-    if fid:
-        k = fid.get("pretrain_steps", 100)
-        cos = ", ".join(f"`{a['label']}` {a['single_cos']:.2f} → {b['single_cos']:.2f}"
-                        for a, b in zip(fid["at_init"], fid["after_100_steps"]))
-        lines.append(f"- Cosine between one stochastic gradient and the full-batch gradient, at initialisation → "
-                     f"after {k} full-batch steps (seed {fid['seed']}, {fid['n_draws']} draws): {cos}.")
-    n_tr = result.get("data", {}).get("n_train")
-    near = _near_full(result["config"].get("batch_sizes", ()), n_tr) if n_tr else []
-    if near:
-        lines.append(f"- {' and '.join(f'`minibatch B={b}`' for b in near)} uses {'/'.join(map(str, near))} of the "
-                     f"{n_tr} training samples per step: nearly full batch, so it is expected to match full-batch training.")
-    lines.append("- Cost: a backdrop step runs the forward pass on the whole training split; a minibatch step "
-                 "on B samples.")
-    return "\n".join(lines)
 
 
 def banner_text(config: Any, n_train: int) -> str:
