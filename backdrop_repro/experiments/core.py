@@ -22,6 +22,7 @@ Example
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
@@ -216,7 +217,8 @@ def run_one(spec: Spec, device: Optional[str] = None, reuse: bool = True, progre
         name = device_name(dev)
     rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": history, "final": final,
            "predictions": {k: "".join(map(str, v)) for k, v in predictions.items()},
-           "wall_time_s": round(wall, 2), "device": name, "versions": paths.versions(), **spec.record_extra()}
+           "wall_time_s": round(wall, 2), "device": name, "versions": paths.versions(),
+           "run_id": uuid.uuid4().hex, **spec.record_extra()}      # run_id: this training, never a copy's
     paths.write_json(spec.record_path, rec)
     return rec
 

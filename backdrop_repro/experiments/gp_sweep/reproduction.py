@@ -122,6 +122,21 @@ def _scales(rec: Optional[dict[str, Any]]) -> Optional[list[float]]:
     return [float(x) for x in s] if isinstance(s, list) else None
 
 
+def _copy(fresh: Path, committed: Path, rec: dict[str, Any], ref: Optional[dict[str, Any]]) -> bool:
+    """Whether the fresh record is the committed one however it got there: a link to it, a record with the
+    committed record's own ``run_id`` (every training writes a new one), or, for records older than ``run_id``,
+    the whole record equal to the committed one (its wall time to 0.01 s included: a re-run never matches that)."""
+    try:
+        if committed.exists() and fresh.resolve().samefile(committed):
+            return True
+    except OSError:
+        pass
+    if ref is None:
+        return False
+    rid = rec.get("run_id")
+    return rid == ref.get("run_id") if rid else rec == ref
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in ("history", "final", "predictions"))
 
@@ -181,8 +196,9 @@ def compare_with_reference(fresh: str | profiles.Profile, reference: str = "repl
             return why if str(file) in why else f"{file}: {why}"
         if rec is None:
             row.update(status="fresh record unreadable", why=named(path, why_f))
-        elif rec.get("copied_from"):
-            row["status"] = "not re-run"
+        elif rec.get("copied_from") or _copy(path, ref_dir / path.name, rec, ref):
+            row.update(status="not re-run", why=f"{path}: a copy of the committed record (or a link to it), not a run "
+                                                "trained here")
         elif why_c is not None:
             row.update(status="committed record unreadable", why=named(ref_dir / path.name, why_c))
         elif ref is None:
@@ -275,7 +291,9 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
             continue
         base = next((b for b in configs if b["config"] == "none" and b["group"][0] == c["group"][0]
                      and b["group"][3:] == c["group"][3:]), None)
-        if base is None:
+        if base is None:              # no baseline re-run: the gain cannot be judged, and says so
+            gains.append({"label": f"{c['label']} - none", "of": c["label"], "seeds": [], "n": 0, "committed": None,
+                          "fresh": None, "delta": None, "bound": None, "mde": None, "verdict": "not judged"})
             continue
         cr = {r["seed"]: r for r in rows if r["group"] == c["group"] and r["status"] in COMPARED}
         br = {r["seed"]: r for r in rows if r["group"] == base["group"] and r["status"] in COMPARED}
@@ -305,6 +323,8 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
                            "machines": {k: dict(v) for k, v in machines.items()}, "rule": rule_text(),
                            "reference": reference, "failure": None}
     n_id = counts.get("identical", 0)
+    unjudged = [x for x in configs + gains if x["verdict"] == "not judged"]
+    missing = [r for r in rows if r["status"] in ("no committed record", "not re-run")]
     if problems:
         p = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -319,6 +339,13 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
             failure=(f"the reproduction check compared no run with results/{reference}: {len(rows)} records, none re-run "
                      "here with a committed counterpart; run `make reproduce` without REUSE=1 in a checkout that holds "
                      f"results/{reference}"))
+    elif unjudged or missing:
+        names = [f"`{x['label']}`" for x in unjudged]
+        runs = f"{len(missing)} run(s) without a fresh and a committed record to compare ({missing[0]['status']}" \
+               f"{': ' + missing[0]['why'] if missing[0]['why'] else ''})" if missing else ""
+        what = "; ".join(x for x in (f"not judged, 0 seeds: {', '.join(names)}" if names else "", runs) if x)
+        out.update(status="not judged", first_line=f"**Not judged**: {what}.",
+                   failure=f"the reproduction check could not make every comparison against results/{reference}: {what}")
     elif shifted:
         def what_of(y: dict[str, Any]) -> str:
             return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
