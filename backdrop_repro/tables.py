@@ -74,6 +74,10 @@ def gp_sweep_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     the grid (data size, sampler), and what the no-backdrop network learned (levels, per scale)."""
     prof, v = s["profile"], s["verdict"]
     kind = (s.get("design") or {}).get("kind", "exploratory")
+    n, planned = int(s["n_runs"]), int(s["n_planned"])
+    if bool(s["complete"]) != (n >= planned):
+        raise claims.ClaimsError(f"results/{prof}/gp_sweep.json: complete is {s['complete']} with {n} of {planned} runs")
+    provisional = None if n >= planned else f"provisional: {n} of {planned} runs in"
     base = {"study": prof, "experiment": "gp_sweep"}
     grid = {r["label"]: r for r in s["summary"] if r["study"] == "grid"}
     none = grid.get("none", {})
@@ -85,7 +89,9 @@ def gp_sweep_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
         ctx = dict(base, design=design, design_why=why, task="25/class" if kind else None, arm=c["name"],
                    baseline="none", baseline_mean=v["baseline"]["mean"], ceiling=1.0, epochs_arm=ep(grid.get(c["name"])),
                    epochs_baseline=ep(none))
-        out.append(claims.row(scale="all", **_from_claim(c["claim"], **ctx)))
+        row = _from_claim(c["claim"], **ctx)
+        row["unfinished"] = row["unfinished"] or provisional             # an unfinished study carries no claim
+        out.append(claims.row(scale="all", **row))
         for name, d in zip(scale_names, c.get("scale_deltas") or []):
             r = _secondary(d, **{k: v_ for k, v_ in ctx.items() if k not in ("baseline_mean", "ceiling")}, scale=name)
             out += [r] if r else []
@@ -221,8 +227,15 @@ def rows_for(profile: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, fn in SOURCES.items():
         s = load(profile, name)
-        if s is not None:
+        if s is None:
+            continue
+        if not isinstance(s, dict) or s.get("profile") not in (None, profile):
+            raise claims.ClaimsError(f"results/{profile}/{name}.json: not a summary of profile {profile!r}")
+        try:
             out += fn(s)
+        except (KeyError, TypeError, IndexError) as err:
+            raise claims.ClaimsError(f"results/{profile}/{name}.json: not a complete summary ({type(err).__name__}: "
+                                     f"{err}); rebuild it (the study's --collect-only)") from None
     return out
 
 

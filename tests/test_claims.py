@@ -124,3 +124,27 @@ def test_design_belongs_to_the_comparison():
     rows = {r["arm"]: r for r in tables.table("replication") if r["role"] == "primary" and r["task"] == "25/class"}
     assert rows["demo: fine 0.3 + coarse 0.95"]["design"] == "confirmatory"
     assert rows["fine 0.9 + coarse 0.95"]["design"] == "exploratory"     # chosen on the test set it is scored on
+
+
+def test_a_summary_that_says_complete_with_runs_missing_is_refused():
+    s = tables.load("replication", "gp_sweep")
+    s["n_runs"] = 60
+    with pytest.raises(claims.ClaimsError, match="complete is True with 60 of 130 runs"):
+        tables.gp_sweep_rows(s)
+    s["complete"] = False                      # honestly incomplete: every comparison is provisional, no claim
+    rows = [r for r in tables.gp_sweep_rows(s) if r["role"] == "primary" and r["task"] == "25/class"]
+    assert {r["status"] for r in rows} == {"unfinished"} and all("60 of 130" in r["unfinished"] for r in rows)
+
+
+def test_a_summary_without_its_verdict_is_named(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    (tmp_path / "results" / "replication").mkdir(parents=True)
+    s = json.loads((ROOT / "results" / "replication" / "gp_sweep.json").read_text())
+    del s["verdict"]
+    (tmp_path / "results" / "replication" / "gp_sweep.json").write_text(json.dumps(s))
+    with pytest.raises(claims.ClaimsError, match=r"replication/gp_sweep.json: not a complete summary \(KeyError"):
+        tables.rows_for("replication")
+    shutil.rmtree(tmp_path / "results")
