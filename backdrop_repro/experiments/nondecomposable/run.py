@@ -348,7 +348,9 @@ def run_experiment(profile: str | profiles.Profile = profiles.DEFAULT, config: O
     }
     result["comparisons"] = comparisons(result)
     result["headline"] = headline(result)
-    result.update(versions=paths.versions(), torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
+    with torch_threads(1):                  # the threads every run trained with (train_run, fidelity)
+        versions = paths.versions()
+    result.update(versions=versions, torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
     if write:
         write_results(result, p, folder)
     return result
