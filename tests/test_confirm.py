@@ -120,3 +120,19 @@ def test_preregistered_words_and_the_grammar_are_compared_and_a_disagreement_is_
     assert set(report.SAME) == {"unfinished", "better beyond the margin", "significant, not shown beyond the margin",
                                 "worse", "not confirmed", "inconclusive"}
     assert set().union(*report.SAME.values()) == set(R.STATUSES)
+
+
+# ------------------------------------------------------------------ issue 39: flags that cannot apply, with the CLI's prefix
+@pytest.mark.parametrize("argv, says", [
+    (["--write-preregistration", "--jobs", "2"], "--write-preregistration takes no"),
+    (["--collect-only", "--device", "cpu"], "--collect-only trains nothing"),
+])
+def test_confirm_flags_that_cannot_apply_are_one_line_with_the_cli_prefix(argv, says, capsys, own_output_dir):
+    """``confirm --write-preregistration --jobs 2`` exited 1 with a bare message, without the prefix."""
+    from backdrop_repro.cli import main
+    from helpers import one_line_error
+
+    assert main(["confirm", "--profile", "smoke", *argv]) == 2
+    assert says in one_line_error(capsys, "confirm")
+    from backdrop_repro import paths
+    assert not (paths.output_root() / "results" / "smoke" / "preregistration.md").exists()     # nothing written
