@@ -285,3 +285,20 @@ def test_ctrl_c_while_workers_start_prints_no_worker_traceback(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert err.count("Traceback") == 0, err[-2000:]
+
+
+# ------------------------------------------------------------------ issue 39: --compare with nothing to compare
+@pytest.mark.parametrize("argv, says", [
+    (["--profile", "smoke", "--compare", "replication"], "no committed reference holds runs of smoke"),
+    (["--profile", "default", "--compare", "paper", "--collect-only"], "held by --compare replication"),
+])
+def test_compare_with_no_shared_key_is_refused_before_training(argv, says, monkeypatch, capsys):
+    from backdrop_repro.experiments.gp_sweep import cli as gp_cli
+
+    def boom(*a, **k):
+        raise AssertionError("nothing may be trained or tabled")
+    monkeypatch.setattr(gp_cli, "run_sweep", boom)
+    monkeypatch.setattr(gp_cli, "write_tables", boom)
+    assert cli.main(["sweep", *argv]) == 2
+    line = one_line_error(capsys, "sweep")
+    assert "so the reproduction check would compare nothing" in line and says in line, line
