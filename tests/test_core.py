@@ -11,7 +11,8 @@ from backdrop_repro.experiments import core
 from backdrop_repro.experiments.gp_sweep import plan
 
 
-def test_a_run_keeps_an_edited_record_and_states_the_threads_it_trained_with(own_output_dir):
+def test_a_run_keeps_an_edited_record_and_states_the_threads_it_trained_with(own_output_dir, own_data_dir):
+    """Own folders: the finished run's checkpoint stays in its data cache (a later test's run would end at once)."""
     spec = plan.plan_grid("smoke", ["none"], [0])[0]
     assert spec.threads == 1
     path = spec.record_path
