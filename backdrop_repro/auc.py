@@ -152,9 +152,17 @@ def soft_auc(scores: torch.Tensor, labels: torch.Tensor, tau: float = 1.0) -> to
 
     ``scores``: (N,) or (N, 1); ``labels``: (N,) 0/1. Returns a 0-d tensor.
 
+    Labels of one class only are a ``ValueError`` (an AUC needs both, as in :func:`exact_auc`; the
+    surrogate's zero for a batch with no pair is a loss, not an AUC of 1).
+
     Example
     -------
     >>> float(soft_auc(torch.tensor([0.0, 5.0]), torch.tensor([0, 1]), tau=1e-3))
     1.0
     """
-    return 1.0 - pairwise_auc_loss(scores, labels, "sigmoid", tau=tau)
+    loss = pairwise_auc_loss(scores, labels, "sigmoid", tau=tau)       # checks shapes and 0/1 labels first
+    n_pos = int((labels.reshape(-1) == 1).sum())
+    if n_pos == 0 or n_pos == labels.numel():
+        raise ValueError(f"labels must contain both classes, got {n_pos} positives and {labels.numel() - n_pos} "
+                         "negatives (an AUC needs both)")
+    return 1.0 - loss

@@ -106,6 +106,9 @@ class TwoScaleCNN(nn.Module):
     impl : ``"conv"`` (default), ``"s2d"`` or ``"blocked"`` (module docstring): how the k2/s2
         convolutions are computed; the parameters and their initialisation do not depend on it.
     stem : ``"im2col"`` or ``"conv"``: the stem of ``impl="blocked"``.
+    image_size : side of the square inputs the mask grids (:attr:`cells`) are stated for (None:
+        unknown, and :attr:`cells` says so; :meth:`for_scales` sets it). The network itself takes
+        any size divisible as below.
 
     Input ``(N, 1, H, W)`` with H, W divisible by ``2 ** (1 + n_fine + n_coarse)``;
     output ``(N, n_classes)`` logits.
@@ -132,6 +135,7 @@ class TwoScaleCNN(nn.Module):
         init: str = "torch",
         impl: str = "conv",
         stem: str = "im2col",
+        image_size: Optional[int] = None,
     ) -> None:
         super().__init__()
         if init not in ("torch", "he"):
@@ -158,6 +162,7 @@ class TwoScaleCNN(nn.Module):
         self.n_fine, self.n_coarse = n_fine, n_coarse
         self.downsample = 2 ** (1 + n_fine + n_coarse)
         self.impl, self.stem = impl, stem
+        self.image_size = None if image_size is None else check_int("image_size", image_size, low=1)
 
     def _build(self, width, n_classes, fine_prob, coarse_prob, n_fine, n_coarse, kernel, normalization, generator):
         layers: list[nn.Module] = [nn.Conv2d(1, width, 5, stride=2, padding=2), nn.ReLU()]
@@ -219,8 +224,15 @@ class TwoScaleCNN(nn.Module):
 
     @property
     def cells(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Mask grids ``((fine_h, fine_w), (coarse_h, coarse_w))`` for ``image_size`` inputs."""
-        size = getattr(self, "image_size", 1024)
+        """Mask grids ``((fine_h, fine_w), (coarse_h, coarse_w))`` for ``image_size`` inputs; a
+        ``ValueError`` when the network does not know its input size (no size is assumed)."""
+        size = self.image_size
+        if size is None:
+            raise ValueError("cells needs the input size: build the network with image_size=<side> (or "
+                             "TwoScaleCNN.for_scales(size, ...)), or set net.image_size")
+        if size % self.downsample:
+            raise ValueError(f"image_size must be a multiple of {self.downsample} (2 ** (1 + n_fine + n_coarse)), "
+                             f"got {size!r}")
         f = size // 2 ** (1 + self.n_fine)
         c = size // self.downsample
         return (f, f), (c, c)

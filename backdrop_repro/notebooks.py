@@ -276,8 +276,6 @@ def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
     type of its default there (an int where the default is an int; a number where it is a float; an
     int or None where it is None) and a value in :data:`PARAM_RANGES`; else one ``ValueError`` naming
     the parameter and what it accepts, before any notebook runs."""
-    from ._shared import is_int, is_real
-
     parameters = dict(parameters or {})
     declared: dict = {}
     for n in names:
@@ -294,24 +292,51 @@ def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
         if key == "profile":
             profiles.check(value)
             continue
-        if isinstance(default, bool):
-            ok, kind = isinstance(value, bool), "a bool"
-        elif isinstance(default, int):
-            ok, kind = is_int(value), "an int"
-        elif isinstance(default, float):
-            ok, kind = is_real(value), "a number"
-        elif default is None:
-            ok, kind = value is None or is_int(value), "an int or None"
-        else:
-            ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
-        if not ok:
-            raise ValueError(f"parameter {key} must be {kind}, got {value!r}")
-        low, high, closed = PARAM_RANGES.get(key, (None, None, True))
-        if value is not None and ((low is not None and value < low) or
-                                  (high is not None and (value > high if closed else value >= high))):
-            span = f"[{low}, {high if high is not None else 'inf'}{']' if closed and high is not None else ')'}"
-            raise ValueError(f"parameter {key} must be in {span}, got {value!r}")
+        _check_value(key, value, default)
     return parameters
+
+
+def _check_value(key: str, value: object, default: object) -> None:
+    """One ``ValueError`` naming the parameter ``key`` unless ``value`` has the type of its ``default``
+    (:func:`check_parameters`) and lies in :data:`PARAM_RANGES`."""
+    from ._shared import is_int, is_real
+
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "a bool"
+    elif isinstance(default, int):
+        ok, kind = is_int(value), "an int"
+    elif isinstance(default, float):
+        ok, kind = is_real(value), "a number"
+    elif default is None:
+        ok, kind = value is None or is_int(value), "an int or None"
+    else:
+        ok, kind = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise ValueError(f"parameter {key} must be {kind}, got {value!r}")
+    low, high, closed = PARAM_RANGES.get(key, (None, None, True))
+    if value is not None and ((low is not None and value < low) or
+                              (high is not None and (value > high if closed else value >= high))):
+        span = f"[{low}, {high if high is not None else 'inf'}{']' if closed and high is not None else ')'}"
+        raise ValueError(f"parameter {key} must be in {span}, got {value!r}")
+
+
+def check_notebook(name: str, **values: object) -> None:
+    """The first code cell of notebook ``name`` calls this with the parameters it received, so they are
+    checked where papermill runs the notebook directly (``papermill -p demo_size 0 ...``, without
+    :func:`run_notebooks`) as :func:`check_parameters` checks them: the type of the default in the
+    notebook's ``parameters`` cell (where its source is found) and :data:`PARAM_RANGES`. One
+    ``ValueError`` naming the parameter and what it accepts; prints nothing (the committed outputs stay).
+    ``profile`` and ``profile_spec`` are :func:`backdrop_repro.profiles.resolve`'s to check.
+
+    Example: ``check_notebook("backdrop-demo", seed=0, mc_draws=50)`` raises
+    ``parameter mc_draws must be in [100, inf), got 50``.
+    """
+    try:
+        declared = notebook_parameters(name)
+    except (OSError, ValueError):          # a copy run away from the checkout: the ranges still hold
+        declared = {}
+    for key, value in values.items():
+        _check_value(key, value, declared.get(key, value))
 
 
 def run_notebooks(profile: str | profiles.Profile = profiles.DEFAULT, names: Optional[Sequence[str]] = None,

@@ -155,20 +155,42 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.pid{os.getpid()}.",
-                               suffix=suffix or path.suffix or ".tmp")
-    os.close(fd)
-    tmp = Path(tmp)
     try:
-        yield tmp
-        if tmp.exists():  # mkstemp creates 0600; give the file the usual umask-based mode
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.pid{os.getpid()}.",
+                                    suffix=suffix or path.suffix or ".tmp")
+    except OSError as err:                  # a read-only or immutable folder: name it, not the temp file
+        raise _write_error(err, path, f"cannot write {path.name} in the folder {path.parent}") from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        try:
+            yield tmp
+            if tmp.exists():  # mkstemp creates 0600; give the file the usual umask-based mode
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except OSError as err:              # a full disk, a quota, an immutable file: name the file written
+            if err.filename not in (None, str(tmp)) or err.errno is None or type(err).__module__ != "builtins":
+                raise                       # about another file (the writer read one), or the package's own error
+            raise _write_error(err, path, f"cannot write {path}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _write_error(err: OSError, path: Path, what: str) -> OSError:
+    """``err`` (same class and errno) as one line, ``what`` naming the file written (or its folder) instead of
+    the temporary file: ``"[Errno N] <what> (<strerror>)"``, plus the free space on a full disk."""
+    import errno
+
+    why = err.strerror or str(err)
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        try:
+            why += f", {free_disk(path.parent) / 2 ** 20:.0f} MB free there: free some space or write elsewhere"
+        except OSError:
+            pass
+    return type(err)(err.errno, f"{what} ({why})")     # the text names it: no second, quoted filename
 
 
 _held = threading.local()

@@ -13,14 +13,19 @@ A run record is the JSON file ``results/<profile>/<gp_runs|learnability>/<key>.j
 * otherwise ``final.test_accuracy`` and every other ``*_accuracy`` are finite numbers in [0, 1]
   (per-scale ones too), losses finite, a confusion matrix square with counts adding up to the
   test set;
-* **predictions consistent with the stated accuracy**: per image a class digit below the number of
-  classes, one per test image, and the share of them that is right (test labels interleave:
-  label = index % classes) equal to ``test_accuracy`` (to rounding);
+* **predictions consistent with the stated figures**: per image a class digit below the number of
+  classes, one per test (validation) image, and the share of them that is right (labels
+  interleave: label = index % classes) equal to ``test_accuracy`` (``val_accuracy``) to rounding;
+  each per-scale accuracy (``<split>_scale_accuracy``: right on that scale's length) and the
+  confusion matrix (``<split>_confusion``) equal to what the predictions give;
 * **what the reader needs is present**: learnability records carry their test predictions (the
   report pools them).
 
 A record that fails is ``"malformed"``: :func:`inspect` says why (naming the file) and touches
-nothing. :func:`read_record` returns None for it and, only in a working folder of the package
+nothing. A record whose ``config`` is not its key's (edited under its old key) is ``"other run"``:
+:func:`read_record` names it in a warning and never uses it, and a run that writes its own record
+there first keeps it as ``<name>.orig-<n>`` (:func:`keep_unusable`; docs/reliability.md, "An edited
+record"). :func:`read_record` returns None for it and, only in a working folder of the package
 (the spec's own profile folder under the output root, and only for a file no git checkout
 tracks), sets it aside as ``<name>.corrupt`` so the run is trained again. A record in a committed
 reference folder or in another profile's folder is never renamed or moved.
@@ -47,7 +52,7 @@ from typing import Any, Optional
 from . import paths
 
 __all__ = ["STATUSES", "RecordError", "Read", "check_record", "parse", "inspect", "read_record", "may_set_aside",
-           "set_aside", "adopt"]
+           "set_aside", "adopt", "keep_unusable"]
 
 #: what :func:`inspect` can say of a record file
 STATUSES = ("ok", "failed", "malformed", "missing", "other run")
@@ -97,12 +102,68 @@ def _n_classes(config: dict[str, Any]) -> Optional[int]:
         return None
 
 
-def _n_test(config: dict[str, Any], n_classes: Optional[int]) -> Optional[int]:
+def _n_test(config: dict[str, Any], n_classes: Optional[int], split: str = "test") -> Optional[int]:
     try:
-        per = config["data"]["test"]["per_class"]
+        per = config["data"][split]["per_class"]
     except (KeyError, TypeError):
         return None
     return per * n_classes if n_classes and isinstance(per, int) and not isinstance(per, bool) else None
+
+
+def _class_lengths(config: dict[str, Any], n_classes: int) -> Optional[list[list[Any]]]:
+    """Per class (label order, the first scale varying fastest: ``Recipe.classes``) its length on each
+    scale, or None where the config does not say."""
+    try:
+        scales = config["data"]["test"]["scales"]
+        out = []
+        for c in range(n_classes):
+            row, rest = [], c
+            for s in scales:
+                row.append(s[rest % len(s)])
+                rest //= len(s)
+            out.append(row)
+        return out
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def _check_split(final: dict[str, Any], cfg: dict[str, Any], split: str, digits: str, n_cls: Optional[int]) -> None:
+    """The ``split``'s predictions (one class digit per image) against the figures ``final`` states of
+    them: the accuracy, each per-scale accuracy and the confusion matrix."""
+    if n_cls is None:
+        return
+    bad = next((c for c in digits if not c.isdigit() or int(c) >= n_cls), None)
+    if bad is not None:
+        raise ValueError(f"{split} prediction {bad!r} is not a class digit 0..{n_cls - 1}")
+    n = _n_test(cfg, n_cls, split)
+    if n is not None and len(digits) != n:
+        raise ValueError(f"{len(digits)} {split} predictions for {n} {split} images")
+    if not digits:
+        return
+    pred = [int(c) for c in digits]
+    true = [i % n_cls for i in range(len(pred))]
+    tol = 0.5 / len(pred) + 1e-9
+
+    def agree(name: str, stated: Any, right: int) -> None:
+        if abs(right / len(pred) - stated) > tol:
+            raise ValueError(f"{name} {stated!r} disagrees with its predictions ({right}/{len(pred)} right)")
+
+    if f"{split}_accuracy" in final:
+        agree(f"{split}_accuracy", final[f"{split}_accuracy"], sum(p == t for p, t in zip(pred, true)))
+    lengths = _class_lengths(cfg, n_cls)
+    scale_acc = final.get(f"{split}_scale_accuracy")
+    if scale_acc is not None and lengths is not None:
+        if len(scale_acc) != len(lengths[0]):
+            raise ValueError(f"{split}_scale_accuracy has {len(scale_acc)} scales, the data have {len(lengths[0])}")
+        for s, stated in enumerate(scale_acc):
+            agree(f"{split}_scale_accuracy[{s}]", stated, sum(lengths[p][s] == lengths[t][s] for p, t in zip(pred, true)))
+    conf = final.get(f"{split}_confusion")
+    if conf is not None:
+        counts = [[0] * n_cls for _ in range(n_cls)]
+        for p, t in zip(pred, true):
+            counts[t][p] += 1
+        if conf != counts:
+            raise ValueError(f"{split}_confusion disagrees with its predictions")
 
 
 def check_record(rec: Any, key: Optional[str] = None) -> str:
@@ -151,22 +212,14 @@ def check_record(rec: Any, key: Optional[str] = None) -> str:
             raise ValueError(f"test_confusion must be a {n_cls}x{n_cls} matrix of counts")
         if n_test is not None and sum(map(sum, conf)) != n_test:
             raise ValueError(f"test_confusion counts {sum(map(sum, conf))} images, the test set has {n_test}")
-    test = (preds or {}).get("test")
-    if test is None:
-        if cfg.get("experiment") == "learnability":
-            raise ValueError('no test "predictions" (the learnability report pools them)')
-        return "ok"
-    if n_cls is not None:
-        bad = next((c for c in test if not c.isdigit() or int(c) >= n_cls), None)
-        if bad is not None:
-            raise ValueError(f"test prediction {bad!r} is not a class digit 0..{n_cls - 1}")
-    if n_test is not None and len(test) != n_test:
-        raise ValueError(f"{len(test)} test predictions for {n_test} test images")
-    if n_cls and test:
-        right = sum(int(c) == i % n_cls for i, c in enumerate(test))
-        if abs(right / len(test) - final["test_accuracy"]) > 0.5 / len(test) + 1e-9:
-            raise ValueError(f"test_accuracy {final['test_accuracy']!r} disagrees with its predictions "
-                             f"({right}/{len(test)} right)")
+    val_conf = final.get("val_confusion")
+    if val_conf is not None and not (isinstance(val_conf, list) and all(isinstance(r, list) for r in val_conf)):
+        raise ValueError("val_confusion must be a matrix of counts")
+    if (preds or {}).get("test") is None and cfg.get("experiment") == "learnability":
+        raise ValueError('no test "predictions" (the learnability report pools them)')
+    for split in ("test", "val"):
+        if (preds or {}).get(split) is not None:
+            _check_split(final, cfg, split, preds[split], n_cls)
     return "ok"
 
 
@@ -255,7 +308,31 @@ def read_record(path: "str | Path", spec: Any = None, set_aside_bad: Optional[bo
         else:
             what = "left in place (not a working folder of this run), not used"
         warnings.warn(f"{found.reason}; {what}", RuntimeWarning, stacklevel=2)
+    elif found.status == "other run":
+        warnings.warn(f"{found.reason} (its config was edited under its old key, or it is another run's): not "
+                      f"used; a run of this key keeps it as {found.path.name}.orig-<n> before writing its own",
+                      RuntimeWarning, stacklevel=2)
     return None
+
+
+def keep_unusable(path: "str | Path", spec: Any) -> Optional[Path]:
+    """Before a record of ``spec`` is written at ``path``: a file there that is not a usable record of
+    ``spec`` (another run's config, e.g. edited under its old key, or malformed and left in place) is
+    renamed to ``<name>.orig-<n>`` (the first free ``n``), named in a ``RuntimeWarning``, and returned;
+    None when there is nothing to keep (no file, or ``spec``'s own record, which is replaced).
+    Example: ``keep_unusable(spec.record_path, spec)`` before ``paths.write_json(spec.record_path, rec)``.
+    """
+    path = Path(path)
+    if not path.exists() or inspect(path, spec).status in ("ok", "failed", "missing"):
+        return None
+    n = 1
+    while path.with_name(f"{path.name}.orig-{n}").exists():
+        n += 1
+    dest = path.with_name(f"{path.name}.orig-{n}")
+    path.replace(dest)
+    warnings.warn(f"run record {path} is not a record of this run ({getattr(spec, 'key', spec)}): kept as {dest.name}, "
+                  "the run's own record is written in its place", RuntimeWarning, stacklevel=2)
+    return dest
 
 
 def adopt(spec: Any, own: "str | Path", folder: str) -> Optional[dict[str, Any]]:
@@ -276,6 +353,7 @@ def adopt(spec: Any, own: "str | Path", folder: str) -> Optional[dict[str, Any]]
         rec = read_record(other, spec)
         if rec is not None:
             rec = {**rec, "copied_from": rec.get("copied_from") or other.parent.parent.name}   # not re-run here
+            keep_unusable(own, spec)
             paths.write_json(own, rec)
             return rec
     return None

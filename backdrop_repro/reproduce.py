@@ -1,6 +1,9 @@
 """The main job (``make reproduce`` / ``backdrop-repro reproduce``): train, execute, compare.
 
-1. checks that ``results/<profile>`` and ``figures/`` are writable (before any work);
+1. checks, before any work, that ``results/<profile>`` and ``figures/`` are writable and that some
+   planned GP run of the profile has a committed counterpart (a record of the same key) in
+   ``results/<reference>`` (else the check could only say "nothing compared": a ``ValueError``
+   naming the profiles that folder holds);
 2. runs the GP sweep of the profile, from scratch unless ``reuse`` (then only missing runs);
 3. executes every notebook with papermill into ``results/<profile>/notebooks`` (they load the
    sweep's records; the non-decomposable notebook runs its own, ~1 minute, experiment);
@@ -51,6 +54,10 @@ def reproduce(profile: str | profiles.Profile = profiles.DEFAULT, reuse: bool = 
     paths.absolute_env()
     out = check_writable(paths.output_root() / "results" / p.name, "results folder", _HINT)
     check_writable(paths.output_root() / "figures", "figures folder", _HINT)
+    if reference is not None:
+        from .experiments.gp_sweep.cli import check_comparable
+
+        check_comparable(p, reference, flag="--reference")     # keys only: before anything is trained
     paths.clean_package_orphans(p.name)     # what a killed run left (.backdrop-tmp-* of dead writers)
     t0 = time.perf_counter()
     _say(f"profile {p.name}: {p.description}")

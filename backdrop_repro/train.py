@@ -51,7 +51,7 @@ from .paths import atomic_path, free_disk
 from .masking import BackdropMask
 from .profiles import OPTIMIZERS, OptimSection
 
-__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
+__all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "check_images", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
            "save_checkpoint"]
 
 
@@ -179,6 +179,19 @@ def as_tensors(data: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return x.float(), y
 
 
+def check_images(images: torch.Tensor, name: str) -> None:
+    """One ``ValueError`` naming the split ``name`` when ``images`` (N, ...) holds no image or a
+    non-finite pixel (NaN or inf): a NaN image scores as some class and is counted, so its accuracy
+    (0.25 on 4 classes) would be a number without meaning. Example: ``check_images(x, "test_data")``."""
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 images): every split needs at least one image")
+    bad = ~torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(f"{name} holds non-finite pixels (NaN or inf) in {int(bad.sum())} of {images.shape[0]} "
+                         f"images (the first: image {first}); images must be finite")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
              device: str | torch.device = "cpu", predictions: bool = False) -> dict[str, Any]:
@@ -187,6 +200,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     ``predictions=True`` adds ``"predictions"``: the predicted class of every image (a list of
     ints, input order). Example: ``evaluate(net, x, y)`` -> ``{"loss": 1.38, "accuracy": 0.25}``.
     """
+    if len(x) == 0:
+        raise ValueError("x is empty (0 images): evaluate needs at least one image")
     was_training = model.training
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -316,9 +331,14 @@ def train(
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     device = torch.device(resolve_device(config.device, what="device"))
-    x, y = (v.to(device) for v in as_tensors(train_data))
-    xt, yt = (v.to(device) for v in as_tensors(test_data))
-    xv, yv = (v.to(device) for v in as_tensors(val_data)) if val_data is not None else (None, None)
+    splits = {"train_data": as_tensors(train_data), "test_data": as_tensors(test_data)}
+    if val_data is not None:
+        splits["val_data"] = as_tensors(val_data)
+    for name, (images, _) in splits.items():        # before any step: an empty or NaN split is no result
+        check_images(images, name)
+    x, y = (v.to(device) for v in splits["train_data"])
+    xt, yt = (v.to(device) for v in splits["test_data"])
+    xv, yv = (v.to(device) for v in splits["val_data"]) if val_data is not None else (None, None)
     heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if heads:                                  # a label >= the number of outputs: one line, before any step
         n_out = heads[-1].out_features

@@ -153,3 +153,13 @@ def test_auc_losses_still_take_0_1_in_any_dtype():
     s = torch.tensor([0.1, 0.4, 0.35, 0.8])
     for y in (torch.tensor([0, 0, 1, 1]), torch.tensor([0.0, 0.0, 1.0, 1.0]), torch.tensor([False, False, True, True])):
         assert round(1 - float(pairwise_auc_loss(s, y, tau=1e-4)), 6) == 0.75
+
+
+@pytest.mark.parametrize("labels", [[1, 1, 1], [0, 0, 0]])
+def test_soft_auc_of_one_class_is_an_error_not_1(labels):
+    """Issue 39: ``soft_auc`` on one class returned 1.0 (the surrogate's zero loss of a batch with no pair)."""
+    with pytest.raises(ValueError, match="labels must contain both classes") as err:
+        soft_auc(torch.tensor([0.1, 0.5, 0.9]), torch.tensor(labels))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="both classes"):
+        exact_auc([0.1, 0.5, 0.9], labels)

@@ -201,3 +201,19 @@ def test_a_study_of_named_comparisons_runs_arms_under_their_rule_and_reports_eac
     assert [r["baseline"] for r in primary] == ["none (patience-only)", "none (patience-only)",
                                                   "coarse 0.75 (patience-only)", "none"]
     assert all(r["epochs_arm"] is not None and r["mde_planned"] == 0.4 for r in primary)
+
+
+# ------------------------------------------------------------------ issue 39: flags that cannot apply, with the CLI's prefix
+@pytest.mark.parametrize("argv, says", [
+    (["--write-preregistration", "--jobs", "2"], "--write-preregistration takes no"),
+    (["--collect-only", "--device", "cpu"], "--collect-only trains nothing"),
+])
+def test_confirm_flags_that_cannot_apply_are_one_line_with_the_cli_prefix(argv, says, capsys, own_output_dir):
+    """``confirm --write-preregistration --jobs 2`` exited 1 with a bare message, without the prefix."""
+    from backdrop_repro.cli import main
+    from helpers import one_line_error
+
+    assert main(["confirm", "--profile", "smoke", *argv]) == 2
+    assert says in one_line_error(capsys, "confirm")
+    from backdrop_repro import paths
+    assert not (paths.output_root() / "results" / "smoke" / "preregistration.md").exists()     # nothing written

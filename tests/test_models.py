@@ -11,7 +11,7 @@ def test_default_is_the_authors_demo_network():
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == \
         [(1, 64, 5, 2)] + [(64, 64, 2, 2)] * 7
-    assert net.cells == ((32, 32), (4, 4))
+    assert TwoScaleCNN(image_size=1024).cells == ((32, 32), (4, 4))     # the demo's 1024² inputs
     assert net.receptive_fields == (35, 259)
     assert net.fine_mask.mask_prob == 0.0 and net.coarse_mask.mask_prob == 0.0
 
@@ -169,3 +169,19 @@ def test_keep_freed_memory_is_harmless():
     assert out[0] in ("True", "False")
     ref = TwoScaleCNN(width=4, n_fine=1, n_coarse=1, init_seed=0)
     assert float(out[1]) == float(ref(torch.ones(1, 1, 16, 16)).sum())     # the numbers do not change
+
+
+def test_cells_never_assume_1024_inputs():
+    """Issue 39: ``TwoScaleCNN(width=4, n_fine=1, n_coarse=2).cells`` stated the grids of 1024² inputs."""
+    net = TwoScaleCNN(width=4, n_fine=1, n_coarse=2)
+    with pytest.raises(ValueError, match="cells needs the input size: build the network with image_size") as err:
+        net.cells
+    assert "\n" not in str(err.value)
+    assert TwoScaleCNN(width=4, n_fine=1, n_coarse=2, image_size=64).cells == ((16, 16), (4, 4))
+    net.image_size = 32
+    assert net.cells == ((8, 8), (2, 2))
+    net(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="image_size must be a multiple of 16"):
+        TwoScaleCNN(width=4, n_fine=1, n_coarse=2, image_size=40).cells
+    with pytest.raises(ValueError, match="image_size"):
+        TwoScaleCNN(width=4, image_size=0)

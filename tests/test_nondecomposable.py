@@ -298,3 +298,51 @@ def test_numpy_scalars_are_accepted_by_the_network_and_the_nondecomposable_confi
     assert type(cfg.lr) is float and type(cfg.steps) is int
     res = nd.run_experiment("smoke", config=cfg, progress=False, write=True)   # hashed and written after the runs
     assert (paths.results_dir("smoke") / f"{res['name']}.json").is_file()
+
+
+# ---------------------------------------------------------------- issue 39: records read back are checked
+
+
+@pytest.mark.parametrize("profile", ["default", "scaled"])
+def test_every_committed_result_passes_the_reader(profile):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "results" / profile / "nondecomposable.json"
+    assert nd.read_results(path)["profile"] == profile
+
+
+@pytest.mark.usefixtures("own_output_dir")
+@pytest.mark.parametrize("change, words", [
+    (lambda r: r.update(test_auc="nan"), "test_auc must be a finite number in [0, 1], got 'nan'"),
+    (lambda r: r.update(test_auc=7.5), "test_auc must be a finite number in [0, 1], got 7.5"),
+    (lambda r: r.pop("test_auc"), "test_auc must be a finite number in [0, 1], got None"),
+    (lambda r: r.update(val_auc=-0.1), "val_auc must be"),
+    (lambda r: r.update(seed="0"), "an integer seed"),
+])
+def test_a_result_with_a_nan_or_out_of_range_auc_is_refused_naming_the_file(change, words, capsys):
+    """``test_auc`` NaN or 7.5 was summarised ("+nan … inconclusive", "−3.26 [−44.6, +38.1]"); a missing one a KeyError."""
+    from pathlib import Path
+
+    from backdrop_repro.cli import main
+    from helpers import one_line_error
+
+    committed = Path(__file__).resolve().parent.parent / "results" / "default" / "nondecomposable.json"
+    result = json.loads(committed.read_text())
+    change(result["runs"][3])
+    path = paths.results_dir("default") / "nondecomposable.json"
+    path.write_text(json.dumps(result))
+    before = path.read_text()
+    with pytest.raises(ValueError, match=rf"{path}: run 3 \(.*\): .*{words[:20]}"):
+        nd.read_results(path)
+    assert main(["nondecomposable", "--profile", "default", "--collect-only"]) == 2
+    line = one_line_error(capsys, "nondecomposable")
+    assert str(path) in line and words in line
+    assert path.read_text() == before                                   # nothing summarised, nothing rewritten
+
+
+@pytest.mark.usefixtures("own_output_dir")
+def test_a_nan_literal_in_a_result_is_refused():
+    path = paths.results_dir("default") / "nondecomposable.json"
+    path.write_text('{"runs": [{"test_auc": NaN}]}')
+    with pytest.raises(ValueError, match=rf"{path}: cannot be read \(non-finite number NaN"):
+        nd.read_results(path)

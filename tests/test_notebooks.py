@@ -97,3 +97,33 @@ def test_notebook_runs_print_no_kernel_warnings(tmp_path, monkeypatch, capfd):
     err = capfd.readouterr().err
     assert "without encryption" not in err and "KeyboardInterrupt" not in err and "[IPKernelApp]" not in err, err
     assert "fine" in out.read_text() and not failed.exists()
+
+
+# ------------------------------------------------------- issue 39: papermill run directly checks the parameters too
+@pytest.mark.parametrize("name, params, words", [
+    ("gp-generate-demo", {"demo_size": 0}, r"parameter demo_size must be in [1, inf), got 0"),
+    ("backdrop-demo", {"seed": -1}, r"parameter seed must be in [0, inf), got -1"),
+    ("backdrop-demo", {"mc_draws": 50}, r"parameter mc_draws must be in [100, inf), got 50"),
+])
+def test_papermill_run_directly_checks_the_parameters_in_the_first_cell(tmp_path, name, params, words):
+    """``-p demo_size 0`` silently became 512, ``-p seed -1`` ran, ``-p mc_draws 50`` was an IndexError after 13 s."""
+    import papermill as pm
+
+    src = Path(__file__).resolve().parent.parent / "notebooks" / f"{name}.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(src), str(tmp_path / "out.ipynb"), parameters=params, cwd=str(src.parent),
+                            progress_bar=False, kernel_name="python3")
+    assert err.value.ename == "ValueError" and err.value.evalue == words
+    first_code = [c for c in json.loads((tmp_path / "out.ipynb").read_text())["cells"]
+                  if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+                  and "injected-parameters" not in c["metadata"].get("tags", [])][0]
+    assert any(o.get("output_type") == "error" for o in first_code["outputs"])      # the first cell, before any work
+
+
+def test_check_notebook_takes_what_run_notebooks_takes():
+    from backdrop_repro.notebooks import check_notebook
+
+    check_notebook("backdrop-demo", seed=0, fine_prob=0.3, coarse_prob=0.95, mc_draws=2000)
+    check_notebook("gp-generate-demo", seed=3, demo_size=None)
+    with pytest.raises(ValueError, match="parameter train must be a bool"):
+        check_notebook("confirm", train="yes")

@@ -169,3 +169,61 @@ def test_available_memory_and_free_disk_are_plausible(tmp_path):
     mem = paths.available_memory()
     assert mem is None or 2 ** 20 < mem < 2 ** 60
     assert 0 <= paths.free_disk(tmp_path / "not" / "yet") < 2 ** 70
+
+
+# ------------------------------------------------------------------ issue 39: a write error names the file or the folder
+def _immutable(folder):
+    """``folder`` made immutable (``chattr +i``: root cannot write it either), or None where that is not allowed."""
+    import shutil
+    import subprocess
+
+    folder.mkdir()
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        return None
+    return folder
+
+
+def test_a_write_into_an_immutable_folder_names_the_folder_not_the_temp_file(tmp_path, monkeypatch):
+    folder = _immutable(tmp_path / "frozen")
+    if folder is None:                  # no chattr here: mkstemp's error as a read-only folder gives it
+        folder = tmp_path / "frozen"
+
+        def refuse(dir, prefix, suffix):
+            raise PermissionError(13, "Permission denied", f"{dir}/{prefix}abcdefgh{suffix}")
+        monkeypatch.setattr(paths.tempfile, "mkstemp", refuse)
+    try:
+        with pytest.raises(PermissionError) as err:
+            paths.write_json(folder / "r.json", {"a": 1})
+    finally:
+        __import__("subprocess").run(["chattr", "-i", str(folder)], capture_output=True)
+    msg = str(err.value)
+    assert f"cannot write r.json in the folder {folder}" in msg and paths.TMP_PREFIX not in msg, msg
+    assert "\n" not in msg
+
+
+def test_a_full_disk_names_the_file_written_and_keeps_the_old_one(tmp_path, monkeypatch, capsys):
+    import errno
+
+    target = tmp_path / "r.json"
+    paths.write_json(target, {"old": 1})
+    real = paths.json.dumps
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")     # what write() raises: no file named
+    monkeypatch.setattr(paths.json, "dumps", full)
+    with pytest.raises(OSError) as err:
+        paths.write_json(target, {"new": 1})
+    monkeypatch.setattr(paths.json, "dumps", real)
+    msg = str(err.value)
+    assert err.value.errno == errno.ENOSPC and f"cannot write {target} (No space left on device" in msg, msg
+    assert "MB free there" in msg and paths.TMP_PREFIX not in msg
+    assert json.loads(target.read_text()) == {"old": 1} and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    from backdrop_repro.cli import error_line
+    assert error_line(err.value).count(str(target)) == 1                     # named once, on one line
+
+
+def test_an_error_about_another_file_keeps_its_own_name(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        with paths.atomic_path(tmp_path / "r.json") as tmp:
+            (tmp_path / "missing.txt").read_text()
+    assert err.value.filename == str(tmp_path / "missing.txt")

@@ -134,3 +134,97 @@ def _has_learn(name: str) -> bool:
     from backdrop_repro import profiles
 
     return profiles.get(name).learnability is not None
+
+
+# ------------------------------------------------------------------ issue 39: the figures a record states of its predictions
+def _gp_record() -> dict:
+    return json.loads(_committed_gp_record().read_text())
+
+
+def _flip(x: float) -> float:
+    return round(x - 0.1 if x >= 0.5 else x + 0.1, 4)
+
+
+@pytest.mark.parametrize("make, change, words", [
+    (_learn_record, lambda r: r["final"].update(val_accuracy=_flip(r["final"]["val_accuracy"])),
+     "val_accuracy"),
+    (_learn_record, lambda r: r["final"].update(val_scale_accuracy=[_flip(r["final"]["val_scale_accuracy"][0])]),
+     "val_scale_accuracy[0]"),
+    (_gp_record, lambda r: r["final"]["test_scale_accuracy"].__setitem__(1, _flip(r["final"]["test_scale_accuracy"][1])),
+     "test_scale_accuracy[1]"),
+    (_gp_record, lambda r: r["final"].update(val_scale_accuracy=r["final"]["val_scale_accuracy"][:1]),
+     "val_scale_accuracy has 1 scales, the data have 2"),
+    (_gp_record, lambda r: r["final"]["val_confusion"][0].__setitem__(0, r["final"]["val_confusion"][0][0] + 1),
+     "val_confusion disagrees"),
+    (_gp_record, lambda r: r["predictions"].update(val=r["predictions"]["val"][:-1]), "val predictions for"),
+])
+def test_per_scale_and_validation_figures_that_contradict_the_predictions_are_refused(tmp_path, make, change, words):
+    """Only test accuracy was checked against the predictions: a per-scale or validation accuracy was tabled as given."""
+    rec = make()
+    change(rec)
+    path = tmp_path / f"{rec['key']}.json"
+    path.write_text(json.dumps(rec))
+    r = records.inspect(path)
+    assert r.status == "malformed" and words in r.reason and str(path) in r.reason, r.reason
+    assert "disagrees" in r.reason or "predictions for" in r.reason or "scales" in r.reason
+
+
+# ------------------------------------------------------------------ issue 39: an edited record is named, then kept
+def _committed_spec():
+    """A grid run of ``replication`` whose record is committed."""
+    ref = ROOT / "results" / "replication" / "gp_runs"
+    return next(s for s in plan.plan_grid("replication") if (ref / f"{s.key}.json").exists())
+
+
+def _edited(spec) -> Path:
+    """``spec``'s committed record with its learning rate edited under its old key, in the working folder."""
+    rec = json.loads((ROOT / "results" / "replication" / "gp_runs" / f"{spec.key}.json").read_text())
+    rec["config"]["train"]["lr"] *= 10
+    path = spec.record_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+    return path
+
+
+def test_an_edited_record_is_named_when_read_never_silently_skipped():
+    spec = _committed_spec()
+    path = _edited(spec)
+    try:
+        with pytest.warns(RuntimeWarning, match=rf"{path}.*another run.*edited under its old key.*\.orig-<n>"):
+            assert plan.read_record(path, spec) is None
+        assert path.exists()                                        # reading never moves it
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_an_edited_record_is_kept_as_orig_before_a_run_writes_its_own():
+    spec = _committed_spec()
+    path = _edited(spec)
+    edited = path.read_text()
+    (path.parent / f"{path.name}.orig-1").write_text("an older kept copy")
+    try:
+        with pytest.warns(RuntimeWarning, match=rf"{path}.*kept as {path.name}\.orig-2"):
+            assert records.keep_unusable(path, spec) == path.with_name(f"{path.name}.orig-2")
+        assert not path.exists() and path.with_name(f"{path.name}.orig-2").read_text() == edited
+        assert path.with_name(f"{path.name}.orig-1").read_text() == "an older kept copy"
+        assert records.keep_unusable(path, spec) is None             # nothing there: nothing to keep
+    finally:
+        for f in path.parent.glob(f"{path.name}*"):
+            f.unlink()
+
+
+def test_adopting_a_record_over_an_edited_one_keeps_the_edited_one(monkeypatch):
+    spec = _committed_spec()
+    path = _edited(spec)
+    other = paths.output_root() / "results" / "scaled" / "gp_runs" / path.name      # another profile's good record
+    other.parent.mkdir(parents=True, exist_ok=True)
+    rec = json.loads((ROOT / "results" / "replication" / "gp_runs" / path.name).read_text())
+    monkeypatch.setattr(records, "read_record", lambda p, s=None, set_aside_bad=None: rec if p == other else None)
+    try:
+        other.write_text("{}")
+        with pytest.warns(RuntimeWarning, match="kept as"):
+            assert records.adopt(spec, path, "gp_runs")["copied_from"] == "scaled"
+        assert path.with_name(f"{path.name}.orig-1").exists()
+    finally:
+        for f in list(path.parent.glob(f"{path.name}*")) + [other]:
+            f.unlink(missing_ok=True)

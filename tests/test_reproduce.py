@@ -57,3 +57,28 @@ def test_check_writable_survives_a_concurrent_clean_up(tmp_path, monkeypatch):
     monkeypatch.setattr(_shared.tempfile, "mkstemp", mkstemp_then_cleaned)
     assert check_writable(tmp_path / "d") == tmp_path / "d"
     assert list((tmp_path / "d").iterdir()) == []
+
+
+# ------------------------------------------------------------------ issue 39: nothing to compare is said before training
+def test_reproduce_smoke_says_nothing_can_be_compared_before_training(monkeypatch, capsys, own_output_dir):
+    """``reproduce --profile smoke`` trained 18 runs and 4 notebooks (61 s) before "nothing compared", advising
+    a flag that cannot help."""
+    from backdrop_repro import cli, notebooks
+    from backdrop_repro.experiments.gp_sweep import run as gp_run
+    from helpers import one_line_error
+
+    def boom(*a, **k):
+        raise AssertionError("nothing may be trained or executed")
+    monkeypatch.setattr(gp_run, "run_sweep", boom)
+    monkeypatch.setattr(notebooks, "run_notebooks", boom)
+    assert cli.main(["reproduce", "--profile", "smoke"]) == 2
+    line = one_line_error(capsys, "reproduce")
+    assert "--reference replication: none of the" in line and "planned runs of profile smoke" in line
+    assert "compare nothing" in line and "--profile default" in line          # which profile it can check
+    assert "REUSE" not in line and "without" not in line                      # not the advice that cannot help
+
+
+def test_reproduce_default_against_replication_passes_the_early_check():
+    from backdrop_repro.experiments.gp_sweep.cli import check_comparable
+
+    check_comparable("default", "replication", flag="--reference")           # the committed keys are shared

@@ -272,3 +272,31 @@ def test_a_planted_malicious_checkpoint_is_refused_and_never_executed(tmp_path):
                     progress=False)
     assert not marker.exists()                       # nothing was executed
     assert [h["epoch"] for h in out["history"]] == [1]
+
+
+# ------------------------------------------------------ a NaN image, an empty split (issue 39)
+@pytest.mark.parametrize("split", ["train_data", "test_data", "val_data"])
+def test_a_nan_image_in_any_split_is_refused_before_a_step(split):
+    """A NaN test image scored as some class: the run reported test accuracy 0.25."""
+    x, y = torch.randn(4, 1, 16, 16), torch.arange(4) % 4
+    bad = x.clone()
+    bad[2, 0, 3, 3] = float("nan")
+    data = {"train_data": (x, y), "test_data": (x, y), "val_data": (x, y), split: (bad, y)}
+    net = _tiny()
+    before = params(net)
+    with pytest.raises(ValueError, match=rf"{split} holds non-finite pixels .* 1 of 4 images \(the first: image 2\)") as err:
+        train(net, data["train_data"], data["test_data"], TrainConfig(epochs=1, batch_size=2), progress=False,
+              val_data=data["val_data"])
+    assert "\n" not in str(err.value)
+    assert_same_params(before, params(net))               # refused before any step
+
+
+@pytest.mark.parametrize("split", ["train_data", "test_data", "val_data"])
+def test_an_empty_split_is_a_value_error_not_a_zero_division(split):
+    x, y = torch.randn(4, 1, 16, 16), torch.arange(4) % 4
+    data = {"train_data": (x, y), "test_data": (x, y), "val_data": (x, y), split: (x[:0], y[:0])}
+    with pytest.raises(ValueError, match=rf"{split} is empty \(0 images\)"):
+        train(_tiny(), data["train_data"], data["test_data"], TrainConfig(epochs=1, batch_size=2), progress=False,
+              val_data=data["val_data"])
+    with pytest.raises(ValueError, match="x is empty"):
+        evaluate(_tiny(), x[:0], y[:0])

@@ -29,7 +29,7 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from .. import paths, profiles
+from .. import paths, profiles, records
 from .._shared import resolve_device, torch_generator, torch_threads
 from ..models import TwoScaleCNN, keep_freed_memory
 from ..spectral import SpectralEnergyNet
@@ -215,10 +215,12 @@ def run_one(spec: Spec, device: Optional[str] = None, reuse: bool = True, progre
             else:
                 final.update(scale_metrics(spec, tr, va, te, predictions))
         name = device_name(dev)
+        versions = paths.versions()         # inside the block: its torch threads are the run's, not the caller's
     rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": history, "final": final,
            "predictions": {k: "".join(map(str, v)) for k, v in predictions.items()},
-           "wall_time_s": round(wall, 2), "device": name, "versions": paths.versions(),
+           "wall_time_s": round(wall, 2), "device": name, "versions": versions,
            "run_id": uuid.uuid4().hex, **spec.record_extra()}      # run_id: this training, never a copy's
+    records.keep_unusable(spec.record_path, spec)     # an edited record is never overwritten: kept as .orig-<n>
     paths.write_json(spec.record_path, rec)
     return rec
 

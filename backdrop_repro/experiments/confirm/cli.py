@@ -17,8 +17,8 @@ def _cmd(args: argparse.Namespace) -> None:
     section(p)                                               # a profile with a confirm section, before any work
     if args.write_preregistration:
         if args.collect_only or args.jobs is not None or args.device is not None or args.launcher != "local":
-            raise SystemExit("--write-preregistration takes no --collect-only/--jobs/--device/--launcher: it only "
-                             "writes the file")
+            raise ValueError("--write-preregistration takes no --collect-only/--jobs/--device/--launcher: it only "
+                             "writes the file")     # cli.main: `backdrop-repro confirm: error: ...`, exit 2
         from .prereg import write
 
         pre = write(p)
@@ -26,7 +26,7 @@ def _cmd(args: argparse.Namespace) -> None:
         return
     if args.collect_only:
         if args.jobs is not None or args.device is not None or args.launcher != "local":
-            raise SystemExit("--collect-only trains nothing: drop --jobs/--device/--launcher")
+            raise ValueError("--collect-only trains nothing: drop --jobs/--device/--launcher")
         from .report import write_summary
 
         summary = write_summary(p)

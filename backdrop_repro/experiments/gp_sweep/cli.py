@@ -12,12 +12,54 @@ from . import reproduction
 from .report import results_table, write_tables
 from .run import run_sweep, write_references
 
-__all__ = ["add_cli"]
+__all__ = ["add_cli", "check_comparable"]
 
 
 #: the options that train (given with --collect-only, which trains nothing: an error)
 TRAINING_DEFAULTS = {"configs": None, "seeds": None, "jobs": None, "fresh": False, "no_studies": False,
                      "device": None, "launcher": "local"}
+
+
+def _counterparts(specs: list, reference: str) -> int:
+    """How many of ``specs`` have a record of the same key in ``results/<reference>/gp_runs``."""
+    folder = reproduction.reference_runs_dir(reference)
+    return sum((folder / f"{s.key}.json").exists() for s in specs)
+
+
+def check_comparable(profile: "str | profiles.Profile", reference: str, configs: Any = None, seeds: Any = None,
+                     flag: str = "--compare") -> None:
+    """Before any run is trained: one ``ValueError`` when no planned run of ``profile`` (its grid and
+    fixed studies; ``configs``/``seeds``: a subset) has a record of the same key in
+    ``results/<reference>/gp_runs``, so the reproduction check could only end in "nothing compared".
+    It names the profiles whose runs that folder holds and the references holding this profile's
+    runs (``flag`` is the option naming the reference). Keys only: nothing is read or trained.
+
+    Example: ``check_comparable("smoke", "replication")`` raises (smoke's runs are smaller than any
+    committed profile's); ``check_comparable("default", "replication")`` passes.
+    """
+    p = profiles.get(profile)
+    specs = gs.plan_runs(p, configs, seeds, records=[])
+    if _counterparts(specs, reference):
+        return
+    folder = reproduction.reference_runs_dir(reference)
+    held = "" if folder.is_dir() else " (no such folder)"
+    others = []
+    for name in profiles.names():
+        if name == reference:
+            continue
+        try:
+            if _counterparts(gs.plan_runs(name, records=[]), reference):
+                others.append(name)
+        except (ValueError, KeyError):          # a profile without a sweep plan
+            continue
+    refs = [r for r in profiles.names() if r != p.name and _counterparts(specs, r)]
+    advice = (f"{folder} holds runs of --profile {', '.join(others)}" if others else f"{folder} holds no profile's runs")
+    advice += (f"; the runs of {p.name} are held by {flag} {' or '.join(refs)}" if refs else
+               f"; no committed reference holds runs of {p.name}: train it with `backdrop-repro sweep --profile "
+               f"{p.name}` (no check), or check a profile named above")
+    raise ValueError(f"{flag} {reference}: none of the {len(specs)} planned runs of profile {p.name} has a record of "
+                     f"the same key in {folder}{held}, so the reproduction check would compare nothing (after "
+                     f"training); {advice}")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -40,6 +82,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.jobs is not None:
         check_int("--jobs", args.jobs, low=1)
     check_device(args.device)
+    if args.compare is not None:        # nothing to compare: said now, not after training
+        check_comparable(p, args.compare, args.configs, args.seeds)
     if not args.collect_only:       # a read-only results folder is found before training, not at the first record
         check_writable(paths.output_root() / "results" / p.name / "gp_runs", "results folder",
                        "fix its permissions or set BACKDROP_REPRO_OUTPUT")

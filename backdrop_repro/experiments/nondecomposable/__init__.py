@@ -12,10 +12,11 @@ from .data import load_data, make_model, n_train
 from .fidelity import fidelity_table, gradient_fidelity
 from .report import (banner_text, comparison_table, comparisons, headline, select_best, setup_text,
                      summary_table, verdict)
-from .run import (METHODS, NDConfig, banner, describe, fidelity, get_config, results_name, run_experiment, train_run,
-                  write_results)
+from .run import (METHODS, NDConfig, banner, check_runs, describe, fidelity, get_config, read_results, results_name,
+                  run_experiment, train_run, write_results)
 
 __all__ = ["METHODS", "NDConfig", "get_config", "load_data", "make_model", "train_run", "fidelity", "run_experiment",
-           "results_name", "write_results", "summary_table", "comparison_table", "comparisons", "headline",
-           "select_best", "verdict", "fidelity_table", "gradient_fidelity", "describe", "banner", "n_train",
+           "results_name", "write_results", "read_results", "check_runs", "summary_table", "comparison_table",
+           "comparisons", "headline", "select_best", "verdict", "fidelity_table", "gradient_fidelity", "describe",
+           "banner", "n_train",
            "setup_text", "banner_text"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from ... import paths, profiles
 from .report import collect, comparison_table, summary_table, verdict
-from .run import get_config, run_experiment
+from .run import get_config, read_results, run_experiment
 
 __all__ = ["add_cli"]
 
@@ -17,6 +17,7 @@ def _cmd(args: argparse.Namespace) -> None:
         if args.steps is not None or args.seeds is not None:
             raise ValueError("--steps, --seeds: not with --collect-only (it trains nothing, it re-derives the "
                              "comparisons of the committed runs)")
+        read_results(paths.results_dir(p) / "nondecomposable.json")   # a NaN or missing AUC: one line, nothing summarised
         result = collect(p)
         print(comparison_table(result), verdict(result), sep="\n\n")
         print(f"\nrewrote {paths.results_dir(p) / 'nondecomposable.json'} (runs unchanged)")

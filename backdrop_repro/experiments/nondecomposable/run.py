@@ -53,7 +53,7 @@ FIDELITY_PRETRAIN_STEPS = 100
 CSV_FIELDS = ("method", "param", "label", "seed", "val_auc", "test_auc", "train_auc", "train_loss", "skipped", "wall_s")
 
 __all__ = ["METHODS", "NDConfig", "get_config", "train_run", "fidelity", "run_experiment", "results_name",
-           "write_results", "describe", "banner"]
+           "write_results", "read_results", "check_runs", "describe", "banner"]
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,9 @@ def run_experiment(profile: str | profiles.Profile = profiles.DEFAULT, config: O
     }
     result["comparisons"] = comparisons(result)
     result["headline"] = headline(result)
-    result.update(versions=paths.versions(), torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
+    with torch_threads(1):                  # the threads every run trained with (train_run, fidelity)
+        versions = paths.versions()
+    result.update(versions=versions, torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
     if write:
         write_results(result, p, folder)
     return result
@@ -387,3 +389,55 @@ def write_results(result: dict[str, Any], profile: str | profiles.Profile, folde
         w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
     jpath = paths.write_json(folder / f"{name}.json", result)
     return jpath, paths.write_text(folder / f"{name}.csv", buf.getvalue())
+
+
+#: the per-run figures a reader uses: AUCs in [0, 1]; the loss a finite number
+_AUCS = ("val_auc", "test_auc", "train_auc")
+
+
+def check_runs(result: Any, where: "str | Path" = "the result") -> None:
+    """One ``ValueError`` naming ``where`` (the file) and the first bad run unless ``result`` is a
+    results dict of :func:`run_experiment` whose every run has a method of :data:`METHODS`, a label,
+    an integer seed, ``val_auc`` and ``test_auc`` (and ``train_auc`` when present) finite numbers in
+    [0, 1], and a finite ``train_loss`` when present: a NaN or 7.5 AUC is never summarised.
+
+    Example: ``check_runs({"runs": [{"method": "full", "label": "full batch", "seed": 0, "val_auc": 0.9,
+    "test_auc": float("nan")}]}, "x.json")`` raises ``x.json: run 0 (full batch, seed 0): test_auc must be ...``.
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("runs"), list) or not result["runs"]:
+        raise ValueError(f"{where}: not a non-decomposable result (no list of runs)")
+    for i, r in enumerate(result["runs"]):
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: run {i} is a JSON {type(r).__name__}, not an object")
+        name = f"{where}: run {i} ({r.get('label', '?')}, seed {r.get('seed', '?')})"
+        if r.get("method") not in METHODS or not isinstance(r.get("label"), str) or not is_int(r.get("seed")):
+            raise ValueError(f"{name}: method must be one of {METHODS} with a label and an integer seed")
+        for key in _AUCS:
+            if key not in r and key == "train_auc":
+                continue
+            v = r.get(key)
+            if not is_real(v) or not np.isfinite(v) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: {key} must be a finite number in [0, 1], got {v!r}")
+        if "train_loss" in r and not (is_real(r["train_loss"]) and np.isfinite(r["train_loss"])):
+            raise ValueError(f"{name}: train_loss must be a finite number, got {r['train_loss']!r}")
+
+
+def read_results(path: "str | Path") -> dict[str, Any]:
+    """The results JSON at ``path`` (``results/<profile>/nondecomposable.json``), read and checked by
+    :func:`check_runs`; strict JSON (a ``NaN`` literal is refused). One ``ValueError`` (a missing file:
+    ``FileNotFoundError``) naming the file, before anything is summarised.
+
+    Example: ``read_results(paths.results_dir("default") / "nondecomposable.json")["profile"] == "default"``.
+    """
+    from ...records import parse
+
+    path = Path(path)
+    try:
+        result = parse(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} not found: run `backdrop-repro nondecomposable` first") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read ({err}); run `backdrop-repro nondecomposable` again") from None
+    check_runs(result, path)
+    return result
+
