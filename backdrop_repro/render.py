@@ -80,11 +80,12 @@ class Tables:
         return self._cache[study]
 
     def get(self, study: str, arm: str, task: Optional[str] = None, scale: str = "all", role: str = "primary",
-            experiment: Optional[str] = None) -> dict[str, Any]:
+            experiment: Optional[str] = None, baseline: Optional[str] = None) -> dict[str, Any]:
         """The one row of ``study`` that matches (:class:`RenderError` naming the table and the row if none or
         several)."""
         hit = [r for r in self.rows(study) if r["arm"] == arm and r["role"] == role and (task is None or r["task"] == task)
-               and (r["scale"] or "all") == scale and (experiment is None or r["experiment"] == experiment)]
+               and (r["scale"] or "all") == scale and (experiment is None or r["experiment"] == experiment)
+               and (baseline is None or r["baseline"] == baseline)]
         if len(hit) != 1:
             raise RenderError(f"results/{study}/claims.csv: {len(hit)} rows for {arm!r} (task {task!r}, scale {scale!r}, "
                               f"role {role!r}); a page needs exactly one")
@@ -146,6 +147,7 @@ def _label(r: dict[str, Any]) -> str:
 
 
 DEMO, FINE = "demo: fine 0.3 + coarse 0.95", "fine 0.3"
+LONG_DEMO, LONG_COARSE, LONG_NONE = (f"{a} (patience-only)" for a in (DEMO, "coarse 0.95", "none"))
 #: the `confirm` pre-registration's words that say the same as a grammar status (only other pairs are shown twice)
 PARAPHRASE = {"better beyond the margin": "relevant gain", "significant, not shown beyond the margin": "significant gain",
               "worse": "contradicted"}
@@ -214,14 +216,17 @@ def _table_rows(t: Tables) -> list[dict[str, Any]]:
         st = f"{r['prereg_status']} (pre-registered words); grammar: {r['status']}" if _two_words(r) else r["status"]
         rows.append({**r, "label": label or _label(r), "ci": ci(r), "status": st})
 
+    att = t.state("attribute")
     add(t.get("replication", DEMO, task="25/class"), "4 classes, 25/class: `demo` vs `none`")
-    add(t.get("replication", "fine 0.9 + coarse 0.95", task="25/class"), "`fine 0.9 + coarse 0.95` vs `none`")
+    if att["status"] != "complete":          # room for the second study's four headline rows once it is complete
+        add(t.get("replication", "fine 0.9 + coarse 0.95", task="25/class"), "`fine 0.9 + coarse 0.95` vs `none`")
     for task in ("small-edge", "two-scale"):
         add(t.get("confirm", FINE, task=task))
         add(t.get("confirm", DEMO, task=task))
-    att = t.state("attribute")
     if att["status"] == "complete":
-        rows += [{**r, "label": _label(r), "ci": ci(r)} for r in t.rows("attribute") if r["role"] == "primary"][:4]
+        for task in ("replication", "small-edge"):
+            for arm in (LONG_DEMO, LONG_COARSE):
+                add(t.get("attribute", arm, task=task, baseline=LONG_NONE))
     else:
         rows.append({"study": "attribute", "design": "confirmatory", "label": "which mask carries the gain; is it "
                      "longer training?", "ci": "—", "status": f"running: {att['valid']} of {att['planned']} runs"})
@@ -265,6 +270,36 @@ def paper_grid_power(r: dict[str, Any], seeds: int = 5, alpha: float = claims.AL
     return {"sd": sd, "m": m, "seeds": seeds, "mde": stats.mde(sd, seeds, m=m, alpha=alpha), "need": need}
 
 
+ATTRIBUTE = """\
+In the second pre-registered study (`attribute`: every arm but `none` trained until validation accuracy stops \
+improving), the combined setting against equally long training without backdrop: {{ q(LONG_DEMO, LONG_NONE) }}; \
+the coarse mask alone: {{ q(LONG_COARSE, LONG_NONE) }}; the fine mask on top of the coarse one: \
+{{ q(LONG_DEMO, LONG_COARSE) }}; longer training alone: {{ q(LONG_NONE, "none") }}\
+{% if long_gain and not demo_gain %}; so the earlier gains of the combined setting (`replication`, `confirm`) are \
+not shown to be backdrop's: equally long training gains too{% elif demo_gain %}; so the earlier gains of the \
+combined setting survive equally long training where this says yes{% endif %}.\
+"""
+
+
+def attribute_words(t: Tables) -> str:
+    """The `attribute` study's answers in one sentence (empty while it runs): per question, each task's answer from
+    its status with its interval; and what that means for the earlier gains."""
+    if t.state("attribute")["status"] != "complete":
+        return ""
+    rows = [r for r in t.rows("attribute") if r["role"] == "primary"]
+
+    def q(arm: str, base: str) -> str:
+        hit = [r for r in rows if r["arm"] == arm and r["baseline"] == base]
+        if not hit:
+            raise RenderError(f"results/attribute/claims.csv: no row for {arm!r} vs {base!r}")
+        return ", ".join(f"{r['task']} {ANSWER[r['status']]} ({ci(r)})" for r in hit)
+
+    gain = lambda arm, base: any(r["status"] in claims.GAINS for r in rows  # noqa: E731
+                                 if r["arm"] == arm and r["baseline"] == base)
+    return _env().from_string(ATTRIBUTE).render(q=q, LONG_DEMO=LONG_DEMO, LONG_COARSE=LONG_COARSE, LONG_NONE=LONG_NONE,
+                                                long_gain=gain(LONG_NONE, "none"), demo_gain=gain(LONG_DEMO, LONG_NONE))
+
+
 def readme_block(t: Optional[Tables] = None) -> str:
     """The README's first screen: the verdict (at most five sentences), the results table, the headline figure."""
     t = t or Tables()
@@ -281,7 +316,7 @@ def readme_block(t: Optional[Tables] = None) -> str:
                fine_words=_statuses(cf, tasks),
                demo_words=(f"**{dw.pop()}** on both" if len(dw) == 1 else "; ".join(f"**{r['status']}**" for r in cd))
                + (", not shown to clear the ±0.03 margin" if not any(r["status"] == "relevant gain" for r in cd) else ""),
-               att=t.state("attribute"), att_words="", nd=nd,
+               att=t.state("attribute"), att_words=attribute_words(t), nd=nd,
                nd_pct=f"{100 * nd['delta']:.0f} % [{100 * nd['ci_low']:.0f}, {100 * nd['ci_high']:.0f}]",
                pc=t.get("paper-cpu", DEMO, task="25/class"), table=_table_rows(t),
                grid=paper_grid_power(t.get("paper-cpu", DEMO, task="25/class")))

@@ -125,3 +125,33 @@ def test_the_headline_figure_holds_every_confirmatory_and_descriptive_comparison
     rows = render.headline_rows(render.Tables())
     assert {r["design"] for r in rows} == {"confirmatory", "descriptive"}
     assert {"replication", "confirm", "default", "paper-cpu"} <= {r["study"] for r in rows}
+
+
+def test_a_complete_attribute_study_answers_each_question_within_the_first_screen(copy):
+    import json
+
+    L = {"demo": render.LONG_DEMO, "coarse": render.LONG_COARSE, "long": render.LONG_NONE, "none": "none"}
+    rows = []
+    for task in ("replication", "small-edge"):
+        for arm, base, d in (("demo", "long", 0.05), ("coarse", "long", 0.04), ("demo", "coarse", 0.0),
+                             ("long", "none", 0.0)):
+            sig = d > 0
+            rows.append(claims.row(study="attribute", experiment="confirm", design="confirmatory", task=task,
+                                   scale="all", arm=L[arm], baseline=L[base], seeds=40, delta=d, ci_low=d - 0.01,
+                                   ci_high=d + 0.01, p=1e-5 if sig else 0.9, p_adj=1e-4 if sig else 0.9,
+                                   family_size=8, margin=0.03, margin_p=0.01 if sig else 1.0, tost_p=1.0 if sig else 1e-4,
+                                   mde=0.03, baseline_mean=0.6, ceiling=1.0, epochs_arm=100, epochs_baseline=90,
+                                   prereg_status="relevant gain" if sig else "equivalent"))
+    claims.write(copy / "results" / "attribute", rows)
+    state = json.loads((copy / "results" / "attribute" / "confirm.json").read_text())
+    state.update(status="complete", records={"valid": 624, "planned": 624, "refused": []})
+    (copy / "results" / "attribute" / "confirm.json").write_text(json.dumps(state))
+    block = render.readme_block()
+    verdict = block[block.index("**Verdict.**"):block.index("| study |")]
+    assert len(re.findall(r"[.!?](?:\s|$)", verdict)) <= 5
+    assert "the combined setting against equally long training without backdrop: replication yes, beyond the " \
+           "margin (+0.050 [+0.040, +0.060])" in verdict
+    assert "longer training alone: replication no (equivalent to no change)" in verdict
+    assert "survive equally long training" in verdict and "running" not in block
+    table = [line for line in block.split("\n") if line.startswith("| `")]
+    assert len(table) <= 12 and sum("`attribute`" in line for line in table) == 4
