@@ -15,6 +15,7 @@ The navigation is a hidden toctree appended to the front page's source when Sphi
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ project = "backdrop-repro"
 author = "backdrop-repro developers"
 copyright = "the backdrop-repro developers (MIT licence)"
 
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+extensions = ["myst_nb", "sphinx.ext.autodoc"]
 
 root_doc = "README"
 # the source directory is the repository root: read only these pages
@@ -50,8 +51,7 @@ suppress_warnings = ["myst.header"]        # README's heading levels are GitHub'
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": False}
-napoleon_numpy_docstring = True
-napoleon_google_docstring = False
+autodoc_inherit_docstrings = False         # torch.autograd.Function's own docstrings are not this package's
 
 html_theme = "furo"
 html_title = "backdrop-repro"
@@ -89,6 +89,41 @@ def _navigation() -> str:
     text += _toctree("Documentation", [f"docs/{p}" for p in pages] + ["docs/site"])
     text += _toctree("API reference", ["docs/api"])
     return text
+
+
+_HEADER_LINE = re.compile(r"^-{3,}$")
+_ITEM = re.compile(r"^(\S[^:]*?) : (.*)$")
+_LISTS = ("Parameters", "Returns", "Yields", "Raises", "Attributes", "Other Parameters")
+
+
+def _docstring_sections(app, what, name, obj, options, lines: list[str]) -> None:
+    """The package's docstrings as reStructuredText: a numpydoc-like header (``Parameters`` over dashes)
+    becomes a rubric, and in a list section each ``name : description`` line a definition-list item
+    (``name`` in code, its description below; continuation lines are already indented). This package
+    writes the description after the colon, where numpydoc (and napoleon) expect a type."""
+    out: list[str] = []
+    section = None
+    in_item = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip() and i + 1 < len(lines) and _HEADER_LINE.match(lines[i + 1]) \
+                and len(lines[i + 1]) == len(line.strip()):
+            section, in_item = line.strip(), False
+            out += [f".. rubric:: {section}", ""]
+            i += 2
+            continue
+        m = _ITEM.match(line) if section in _LISTS else None
+        if m:
+            out += [f"``{m.group(1).strip('`')}``", f"    {m.group(2)}"]
+            in_item = True
+        elif in_item and line.strip() and not line.startswith(" "):
+            out.append("    " + line)                 # an item's unindented continuation line
+        else:
+            out.append(line)
+            in_item = in_item and bool(line.strip())
+        i += 1
+    lines[:] = out
 
 
 def _append_navigation(app, docname: str, source: list[str]) -> None:
@@ -132,4 +167,5 @@ class _LinksOutsideTheSite(SphinxTransform):
 
 def setup(app):
     app.connect("source-read", _append_navigation)
+    app.connect("autodoc-process-docstring", _docstring_sections)
     app.add_transform(_LinksOutsideTheSite)
