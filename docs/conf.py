@@ -84,8 +84,9 @@ def _navigation() -> str:
         nbs = sorted(ROOT.glob(f"results/{profile}/notebooks/*.ipynb"))
         text += _toctree(f"Executed notebooks: {profile}", [f"results/{profile}/notebooks/{p.stem}" for p in nbs])
     results = sorted(ROOT.glob("results/*/*.md"))
-    text += _toctree("Results and claims", ["docs/claims"] + [str(p.relative_to(ROOT).with_suffix("")) for p in results])
-    pages = [p.stem for p in sorted((ROOT / "docs").glob("*.md")) if p.stem not in ("claims", "api", "site")]
+    first = [f"docs/{p}" for p in ("results", "claims") if (ROOT / "docs" / f"{p}.md").is_file()]
+    text += _toctree("Results and claims", first + [str(p.relative_to(ROOT).with_suffix("")) for p in results])
+    pages = [p.stem for p in sorted((ROOT / "docs").glob("*.md")) if p.stem not in ("results", "claims", "api", "site")]
     text += _toctree("Documentation", [f"docs/{p}" for p in pages] + ["docs/site"])
     text += _toctree("API reference", ["docs/api"])
     return text
