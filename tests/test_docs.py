@@ -165,16 +165,24 @@ def _render(url: str, profile_dir: Path) -> dict:
             time.sleep(0.2)
         ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=TIMEOUT)
         try:
-            ws.send(json.dumps({"id": 1, "method": "Runtime.evaluate",
-                                "params": {"expression": _PROBE, "awaitPromise": True, "returnByValue": True}}))
-            while True:
-                msg = json.loads(ws.recv())
-                if msg.get("id") == 1:
-                    break
+            for attempt in range(1, 1000):
+                # the first document may still be about:blank (or be replaced while the probe waits): ask again
+                ws.send(json.dumps({"id": attempt, "method": "Runtime.evaluate",
+                                    "params": {"expression": _PROBE, "awaitPromise": True, "returnByValue": True}}))
+                while True:
+                    msg = json.loads(ws.recv())
+                    if msg.get("id") == attempt:
+                        break
+                value = msg.get("result", {}).get("result", {})
+                shown = json.loads(value["value"]) if value.get("type") == "string" else None
+                if shown and shown["href"].startswith("file:"):
+                    return shown
+                if time.monotonic() > deadline:
+                    pytest.fail(f"Chromium did not show {url}: {msg}")
+                time.sleep(0.5)
         finally:
             ws.close()
-        assert "result" in msg and msg["result"]["result"].get("type") == "string", msg
-        return json.loads(msg["result"]["result"]["value"])
+        raise AssertionError("unreachable")
     finally:
         proc.terminate()
         try:
