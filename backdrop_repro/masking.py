@@ -257,7 +257,8 @@ def draw_mask(
     ----------
     shape : shape of the tensor the mask is for, e.g. ``(N, C, H, W)``.
     mask_prob : probability of *blocking* a cell, in [0, 1).
-    dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere.
+    dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere. The
+        default ``(-2, -1)`` gives an NCHW map one ``(1, 1, H, W)`` mask, shared by the batch and the channels.
     normalization : ``"realized"`` (divide by the mean of the drawn mask, default: mean 1 in
         every draw), ``"expected"`` (divide by the exact keep probability of a cell,
         :func:`keep_probability` = ``(1 - p) + p^G / G`` for ``G`` cells: unbiased, the
