@@ -6,7 +6,7 @@
 #   scripts/slurm-single-node.sh [--install]
 #
 # --install: apt-get the missing packages first. Safe to run twice: a daemon already running is kept (a
-# changed slurm.conf is re-read), the accounting database and cluster are created once. Every wait is
+# changed slurm.conf restarts slurmctld and slurmd), the accounting database and cluster are created once. Every wait is
 # bounded. Ends with one line: "SLURM ready: ..." (exit 0), or "SLURM not started: <reason>" on stderr
 # (exit 1); the daemons' own logs are in /var/log/slurm. Accounting is not optional: submitit reads a task's
 # state from `sacct`, and without it a cancelled or killed task is never seen as finished.
@@ -88,6 +88,8 @@ ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=slurm
 AuthType=auth/munge
+# a requeued job waits cred_expire + 1 s before it starts again (SLURM's default: 121 s)
+AuthInfo=cred_expire=15
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -136,8 +138,10 @@ sacctmgr --noheader --parsable2 list cluster format=cluster | grep -qx "$CLUSTER
   || sacctmgr --immediate add cluster "$CLUSTER" >/dev/null || fail "sacctmgr cannot add the cluster $CLUSTER"
 
 # ---------------------------------------------------------------- slurmctld and slurmd
-if [ "$CHANGED" = 1 ] && pgrep -x slurmctld >/dev/null; then
-  scontrol reconfigure || fail "scontrol reconfigure failed (see $LOG/slurmctld.log)"
+stopped() { ! pgrep -x slurmctld && ! pgrep -x slurmd; }
+if [ "$CHANGED" = 1 ] && ! stopped >/dev/null; then   # a changed slurm.conf: restart both (reconfigure misses some keys)
+  for d in slurmctld slurmd; do [ -s /run/slurm/$d.pid ] && kill "$(cat /run/slurm/$d.pid)" 2>/dev/null; done
+  wait_for 30 "the old slurmctld and slurmd to stop" stopped
 fi
 start slurmctld slurmctld
 wait_for 30 slurmctld scontrol ping
