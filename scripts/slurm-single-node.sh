@@ -88,8 +88,10 @@ ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=slurm
 AuthType=auth/munge
-# a requeued job waits cred_expire + 1 s before it starts again (SLURM's default: 121 s)
-AuthInfo=cred_expire=15
+# a requeued job waits cred_expire + 1 s before it starts again (SLURM's default: 121 s), and the main
+# scheduling loop then starts it within sched_interval (default 60 s): a test cluster's requeue in seconds
+AuthInfo=cred_expire=5
+SchedulerParameters=sched_interval=5
 MpiDefault=none
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

@@ -182,31 +182,58 @@ def test_a_cancel_and_a_ctrl_c_mid_array_then_the_rerun_equals_an_uninterrupted_
 
 # ------------------------------------------------------------------------------------------------ the time limit
 LONG = "slurm-long"
+#: seconds of training of the long run: longer than a task lives under a 1-minute limit (SLURM signals it 15 s
+#: into its life, checking every 30 s: by 45 s), so it is requeued at least once whatever this CPU's speed
+LONG_S = 45
+
+
+def _long_profile(epochs: int) -> profiles.Profile:
+    smoke = profiles.get("smoke")
+    return profiles.register(dataclasses.replace(smoke, name=LONG, sweep=dataclasses.replace(
+        smoke.sweep, epochs=epochs, eval_every=100, seeds=(0,), fine_probs=(0.5,), coarse_probs=(0.75,),
+        demo_probs=None, data_sizes=(), robustness_method=None)), overwrite=True)
 
 
 @pytest.fixture
-def long_profile():
-    """One smoke grid run long enough (2500 epochs, about a minute or more) to outlast a 1-minute limit."""
-    smoke = profiles.get("smoke")
-    p = profiles.register(dataclasses.replace(smoke, name=LONG, sweep=dataclasses.replace(
-        smoke.sweep, epochs=2500, eval_every=500, seeds=(0,), fine_probs=(0.5,), coarse_probs=(0.75,),
-        demo_probs=None, data_sizes=(), robustness_method=None)))
-    yield p
-    profiles.PROFILES.pop(LONG, None)
+def long_profile(out):
+    """One smoke grid run of about :data:`LONG_S` seconds on this CPU now (timed on 200 epochs, one thread)."""
+    import torch
+
+    from backdrop_repro.experiments import core
+    from backdrop_repro.experiments.gp_sweep import plan as gp
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = gp.plan_runs(_long_profile(200))[0]
+        core.load_data(spec)
+        t = time.perf_counter()
+        core.run_one(spec, reuse=False)
+        per_epoch = (time.perf_counter() - t) / 200
+        shutil.rmtree(gp.runs_dir(LONG).parent)
+        yield _long_profile(min(20000, max(400, int(LONG_S / per_epoch))))
+    finally:
+        torch.set_num_threads(threads)
+        profiles.PROFILES.pop(LONG, None)
 
 
 def test_a_run_longer_than_its_time_limit_is_requeued_and_resumes_to_the_end(out, long_profile):
     from backdrop_repro.experiments.gp_sweep import plan as gp
 
-    spec = next(s for s in gp.plan_runs(long_profile) if s.config == "none")
+    spec = gp.plan_runs(long_profile)[0]
+    epochs = long_profile.sweep.epochs
     with pytest.warns(UserWarning, match="under 2 minutes"):
         launch = launchers.get("submitit", long_profile, folder=out / "logs", time_min=1, cpus_per_task=1, poll_s=2)
-    res = launch([spec], device="cpu", progress=False)
-    assert res == {"submitted": 1, "jobs": 1, "failed": []}
+    assert launch([spec], device="cpu", progress=False) == {"submitted": 1, "jobs": 1, "failed": []}
     rec = json.loads(spec.record_path.read_text())
-    assert len(rec["history"]) == 2500 and "failed" not in rec["final"]
+    assert len(rec["history"]) == epochs and "failed" not in rec["final"], epochs
     log = "".join(p.read_text() for p in (out / "logs").rglob("*_log.*"))
-    assert "this job is timed-out" in log and "Calling checkpoint method" in log        # submitit's words: requeued
-    state = subprocess.run(["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates", "--name",
-                            f"backdrop-{LONG}", "--format", "State"], capture_output=True, text=True, timeout=30)
-    assert "REQUEUED" in state.stdout.split() and state.stdout.split()[-1] == "COMPLETED", state.stdout
+    assert "this job is timed-out" in log and "Calling checkpoint method" in log        # submitit's words
+
+    def states():
+        got = subprocess.run(["sacct", "--noheader", "--parsable2", "--allocations", "--duplicates", "--name",
+                              f"backdrop-{LONG}", "--format", "State"], capture_output=True, text=True, timeout=30)
+        return got.stdout.split()
+    seen = _until("the requeued task to be COMPLETED in sacct", lambda: (s := states()) and s[-1] == "COMPLETED" and s,
+                  timeout_s=120)
+    assert "REQUEUED" in seen, seen
