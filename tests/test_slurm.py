@@ -101,21 +101,21 @@ def test_the_three_experiments_train_through_slurm_job_arrays(out, capsys):
     from backdrop_repro.experiments.gp_sweep import plan as gp
     from backdrop_repro.experiments.learnability import plan as lp
 
-    folder = str(out / "logs")
-    assert _cli("sweep", "--profile", "smoke", *SLURM, "--slurm-folder", folder) == 0
+    folder = str(out / "logs")           # several runs per task: a task's start (Python, torch) costs seconds
+    assert _cli("sweep", "--profile", "smoke", *SLURM, "--runs-per-job", "4", "--slurm-folder", folder) == 0
     o = capsys.readouterr()
     assert "18/18 runs" in o.out and len(list(gp.runs_dir("smoke").glob("*.json"))) == 18
     assert " jobs done (" in o.err and "queued or running), " in o.err          # a line per finished task
     assert _cli("sweep", "--profile", "smoke", *SLURM, "--slurm-folder", folder) == 0
     assert "submitit: 0 runs submitted as 0 jobs" in capsys.readouterr().out
 
-    assert _cli("learnability", "--profile", "smoke", "--part", "map", *SLURM, "--runs-per-job", "4",
+    assert _cli("learnability", "--profile", "smoke", "--part", "map", *SLURM, "--runs-per-job", "8",
                 "--slurm-folder", folder) == 0
     specs = lp.plan_map("smoke")
     assert len(specs) == 36 and all(s.find_record() is not None for s in specs)
 
     prereg.write("smoke")
-    assert _cli("confirm", "--profile", "smoke", *SLURM, "--runs-per-job", "3", "--slurm-folder", folder) == 0
+    assert _cli("confirm", "--profile", "smoke", *SLURM, "--runs-per-job", "8", "--slurm-folder", folder) == 0
     summary = json.loads((out / "out" / "results" / "smoke" / "confirm.json").read_text())
     assert summary["status"] == "complete" and summary["records"]["valid"] == 15
 
