@@ -13,6 +13,7 @@
 set -uo pipefail
 
 T0=$(date +%s)
+export PATH="$PATH:/usr/sbin:/sbin"          # the daemons live there
 LOG=/var/log/slurm
 PACKAGES="munge slurm-client slurmctld slurmd slurmdbd mariadb-server"
 CLUSTER=backdrop
@@ -54,13 +55,13 @@ missing() {
   done
 }
 if [ -n "$(missing)" ] && [ "${1:-}" = --install ]; then
-  command -v apt-get >/dev/null 2>&1 || fail "missing $(missing | xargs) and no apt-get to install $PACKAGES"
+  command -v apt-get >/dev/null 2>&1 || fail "missing $(echo $(missing)) and no apt-get to install $PACKAGES"
   { DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends \
          -o DPkg::Lock::Timeout=120 $PACKAGES; } >/tmp/slurm-single-node-apt.log 2>&1 \
     || fail "apt-get install $PACKAGES failed (see /tmp/slurm-single-node-apt.log)"
 fi
-[ -z "$(missing)" ] || fail "missing $(missing | xargs): apt-get install $PACKAGES (or run with --install)"
+[ -z "$(missing)" ] || fail "missing $(echo $(missing)): apt-get install $PACKAGES (or run with --install)"
 
 install -d -o slurm -g slurm "$LOG" /run/slurm /var/spool/slurmctld
 install -d /var/spool/slurmd
