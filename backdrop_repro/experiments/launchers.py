@@ -12,8 +12,9 @@ resumes, and the results of several calls, launchers or machines merge by key. I
 * :class:`Submitit` (``"submitit"``): SLURM job arrays (or submitit's local executor) through
   :func:`make_executor`; needs ``pip install 'backdrop-repro[cluster]'``, and on a cluster the data
   cache (``BACKDROP_REPRO_DATA``) and output root (``BACKDROP_REPRO_OUTPUT``) on a file system every
-  node sees. A failed task is listed in ``failed``; the next call submits it again (its checkpoint
-  lets it resume).
+  node sees, and SLURM's job accounting (``sacct``, checked first). A task at its time limit is requeued
+  and resumes its run from the run's checkpoint; a failed task is listed in ``failed`` (its state and
+  reason); the next call submits it again. A Ctrl-C cancels the arrays the call submitted.
 * :class:`Deadline`: the GPU window's pool (:mod:`backdrop_repro.gpu_window`): specs in order, ``jobs``
   at a time, a run started only if its expected duration ends before a hard deadline, the runs in
   flight stopped at it.
@@ -376,13 +377,28 @@ class RunShard(_Checkpointable):
         return DelayedSubmission(self, specs, device, reuse, threads)
 
 
-def _failure(job: Any, err: BaseException) -> str:
+_UNFINISHED = ("PENDING", "RUNNING", "REQUEUED", "COMPLETING", "UNKNOWN", "READY", "PREEMPTED")
+
+
+def _state(job: Any, slurm: bool, wait_s: float = 15.0) -> str:
+    """The task's state; on SLURM its final one (``sacct`` asked again for up to ``wait_s``: a task that wrote
+    its error is still ``RUNNING`` while its process exits)."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            state = str(job.state)
+        except Exception:  # noqa: BLE001 - the state is a courtesy
+            return "UNKNOWN"
+        if not slurm or state.split(" ")[0] not in _UNFINISHED or time.monotonic() > end:
+            return state
+        time.sleep(1.0)
+        type(job).watcher.update()
+
+
+def _failure(job: Any, err: BaseException, slurm: bool = False) -> str:
     """Why a task failed, in a few words: SLURM's state (``CANCELLED by 0``, ``TIMEOUT``, ``FAILED``) and the
     exception's last line (``timed-out and not checkpointable``; a Python error raised by a run)."""
-    try:
-        state = str(job.state)
-    except Exception:  # noqa: BLE001 - the state is a courtesy
-        state = "UNKNOWN"
+    state = _state(job, slurm)
     text = str(err).strip()
     parts = text.split("-" * 22)            # submitit's FailedJobError: the task's traceback between two rulers
     lines = [x.strip() for x in (parts[1] if len(parts) >= 3 else "").strip().splitlines() if x.strip()]
@@ -499,7 +515,7 @@ class Submitit:
             try:
                 job.result()
             except Exception as err:  # noqa: BLE001 - a failed task is reported, the others still count
-                failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {_failure(job, err)} "
+                failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {_failure(job, err, slurm)} "
                               f"-- {_logs(job)}")
         return {"submitted": len(todo), "jobs": n, "failed": failed}
 
