@@ -242,8 +242,9 @@ class Local:
 # --------------------------------------------------------------------------------------------
 #: times a task cut by its time limit is requeued (submitit's ``max_num_timeout``; its default is 3): each
 #: requeue resumes the run from its checkpoint, so a run longer than ``--time-min`` finishes in several
-SHORT_TIME_MIN = 2
 MAX_REQUEUES = 10
+#: a ``--time-min`` under this many minutes warns: a task then lives only seconds before SLURM's signal
+SHORT_TIME_MIN = 2
 
 
 def signal_delay_s(time_min: int) -> int:
@@ -505,9 +506,14 @@ class Submitit:
             _wait(jobs, desc, progress, self.poll_s, slurm)
         except KeyboardInterrupt:
             left = [j for j in jobs if not j.done()]
-            _cancel(left, slurm)
             what = f"job arrays {', '.join(_array_ids(jobs))}" if slurm else f"{len(left)} jobs"
-            print(f"{desc}: interrupted: cancelled {what} ({len(left)} of {n} tasks not finished); the runs recorded "
+            try:
+                if left:
+                    _cancel(left, slurm)
+                done = f"cancelled {what}"
+            except (OSError, subprocess.SubprocessError) as err:
+                done = f"could not cancel {what} ({err}; scancel them)"
+            print(f"{desc}: interrupted: {done} ({len(left)} of {n} tasks not finished); the runs recorded "
                   "are kept, and the same command submits only the missing ones", file=sys.stderr, flush=True)
             raise
         failed = []
