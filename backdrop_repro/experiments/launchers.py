@@ -414,9 +414,13 @@ def _failure(job: Any, err: BaseException, slurm: bool = False) -> str:
     return f"state {state}: {reason[:200]}"
 
 
+def _log_files(job: Any) -> list[str]:
+    return [str(p) for p in (job.paths.stderr, job.paths.stdout) if Path(p).exists()]
+
+
 def _logs(job: Any) -> str:
     """The task's log files that exist (none: the task never started)."""
-    found = [str(p) for p in (job.paths.stderr, job.paths.stdout) if Path(p).exists()]
+    found = _log_files(job)
     return f"log {' and '.join(found)}" if found else "no log (the task never started)"
 
 
@@ -518,6 +522,8 @@ class Submitit:
             raise
         failed = []
         for job, shard in zip(jobs, shards):
+            if not _log_files(job) and hasattr(job, "_results_timeout_s"):
+                job._results_timeout_s = 0      # never started (cancelled while queued): no result to wait 15 s for
             try:
                 job.result()
             except Exception as err:  # noqa: BLE001 - a failed task is reported, the others still count
