@@ -49,8 +49,15 @@ def _cluster_missing() -> str:
     return f"the SLURM node is not idle (sinfo: {' '.join(state) or 'no node'})"
 
 
-MISSING = _cluster_missing()
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(bool(MISSING), reason=f"SLURM tests: {MISSING}")]
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cluster():
+    """Skip every test here, with the reason, without a working cluster (asked once, only if a test runs)."""
+    missing = _cluster_missing()
+    if missing:
+        pytest.skip(f"SLURM tests: {missing}")
 
 #: the flags every test passes (one thread per task, as the local pool's workers: records comparable bit for bit)
 SLURM = ["--launcher", "submitit", "--cluster", "slurm", "--cpus-per-task", "1"]
