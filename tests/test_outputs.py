@@ -31,10 +31,6 @@ NOISE = {
 #: executed copies written before the fixes of issue 41 (font list, data-size legend): regenerate, then delete
 #: the line (reason: the lead engineer regenerates them after the merge)
 STALE = {
-    "results/default/notebooks/non-decomposable.ipynb": "findfont",
-    "results/replication/notebooks/gp-training.ipynb": "findfont",
-    "results/scaled/notebooks/gp-training.ipynb": "findfont; constrained_layout warning with an absolute path",
-    "results/scaled/notebooks/non-decomposable.ipynb": "findfont",
 }
 
 NOTEBOOKS = sorted(str(p.relative_to(ROOT)) for p in [*ROOT.glob("notebooks/*.ipynb"),
