@@ -752,7 +752,7 @@ CONFIRM = """\
 # Pre-registered study `{{ s.profile }}`
 
 {% if s.status == "complete" %}
-{{ meaning }}
+{{ meaning.rstrip() }}
 {% elif s.status == "running" %}
 Running: {{ s.records.valid }} of {{ s.records.planned }} runs have landed; as pre-registered, no result is read \
 before all runs are in.
