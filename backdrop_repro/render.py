@@ -516,10 +516,15 @@ def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
                      + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
-def iv(d: Optional[dict[str, Any]], digits: int = 3, signed: bool = True) -> str:
-    """``+0.043 [−0.010, +0.096]`` for a summary or paired result (``mean``, ``low``, ``high``); ``—`` for None."""
+def iv(d: Optional[dict[str, Any]], digits: Optional[int] = None, signed: bool = True) -> str:
+    """``+0.043 [−0.010, +0.096]`` for a summary or paired result (``mean``, ``low``, ``high``); ``—`` for None.
+    Without ``digits``, the fewest decimals (at least 3) at which no value crosses 0 or ±margin, or prints as 0."""
     if not d or d.get("mean") is None:
         return "—"
+    vals = [v for v in (d["mean"], d.get("low"), d.get("high")) if v is not None]
+    ok = lambda k: all((v > c) == (round(v, k) > c) and (v < c) == (round(v, k) < c) and (v == 0 or round(v, k) != 0)  # noqa: E731
+                       for v in vals for c in (0.0, -claims.MARGIN, claims.MARGIN))
+    digits = digits if digits is not None else next((k for k in range(3, 7) if ok(k)), 6)
     m = _num(d["mean"], digits, signed)
     return m if d.get("low") is None else f"{m} [{_num(d['low'], digits, signed)}, {_num(d['high'], digits, signed)}]"
 

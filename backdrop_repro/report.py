@@ -15,11 +15,11 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from .claims import MARGIN, STATUSES
+from .claims import MARGIN
 from .stats import (UNIT, above_chance, holm, learned_over_seeds, margin_test, mde, paired, power_at, summary, tost,
                     trend)
 
-__all__ = ["summary", "paired", "holm", "compare", "decide", "mde", "tost", "power_at", "judge", "STATUSES",
+__all__ = ["summary", "paired", "holm", "compare", "decide", "mde", "tost", "power_at", "judge",
            "unfinished_reason", "above_chance", "learned_over_seeds", "trend", "MARGIN", "LEVELLED_LOSS", "UNIT"]
 
 #: a run with a fixed budget has levelled off when its final training loss (running mean) is below this
