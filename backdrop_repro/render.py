@@ -620,8 +620,10 @@ def nd_tables(result: dict[str, Any]) -> str:
     updates made; then Δ test AUC against full batch (Holm over every setting). ``*``: chosen on validation."""
     import numpy as np
 
-    runs, steps, h = result["runs"], result["config"]["steps"], result.get("headline") or {}
-    chosen = {h.get("backdrop"), h.get("minibatch")}
+    from .experiments.nondecomposable.report import comparisons, select_best
+
+    runs, steps = result["runs"], result["config"]["steps"]
+    chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
     labels = list(dict.fromkeys(r["label"] for r in runs))
 
     def pm(v: list[float], fmt: str = ".3f") -> str:
@@ -636,7 +638,7 @@ def nd_tables(result: dict[str, Any]) -> str:
     second = table(["setting", "seeds", "Δ test AUC vs full batch (95 % CI)", "p", "Holm p", "status"],
                    [[star(c["name"]), c.get("n", 0), iv(c) if c.get("decision") else "—", _p(c.get("p")),
                      _p(c.get("p_holm")), (c.get("claim") or {}).get("status", "too few seeds")]
-                    for c in result.get("comparisons") or []])
+                    for c in result.get("comparisons") or comparisons(result)])
     return first + "\n\n" + second
 
 
@@ -740,7 +742,7 @@ def reproduction(rows: Sequence[dict[str, Any]], res: dict[str, Any], title: str
                      [[f"`{g['label']}`", g["n"], s(g["committed"]), s(g["fresh"]), s(g["delta"]), bound(g),
                        _f(g["mde"]), g["verdict"]] for g in res["gains"]])
     return _env().from_string(REPRODUCTION).render(
-        title=title, res=res, rows=rows, x=(res["shifted"] or [None])[0], what=rp._what, unjudged=rp._what_unjudged,
+        title=title, res=res, rows=rows, x=(res["shifted"] or [None])[0], what=rp.shifted_name, unjudged=rp.unjudged_summary,
         per_run=per_run, per_config=per_config, per_gain=per_gain, extra=extra,
         z=f"{rp.DRIFT_Z:g}", sd=f"{rp.DRIFT_SD:g}", power_z=rp.POWER_Z).rstrip() + "\n"
 

@@ -69,7 +69,7 @@ def test_smoke_study_records_carry_the_hash_and_the_report_refuses_another(tmp_p
     # before every run is in, the report shows progress and no outcome
     run_study("smoke", jobs=1, progress=False, tasks=["small-edge"])
     part = report.summarize("smoke")
-    assert part["status"] == "running" and "comparisons" not in part and "no result is read" in part["answer"]
+    assert part["status"] == "running" and "comparisons" not in part and "answer" not in part
     s = run_study("smoke", jobs=1, progress=False)
     assert s["status"] == "complete" and s["records"]["valid"] == len(specs) == 15
     rec = json.loads(specs[0].record_path.read_text())

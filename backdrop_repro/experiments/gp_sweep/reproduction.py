@@ -38,7 +38,7 @@ from ... import stats
 from . import plan as gs
 
 __all__ = ["DRIFT_SD", "DRIFT_Z", "POWER_Z", "ReproductionError", "compare_with_reference", "judge", "check",
-           "write_report", "reference_runs_dir", "PROBLEMS", "COMPARED"]
+           "write_report", "reference_runs_dir", "PROBLEMS", "COMPARED", "shifted_name", "unjudged_summary"]
 
 #: rounding drift: the SD of one run's Δ test accuracy (4 classes) between two roundings of the same
 #: run. The upper 95 % confidence limit of the measured drift, rounded up to 0.005; the measurement
@@ -336,25 +336,25 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
             f"results/{reference}"))
     elif out["unjudged"] or out["missing"]:
         out.update(status="not judged", failure=f"the reproduction check could not make every comparison against "
-                                                f"results/{reference}: {_what_unjudged(out)}")
+                                                f"results/{reference}: {unjudged_summary(out)}")
     elif shifted:
         x = shifted[0]
-        more = (" (also shifted: " + "; ".join(f"{_what(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
+        more = (" (also shifted: " + "; ".join(f"{shifted_name(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
                                               for y in shifted[1:]) + ")") if len(shifted) > 1 else ""
         out.update(status="not reproduced", failure=(
-            f"{_what(x)} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds against "
+            f"{shifted_name(x)} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds against "
             f"results/{reference} (bound ±{x['bound']:.3f} for rounding drift){more}"))
     else:
         out["status"] = "bit for bit" if out["identical"] == len(compared) else "in distribution"
     return out
 
 
-def _what(y: dict[str, Any]) -> str:
+def shifted_name(y: dict[str, Any]) -> str:
     """A shifted configuration or gain, named for the error line."""
     return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
 
 
-def _what_unjudged(res: dict[str, Any]) -> str:
+def unjudged_summary(res: dict[str, Any]) -> str:
     names, missing = [f"`{x}`" for x in res["unjudged"]], res["missing"]
     runs = (f"{len(missing)} run(s) without a fresh and a committed record to compare ({missing[0]['status']}"
             f"{': ' + missing[0]['why'] if missing[0]['why'] else ''})") if missing else ""
