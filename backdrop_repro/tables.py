@@ -200,6 +200,8 @@ def nondecomposable_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     m = len(comps)
     out = []
     for (arm, bl), d, q, c in zip(comps, diffs, adj, s["comparisons"]):
+        if d is None:                           # fewer than 2 paired seeds: nothing to judge
+            continue
         why = ("chosen on validation among its kind" if arm in chosen else "a setting of the grid") + \
               "; relevance margin chosen after the AUC results were seen"
         mt, tt = stats.margin_test(d, ND_MARGIN, m), stats.tost(d, ND_MARGIN, claims.ALPHA / 2)
