@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from . import claims
 from .claims import MARGIN
 from .stats import (UNIT, above_chance, holm, learned_over_seeds, margin_test, mde, paired, power_at, summary, tost,
                     trend)
@@ -64,7 +65,7 @@ def unfinished_reason(stop_reasons: Optional[Mapping[str, int]], n: int, train_l
 def judge(comp: Mapping[str, Any], *, m: int = 1, p_adjusted: Optional[float] = None, margin: float = MARGIN,
           alpha: float = 0.05, unfinished: Optional[str] = None, family: str = "one comparison",
           fixed_in_advance: bool = False, metric: str = "test accuracy", name: Optional[str] = None) -> dict[str, Any]:
-    """One paired comparison judged by the claim grammar.
+    """One paired comparison: the numbers of a claims row, its status by the grammar (:func:`claims.status`).
 
     ``comp``: a :func:`paired` result (or a row of :func:`compare`), or ``{seed: difference}``; ``m``: the
     comparisons of its family (the MDE and the margin test use ``alpha / m``); ``p_adjusted``: its Holm-adjusted
@@ -94,21 +95,9 @@ def judge(comp: Mapping[str, Any], *, m: int = 1, p_adjusted: Optional[float] = 
     mt = margin_test(comp, margin, m)
     if mt is not None:
         mt["clears"] = mt["p_adjusted"] < alpha
-    sig = p_adjusted is not None and p_adjusted < alpha
-    if unfinished is not None:
-        status = "unfinished"
-    elif n < 2 or p_adjusted is None:
-        status = "inconclusive"
-    elif sig and mean > 0:
-        status = "relevant gain" if mt and mt["clears"] else "significant gain"
-    elif sig and mean < 0:
-        status = "contradicted"
-    elif eq is not None and eq["equivalent"]:
-        status = "equivalent"
-    elif comp.get("high") is not None and comp["high"] < margin and md is not None and md <= margin:
-        status = "not confirmed"
-    else:
-        status = "inconclusive"
+    status = claims.status({"unfinished": unfinished, "seeds": n, "p_adj": p_adjusted, "delta": mean, "margin": margin,
+                            "margin_p": mt and mt["p_adjusted"], "tost_p": eq and eq["p"], "ci_high": comp.get("high"),
+                            "mde": md}, alpha)                      # the one grammar, as data
     return {"name": name if name is not None else comp.get("name"), "metric": metric,
             "interval": {"mean": mean, "low": comp.get("low"), "high": comp.get("high"), "level": 0.95, "n": n},
             "p": p, "p_adjusted": p_adjusted, "m": m, "family": family, "fixed_in_advance": bool(fixed_in_advance),

@@ -149,7 +149,8 @@ def _cell_dict(key: tuple, cells: dict) -> dict[str, Any]:
 
 
 def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> dict[str, Any]:
-    """The edge part: ``band``, ``cells`` (each: the cell, its map accuracy and :func:`compare_cell`)."""
+    """The edge part: ``band``, ``cells`` (each: the cell, its map accuracy and :func:`compare_cell`), chosen on the
+    map's mean no-backdrop test accuracy only (never a backdrop run)."""
     p = profiles.get(profile)
     s = section(p)
     cells = map_cells(p) if cells is None else cells
@@ -158,9 +159,7 @@ def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = No
     for key in select_edge(cells, s.edge_band, s.edge_cells):
         mine = [(x, r) for x, r in recs if x.cell == key]
         out.append({**_cell_dict(key, cells), **compare_cell(mine)})
-    return {"band": list(s.edge_band), "per_size": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out,
-            "chosen_on": "the map's mean no-backdrop test accuracy (no validation step; the choice uses the "
-                         "baseline's level only, never a backdrop run)"}
+    return {"band": list(s.edge_band), "per_size": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out}
 
 
 def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> list[dict[str, Any]]:
