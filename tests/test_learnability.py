@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import cli, paths, profiles, report
+from backdrop_repro import cli, paths, profiles
 from backdrop_repro.cli import main
 from backdrop_repro.data.recipes import Recipe
 from backdrop_repro.experiments import learnability as learn

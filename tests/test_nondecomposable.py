@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from backdrop_repro import paths, profiles, report
+from backdrop_repro import paths, profiles
 from backdrop_repro.auc import pairwise_auc_loss
 from backdrop_repro.experiments import nondecomposable as nd
 from backdrop_repro.experiments.nondecomposable.fidelity import gradient_fidelity

@@ -20,8 +20,6 @@ whose grammar status and pre-registered decision disagree.
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np

@@ -19,12 +19,11 @@ from typing import Any, Optional, Sequence
 from ... import paths, profiles, report
 from . import plan as gs
 from . import reproduction
-from .reproduction import ReproductionError, reference_runs_dir
+from .reproduction import ReproductionError
 
 __all__ = ["summarize", "verdict", "selected_label", "design_of", "learned", "still_learning", "check_reproduction",
            "ReproductionError", "write_tables", "compare_with_reference", "timing"]
 
-CHANCE = 0.25
 #: a run's training has levelled off when its final training loss (running mean) is below this
 LEVELLED_LOSS = report.LEVELLED_LOSS
 
