@@ -692,7 +692,7 @@ bound ±{{ "%.3f" | format(y.bound) }}{{ ")" if loop.last }}{% endfor %}.
 - {{ name }}: {% for m, n in res.machines[side].items() %}{{ m }} ({{ n }} run{{ "s" if n != 1 }}){{ "; " if not loop.last }}{% else %}no readable record{% endfor %}.
 {% endfor %}
 
-How the check decides: a run is `identical` when its learning curve, final metrics and predictions equal the \
+How the check decides: A run is `identical` when its learning curve, final metrics and predictions equal the \
 committed run's bit for bit (same CPU type, pins and threads), else `numerically different`: another rounding, \
 reported, never a failure by itself. For each configuration the mean Δ test accuracy (4 classes) over the n re-run \
 seeds must lie within ±{{ z }} × {{ sd }} / √n, and each paired gain over no backdrop within ±{{ z }} × √2 × {{ sd }} \
