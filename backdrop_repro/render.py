@@ -633,7 +633,7 @@ def nd_tables(result: dict[str, Any]) -> str:
     first = table(["setting", f"validation AUC (mean ± SD over {len({r['seed'] for r in runs})} seeds)",
                    "test AUC (mean ± SD)", "final training surrogate (mean ± SD)", f"updates made (of {steps} steps)"],
                   [[star(lab), pm([r["val_auc"] for r in rs]), pm([r["test_auc"] for r in rs]),
-                    pm([r["train_loss"] for r in rs], ".1e"), f"{steps - np.mean([r['skipped'] for r in rs]):g}"]
+                    pm([r["train_loss"] for r in rs], ".1e"), f"{steps - np.mean([r['skipped'] for r in rs]):.1f}".removesuffix(".0")]
                    for lab, rs in by.items()])
     second = table(["setting", "seeds", "Δ test AUC vs full batch (95 % CI)", "p", "Holm p", "status"],
                    [[star(c["name"]), c.get("n", 0), iv(c) if c.get("decision") else "—", _p(c.get("p")),
