@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 TESTOUT := $(CURDIR)/.test-out
 export MPLBACKEND := Agg
 
-.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab clean gpu-window
+.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab docs clean gpu-window
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,10 +62,21 @@ gpu-window:
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done
 
-## JupyterLab on the source notebooks; it is pinned in requirements.lock with the rest
-## (tests/test_lab.py starts its server and checks that it serves the notebooks and starts a kernel).
+## JupyterLab at the repository root, opening on notebooks/ (the sources); the executed copies are one
+## click away in results/<profile>/notebooks/. LAB_ARGS is read by tests/test_lab.py, which starts
+## the server with these same arguments and checks both folders are served.
+LAB_ARGS := --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 lab: venv
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab $(LAB_ARGS)
+
+## The documentation site (Sphinx + MyST-NB, docs/conf.py): README.md as its front page, every executed
+## notebook of results/*/notebooks/ rendered from its committed outputs (never executed), docs/*.md, the
+## results pages and the API reference, into build/docs/html/ (open build/docs/html/index.html).
+DOCS_OUT := build/docs
+docs: venv
+	rm -rf $(DOCS_OUT)
+	$(BIN)/sphinx-build -b html -c docs -W --keep-going -q . $(DOCS_OUT)/html
+	@echo "open $(DOCS_OUT)/html/index.html"
 
 clean:
 	rm -rf $(TESTOUT) build *.egg-info

@@ -225,7 +225,8 @@ def scale_budget(profile: str, fine_prob: float, coarse_prob: float) -> dict:
         net = TwoScaleCNN(width=1, n_fine=sw.n_fine, n_coarse=sw.n_coarse)
         net.image_size = rec.size
     else:
-        net = TwoScaleCNN.for_scales(rec.size, rec.scales[0], rec.scales[1], width=1)
+        net = TwoScaleCNN.for_scales(rec.size, rec.scales[0], rec.scales[1], width=1, fine_prob=fine_prob,
+                                     coarse_prob=coarse_prob)
     (fg, _), (cg, _) = net.cells
     out = {"size": rec.size, "small": small, "large": large, "fine_grid": fg, "coarse_grid": cg,
            "small_blobs": (rec.size / small) ** 2, "large_blobs": (rec.size / large) ** 2}

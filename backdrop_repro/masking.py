@@ -3,7 +3,7 @@
 A backdrop mask is "dropout along the backward pass". The forward value is untouched, so the
 loss is always computed on the whole input; only the gradient that flows back through the mask
 is multiplied by a random keep-mask ``m`` (1 = kept, 0 = blocked), renormalised so that the
-gradient keeps its scale:
+gradient keeps its scale::
 
     forward:   y = x
     backward:  dL/dx = dL/dy * m / s,   s = mean(m) ("realized", the authors' choice)
@@ -21,9 +21,10 @@ cells are exchangeable and ``mean(m) > 0`` always, so ``E[m_i / mean(m)] = 1`` f
 scale it by ``G`` (mean 1), and "none" leaves it 0/1.
 
 The mask has the size of ``x`` along the masked ``dims`` and size 1 along every other dim, so
-one mask is shared by every index of the unmasked dims. Spatial masking of an NCHW feature map
-uses ``dims=(-2, -1)`` (one mask per batch, shared by the channels); per-sample masking for
-non-decomposable losses uses ``dims=(0,)``.
+one mask is shared by every index of the unmasked dims. The default ``dims=(-2, -1)`` masks the
+(H, W) cells of an NCHW feature map with **one spatial mask shared by the whole batch and every
+channel** (the authors' choice: every sample of a step sees the same kept cells); per-sample masking
+for non-decomposable losses uses ``dims=(0,)``, and ``dims=(0, -2, -1)`` draws one spatial mask per sample.
 
 The mask's meaning lives here and only here: the draw (:func:`draw_mask`, with the never-all-zero
 fallback), the keep probability (:func:`keep_probability`), the normalisation and the
@@ -256,7 +257,8 @@ def draw_mask(
     ----------
     shape : shape of the tensor the mask is for, e.g. ``(N, C, H, W)``.
     mask_prob : probability of *blocking* a cell, in [0, 1).
-    dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere.
+    dims : the masked dims; the mask has ``shape[d]`` cells along them and size 1 elsewhere. The
+        default ``(-2, -1)`` gives an NCHW map one ``(1, 1, H, W)`` mask, shared by the batch and the channels.
     normalization : ``"realized"`` (divide by the mean of the drawn mask, default: mean 1 in
         every draw), ``"expected"`` (divide by the exact keep probability of a cell,
         :func:`keep_probability` = ``(1 - p) + p^G / G`` for ``G`` cells: unbiased, the
@@ -334,13 +336,19 @@ class BackdropMask(nn.Module):
 
     Parameters
     ----------
-    mask_prob : probability of blocking a cell, in [0, 1). 0 = identity (no mask drawn).
-    dims : masked dims, e.g. ``(-2, -1)`` for the H, W of an NCHW map, ``(0,)`` per sample.
-    normalization : ``"realized"`` (default), ``"expected"`` (unbiased) or ``"none"`` (see
-        :func:`draw_mask`).
+    mask_prob : probability of *blocking* a cell, in [0, 1). 0 = identity (no mask drawn).
+    dims : the masked dims. The default ``(-2, -1)`` masks the H, W cells of an NCHW map with
+        **one mask shared by the whole batch and every channel** (shape ``(1, 1, H, W)``);
+        ``(0, -2, -1)`` draws one spatial mask per sample, ``(0,)`` masks whole samples.
+    normalization : how the kept cells are rescaled (see :func:`draw_mask`): ``"realized"``
+        (default, the authors' choice) divides by the mean of the mask actually drawn, so the
+        mask's mean is exactly 1 in every draw; ``"expected"`` divides by the keep probability
+        ``(1 - p) + p^G / G`` of a cell (unbiased); ``"none"`` leaves the 0/1 mask.
     generator : optional ``torch.Generator`` (CPU) for reproducible masks.
     pinned : optional cell (one index per masked dim) to keep alone, for diagnosis.
 
+    Notes
+    -----
     A new mask is drawn at every forward pass in training mode when the input requires a
     gradient. In ``eval()`` mode, under ``torch.no_grad()`` and with ``mask_prob == 0`` (and no
     ``pinned`` cell) the layer returns its input and draws nothing. ``forward`` is

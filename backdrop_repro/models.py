@@ -34,7 +34,7 @@ All three compute the same function to float32 rounding (``tests/test_models.py`
 outputs and every gradient against ``nn.Conv2d``); only ``"conv"`` supports ``kernel=3``.
 
 :meth:`TwoScaleCNN.for_scales` places the two masks for other image sizes and correlation
-lengths: a mask's cell (the stride of the layer it follows) is the power of two nearest to
+lengths (its mask probabilities are required: no silent default): a mask's cell (the stride of the layer it follows) is the power of two nearest to
 ``2.5 x`` the correlation length of its scale (32 px for the paper's small blobs of 9.5-10 px,
 256 px for the large blobs of 80-140 px, which is the demo network), and the coarse grid keeps
 at least 2 x 2 cells.
@@ -191,20 +191,25 @@ class TwoScaleCNN(nn.Module):
         small_cl: float | Sequence[float] = (9.5, 10.0),
         large_cl: float | Sequence[float] = (80.0, 140.0),
         min_coarse_grid: int = 2,
+        *,
+        fine_prob: float,
+        coarse_prob: float,
         **kwargs,
     ) -> "TwoScaleCNN":
         """Network for ``size x size`` images whose masks sit at the blob scales.
 
         The fine mask follows the layer of stride ``2 ** cell_layers(small_cl)`` and the coarse
         mask the layer of stride ``2 ** cell_layers(large_cl)``, capped so the coarse grid has
-        at least ``min_coarse_grid`` cells per side. Other keyword arguments go to the
-        constructor (``width``, ``fine_prob``, ``coarse_prob``, ``kernel``, ...).
+        at least ``min_coarse_grid`` cells per side. ``fine_prob`` and ``coarse_prob`` are
+        **required** (keyword-only; there is no default): ``fine_prob=0.3, coarse_prob=0.95`` is the
+        authors' demo setting, ``0, 0`` the no-backdrop baseline (the same network and parameters).
+        Other keyword arguments go to the constructor (``width``, ``kernel``, ``init_seed``, ...).
 
         Example
         -------
-        >>> TwoScaleCNN.for_scales(1024).cells      # the authors' demo network
+        >>> TwoScaleCNN.for_scales(1024, fine_prob=0.3, coarse_prob=0.95).cells   # the authors' demo network
         ((32, 32), (4, 4))
-        >>> TwoScaleCNN.for_scales(256, width=8).cells
+        >>> TwoScaleCNN.for_scales(256, width=8, fine_prob=0.0, coarse_prob=0.0).cells
         ((8, 8), (2, 2))
         """
         if not (check_int("size", size, low=8) & (int(size) - 1) == 0):
@@ -218,7 +223,7 @@ class TwoScaleCNN(nn.Module):
             raise ValueError(
                 f"size {size} is too small to separate the scales {small_cl} and {large_cl} "
                 f"(fine cell 2**{fine}, coarse cell 2**{coarse}); use a larger size")
-        net = cls(n_fine=fine - 1, n_coarse=coarse - fine, **kwargs)
+        net = cls(n_fine=fine - 1, n_coarse=coarse - fine, fine_prob=fine_prob, coarse_prob=coarse_prob, **kwargs)
         net.image_size = size
         return net
 

@@ -1,8 +1,10 @@
 """`make lab`: the pinned JupyterLab starts, serves the source notebooks and starts a kernel.
 
-The server runs on 127.0.0.1 with a random token and throw-away Jupyter config/runtime folders;
-the first test talks to its REST API, the second opens an executed notebook in headless Chromium
-and checks that the page rendered its cells and a figure. Skipped only where JupyterLab is not
+The server runs with ``make lab``'s own arguments (the Makefile's ``LAB_ARGS``: the repository root,
+opening on notebooks/), on 127.0.0.1 with a random token and throw-away Jupyter config/runtime folders;
+the first test talks to its REST API (both the sources and the executed copies are served, the landing
+page is notebooks/), the second opens an executed notebook in headless Chromium and checks that the
+page rendered its cells and a figure. Skipped only where JupyterLab is not
 installed (it is pinned in requirements.lock) or, for the browser test, where Chromium is absent.
 """
 from __future__ import annotations
@@ -30,6 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 180      # seconds; generous: the test may share 2 busy cores
 
 
+def lab_args() -> list[str]:
+    """``make lab``'s arguments: the Makefile's ``LAB_ARGS``, with ``$(CURDIR)`` the repository root."""
+    m = re.search(r"^LAB_ARGS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert m, "the Makefile defines no LAB_ARGS"
+    assert re.search(r"^\t\$\(BIN\)/jupyter lab \$\(LAB_ARGS\)$", (ROOT / "Makefile").read_text(), re.M), \
+        "make lab does not start the lab with LAB_ARGS"
+    return m.group(1).replace("$(CURDIR)", str(ROOT)).split()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,7 +64,7 @@ def lab(tmp_path):
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                              f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}"]
+                             f"--IdentityProvider.token={token}", *lab_args()]
                             + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),   # CI containers
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -80,6 +91,11 @@ def lab(tmp_path):
             proc.kill()
             proc.wait(timeout=30)
         log.close()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def _ask_kernel(base: str, token: str, kernel_id: str, code: str, timeout: float) -> dict:
@@ -130,6 +146,16 @@ def test_lab_serves_the_notebooks_and_starts_a_kernel(lab):
     assert status == 200 and listing["type"] == "directory"
     served = {item["name"] for item in listing["content"]}
     assert {f"{name}.ipynb" for name in NOTEBOOKS} <= served, served
+    # the executed copies are reachable from the same server (the README's `make lab`)
+    status, executed = _api(base, token, "/api/contents/" + str(Path(BROWSER_NOTEBOOK).parent))
+    assert status == 200 and Path(BROWSER_NOTEBOOK).name in {item["name"] for item in executed["content"]}
+    # the landing page is the file browser on notebooks/
+    req = urllib.request.Request(f"{base}/", headers={"Authorization": f"token {token}"})
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as moved:
+        opener.open(req, timeout=30)
+    assert moved.value.code in (301, 302) and moved.value.headers["Location"].split("?")[0].endswith("/lab/tree/notebooks"), \
+        (moved.value.code, moved.value.headers.get("Location"))
     status, kernel = _api(base, token, "/api/kernels", "POST", {"name": "python3"})
     assert status == 201
     try:

@@ -66,7 +66,8 @@ def test_each_seed_its_own_training_and_validation_sets_and_one_test_set():
 
 def test_network_and_budget_are_the_replications():
     s, rep = learn.section("learnability"), profiles.get("replication")
-    net = TwoScaleCNN.for_scales(rep.data.size, small_cl=rep.data.scales[0], large_cl=rep.data.scales[-1])
+    net = TwoScaleCNN.for_scales(rep.data.size, small_cl=rep.data.scales[0], large_cl=rep.data.scales[-1],
+                                 fine_prob=0.0, coarse_prob=0.0)
     assert (net.n_fine, net.n_coarse) == (s.n_fine, s.n_coarse) and s.width == rep.sweep.width == 16
     assert (s.patience, s.loss_target, s.select) == (rep.sweep.patience, rep.sweep.loss_target, rep.sweep.select)
     specs = {x.per_class: x for x in learn.plan_map("learnability") if x.model == "cnn"}

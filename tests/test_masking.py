@@ -388,3 +388,14 @@ def test_torch_func_grad_goes_through_the_mask():
     x.requires_grad_(True)
     BackdropMask(0.5, dims=(0,), generator=torch.Generator().manual_seed(0))(x).sum().backward()
     assert torch.equal(g, x.grad) and (g == 0).any() and (g > 1).any()
+
+
+def test_default_dims_share_one_spatial_mask_across_batch_and_channels():
+    # what the docstrings and the README say of the default dims=(-2, -1) and normalization="realized"
+    layer = BackdropMask(0.5, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(4, 3, 8, 8, requires_grad=True)
+    layer(x).backward(torch.ones_like(x))
+    m = layer.last_mask
+    assert m.shape == (1, 1, 8, 8)
+    assert torch.equal(x.grad, x.grad[:1, :1].expand_as(x.grad))          # the same cells for every sample and channel
+    assert torch.allclose(x.grad[0, 0], m[0, 0] / m.mean())                 # kept cells x 1/realised mean, others 0

@@ -18,13 +18,23 @@ def test_default_is_the_authors_demo_network():
 
 def test_for_scales_places_masks_by_blob_size():
     assert cell_layers((9.5, 10.0)) == 5 and cell_layers((80.0, 140.0)) == 8
-    assert TwoScaleCNN.for_scales(1024, width=4).cells == ((32, 32), (4, 4))
-    net = TwoScaleCNN.for_scales(256, width=4)
+    assert TwoScaleCNN.for_scales(1024, width=4, fine_prob=0.3, coarse_prob=0.95).cells == ((32, 32), (4, 4))
+    net = TwoScaleCNN.for_scales(256, width=4, fine_prob=0.0, coarse_prob=0.0)
     assert net.cells == ((8, 8), (2, 2))           # coarse capped: at least 2 x 2 cells
     fine_rf, coarse_rf = net.receptive_fields
     assert 2 * 10 <= fine_rf <= 4 * 10 and coarse_rf >= 80
     with pytest.raises(ValueError, match="too small"):
-        TwoScaleCNN.for_scales(32, width=4)
+        TwoScaleCNN.for_scales(32, width=4, fine_prob=0.0, coarse_prob=0.0)
+
+
+def test_for_scales_requires_the_mask_probabilities():
+    # no silent default: `for_scales(256)` once built a network with both masks off
+    with pytest.raises(TypeError, match="fine_prob"):
+        TwoScaleCNN.for_scales(256, width=4)
+    with pytest.raises(TypeError, match="coarse_prob"):
+        TwoScaleCNN.for_scales(256, width=4, fine_prob=0.3)
+    net = TwoScaleCNN.for_scales(256, width=4, fine_prob=0.3, coarse_prob=0.95)
+    assert (net.fine_mask.mask_prob, net.coarse_mask.mask_prob) == (0.3, 0.95)
 
 
 def test_mask_grids_match_feature_maps():
@@ -82,7 +92,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="multiples of 8"):
         net(torch.zeros(1, 1, 12, 12))
     with pytest.raises(ValueError, match="size"):
-        TwoScaleCNN.for_scales(300)
+        TwoScaleCNN.for_scales(300, fine_prob=0.0, coarse_prob=0.0)
     with pytest.raises(ValueError, match="cl"):
         cell_layers(-1.0)
 

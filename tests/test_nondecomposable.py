@@ -290,11 +290,11 @@ def test_numpy_scalars_are_accepted_by_the_network_and_the_nondecomposable_confi
     from backdrop_repro.models import TwoScaleCNN
 
     a = TwoScaleCNN.for_scales(np.int64(256), small_cl=np.float32(9.5), large_cl=np.array([80.0, 140.0]),
-                               width=np.int64(4), fine_prob=np.float32(0.5))
-    b = TwoScaleCNN.for_scales(256, small_cl=9.5, large_cl=(80.0, 140.0), width=4, fine_prob=0.5)
+                               width=np.int64(4), fine_prob=np.float32(0.5), coarse_prob=np.float64(0.0))
+    b = TwoScaleCNN.for_scales(256, small_cl=9.5, large_cl=(80.0, 140.0), width=4, fine_prob=0.5, coarse_prob=0.0)
     assert a.cells == b.cells and a.n_fine == b.n_fine and a.n_coarse == b.n_coarse and a.width == 4
     with pytest.raises(ValueError, match="size must be a power of two"):
-        TwoScaleCNN.for_scales(np.int64(100))
+        TwoScaleCNN.for_scales(np.int64(100), fine_prob=0.0, coarse_prob=0.0)
     cfg = nd.get_config("smoke", steps=np.int64(2), eval_every=np.int64(1), lr=np.float32(0.01),
                         tau=np.float64(1.0), hidden=np.int64(4), seeds=[np.int64(0)])
     assert type(cfg.lr) is float and type(cfg.steps) is int

@@ -12,8 +12,9 @@ resumes, and the results of several calls, launchers or machines merge by key. I
 * :class:`Submitit` (``"submitit"``): SLURM job arrays (or submitit's local executor) through
   :func:`make_executor`; needs ``pip install 'backdrop-repro[cluster]'``, and on a cluster the data
   cache (``BACKDROP_REPRO_DATA``) and output root (``BACKDROP_REPRO_OUTPUT``) on a file system every
-  node sees. A failed task is listed in ``failed``; the next call submits it again (its checkpoint
-  lets it resume).
+  node sees, and SLURM's job accounting (``sacct``, checked first). A task at its time limit is requeued
+  and resumes its run from the run's checkpoint; a failed task is listed in ``failed`` (its state and
+  reason); the next call submits it again. A Ctrl-C cancels the arrays the call submitted.
 * :class:`Deadline`: the GPU window's pool (:mod:`backdrop_repro.gpu_window`): specs in order, ``jobs``
   at a time, a run started only if its expected duration ends before a hard deadline, the runs in
   flight stopped at it.
@@ -36,6 +37,7 @@ import multiprocessing
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -48,9 +50,15 @@ from .. import paths, profiles
 from .._shared import check_device, check_int, tqdm_disable
 from . import core
 
+try:                                   # the cluster extra (``pip install 'backdrop-repro[cluster]'``)
+    from submitit.helpers import Checkpointable as _Checkpointable
+except ImportError:                    # pragma: no cover - submitit calls only ``checkpoint``, so the class still works
+    _Checkpointable = object
+
 __all__ = ["Launcher", "LAUNCHERS", "CLUSTERS", "LaunchError", "Local", "Submitit", "Deadline", "get", "make_executor",
            "worker_pool", "spawn", "die_with_parent", "PARENT_CHECK_S", "CLUSTER_DEFAULTS", "add_cli_arguments",
-           "check_cli_args", "cli_options", "cli_flag"]
+           "check_cli_args", "cli_options", "cli_flag", "RunShard", "check_accounting", "signal_delay_s", "MAX_REQUEUES",
+           "SHORT_TIME_MIN"]
 
 #: the launchers a command line can name (the deadline pool is the GPU window's own: it needs a deadline)
 LAUNCHERS = ("local", "submitit")
@@ -148,28 +156,28 @@ class Lines:
     """Progress where no bar can be drawn (output redirected to a log): one line per finished run
     with runs done / total, the time so far and the projected time left (at the rate so far)."""
 
-    def __init__(self, total: int, desc: str, stream: Any = None):
-        self.total, self.desc, self.done, self.t0 = total, desc, 0, time.perf_counter()
+    def __init__(self, total: int, desc: str, stream: Any = None, unit: str = "runs"):
+        self.total, self.desc, self.done, self.t0, self.unit = total, desc, 0, time.perf_counter(), unit
         self.stream = stream if stream is not None else sys.stderr
 
-    def update(self, label: str = "") -> None:
-        self.done += 1
+    def update(self, label: str = "", n: int = 1) -> None:
+        self.done += n
         took = time.perf_counter() - self.t0
         left = took / self.done * (self.total - self.done)
-        print(f"[{self.desc}] {self.done}/{self.total} runs done{f' ({label})' if label else ''}, "
+        print(f"[{self.desc}] {self.done}/{self.total} {self.unit} done{f' ({label})' if label else ''}, "
               f"{fmt_s(took)} so far, ≈ {fmt_s(left)} left", file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
 
 
-def progress_bar(total: int, desc: str, progress: bool) -> Any:
+def progress_bar(total: int, desc: str, progress: bool, unit: str = "runs") -> Any:
     """tqdm's bar on a terminal, :class:`Lines` on any other stream, nothing when switched off."""
     from tqdm import tqdm
 
     if tqdm_disable(progress) is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return Lines(total, desc)
-    return tqdm(total=total, desc=desc, unit="run", disable=tqdm_disable(progress))
+        return Lines(total, desc, unit=unit)
+    return tqdm(total=total, desc=desc, unit=unit.rstrip("s"), disable=tqdm_disable(progress), dynamic_ncols=True)
 
 
 def _tick(bar: Any, spec: core.Spec) -> None:
@@ -232,13 +240,51 @@ class Local:
 # --------------------------------------------------------------------------------------------
 # submitit
 # --------------------------------------------------------------------------------------------
+#: times a task cut by its time limit is requeued (submitit's ``max_num_timeout``; its default is 3): each
+#: requeue resumes the run from its checkpoint, so a run longer than ``--time-min`` finishes in several
+MAX_REQUEUES = 10
+#: a ``--time-min`` under this many minutes warns: a task then lives only seconds before SLURM's signal
+SHORT_TIME_MIN = 2
+
+
+def signal_delay_s(time_min: int) -> int:
+    """Seconds before the time limit at which SLURM signals a task to requeue itself: submitit's 90 s, less for
+    limits under 6 minutes (a quarter of the limit, at least 15 s), so a short task still trains before it.
+    SLURM checks limits about every 30 s and may signal that much earlier. Example: ``signal_delay_s(1) == 15``."""
+    return max(15, min(90, time_min * 60 // 4))
+
+
+def check_accounting(timeout_s: float = 60.0) -> None:
+    """Raise ``ValueError`` (one line: what is missing, how to get it) unless ``sacct`` answers: submitit reads
+    every task's state from SLURM's accounting, and without it a cancelled, killed or timed-out task is never
+    seen as finished (the wait never ends). Example: ``check_accounting()`` on a login node -> None."""
+    how = ("ask the cluster's administrators for job accounting (slurmdbd, AccountingStorageType="
+           "accounting_storage/slurmdbd); on a machine of your own, scripts/slurm-single-node.sh starts a "
+           "single-node cluster with it")
+    if shutil.which("sacct") is None:
+        raise ValueError(f"cluster 'slurm' needs job accounting, and sacct is not on the PATH: {how}")
+    try:
+        p = subprocess.run(["sacct", "--noheader", "--parsable2", "--allocations", "--starttime", "now",
+                            "--format", "JobID"], capture_output=True, text=True, timeout=timeout_s)
+        err = "" if p.returncode == 0 else ((p.stderr or p.stdout).strip().splitlines() or [f"exit {p.returncode}"])[0]
+    except subprocess.TimeoutExpired:
+        err = f"no answer in {timeout_s:.0f} s"
+    if err:
+        raise ValueError(f"cluster 'slurm' needs job accounting (sacct: {err[:160]}): submitit reads each task's "
+                         f"state from it, and without it a cancelled or killed task is never seen as finished; {how}")
+
+
 def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: Optional[str] = None,
                   gpus_per_job: int = 0, time_min: int = 240, array_parallelism: int = 32,
                   cpus_per_task: Optional[int] = None, mem_gb: Optional[int] = None,
                   name: str = "backdrop-sweep") -> Any:
     """A configured ``submitit.AutoExecutor`` writing its logs and pickles to ``folder``.
 
-    ``cluster`` is one of :data:`CLUSTERS`; ``slurm`` needs ``sbatch`` on the PATH.
+    ``cluster`` is one of :data:`CLUSTERS`; ``slurm`` needs ``sbatch`` on the PATH and job accounting
+    (:func:`check_accounting`), both checked here, before anything is submitted. A task near its time limit
+    (:func:`signal_delay_s`) is requeued up to :data:`MAX_REQUEUES` times and resumes its run from the run's
+    checkpoint (:class:`RunShard`); a ``time_min`` under :data:`SHORT_TIME_MIN` warns (a task then trains
+    under a minute between requeues).
     Example: ``ex = make_executor("/scratch/logs", partition="gpu", gpus_per_job=1)``.
     """
     if cluster not in CLUSTERS:
@@ -258,11 +304,21 @@ def make_executor(folder: str | os.PathLike, cluster: str = "slurm", partition: 
     if cluster == "slurm" and shutil.which("sbatch") is None:
         raise ValueError("cluster 'slurm' needs sbatch on the PATH (not found); run on a SLURM login node, or use "
                          "cluster 'local' (submitit's local executor) or --launcher local")
+    if cluster == "slurm":
+        check_accounting()
+    if time_min < SHORT_TIME_MIN:
+        import warnings
+
+        warnings.warn(f"--time-min {time_min} is under {SHORT_TIME_MIN} minutes: SLURM signals a task to requeue "
+                      f"about {signal_delay_s(time_min)} s (up to 30 s more) before its limit, so each task trains "
+                      "only seconds before its run resumes in the next; give a run's length or more",
+                      UserWarning, stacklevel=2)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster, slurm_max_num_timeout=MAX_REQUEUES)
     params: dict[str, Any] = dict(name=name, timeout_min=time_min, gpus_per_node=gpus_per_job, nodes=1,
-                                  tasks_per_node=1, slurm_array_parallelism=array_parallelism)
+                                  tasks_per_node=1, slurm_array_parallelism=array_parallelism,
+                                  slurm_signal_delay_s=signal_delay_s(time_min))
     if cpus_per_task is not None:
         params["cpus_per_task"] = cpus_per_task
     if mem_gb is not None:
@@ -279,35 +335,139 @@ def run_shard(specs: Sequence[core.Spec], device: Optional[str], reuse: bool, th
     The spec's profile travels inside the spec (a resolved :class:`~backdrop_repro.profiles.Profile`), so
     this process needs no table entry for it (a profile registered at run time in the submitting process).
     """
-    import torch
-
-    if threads and not any(s.threads for s in specs):
-        torch.set_num_threads(threads)
-    return [core.run_one(s, device=device, reuse=reuse, progress=False)["key"] for s in specs]
+    return RunShard()(specs, device, reuse, threads)
 
 
-def _wait(jobs: Sequence[Any], desc: str, progress: bool, poll_s: float) -> None:
-    from tqdm import tqdm
+class RunShard(_Checkpointable):
+    """:func:`run_shard` as submitit's ``Checkpointable``: at SLURM's signal before the time limit,
+    :meth:`checkpoint` resubmits this same call (the task is requeued) and the run in progress resumes from its
+    own checkpoint file, written every epoch; the runs it already finished are skipped (their records).
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=tqdm_disable(progress), dynamic_ncols=True)
+    With ``reuse=False`` the runs are retrained: a run's old record is removed when it is requeued, so the
+    requeued task resumes the new training rather than reading the record it replaces.
+    Example: ``RunShard()(specs, "cpu", True)`` -> the keys written.
+    """
+
+    def __init__(self) -> None:
+        self.started: list[str] = []        # keys this task began (with reuse=False: trained afresh)
+        self.finished: list[str] = []       # keys this task recorded
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str], reuse: bool,
+                 threads: Optional[int] = None) -> list[str]:
+        import torch
+
+        if threads and not any(s.threads for s in specs):
+            torch.set_num_threads(threads)
+        for s in specs:
+            if s.key not in self.finished:
+                fresh = not reuse and s.key not in self.started
+                self.started.append(s.key)
+                core.run_one(s, device=device, reuse=not fresh, progress=False)
+                self.finished.append(s.key)
+        return [s.key for s in specs]
+
+    def checkpoint(self, specs: Sequence[core.Spec], device: Optional[str], reuse: bool,
+                   threads: Optional[int] = None) -> Any:
+        """The same call, resubmitted (submitit calls this at the signal; the task is then requeued)."""
+        from submitit.helpers import DelayedSubmission
+
+        if not reuse:
+            for s in specs:
+                if s.key in self.started and s.key not in self.finished:
+                    Path(s.record_path).unlink(missing_ok=True)
+        return DelayedSubmission(self, specs, device, reuse, threads)
+
+
+_UNFINISHED = ("PENDING", "RUNNING", "REQUEUED", "COMPLETING", "UNKNOWN", "READY", "PREEMPTED")
+
+
+def _state(job: Any, slurm: bool, wait_s: float = 15.0) -> str:
+    """The task's state; on SLURM its final one (``sacct`` asked again for up to ``wait_s``: a task that wrote
+    its error is still ``RUNNING`` while its process exits)."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            state = str(job.state)
+        except Exception:  # noqa: BLE001 - the state is a courtesy
+            return "UNKNOWN"
+        if not slurm or state.split(" ")[0] not in _UNFINISHED or time.monotonic() > end:
+            return state
+        time.sleep(1.0)
+        type(job).watcher.update()
+
+
+def _failure(job: Any, err: BaseException, slurm: bool = False) -> str:
+    """Why a task failed, in a few words: SLURM's state (``CANCELLED by 0``, ``TIMEOUT``, ``FAILED``) and the
+    exception's last line (``timed-out and not checkpointable``; a Python error raised by a run)."""
+    state = _state(job, slurm)
+    text = str(err).strip()
+    parts = text.split("-" * 22)            # submitit's FailedJobError: the task's traceback between two rulers
+    lines = [x.strip() for x in (parts[1] if len(parts) >= 3 else "").strip().splitlines() if x.strip()]
+    if lines:
+        reason = lines[-1]
+    elif "has not produced any output" in text:
+        reason = "the task ended without a result"
+    else:
+        reason = (text.splitlines() or [type(err).__name__])[-1]
+    if "Job not requeued because:" in reason:
+        reason = "not requeued: " + reason.split("Job not requeued because:", 1)[1].strip().rstrip(".")
+    return f"state {state}: {reason[:200]}"
+
+
+def _log_files(job: Any) -> list[str]:
+    return [str(p) for p in (job.paths.stderr, job.paths.stdout) if Path(p).exists()]
+
+
+def _logs(job: Any) -> str:
+    """The task's log files that exist (none: the task never started)."""
+    found = _log_files(job)
+    return f"log {' and '.join(found)}" if found else "no log (the task never started)"
+
+
+def _array_ids(jobs: Sequence[Any]) -> list[str]:
+    return sorted({str(j.job_id).split("_")[0] for j in jobs})
+
+
+def _cancel(jobs: Sequence[Any], slurm: bool) -> None:
+    """Cancel the tasks not finished: one ``scancel`` of the arrays on SLURM, else each job (local executor)."""
+    if slurm:
+        subprocess.run(["scancel", *_array_ids(jobs)], capture_output=True, timeout=60, check=False)
+        return
+    for j in jobs:
+        j.cancel(check=False)
+
+
+def _wait(jobs: Sequence[Any], desc: str, progress: bool, poll_s: float, slurm: bool = False) -> None:
+    """Until every task is done: a bar on a terminal, a line per finished task elsewhere (:class:`Lines`).
+    On SLURM the tasks' states are read from ``sacct`` once per poll (submitit's own reading slows to once
+    in 10 minutes, so a cancelled task would be seen only minutes later)."""
+    bar = progress_bar(len(jobs), desc, progress, unit="jobs")
     done = 0
     try:
         while True:
+            if slurm:
+                type(jobs[0]).watcher.update()
             n = sum(j.done() for j in jobs)
             if n > done:
-                bar.update(n - done)
+                if isinstance(bar, Lines):
+                    bar.update(f"{len(jobs) - n} queued or running", n - done)
+                else:
+                    bar.update(n - done)
                 done = n
             if n == len(jobs):
                 return
-            bar.set_postfix_str(f"{len(jobs) - n} queued or running")
+            if not isinstance(bar, Lines):
+                bar.set_postfix_str(f"{len(jobs) - n} queued or running")
             time.sleep(poll_s)
     finally:
         bar.close()
 
 
 class Submitit:
-    """Runs as one submitit job array per call (``runs_per_job`` runs in turn per array task), waiting
-    for it. Build one from a profile and the ``--launcher submitit`` options with :meth:`for_profile`."""
+    """Runs as one submitit job array per call (``runs_per_job`` runs in turn per array task, each task a
+    :class:`RunShard`: requeued at its time limit, resuming its run), waiting for it. A Ctrl-C while waiting
+    cancels the arrays this call submitted and says so in one line (then ``KeyboardInterrupt``: exit 130 at the
+    command line). Build one from a profile and the ``--launcher submitit`` options with :meth:`for_profile`."""
 
     name = "submitit"
 
@@ -341,19 +501,34 @@ class Submitit:
         k = self.runs_per_job
         shards = [todo[i:i + k] for i in range(0, len(todo), k)]
         n = len(shards)
-        jobs = self.executor.map_array(run_shard, shards, [device] * n, [reuse] * n, [self.threads] * n)
+        jobs = self.executor.map_array(RunShard(), shards, [device] * n, [reuse] * n, [self.threads] * n)
+        slurm = getattr(self.executor, "cluster", None) == "slurm"
         if progress:
             print(f"{desc}: submitted {len(todo)} runs as {n} jobs (first job id {jobs[0].job_id}); logs in "
                   f"{self.executor.folder.parent}", file=sys.stderr, flush=True)
-        _wait(jobs, desc, progress, self.poll_s)
+        try:
+            _wait(jobs, desc, progress, self.poll_s, slurm)
+        except KeyboardInterrupt:
+            left = [j for j in jobs if not j.done()]
+            what = f"job arrays {', '.join(_array_ids(jobs))}" if slurm else f"{len(left)} jobs"
+            try:
+                if left:
+                    _cancel(left, slurm)
+                done = f"cancelled {what}"
+            except (OSError, subprocess.SubprocessError) as err:
+                done = f"could not cancel {what} ({err}; scancel them)"
+            print(f"{desc}: interrupted: {done} ({len(left)} of {n} tasks not finished); the runs recorded "
+                  "are kept, and the same command submits only the missing ones", file=sys.stderr, flush=True)
+            raise
         failed = []
         for job, shard in zip(jobs, shards):
+            if not _log_files(job) and hasattr(job, "_results_timeout_s"):
+                job._results_timeout_s = 0      # never started (cancelled while queued): no result to wait 15 s for
             try:
                 job.result()
             except Exception as err:  # noqa: BLE001 - a failed task is reported, the others still count
-                last = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-                failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {last[:200]} "
-                              f"-- log {job.paths.stderr}")
+                failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {_failure(job, err, slurm)} "
+                              f"-- {_logs(job)}")
         return {"submitted": len(todo), "jobs": n, "failed": failed}
 
 

@@ -130,7 +130,7 @@ def matched_spectrum(n: int, cl: float) -> np.ndarray:
 
     This is the spectrum of the stationary field. Faithful (and default matched) samples are
     windows of it, not periodic, so their FFT spectra also carry an edge-leakage tail: at cl 80 it
-    dominates from |k| ≈ 0.01 on (about 2e-3 of the peak), at cl 10 from |k| ≈ 0.09.
+    dominates from ``|k| ≈ 0.01`` on (about 2e-3 of the peak), at cl 10 from ``|k| ≈ 0.09``.
 
     Example
     -------

@@ -1,5 +1,7 @@
 """Figures: one function per figure, each returning a matplotlib Figure; ``save`` writes PNG+PDF.
 
+Importing this package makes sure matplotlib's font list holds the fonts it ships (:func:`use_shipped_fonts`).
+
 Sub-modules by topic: ``plots.masks`` (backdrop-demo), ``plots.gp`` (gp-generate-demo),
 ``plots.training`` (gp-training), ``plots.nondecomposable`` (non-decomposable).
 """
@@ -13,6 +15,35 @@ import matplotlib.pyplot as plt
 from ..paths import atomic_path, figures_dir
 
 GP_CMAP = "inferno"
+
+
+
+def use_shipped_fonts() -> int:
+    """Make sure matplotlib's font list holds the fonts matplotlib ships (DejaVu, STIX, Computer Modern).
+
+    Its maths text (log-scale tick labels such as 10^-3, ``$...$`` labels) asks for the STIX and cm* fonts
+    whatever the font family; where the font list lacks them (a font cache written by another installation
+    of matplotlib), every figure with maths printed 21 ``findfont: Font family ['STIXGeneral'] not found``
+    warnings into the notebooks and fell back to other glyphs. Called when this package is imported;
+    returns the number of fonts added (0 where the list was complete). Example: ``use_shipped_fonts()``.
+    """
+    import matplotlib
+    from matplotlib import font_manager
+
+    shipped = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    known = {Path(f.fname).resolve() for f in font_manager.fontManager.ttflist}
+    added = 0
+    for path in sorted(shipped.glob("*.ttf")):
+        if path.resolve() not in known:
+            font_manager.fontManager.addfont(str(path))
+            added += 1
+    clear = getattr(font_manager.fontManager._findfont_cached, "cache_clear", None)
+    if added and clear is not None:
+        clear()                                                     # earlier look-ups fell back
+    return added
+
+
+use_shipped_fonts()
 
 
 def save(fig: "plt.Figure", name: str, dpi: int = 150, show: bool = True, show_dpi: int = 150) -> None:

@@ -163,15 +163,16 @@ def sampler_spectra(curves: Mapping[float, Mapping[str, tuple[np.ndarray, np.nda
 
 
 def single_field(img: np.ndarray, title: str) -> plt.Figure:
-    """One GP image (``(H, W)``) in the ``inferno`` colormap with a colourbar and labelled axes.
+    """One GP image (``(H, W)``) in the ``inferno`` colormap with a colourbar and labelled axes; the
+    title spans the figure, over the image and the colourbar.
 
     Example: ``single_field(dataset[0][0][0].numpy(), "sample 0")``.
     """
     fig, ax = plt.subplots(figsize=(4.4, 4), layout="constrained")
     im = ax.imshow(img, cmap=GP_CMAP, interpolation="nearest")
     ax.set_xlabel("x (px)"), ax.set_ylabel("y (px)")
-    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8, label="value (standardised units)")
+    fig.suptitle(title, fontsize=9)           # above the image and its colourbar: an axes title ran into the bar
     return fig
 
 

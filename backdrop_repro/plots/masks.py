@@ -182,12 +182,13 @@ def monte_carlo_convergence(errors: Mapping[str, Mapping[str, np.ndarray]], titl
 
 def two_scale_steps(image: np.ndarray, fine: Sequence[np.ndarray], coarse: Sequence[np.ndarray],
                     title: str) -> plt.Figure:
-    """What successive training steps "see" of one GP image through each mask.
+    """Where the gradient of successive training steps reaches one GP image through each mask.
 
-    ``image`` ``(H, W)``; ``fine``/``coarse``: one 0/1 mask per step, already in input space
-    ``(H, W)``. Top row: fine mask (most cells kept: small scales seen almost everywhere);
-    bottom row: coarse mask (about one cell kept: each step a different large-scale patch).
-    Blocked cells are shaded with the mask's "blocked" colour.
+    The forward pass sees the whole image in every step; a mask only decides where the gradient flows
+    back. ``image`` ``(H, W)``; ``fine``/``coarse``: one 0/1 mask per step, already in input space
+    ``(H, W)``. Top row: fine mask (most cells kept: the gradient reaches small scales almost
+    everywhere); bottom row: coarse mask (about one cell kept: each step a different large-scale
+    patch). Cells whose gradient is blocked are shaded with the mask's "blocked" colour.
     """
     steps = len(fine)
     if len(coarse) != steps or steps < 1:
@@ -202,7 +203,9 @@ def two_scale_steps(image: np.ndarray, fine: Sequence[np.ndarray], coarse: Seque
             ax.imshow(shade, cmap=ListedColormap([MASK_COLORS[0]]), alpha=0.85, interpolation="nearest")
             ax.set_title(f"step {j + 1}: {name} mask, {np.asarray(m).mean():.0%} kept", fontsize=8)
             _pixel_axes(ax, image)
-    fig.legend(handles=_mask_legend_handles()[:1] + [Patch(facecolor="none", edgecolor="k",
-               label="kept: image visible (inferno)")], loc="outside lower center", ncol=2, fontsize=8)
+    fig.legend(handles=[Patch(facecolor=MASK_COLORS[0], edgecolor="k", label="blocked (m = 0): no gradient flows back here"),
+                        Patch(facecolor="none", edgecolor="k", label="kept (m = 1): the gradient flows back here")],
+               loc="outside lower center", ncol=2, fontsize=8,
+               title="the forward pass sees the whole image in every step", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig

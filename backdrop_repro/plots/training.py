@@ -389,7 +389,9 @@ def data_size_curve(sweep: dict[str, Any]) -> plt.Figure:
     if unfinished:
         ax.plot([], [], marker="o", mfc="white", color="gray", ls="none",
                 label="hollow: still learning at the end of the budget\n" + "\n".join(unfinished))
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    # a figure legend below the axes ("outside": constrained layout makes room under the axes); an axes
+    # legend anchored below them made the layout shrink the axes to a strip when its lines were long
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="outside lower center", ncol=1, frameon=False)
     ax.set_title(f"profile '{sweep['profile']}': does backdrop's effect change with more data?\n"
                  f"the {grid_size}/class point is the grid's runs; the others are the data-size study", fontsize=9)
     return fig
