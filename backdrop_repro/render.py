@@ -5,6 +5,10 @@ study's state (runs landed of planned); the sentences are Jinja2 templates over 
 template needs but the table lacks is a :class:`RenderError` (never a dropped line). One glossary
 (:data:`GLOSSARY`) defines the terms every page uses.
 
+The studies' own pages are here too: the tables a notebook or a CLI shows (:func:`sweep_table`, :func:`map_table`,
+:func:`edge_table`, :func:`nd_tables`, :func:`confirm_status`), ``reproduction.md`` (:func:`reproduction`) and
+``confirm.md`` (:func:`confirm_md`), each from the numbers its analysis returned.
+
 ``python -m backdrop_repro.render`` rewrites the README's block, ``docs/results.md`` and ``docs/claims.md``
 and the headline figure; ``--check`` compares only (exit 1 when stale), as the tests do.
 """
@@ -22,7 +26,8 @@ import jinja2
 from . import claims, paths, tables
 
 __all__ = ["GLOSSARY", "RenderError", "Tables", "ci", "findings", "readme_block", "results_doc", "claims_doc",
-           "headline_rows", "update", "main"]
+           "headline_rows", "update", "main", "table", "iv", "sweep_design", "sweep_table", "map_table", "edge_table",
+           "nd_tables", "nd_setup", "reproduction", "confirm_status", "confirm_md", "meaning"]
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -501,6 +506,313 @@ def meaning(rows: Sequence[dict[str, Any]], why: str = "not every pre-registered
         order.setdefault((r["arm"], r["baseline"]), []).append(r)
     questions = [(QUESTIONS.get(k, f"Does `{k[0]}` beat `{k[1]}`?"), v) for k, v in order.items()]
     return _env().from_string(MEANING).render(rows=primary, questions=questions, answer=ANSWER, why=why).strip() + "\n"
+
+
+# --- the studies' own pages: tables a notebook or a CLI shows, reproduction.md, confirm.md ------------------------
+
+def table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table. Example: ``table(["a"], [[1]]) == '| a |\\n|---|\\n| 1 |'``."""
+    return "\n".join(["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
+def iv(d: Optional[dict[str, Any]], digits: Optional[int] = None, signed: bool = True) -> str:
+    """``+0.043 [−0.010, +0.096]`` for a summary or paired result (``mean``, ``low``, ``high``); ``—`` for None.
+    Without ``digits``, the fewest decimals (at least 3) at which no value crosses 0 or ±margin, or prints as 0."""
+    if not d or d.get("mean") is None:
+        return "—"
+    vals = [v for v in (d["mean"], d.get("low"), d.get("high")) if v is not None]
+    ok = lambda k: all((v > c) == (round(v, k) > c) and (v < c) == (round(v, k) < c) and (v == 0 or round(v, k) != 0)  # noqa: E731
+                       for v in vals for c in (0.0, -claims.MARGIN, claims.MARGIN))
+    digits = digits if digits is not None else next((k for k in range(3, 7) if ok(k)), 6)
+    m = _num(d["mean"], digits, signed)
+    return m if d.get("low") is None else f"{m} [{_num(d['low'], digits, signed)}, {_num(d['high'], digits, signed)}]"
+
+
+def _f(x: Optional[float], fmt: str = ".3f") -> str:
+    return "—" if x is None else format(x, fmt).replace("-", "−")
+
+
+def sweep_design(profile: Any) -> dict[str, str]:
+    """A GP sweep's design in words: ``kind``, ``budget`` (how long every run trains), ``data`` (shared or per seed)."""
+    from . import profiles
+    from .experiments.gp_sweep.report import design_of
+
+    p = profiles.get(profile)
+    s = p.sweep
+    if s.patience is not None or s.loss_target is not None or s.select != "last":
+        rules = [f"training loss below {s.loss_target:g}" if s.loss_target is not None else None,
+                 f"no gain in validation accuracy (ties broken by the lower validation loss) for {s.patience} epochs"
+                 if s.patience is not None else None]
+        budget = (f"every run trains until " + " or ".join(r for r in rules if r) + f" (cap {s.epochs} epochs), the "
+                  f"test set scored at the {'epoch of best validation accuracy' if s.select == 'val' else 'last epoch'}")
+    else:
+        budget = (f"an equal budget of {s.epochs} epochs for every configuration"
+                  + (f" at {p.data.per_class} images per class (the data-size rows keep the same image visits, "
+                     f"epochs × images: {s.epochs} × {p.data.per_class} per class)" if s.data_sizes else "")
+                  + ", the test set scored at the last epoch")
+    data = "each seed its own training set" if p.data.per_seed_data else "one training set shared by every seed"
+    return {**design_of(p), "budget": budget, "data": data}
+
+
+def sweep_table(sweep: dict[str, Any], study: str = "grid") -> str:
+    """One study of a GP sweep: test accuracy (4 classes, per scale where recorded), validation accuracy, Δ vs none
+    with its p (Holm in the grid), MDE, status, the epoch scored and the final training loss."""
+    from .experiments.gp_sweep.report import selected_label
+
+    v = sweep["verdict"]
+    comps = {("grid", c["name"]): c for c in v["comparisons"]}
+    comps.update({(s["per_class"], s["method"], s["comparison"]["name"]): s["comparison"] for s in v["studies"]})
+    mine = [r for r in sweep["summary"] if r["study"] == study]
+    per_scale = any(r.get("scales") for r in mine)
+    rows = []
+    for r in mine:
+        c = comps.get(("grid", r["label"]) if study == "grid" else (r["per_class"], r["method"], r["label"])) or {}
+        cl, sc = c.get("claim") or {}, r.get("scales")
+        best = " (best on validation)" if r["label"] == selected_label(sweep) and r["config"] != "none" else ""
+        rows.append([f"`{r['label']}`{best}", r["per_class"], len(r["seeds"]),
+                     iv(r["test_accuracy"], signed=False) if r["test_accuracy"] else f"failed ({len(r['failed'])} runs)"]
+                    + ([iv(sc[0]["summary"], signed=False) if sc else "—", iv(sc[-1]["summary"], signed=False)
+                        if sc else "—"] if per_scale else [])
+                    + [iv(r["val_accuracy"], signed=False), iv(c) if c.get("decision") else "—",
+                       _p(c.get("p_holm" if study == "grid" else "p")), _f(cl.get("mde")), cl.get("status", "—"),
+                       _f((r.get("epochs") or {}).get("mean"), ".0f"), _f((r.get("train_loss") or {}).get("mean"))])
+    return table(["configuration", "train/class", "seeds", "test acc. (4 classes)"]
+                 + (["small scale", "large scale"] if per_scale else [])
+                 + ["val acc.", "Δ test vs none [95 % CI]", "p (Holm)" if study == "grid" else "p (one comparison)",
+                    "MDE (80 %)", "status", "epoch scored", "train loss"], rows)
+
+
+def map_table(summary: dict[str, Any], scale: str) -> str:
+    """The learnability map at one scale: CNN (★ compared with backdrop, ◦ in the edge band), its training
+    accuracy, the spectral-energy net, the likelihood classifier and the d′ of the slope statistic."""
+    rows = []
+    for r in (r for r in summary["map"] if r["scale"] == scale):
+        o = r["oracle"] or {}
+        d = (o.get("energy") or {}).get("dprime")
+        rows.append([f"{r['lengths'][0][0]:g} vs {r['lengths'][0][1]:g} ({r['ratio']:.3f})", r["per_class"],
+                     len(r["seeds"]), iv(r["cnn"], 2, False) + (" ★" if r["edge"] else " ◦" if r["band"] else ""),
+                     _f((r["cnn_train"] or {}).get("mean"), ".2f"), iv(r["spectral"], 2, False),
+                     _f(o.get("test_accuracy"), ".2f"), _f(d, ".1f")])
+    return table(["lengths (ratio)", "train/class", "seeds", "CNN test", "CNN train", "spectral net", "likelihood",
+                  "d′ slope"], rows)
+
+
+def edge_table(summary: dict[str, Any]) -> str:
+    """Every comparison along the learnability edge and on the two-scale task, one table per cell."""
+    def block(title: str, b: dict[str, Any]) -> str:
+        rows = [[r["name"], r.get("n", 0), iv(r) if r.get("n") else "—", _p(r.get("p_study", r.get("p_holm"))),
+                 _f((r.get("claim") or {}).get("mde")), (r.get("claim") or {}).get("status", "—")]
+                for r in b["comparisons"]]
+        return (f"**{title}** (no backdrop: {iv(b['baseline'], 2, False)})\n\n"
+                + table(["candidate", "seeds", "gain vs none (95 % CI)", "Holm p (study)", "MDE", "status"], rows))
+    parts = [block(f"{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, {c['per_class']} per "
+                   "class", c) for c in summary["edge"]["cells"]]
+    from .experiments.learnability.report import twoscale_blocks
+
+    parts += [block(f"two-scale task, {t['per_class']} per class" + ("" if t.get("at_edge", True) else ", not at the "
+                    "edge"), t) for t in twoscale_blocks(summary)]
+    return "\n\n".join(parts) or "_No edge cell recorded yet._"
+
+
+def nd_tables(result: dict[str, Any]) -> str:
+    """The AUC study: per setting validation and test AUC (mean ± SD over seeds), the final surrogate and the
+    updates made; then Δ test AUC against full batch (Holm over every setting). ``*``: chosen on validation."""
+    import numpy as np
+
+    from .experiments.nondecomposable.report import comparisons, select_best
+
+    runs, steps = result["runs"], result["config"]["steps"]
+    chosen = {select_best(runs, "backdrop"), select_best(runs, "minibatch")}
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+
+    def pm(v: list[float], fmt: str = ".3f") -> str:
+        return format(np.mean(v), fmt) + (f" ± {format(np.std(v, ddof=1), fmt)}" if len(v) > 1 else "")
+    by = {lab: [r for r in runs if r["label"] == lab] for lab in labels}
+    star = lambda lab: lab + (" *" if lab in chosen else "")                        # noqa: E731
+    first = table(["setting", f"validation AUC (mean ± SD over {len({r['seed'] for r in runs})} seeds)",
+                   "test AUC (mean ± SD)", "final training surrogate (mean ± SD)", f"updates made (of {steps} steps)"],
+                  [[star(lab), pm([r["val_auc"] for r in rs]), pm([r["test_auc"] for r in rs]),
+                    pm([r["train_loss"] for r in rs], ".1e"), f"{steps - np.mean([r['skipped'] for r in rs]):.1f}".removesuffix(".0")]
+                   for lab, rs in by.items()])
+    second = table(["setting", "seeds", "Δ test AUC vs full batch (95 % CI)", "p", "Holm p", "status"],
+                   [[star(c["name"]), c.get("n", 0), iv(c) if c.get("decision") else "—", _p(c.get("p")),
+                     _p(c.get("p_holm")), (c.get("claim") or {}).get("status", "too few seeds")]
+                    for c in result.get("comparisons") or comparisons(result)])
+    return first + "\n\n" + second
+
+
+def nd_setup(config: Any, n_train: int, banner: bool = False) -> str:
+    """The AUC study's set-up from its config and the training-split size ``n_train``: one line (``banner``, for an
+    executed copy's header) or a paragraph (the notebook)."""
+    if banner:
+        return (f"digit {config.positive_digit} vs rest on `load_digits`, {n_train} training samples, {config.steps} "
+                f"steps, {len(config.seeds)} seeds; minibatch B ∈ {{{', '.join(map(str, config.batch_sizes))}}}, "
+                f"backdrop p ∈ {{{', '.join(f'{p:g}' for p in config.mask_probs)}}}")
+    model = "a linear scorer" if config.hidden == 0 else f"an MLP 64 → {config.hidden} → 1 (ReLU)"
+    near = [int(b) for b in config.batch_sizes if int(b) >= 0.8 * n_train]
+    return (f"Task: **digit {config.positive_digit} against the rest** of scikit-learn's `load_digits` (≈ 10 % "
+            f"positives). Per seed, a stratified {config.train_fraction:.0%} of the images is the training split, of "
+            f"which {config.val_fraction:.0%} is held out for **validation** ({n_train} samples are left to train on); "
+            f"the rest is the **test** set. Scorer: {model}, trained on the {config.surrogate} surrogate "
+            f"(τ = {config.tau:g}) with {({'adam': 'Adam', 'sgd': 'SGD'})[config.optimizer]} (lr {config.lr:g}) for "
+            f"{config.steps} steps, {len(config.seeds)} seeds. Settings: full batch; minibatch B ∈ "
+            f"{list(config.batch_sizes)}; backdrop p ∈ {list(config.mask_probs)}. A minibatch step whose batch holds "
+            "no positive–negative pair makes no update (counted in the table)."
+            + (f" With {n_train} training samples, B = {', '.join(map(str, near))} is nearly full batch (each step "
+               f"sees ≥ 80% of the split)." if near else ""))
+
+
+REPRODUCTION = """\
+# {{ title }}
+
+{% if res.status == "bit for bit" %}
+**Reproduced bit for bit**: all {{ res.compared }} re-run GP runs are identical to the committed runs (learning \
+curves, final metrics and predictions).
+{% elif res.status == "in distribution" %}
+**Reproduced in distribution, not bit for bit**: {{ res.identical }} of {{ res.compared }} re-run GP runs are \
+bit-identical to the committed runs and the others differ by rounding; the mean over the re-run seeds of every \
+configuration, and of every paired gain over no backdrop, is within the bound of rounding drift.
+{% elif res.status == "not reproduced" %}
+**Not reproduced**: {{ what(x) }} moved by {{ "%+.3f" | format(x.delta) }} test accuracy over {{ x.n }} re-run \
+seeds, beyond the ±{{ "%.3f" | format(x.bound) }} that rounding drift explains\
+{% for y in res.shifted[1:] %}{{ " (also shifted: " if loop.first else "; " }}{{ what(y) }} {{ "%+.3f" | format(y.delta) }}, \
+bound ±{{ "%.3f" | format(y.bound) }}{{ ")" if loop.last }}{% endfor %}.
+{% elif res.status == "nothing compared" %}
+**Nothing compared**: {{ rows | length }} record(s), none re-run here with a committed counterpart in \
+`results/{{ res.reference }}`.
+{% elif res.problems %}
+**Not judged**: {{ res.problems | length }} record(s) cannot be compared ({{ res.problems | map(attribute="status") \
+| unique | sort | join(", ") }}); the committed results are neither confirmed nor refuted until they are.
+{% else %}
+**Not judged**: {{ unjudged(res) }}.
+{% endif %}
+
+{% for side, name in (("fresh", "Fresh runs"), ("committed", "Committed runs (`results/" ~ res.reference ~ "/gp_runs/`)")) %}
+- {{ name }}: {% for m, n in res.machines[side].items() %}{{ m }} ({{ n }} run{{ "s" if n != 1 }}){{ "; " if not loop.last }}{% else %}no readable record{% endfor %}.
+{% endfor %}
+
+How the check decides: A run is `identical` when its learning curve, final metrics and predictions equal the \
+committed run's bit for bit (same CPU type, pins and threads), else `numerically different`: another rounding, \
+reported, never a failure by itself. For each configuration the mean Δ test accuracy (4 classes) over the n re-run \
+seeds must lie within ±{{ z }} × {{ sd }} / √n, and each paired gain over no backdrop within ±{{ z }} × √2 × {{ sd }} \
+/ √n: {{ sd }} is the measured SD of one run's rounding drift (upper 95 % limit; docs/reliability.md, \
+"Cross-machine drift"), {{ z }} standard errors keep a false alarm below 0.3 % per test. "Smallest shift detected" \
+is the true shift of the mean found with 80 % power at the seeds re-run, counting a changed run as a new draw of \
+that configuration (bound + {{ power_z }} × √2 × SD between seeds / √n, the SD from the committed runs). A failed \
+or unreadable record on either side is a row and leaves the check not judged (exit 2).
+
+## Per run
+
+{{ per_run }}
+
+## Per configuration (the re-run seeds against the committed runs of the same seeds)
+
+{{ per_config }}
+{% if res.gains %}
+
+## Paired gain over no backdrop (same seeds)
+
+{{ per_gain }}
+{% endif %}
+{% for line in extra %}
+
+{{ line }}
+{% endfor %}
+"""
+
+
+def reproduction(rows: Sequence[dict[str, Any]], res: dict[str, Any], title: str, extra: Sequence[str] = ()) -> str:
+    """``reproduction.md`` from :func:`backdrop_repro.experiments.gp_sweep.reproduction.judge`'s numbers."""
+    from .experiments.gp_sweep import reproduction as rp
+
+    s = lambda x: _f(x, "+.3f")                                                      # noqa: E731
+    bound = lambda x: "—" if x["bound"] is None else f"±{x['bound']:.3f}"             # noqa: E731
+    per_run = table(["configuration", "seed", "committed test acc.", "fresh test acc.", "Δ", "Δ small scale",
+                     "Δ large scale", "status"],
+                    [[f"`{r['label']}`", r["seed"], _f(r["committed"]), _f(r["fresh"]), s(r["diff"]),
+                      s(r["scale_diff"][0]) if r["scale_diff"] else "—", s(r["scale_diff"][-1]) if r["scale_diff"] else "—",
+                      r["status"] + (f": {r['why']}" if r["why"] else "")] for r in rows]) if rows else "No run record."
+    per_config = table(["configuration", "seeds", "committed mean", "fresh mean", "Δ", "bound",
+                        "SD between seeds (committed)", "smallest shift detected (80 %)", "verdict"],
+                       [[f"`{c['label']}`", c["n"], _f(c["committed"]), _f(c["fresh"]), s(c["delta"]), bound(c),
+                         _f(c["sd_seed"]), _f(c["mde"]), c["verdict"]] for c in res["configurations"]]) \
+        if res["configurations"] else "No configuration."
+    per_gain = table(["gain", "seeds", "committed", "fresh", "Δ", "bound", "smallest shift detected (80 %)", "verdict"],
+                     [[f"`{g['label']}`", g["n"], s(g["committed"]), s(g["fresh"]), s(g["delta"]), bound(g),
+                       _f(g["mde"]), g["verdict"]] for g in res["gains"]])
+    return _env().from_string(REPRODUCTION).render(
+        title=title, res=res, rows=rows, x=(res["shifted"] or [None])[0], what=rp.shifted_name, unjudged=rp.unjudged_summary,
+        per_run=per_run, per_config=per_config, per_gain=per_gain, extra=extra,
+        z=f"{rp.DRIFT_Z:g}", sd=f"{rp.DRIFT_SD:g}", power_z=rp.POWER_Z).rstrip() + "\n"
+
+
+def confirm_status(summary: dict[str, Any]) -> str:
+    """A pre-registered study's runs: per task and arm, landed of planned, at the cap, failed, mean wall time."""
+    return table(["task", "arm", "runs landed", "at the cap", "failed", "mean wall time per run"],
+                 [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
+                   "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f} s"]
+                  for t in summary.get("tasks", []) for a in t["arms"]])
+
+
+CONFIRM = """\
+# Pre-registered study `{{ s.profile }}`
+
+{% if s.status == "complete" %}
+{{ meaning.rstrip() }}
+{% elif s.status == "running" %}
+Running: {{ s.records.valid }} of {{ s.records.planned }} runs have landed; as pre-registered, no result is read \
+before all runs are in.
+{% else %}
+Not read: {{ s.error }}.
+{% endif %}
+
+Pre-registration: `{{ s.preregistration.file }}` (sha256 `{{ s.preregistration.sha256 }}`). Records: \
+{{ s.records.valid }} valid of {{ s.records.planned }} planned; {{ s.records.refused | length }} refused.\
+{% if s.machines and s.machines.runs %} Machines: {% for k, v in s.machines.runs.items() %}{{ k }} {{ v }} runs\
+{{ ", " if not loop.last }}{% endfor %}; {% if s.machines.split_pairs %}{{ s.machines.split_pairs | length }} seeds \
+had their arms on different machines{% else %}every seed's arms ran on one machine (each paired difference is within \
+one machine){% endif %}.{% endif %}{% if s.freshness %} Freshness: {{ s.freshness.records_scanned }} other committed \
+records scanned, {{ s.freshness.conflicts | length }} share a data seed with this study.{% endif %}
+
+
+{{ status }}
+{% if answers %}
+
+{{ answers }}
+
+## Deviations from the pre-registration
+
+{% for r in s.deviations %}
+- {{ r.task }}, `{{ r.label }}`: the grammar says **{{ r.status }}**, the pre-registration's words say \
+**{{ r.prereg_decision }}** (the grammar was rewritten after the pre-registration was committed and before any \
+result was read).
+{% else %}
+None in the answers: every answer's status agrees with the pre-registration's own decision rule. Every planned run \
+has exactly one record; none was added or dropped. Runs cut off by the end of a work session left no record and were \
+trained again from their start.
+{% endfor %}
+{% endif %}
+"""
+
+
+def confirm_md(summary: dict[str, Any]) -> str:
+    """``results/<profile>/confirm.md``: a pre-registered study's answers (once complete), its records and runs, the
+    primary and secondary endpoints, and any deviation from the pre-registration."""
+    answers = ""
+    if summary.get("comparisons"):
+        rows = []
+        for r in summary["comparisons"]:
+            sc, ls = r["scales"], r["learns_small"]
+            rows.append([r["task"], f"`{r['label']}`", f"{r['none']['mean']:.3f}", iv(r), _p(r.get("p_holm")),
+                         _f(r.get("mde")), f"**{r['status']}**", iv(sc["small"]["diff"]),
+                         iv((sc.get("large") or {}).get("diff")),
+                         f"{ls['base_yes']} → {ls['cand_yes']} of {ls['seeds']} (p = {_p(ls['p'])})"])
+        answers = table(["task", "arm", "none: accuracy", "Δ accuracy [95 % CI]", "Holm p", "MDE", "status",
+                         "Δ small scale", "Δ large scale", "seeds learning the small scale (none → arm, McNemar)"], rows)
+    meaning_ = meaning(tables.confirm_rows(summary)) if summary.get("status") == "complete" else ""
+    return _env().from_string(CONFIRM).render(s=summary, meaning=meaning_, status=confirm_status(summary),
+                                              answers=answers)
 
 
 def _replace(text: str, new: str, start: str = START, end: str = END) -> str:

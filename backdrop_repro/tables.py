@@ -84,7 +84,7 @@ def gp_sweep_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     ep = lambda r: (r.get("epochs") or {}).get("mean") if r else None          # noqa: E731
     scale_names = ["small", "large"]
     out = []
-    for c in v["comparisons"]:
+    for c in (c for c in v["comparisons"] if c.get("claim")):        # < 2 paired seeds: nothing judged
         design, why = DESIGN.get((prof, c["name"]), (kind, KIND_WHY[kind]))
         ctx = dict(base, design=design, design_why=why, task="25/class" if kind else None, arm=c["name"],
                    baseline="none", baseline_mean=v["baseline"]["mean"], ceiling=1.0, epochs_arm=ep(grid.get(c["name"])),
@@ -200,6 +200,8 @@ def nondecomposable_rows(s: dict[str, Any]) -> list[dict[str, Any]]:
     m = len(comps)
     out = []
     for (arm, bl), d, q, c in zip(comps, diffs, adj, s["comparisons"]):
+        if d is None:                           # fewer than 2 paired seeds: nothing to judge
+            continue
         why = ("chosen on validation among its kind" if arm in chosen else "a setting of the grid") + \
               "; relevance margin chosen after the AUC results were seen"
         mt, tt = stats.margin_test(d, ND_MARGIN, m), stats.tost(d, ND_MARGIN, claims.ALPHA / 2)

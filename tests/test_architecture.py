@@ -101,8 +101,8 @@ def test_no_private_name_crosses_a_module_line():
 
 
 def test_the_tables_read_the_reference_record_and_name_a_missing_one(tmp_path, monkeypatch):
-    """The collect step builds no dataset: without the reference record the verdict says so in one
-    sentence; with it, the tables quote it, as the committed tables do."""
+    """The collect step builds no dataset: without the reference record the summary names it
+    (``reference_missing``); with it, the tables quote it, as the committed tables do."""
     import json
     import shutil
 
@@ -117,9 +117,7 @@ def test_the_tables_read_the_reference_record_and_name_a_missing_one(tmp_path, m
     spec = plan.ReferenceSpec(profiles.get("default"))
     sweep = report.write_tables("default")
     assert sweep["reference"] == {}
-    assert sweep["verdict"]["overall"].endswith(f"The likelihood classifier's reference is not recorded "
-                                                f"(results/default/gp_reference/{spec.key}.json): `backdrop-repro "
-                                                "sweep --profile default --collect-only` scores it.")
+    assert sweep["reference_missing"] == [f"results/default/gp_reference/{spec.key}.json"]
     committed = json.loads((root / "results" / "default" / "gp_sweep.json").read_text())
     ref = committed["reference"]["main"]
     assert ref["test_accuracy"] == 1.0                  # so every prediction is right (labels interleave)

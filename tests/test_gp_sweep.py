@@ -76,8 +76,8 @@ def test_registered_profile_runs_the_whole_smoke_path(tiny, monkeypatch):
     assert len(rows) == on_disk["n_runs"]
     v = on_disk["verdict"]
     assert len(v["comparisons"]) == 4 and all(c["m_tests"] == 4 for c in v["comparisons"])
-    assert v["overall"].startswith("Without backdrop")
-    assert not ("inconclusive" in v["overall"] and "not reproduced" in v["overall"])
+    assert v["baseline"]["n"] == len(p.sweep.seeds) and all(c["status"] == c["claim"]["status"] for c in v["comparisons"])
+    assert "overall" not in v and "sentences" not in v                 # numbers only: the words are render's
 
 
 def test_best_is_chosen_on_validation_not_test(tiny):
@@ -147,8 +147,13 @@ def test_reproduction_check(tiny, monkeypatch, tmp_path):
         ref.write_text(json.dumps(rec))
         rows = {r["key"]: r for r in compare_with_reference("tiny-copy", "tiny-test")}
         assert rows[rec["key"]]["status"] == "numerically different" and rows[rec["key"]]["diff"] == pytest.approx(-delta)
+        from backdrop_repro import render
+        from backdrop_repro.experiments.gp_sweep import reproduction
+
+        res = reproduction.judge(list(rows.values()), "tiny-test")
+        assert res["status"] == "not reproduced" and res["shifted"][0]["delta"] == pytest.approx(-delta / 2)
         assert (f"**Not reproduced**: `none` moved by {-delta / 2:+.3f}"
-                in gp_report.reproduction_table(list(rows.values()), "tiny-test"))
+                in render.reproduction(list(rows.values()), res, "Reproduction check"))
     finally:
         profiles.PROFILES.pop(other.name)
 
@@ -164,7 +169,7 @@ def test_load_model_never_trains(tiny, monkeypatch, tmp_path):
         gp_models.load_model(spec)
 
 
-def test_verdict_wording_follows_the_numbers():
+def test_verdict_statuses_follow_the_numbers():
     def row(config, label, accs, study="grid"):
         return {"study": study, "config": config, "level": 0, "label": label, "per_class": 25, "method": "fft",
                 "fine_prob": 0.3 if config == "fine" else 0.0, "coarse_prob": 0.5 if config == "coarse" else 0.0,
@@ -176,17 +181,16 @@ def test_verdict_wording_follows_the_numbers():
     same = row("coarse", "coarse 0.5", [a + d for a, d in zip(base, (0.01, -0.02, 0.0, 0.02, -0.01))])
     v = gp_report.verdict([row("none", "none", base), better, same], best="fine 0.3")
     assert [c["decision"] for c in v["comparisons"]] == ["better", "no significant difference"]
-    assert [c["status"] for c in v["claims"]] == ["relevant gain", "equivalent"]   # same: 95 % interval inside ±0.03
-    assert "`fine 0.3`: a relevant gain" in v["overall"] and "Chosen on the validation split" in v["overall"]
-    # a baseline at chance on the pooled test predictions: inconclusive, and nothing about "not confirmed"
+    assert [c["status"] for c in v["comparisons"]] == ["relevant gain", "equivalent"]   # same: interval inside ±0.03
+    # a baseline at chance: every comparison inconclusive (none "not confirmed")
     chance = gp_report.verdict([row("none", "none", [0.25, 0.26, 0.24, 0.25, 0.25]), same])
-    assert "inconclusive" in chance["overall"] and "not confirmed" not in chance["overall"]
+    assert [c["status"] for c in chance["comparisons"]] == ["inconclusive"]
     # learning is decided over seeds: two seeds (a 1-df t-interval) do not show it, though the pooled binomial does
     two = gp_report.verdict([row("none", "none", [0.436, 0.404]), row("coarse", "coarse 0.5", [0.44, 0.40])])
     assert not two["learned"]["all"]["above"] and two["learned"]["all"]["pooled"]["above"]
-    assert "do not show that it learns" in two["overall"] and [c["status"] for c in two["claims"]] == ["inconclusive"]
+    assert [(c["status"], c["claim"]["baseline_not_learned"]) for c in two["comparisons"]] == [("inconclusive", True)]
     five = gp_report.verdict([row("none", "none", [0.436, 0.404, 0.42, 0.41, 0.43]), same])
-    assert five["learned"]["all"]["above"] and "do not show that it learns" not in five["overall"]
+    assert five["learned"]["all"]["above"] and "baseline_not_learned" not in five["comparisons"][0]["claim"]
 
 
 def test_holm_and_paired_statistics():

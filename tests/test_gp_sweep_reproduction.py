@@ -381,18 +381,18 @@ def test_an_accuracy_out_of_range_is_an_unreadable_row_not_a_shift(tmp_path, mon
     assert res["status"] == "not judged"
 
 
-def test_headline_for_a_summary(tmp_path, monkeypatch):
+def test_the_judgement_counts_for_a_summary(tmp_path, monkeypatch):
     _fresh(tmp_path, _same_machine(tmp_path), monkeypatch)
-    assert R.headline("default", "replication").startswith(
-        "reproduced bit for bit: of 12 GP runs, 12 identical, against results/replication (rule: each "
-        "configuration's mean over the re-run seeds within ±0.030")
+    res = R.judge(R.compare_with_reference("default", "replication"), "replication")
+    assert res["status"] == "bit for bit" and res["counts"] == {"identical": 12} and res["compared"] == 12
+    assert {round(c["bound"], 3) for c in res["configurations"]} == {0.03}
     d = tmp_path / "out" / "results" / "default" / "gp_runs"
     for f in d.glob("*.json"):
         f.unlink()
     for f in DATA.joinpath("other-host").glob("*.json"):
         shutil.copyfile(f, d / f.name)
-    assert R.headline("default", "replication").startswith(
-        "reproduced in distribution: of 12 GP runs, 12 numerically different")
+    res = R.judge(R.compare_with_reference("default", "replication"), "replication")
+    assert res["status"] == "in distribution" and res["counts"] == {"numerically different": 12}
 
 
 def test_third_host_drift_as_documented():

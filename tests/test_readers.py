@@ -63,8 +63,8 @@ def test_learnability_intervals_stay_in_unit_range(monkeypatch):
     sums = [r[k] for r in rows for k in ("cnn", "spectral", "cnn_train") if r.get(k)]
     assert sums and all(0.0 <= s["low"] <= s["mean"] <= s["high"] <= 1.0 for s in sums)
     assert any(s.get("clipped") for s in sums)                       # e.g. the spectral net's 0.87 at 25/class
-    table = lrep.map_table({"map": rows}, "small") + lrep.map_table({"map": rows}, "large")
-    assert not re.search(r"1\.[0-9][1-9]\]|-0\.\d", table)
+    table = render.map_table({"map": rows}, "small") + render.map_table({"map": rows}, "large")
+    assert not re.search(r"1\.[0-9][1-9]\]|[-−]0\.\d", table)
 
 
 def test_sweep_accuracy_intervals_stay_in_unit_range():
@@ -80,30 +80,30 @@ def test_sweep_accuracy_intervals_stay_in_unit_range():
 def test_no_per_scale_columns_or_panels_without_per_scale_data():
     scaled = _sweep("scaled")
     assert not any(r.get("scales") for r in scaled["summary"])
-    table = gp_report.results_table(scaled)
+    table = render.sweep_table(scaled)
     assert "small scale" not in table and "large scale" not in table
     fig = tplots.scale_accuracy(scaled)
     assert len(fig.axes) == 1 and "not recorded in these runs" in fig._suptitle.get_text()
     repl = _sweep("replication")
-    assert "small scale" in gp_report.results_table(repl) and len(tplots.scale_accuracy(repl).axes) == 3
+    assert "small scale" in render.sweep_table(repl) and len(tplots.scale_accuracy(repl).axes) == 3
 
 
 def test_selection_label_only_where_a_selection_happened():
     repl, scaled = _sweep("replication"), _sweep("scaled")
     assert repl["best_on_validation"] and gp_report.selected_label(repl) is None      # confirmatory: fixed in advance
     for st in ("grid", "data_size"):
-        assert "best on validation" not in gp_report.results_table(repl, st)
+        assert "best on validation" not in render.sweep_table(repl, st)
     assert gp_report.selected_label(scaled) == scaled["best_on_validation"]           # exploratory grid of 10
-    assert "(best on validation)" in gp_report.results_table(scaled)
+    assert "(best on validation)" in render.sweep_table(scaled)
     one = {**scaled, "summary": [r for r in scaled["summary"] if r["config"] == "none" or
                                  r["label"] == scaled["best_on_validation"]]}
     assert gp_report.selected_label(one) is None                                     # one candidate: no choice
 
 
 def test_fixed_budget_text_names_the_data_size_epochs():
-    budget = gp_report.design_of("scaled")["budget"]
+    budget = render.sweep_design("scaled")["budget"]
     assert "image visits" in budget and "150 × 25" in budget
-    assert "image visits" not in gp_report.design_of("replication")["budget"]       # convergence budget
+    assert "image visits" not in render.sweep_design("replication")["budget"]       # convergence budget
 
 
 def test_gp_training_template_text_is_generated():

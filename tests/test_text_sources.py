@@ -96,10 +96,10 @@ def test_nondecomposable_text_counts_the_result_not_the_profile_table():
     result["runs"] = [r for r in result["runs"] if r["seed"] < 3]
     from backdrop_repro import render, tables
 
-    text = render.findings(tables.nondecomposable_rows(result)) + nd.summary_table(result)
+    text = render.findings(tables.nondecomposable_rows(result)) + render.nd_tables(result)
     assert "3 seeds" in text
     assert not re.search(r"\b24 seeds\b", text)
-    assert "mean ± SD over 3 seeds" in nd.summary_table(result)           # the ± is labelled
+    assert "mean ± SD over 3 seeds" in render.nd_tables(result)           # the ± is labelled
 
 
 def test_nondecomposable_description_is_its_own_config():

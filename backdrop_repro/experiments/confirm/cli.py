@@ -35,7 +35,11 @@ def _cmd(args: argparse.Namespace) -> None:
 
         launchers.check_cli_args(args)                       # a failed submitit task: LaunchError, one line
         summary = run_study(p, jobs=args.jobs, device=args.device, progress=True, **launchers.cli_options(args))
-    print(summary.get("answer", ""))
+    from ... import render, tables
+
+    rec = summary["records"]
+    print(render.findings(tables.confirm_rows(summary),
+                          why=f"the study is {summary['status']} ({rec['valid']} of {rec['planned']} runs)"), end="")
 
 
 def add_cli(subparsers: Any) -> None:

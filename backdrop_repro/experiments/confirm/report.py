@@ -9,17 +9,17 @@
 * counts, per task and arm, the runs landed, capped (stopped at the budget's cap) and failed;
 * **only when every planned run has a valid record** (a confirmatory study is not read while it
   runs), computes the four paired comparisons (arm - none, per seed, test accuracy), Holm over the
-  family, and words each with the package's claim grammar (:func:`backdrop_repro.report.judge`),
+  family, and judges each by the package's claim grammar (:func:`backdrop_repro.report.judge`),
   plus the secondary endpoints: per-scale paired differences, the share of seeds that learn the
   small scale (>= ``learn_threshold``) with an exact McNemar test, and the realised MDE.
 
-:func:`write_summary` writes ``results/<profile>/confirm.json`` and ``confirm.md``.
+:func:`write_summary` writes ``results/<profile>/confirm.json`` and ``confirm.md`` (its words:
+:func:`backdrop_repro.render.confirm_md`). Deviations from the pre-registration are data: each comparison
+whose grammar status and pre-registered decision disagree.
 """
 from __future__ import annotations
 
 import json
-import math
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -29,7 +29,7 @@ from ... import report as R
 from ..gp_sweep.plan import read_record
 from .plan import PreregistrationError, check_preregistration, design, plan_runs, records_dir, section
 
-__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "answer", "machines"]
+__all__ = ["summarize", "write_summary", "load_summary", "mcnemar", "freshness", "machines", "SAME"]
 
 
 def mcnemar(base: dict[int, bool], cand: dict[int, bool]) -> dict[str, Any]:
@@ -176,12 +176,9 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
         out["error"] = (f"{len(refused)} record(s) in {records_dir(p)} do not belong to this pre-registration (first: "
                         f"{refused[0]['file']}: {refused[0]['why']}); restore the committed pre-registration, or move "
                         "those records aside and state the deviation")
-        out["answer"] = f"The pre-registered study (profile `{p.name}`) is not read: {out['error']}."
         return out
     if not complete:
         out["status"] = "running"
-        out["answer"] = (f"The pre-registered confirmatory study (profile `{p.name}`) is running: {len(recs)} of "
-                         f"{len(specs)} runs have landed; as pre-registered, no result is read before all runs are in.")
         return out
     out["status"] = "complete"
     out.update(_compare(p, recs))
@@ -241,59 +238,11 @@ def _compare(p: profiles.Profile, recs: dict[tuple, dict[str, Any]]) -> dict[str
         r["claim"] = R.judge(r, m=m, p_adjusted=q, margin=c.margin, alpha=c.alpha, unfinished=why,
                              family=f"{p.name}: {m} pre-registered comparisons, Holm", fixed_in_advance=True,
                              name=r["label"])
-        r.update(status=r["claim"]["status"], sentence=r["claim"]["sentence"], mde=r["claim"]["mde"])
+        r.update(status=r["claim"]["status"], mde=r["claim"]["mde"])
         r["prereg_decision"] = r["status"] if named else prereg_decision(r, c.margin, c.alpha, r["unfinished"])
         if r["status"] not in SAME.get(r["prereg_decision"], {r["prereg_decision"]}):
-            deviations.append(f"{r['task']}, `{r['label']}`: the package grammar says **{r['status']}**, the "
-                              f"pre-registration's words say **{r['prereg_decision']}** (the grammar was rewritten "
-                              "after the pre-registration was committed and before any result was read; the table "
-                              "shows the grammar's status)")
-    return {"comparisons": rows, "deviations": deviations, "answer": answer(p, rows)}
-
-
-def answer(p: profiles.Profile, rows: list[dict[str, Any]]) -> str:
-    """One line: the four answers by status, with their intervals and the tasks' scale."""
-    parts = [f"{r['task']}: `{r['label']}` vs `{r['baseline_label']}` {R.fmt_ci(r)} ({r['status']})" for r in rows]
-    return (f"Pre-registered confirmatory study (profile `{p.name}`, {len(rows)} comparisons, Holm): "
-            + "; ".join(parts) + ".")
-
-
-def _md(summary: dict[str, Any]) -> str:
-    lines = [f"# Confirmatory study `{summary['profile']}`", "", summary["answer"], ""]
-    pre = summary.get("preregistration")
-    if pre:
-        lines += [f"Pre-registration: `{pre['file']}` (sha256 `{pre['sha256']}`).", ""]
-    rec = summary.get("records")
-    if rec:
-        lines += [f"Records: {rec['valid']} valid of {rec['planned']} planned; {len(rec['refused'])} refused.", ""]
-    mc = summary.get("machines")
-    if mc and mc["runs"]:
-        split = len(mc["split_pairs"])
-        lines += [f"Machines: {', '.join(f'{k} {v} runs' for k, v in mc['runs'].items())}; "
-                  + (f"{split} seeds had their arms on different machines." if split else
-                     "every seed's arms ran on one machine, so each paired difference is within one machine."), ""]
-    fr = summary.get("freshness")
-    if fr:
-        lines += [f"Freshness: {fr['records_scanned']} other committed records scanned, "
-                  f"{len(fr['conflicts'])} share a data seed with this study.", ""]
-    lines += [status_table(summary), ""]
-    if summary.get("comparisons"):
-        lines += [answers_table(summary), ""]
-    for r in summary.get("comparisons", []):
-        lines += [f"- {r['task']}, `{r['label']}`: {r['sentence']}"]
-    if summary.get("status") == "complete":
-        from ... import render, tables
-
-        lines += ["", "## What it answers", "", render.meaning(tables.confirm_rows(summary))]
-    if summary.get("status") == "complete":
-        dev = summary.get("deviations") or []
-        lines += ["", "## Deviations from the pre-registration", ""]
-        lines += [f"- {d}" for d in dev] if dev else ["None in the answers: every answer's status agrees with the "
-                                                      "pre-registration's own decision rule. Every planned run has "
-                                                      "exactly one record; none was added or dropped. Runs cut off "
-                                                      "by the end of a work session left no record and were "
-                                                      "trained again from their start."]
-    return "\n".join(lines) + "\n"
+            deviations.append({k: r[k] for k in ("task", "label", "status", "prereg_decision")})
+    return {"comparisons": rows, "deviations": deviations}
 
 
 def write_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
@@ -304,7 +253,9 @@ def write_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
         raise PreregistrationError(s["error"])
     folder = paths.results_dir(p.name)
     paths.write_json(folder / "confirm.json", s)
-    paths.write_text(folder / "confirm.md", _md(s))
+    from ... import render                  # the words: a template over these numbers
+
+    paths.write_text(folder / "confirm.md", render.confirm_md(s))
     return s
 
 
@@ -312,30 +263,3 @@ def load_summary(profile: "str | profiles.Profile") -> Optional[dict[str, Any]]:
     """The written summary, or None."""
     f = paths.results_dir(profiles.get(profile).name) / "confirm.json"
     return json.loads(f.read_text()) if f.exists() else None
-
-
-def status_table(summary: dict[str, Any]) -> str:
-    """Markdown: per task and arm, runs landed of planned, at the cap, failed, mean wall time."""
-    rows = [[t["name"], a["label"], f"{a['landed']}/{a['planned']}", a["capped"], a["failed"],
-             "—" if a["wall_s_mean"] is None else f"{a['wall_s_mean']:.0f} s"]
-            for t in summary.get("tasks", []) for a in t["arms"]]
-    return R.markdown_table(["task", "arm", "runs landed", "at the cap", "failed", "mean wall time per run"], rows)
-
-
-def answers_table(summary: dict[str, Any]) -> str:
-    """Markdown: the four pre-registered answers (primary endpoint) and the secondary endpoints."""
-    rows = []
-    for r in summary.get("comparisons", []):
-        sc = r["scales"]
-        small = sc["small"]["diff"]
-        large = sc.get("large", {}).get("diff")
-        ls = r["learns_small"]
-        rows.append([r["task"], f"`{r['label']}`", f"{r['none']['mean']:.3f}", R.fmt_ci(r), R.fmt_p(r.get("p_holm")),
-                     "—" if r.get("mde") is None else f"{r['mde']:.3f}", f"**{r['status']}**",
-                     R.fmt_ci(small) if small else "—", R.fmt_ci(large) if large else "—",
-                     f"{ls['base_yes']} → {ls['cand_yes']} of {ls['seeds']} (p = {R.fmt_p(ls['p'])})"])
-    return R.markdown_table(["task", "arm", "none: accuracy", "Δ accuracy [95 % CI]", "Holm p", "MDE", "status",
-                             "Δ small scale", "Δ large scale", "seeds learning the small scale (none → arm, McNemar)"],
-                            rows)
-
-

@@ -9,7 +9,7 @@ from ..._shared import check_device, check_int, check_members, check_writable
 from .. import launchers
 from . import plan as gs
 from . import reproduction
-from .report import results_table, write_tables
+from .report import write_tables
 from .run import run_sweep, write_references
 
 __all__ = ["add_cli", "check_comparable"]
@@ -108,8 +108,13 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         if "launch" in sweep:
             print(f"submitit: {sweep['launch']['submitted']} runs submitted as {sweep['launch']['jobs']} jobs")
         compared = _compare(args, p)
-    print(results_table(sweep))
-    print(f"\n{sweep['n_runs']}/{sweep['n_planned']} runs. {sweep['verdict']['overall']}")
+    from ... import render, tables
+
+    print(render.sweep_table(sweep) + f"\n\n{sweep['n_runs']}/{sweep['n_planned']} runs.")
+    print(render.findings(tables.gp_sweep_rows(sweep)), end="")
+    for f in sweep["reference_missing"]:
+        print(f"the likelihood classifier's reference is not recorded ({f}): `backdrop-repro sweep --profile "
+              f"{p.name} --collect-only` scores it")
     print(f"-> {paths.results_dir(p) / 'gp_sweep.json'}")
     if compared is not None:
         path, result = compared

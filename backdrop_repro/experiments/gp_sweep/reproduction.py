@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ... import paths, profiles, records
-from ... import report as rp
+from ... import stats
 from . import plan as gs
 
 __all__ = ["DRIFT_SD", "DRIFT_Z", "POWER_Z", "ReproductionError", "compare_with_reference", "judge", "check",
-           "render", "write_report", "reference_runs_dir", "headline", "PROBLEMS", "COMPARED"]
+           "write_report", "reference_runs_dir", "PROBLEMS", "COMPARED", "shifted_name", "unjudged_summary"]
 
 #: rounding drift: the SD of one run's Δ test accuracy (4 classes) between two roundings of the same
 #: run. The upper 95 % confidence limit of the measured drift, rounded up to 0.005; the measurement
@@ -236,7 +236,7 @@ def _seed_spread(reference: str, groups: Sequence[tuple]) -> dict[tuple, Optiona
             by[g].append(float(rec["final"]["test_accuracy"]))
     out = {}
     for g, v in by.items():
-        out[g] = rp.summary(v)["sd"] if len(v) >= 2 else None
+        out[g] = stats.summary(v)["sd"] if len(v) >= 2 else None
     return out
 
 
@@ -248,8 +248,8 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
           spread: Optional[dict[tuple, Optional[float]]] = None) -> dict[str, Any]:
     """The decision on the rows of :func:`compare_with_reference`.
 
-    Returns ``{"status", "first_line", "failure", "configurations", "gains", "counts", "problems",
-    "machines", "rule"}``: ``status`` is ``bit for bit`` (every compared run identical), ``in
+    Returns ``{"status", "failure", "configurations", "gains", "counts", "problems", "machines", "compared",
+    "identical", "shifted", "unjudged", "missing"}``: ``status`` is ``bit for bit`` (every compared run identical), ``in
     distribution`` (every configuration and paired gain within its bound), ``not reproduced`` (one
     shifted), ``not judged`` (a record on either side failed or cannot be read) or ``nothing
     compared``; ``failure`` is the one line of :class:`ReproductionError` (None when it reproduces).
@@ -320,123 +320,60 @@ def judge(rows: Sequence[dict[str, Any]], reference: str = "replication",
     machines = {side: Counter(r[f"{side}_machine"] for r in rows if r[f"{side}_machine"])
                 for side in ("fresh", "committed")}
     out: dict[str, Any] = {"configurations": configs, "gains": gains, "counts": dict(counts), "problems": problems,
-                           "machines": {k: dict(v) for k, v in machines.items()}, "rule": rule_text(),
-                           "reference": reference, "failure": None}
-    n_id = counts.get("identical", 0)
-    unjudged = [x for x in configs + gains if x["verdict"] == "not judged"]
-    missing = [r for r in rows if r["status"] in ("no committed record", "not re-run")]
+                           "machines": {k: dict(v) for k, v in machines.items()}, "reference": reference,
+                           "compared": len(compared), "identical": counts.get("identical", 0), "shifted": shifted,
+                           "unjudged": [x["label"] for x in configs + gains if x["verdict"] == "not judged"],
+                           "missing": [r for r in rows if r["status"] in ("no committed record", "not re-run")],
+                           "failure": None}
     if problems:
         p = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        out.update(status="not judged", first_line=(
-            f"**Not judged**: {len(problems)} record(s) cannot be compared ({', '.join(sorted({q['status'] for q in problems}))}); "
-            "the committed results are neither confirmed nor refuted until they are."),
-            failure=f"`{p['label']}` seed {p['seed']}: {p['status']} ({p['why']}){more}")
+        out.update(status="not judged", failure=f"`{p['label']}` seed {p['seed']}: {p['status']} ({p['why']}){more}")
     elif not compared:
-        out.update(status="nothing compared", first_line=(
-            f"**Nothing compared**: {len(rows)} record(s), none re-run here with a committed counterpart in "
-            f"`results/{reference}`."),
-            failure=(f"the reproduction check compared no run with results/{reference}: {len(rows)} records, none re-run "
-                     "here with a committed counterpart; run `make reproduce` without REUSE=1 in a checkout that holds "
-                     f"results/{reference}"))
-    elif unjudged or missing:
-        names = [f"`{x['label']}`" for x in unjudged]
-        runs = f"{len(missing)} run(s) without a fresh and a committed record to compare ({missing[0]['status']}" \
-               f"{': ' + missing[0]['why'] if missing[0]['why'] else ''})" if missing else ""
-        what = "; ".join(x for x in (f"not judged, 0 seeds: {', '.join(names)}" if names else "", runs) if x)
-        out.update(status="not judged", first_line=f"**Not judged**: {what}.",
-                   failure=f"the reproduction check could not make every comparison against results/{reference}: {what}")
+        out.update(status="nothing compared", failure=(
+            f"the reproduction check compared no run with results/{reference}: {len(rows)} records, none re-run here "
+            "with a committed counterpart; run `make reproduce` without REUSE=1 in a checkout that holds "
+            f"results/{reference}"))
+    elif out["unjudged"] or out["missing"]:
+        out.update(status="not judged", failure=f"the reproduction check could not make every comparison against "
+                                                f"results/{reference}: {unjudged_summary(out)}")
     elif shifted:
-        def what_of(y: dict[str, Any]) -> str:
-            return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
         x = shifted[0]
-        what = what_of(x)
-        more = (" (also shifted: " + "; ".join(f"{what_of(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
+        more = (" (also shifted: " + "; ".join(f"{shifted_name(y)} {y['delta']:+.3f}, bound ±{y['bound']:.3f}"
                                               for y in shifted[1:]) + ")") if len(shifted) > 1 else ""
-        out.update(status="not reproduced", first_line=(
-            f"**Not reproduced**: {what} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds, beyond "
-            f"the ±{x['bound']:.3f} that rounding drift explains{more}."),
-            failure=(f"{what} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds against "
-                     f"results/{reference} (bound ±{x['bound']:.3f} for rounding drift){more}"))
-    elif n_id == len(compared):
-        out.update(status="bit for bit", first_line=(
-            f"**Reproduced bit for bit**: all {len(compared)} re-run GP runs are identical to the committed runs "
-            "(learning curves, final metrics and predictions)."))
+        out.update(status="not reproduced", failure=(
+            f"{shifted_name(x)} moved by {x['delta']:+.3f} test accuracy over {x['n']} re-run seeds against "
+            f"results/{reference} (bound ±{x['bound']:.3f} for rounding drift){more}"))
     else:
-        out.update(status="in distribution", first_line=(
-            f"**Reproduced in distribution, not bit for bit**: {n_id} of {len(compared)} re-run GP runs are "
-            "bit-identical to the committed runs and the others differ by rounding; the mean over the re-run seeds "
-            "of every configuration, and of every paired gain over no backdrop, is within the bound of rounding "
-            "drift."))
+        out["status"] = "bit for bit" if out["identical"] == len(compared) else "in distribution"
     return out
 
 
-def rule_text() -> str:
-    """The rule in words, with its numbers."""
-    return (f"A run is `identical` when its learning curve, final metrics and predictions equal the committed "
-            f"run's bit for bit (same CPU type, pins and threads), else `numerically different`: another rounding, "
-            f"reported, never a failure by itself. For each configuration the mean Δ test accuracy (4 classes) over "
-            f"the n re-run seeds must lie within ±{DRIFT_Z:g} × {DRIFT_SD:g} / √n, and each paired gain over no "
-            f"backdrop within ±{DRIFT_Z:g} × √2 × {DRIFT_SD:g} / √n: {DRIFT_SD:g} is the measured SD of one run's "
-            f"rounding drift (upper 95 % limit; docs/reliability.md, \"Cross-machine drift\"), {DRIFT_Z:g} standard "
-            f"errors keep a false alarm below 0.3 % per test. \"Smallest shift detected\" is the true shift of the "
-            f"mean found with 80 % power at the seeds re-run, counting a changed run as a new draw of that "
-            f"configuration (bound + {POWER_Z} × √2 × SD between seeds / √n, the SD from the committed runs). A failed "
-            f"or unreadable record on either side is a row and leaves the check not judged (exit 2).")
+def shifted_name(y: dict[str, Any]) -> str:
+    """A shifted configuration or gain, named for the error line."""
+    return f"the gain of `{y['of']}` over `none`" if "of" in y else f"`{y['label']}`"
 
 
-def _f(v: Optional[float], signed: bool = False) -> str:
-    if v is None:
-        return "—"
-    return f"{v:+.3f}" if signed else f"{v:.3f}"
-
-
-def render(rows: Sequence[dict[str, Any]], result: dict[str, Any], title: str, extra: Sequence[str] = ()) -> str:
-    """``reproduction.md``: the first line in words, the machines, the rule, per-run, per-configuration
-    and per-gain tables, then ``extra`` lines."""
-    ref = result["reference"]
-    lines = [f"# {title}", "", result["first_line"], ""]
-    for side, name in (("fresh", "Fresh runs"), ("committed", f"Committed runs (`results/{ref}/gp_runs/`)")):
-        ms = result["machines"][side]
-        lines.append(f"- {name}: " + ("; ".join(f"{m} ({n} run{'s' if n != 1 else ''})" for m, n in ms.items())
-                                      if ms else "no readable record") + ".")
-    lines += ["", "How the check decides: " + result["rule"], "", "## Per run", ""]
-    table = []
-    for r in rows:
-        sd = r["scale_diff"]
-        table.append([f"`{r['label']}`", r["seed"], _f(r["committed"]), _f(r["fresh"]), _f(r["diff"], True),
-                      _f(sd[0], True) if sd else "—", _f(sd[-1], True) if sd else "—",
-                      r["status"] + (f": {r['why']}" if r["why"] else "")])
-    lines.append(rp.markdown_table(["configuration", "seed", "committed test acc.", "fresh test acc.", "Δ",
-                                    "Δ small scale", "Δ large scale", "status"], table) if table else "No run record.")
-    lines += ["", "## Per configuration (the re-run seeds against the committed runs of the same seeds)", ""]
-    lines.append(rp.markdown_table(
-        ["configuration", "seeds", "committed mean", "fresh mean", "Δ", "bound", "SD between seeds (committed)",
-         "smallest shift detected (80 %)", "verdict"],
-        [[f"`{c['label']}`", c["n"], _f(c["committed"]), _f(c["fresh"]), _f(c["delta"], True),
-          f"±{c['bound']:.3f}" if c["bound"] is not None else "—", _f(c["sd_seed"]), _f(c["mde"]), c["verdict"]]
-         for c in result["configurations"]]) if result["configurations"] else "No configuration.")
-    if result["gains"]:
-        lines += ["", "## Paired gain over no backdrop (same seeds)", ""]
-        lines.append(rp.markdown_table(
-            ["gain", "seeds", "committed", "fresh", "Δ", "bound", "smallest shift detected (80 %)", "verdict"],
-            [[f"`{g['label']}`", g["n"], _f(g["committed"], True), _f(g["fresh"], True), _f(g["delta"], True),
-              f"±{g['bound']:.3f}" if g["bound"] is not None else "—", _f(g["mde"]), g["verdict"]]
-             for g in result["gains"]]))
-    lines += [""] + list(extra)
-    return "\n".join(lines).rstrip() + "\n"
+def unjudged_summary(res: dict[str, Any]) -> str:
+    names, missing = [f"`{x}`" for x in res["unjudged"]], res["missing"]
+    runs = (f"{len(missing)} run(s) without a fresh and a committed record to compare ({missing[0]['status']}"
+            f"{': ' + missing[0]['why'] if missing[0]['why'] else ''})") if missing else ""
+    return "; ".join(x for x in (f"not judged, 0 seeds: {', '.join(names)}" if names else "", runs) if x)
 
 
 def write_report(fresh: str | profiles.Profile, reference: str, path: Path,
                  extra: Sequence[str] = ()) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Compare, judge and write ``path`` (``reproduction.md``) atomically, whatever the outcome;
+    """Compare, judge and write ``path`` (``reproduction.md``, :func:`backdrop_repro.render.reproduction`) atomically,
+    whatever the outcome;
     returns ``(rows, result)`` for :func:`check`."""
     p = profiles.get(fresh)
     rows = compare_with_reference(p, reference)
     result = judge(rows, reference)
     result["report"] = str(path)
-    text = render(rows, result, f"Reproduction check: profile `{p.name}` against `results/{reference}`", extra)
-    paths.write_text(path, text)
+    from ... import render           # the words: a template over these numbers
+
+    paths.write_text(path, render.reproduction(rows, result, f"Reproduction check: profile `{p.name}` against "
+                                                             f"`results/{reference}`", extra))
     return rows, result
 
 
@@ -446,18 +383,3 @@ def check(result: dict[str, Any]) -> None:
     if result["failure"]:
         where = f"; report: {result['report']}" if result.get("report") else ""
         raise ReproductionError(" ".join(f"reproduction check: {result['failure']}{where}".split()))   # one line
-
-
-def headline(fresh: str | profiles.Profile = profiles.DEFAULT, reference: str = "replication") -> str:
-    """One sentence for a summary (e.g. the README's results block): the verdict, the per-run counts
-    and the bound. Example: ``"reproduced bit for bit: of 12 GP runs, 12 identical, against
-    results/replication (rule: ...)"``."""
-    rows = compare_with_reference(fresh, reference)
-    res = judge(rows, reference)
-    verdict = {"bit for bit": "reproduced bit for bit", "in distribution": "reproduced in distribution"}.get(
-        res["status"], res["status"])
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(res["counts"].items()))
-    bounds = sorted({f"±{c['bound']:.3f}" for c in res["configurations"] if c["bound"] is not None})
-    rule = (f" (rule: each configuration's mean over the re-run seeds within {' / '.join(bounds)} of the committed "
-            "runs' mean, the bound of rounding drift)") if bounds else ""
-    return f"{verdict}: of {len(rows)} GP runs, {counts or 'none'}, against results/{reference}{rule}"

@@ -16,7 +16,7 @@ Parameter path from the profile to the masks: ``profiles`` → :func:`.plan.plan
 Example
 -------
 >>> sweep = run_sweep("smoke", progress=False)                     # doctest: +SKIP
->>> sweep["verdict"]["overall"]                                     # doctest: +SKIP
+>>> [c["status"] for c in sweep["verdict"]["comparisons"]]         # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -8,13 +8,13 @@ the two-scale task) → :mod:`.run` (trains each run through the run core, :mod:
 """
 from .plan import (MODELS, PARTS, LearnSpec, find_record, map_cells, plan_edge, plan_map, plan_part, plan_twoscale,
                    records_dir, section, select_edge, select_twoscale, tasks, twoscale_sizes)
-from .report import (answer, compare_cell, edge_table, load_summary, map_table, spectral_notes, summarize_edge,
-                     summarize_map, summarize_twoscale, twoscale_blocks, write_summary)
+from .report import (compare_cell, load_summary, summarize_edge, summarize_map, summarize_twoscale, twoscale_blocks,
+                     write_summary)
 from .run import build_model, energy_statistic, run_all, run_one, run_part
 from ...spectral import SpectralEnergyNet
 
 __all__ = ["MODELS", "PARTS", "LearnSpec", "find_record", "map_cells", "plan_edge", "plan_map", "plan_part",
-           "plan_twoscale", "records_dir", "section", "select_edge", "select_twoscale", "tasks", "answer",
-           "compare_cell", "edge_table", "load_summary", "map_table", "spectral_notes", "summarize_edge", "summarize_map",
+           "plan_twoscale", "records_dir", "section", "select_edge", "select_twoscale", "tasks",
+           "compare_cell", "load_summary", "summarize_edge", "summarize_map",
            "summarize_twoscale", "twoscale_blocks", "twoscale_sizes", "write_summary", "build_model", "energy_statistic",
            "run_all", "run_one", "run_part", "SpectralEnergyNet"]

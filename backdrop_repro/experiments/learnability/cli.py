@@ -8,7 +8,7 @@ from ... import paths, profiles
 from ..._shared import check_device, check_int, check_writable
 from .. import launchers
 from .plan import PARTS, map_cells, section
-from .report import edge_table, map_table, write_summary
+from .report import write_summary
 from .run import run_all
 
 __all__ = ["add_cli"]
@@ -47,10 +47,12 @@ def _cmd(args: argparse.Namespace) -> None:
         parts = PARTS if args.part == "all" else (args.part,)
         summary = run_all(p, parts, jobs=args.jobs, reuse=not args.fresh, device=args.device, progress=True,
                           **launchers.cli_options(args))          # a failed submitit task: LaunchError, one line
+    from ... import render, tables
+
     for scale in ("small", "large"):
-        print(f"\n{scale} scale\n" + map_table(summary, scale))
-    print("\n" + edge_table(summary))
-    print(f"\n{summary['answer']}\n-> {paths.results_dir(p) / 'learnability.json'}")
+        print(f"\n{scale} scale\n" + render.map_table(summary, scale))
+    print("\n" + render.edge_table(summary) + "\n\n" + render.findings(tables.learnability_rows(summary)), end="")
+    print(f"-> {paths.results_dir(p) / 'learnability.json'}")
 
 
 def add_cli(subparsers: Any) -> None:

@@ -7,17 +7,16 @@
   per image (the log mean squared slope, :func:`.run.energy_statistic`) on the test set.
 * :func:`compare_cell` : no backdrop against every backdrop candidate of one cell, paired by
   seed, Holm-corrected over the cell's candidates (:func:`backdrop_repro.report.compare`),
-  each worded by :func:`backdrop_repro.report.claim` with its minimum detectable effect, plus
+  each judged by :func:`backdrop_repro.report.judge` with its minimum detectable effect, plus
   the dose-response of the task's mask (:func:`backdrop_repro.report.trend`, one pre-specified
   test) and, for the two-scale task, per-scale accuracy.
 * :func:`study_family` : Holm over every comparison of the study (edge cells and two-scale task
-  together: the answer asks one question of all of them); claims and the answer use it.
-* :func:`write_summary` : all of it as ``results/<profile>/learnability.json``; :func:`findings`
-  the notebook's generated text; :func:`map_table`, :func:`edge_table` markdown tables.
+  together: the study asks one question of all of them); the claims use it.
+* :func:`write_summary` : all of it as ``results/<profile>/learnability.json`` (numbers only; the tables and
+  Findings a reader sees are rendered by :mod:`backdrop_repro.render`).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -27,7 +26,7 @@ from .plan import (PARTS, LearnSpec, map_cells, pick_twoscale, plan_edge, plan_m
                    section, select_edge, twoscale_sizes)
 
 __all__ = ["summarize_map", "compare_cell", "summarize_edge", "summarize_twoscale", "write_summary", "load_summary",
-           "map_table", "edge_table", "answer", "study_family", "twoscale_blocks", "at_edge", "twoscale_band", "spectral_notes"]
+           "study_family", "twoscale_blocks", "at_edge", "twoscale_band"]
 
 
 def _correct(rec: dict[str, Any], n_classes: int) -> tuple[int, int]:
@@ -83,7 +82,7 @@ def summarize_map(profile: "str | profiles.Profile") -> list[dict[str, Any]]:
 
 def compare_cell(recs: Sequence[tuple[LearnSpec, dict]], alpha: float = 0.05) -> dict[str, Any]:
     """No backdrop against each candidate among ``recs`` (one cell's CNN records), paired by seed,
-    Holm over the candidates; each row with :func:`report.claim` (``m`` = number of candidates)
+    Holm over the candidates; each row with :func:`report.judge` (``m`` = number of candidates)
     and, for several classes, the per-scale means. ``trend``: the per-seed slope of the gain on
     the probability of the task's own mask (fine for small-scale tasks, coarse for large ones;
     both for the two-scale task, each its own trend), one pre-specified test each."""
@@ -150,7 +149,8 @@ def _cell_dict(key: tuple, cells: dict) -> dict[str, Any]:
 
 
 def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> dict[str, Any]:
-    """The edge part: ``band``, ``cells`` (each: the cell, its map accuracy and :func:`compare_cell`)."""
+    """The edge part: ``band``, ``cells`` (each: the cell, its map accuracy and :func:`compare_cell`), chosen on the
+    map's mean no-backdrop test accuracy only (never a backdrop run)."""
     p = profiles.get(profile)
     s = section(p)
     cells = map_cells(p) if cells is None else cells
@@ -159,9 +159,7 @@ def summarize_edge(profile: "str | profiles.Profile", cells: Optional[dict] = No
     for key in select_edge(cells, s.edge_band, s.edge_cells):
         mine = [(x, r) for x, r in recs if x.cell == key]
         out.append({**_cell_dict(key, cells), **compare_cell(mine)})
-    return {"band": list(s.edge_band), "per_size": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out,
-            "chosen_on": "the map's mean no-backdrop test accuracy (no validation step; the choice uses the "
-                         "baseline's level only, never a backdrop run)"}
+    return {"band": list(s.edge_band), "per_size": s.edge_cells, "seeds": list(s.edge_seeds), "cells": out}
 
 
 def summarize_twoscale(profile: "str | profiles.Profile", cells: Optional[dict] = None) -> list[dict[str, Any]]:
@@ -194,15 +192,11 @@ def twoscale_blocks(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [t] if isinstance(t, dict) and t else list(t or [])
 
 
-def _twoscale_name(t: dict[str, Any]) -> str:
-    return f"two-scale task, {t['per_class']}/class"
-
-
 def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]:
     """Holm over every comparison of the study (each edge cell's and the two-scale task's candidates),
-    in place: the answer asks one question ("does backdrop move the edge?") of all of them, so a gain
+    in place: the study asks one question ("does backdrop move the edge?") of all of them, so a gain
     in one cell counts only after correcting for all. Each row keeps its cell's ``p_holm`` and gets
-    ``p_study`` (Holm over the study), ``decision`` and ``claim`` from it (:func:`report.claim` with
+    ``p_study`` (Holm over the study), ``decision`` and ``claim`` from it (:func:`report.judge` with
     ``m`` = the study's number of comparisons); the block's ``m`` becomes that number.
     Returns ``{"m": number of comparisons, "alpha": alpha}``."""
     blocks = list(summary.get("edge", {}).get("cells", [])) + twoscale_blocks(summary)
@@ -220,58 +214,6 @@ def study_family(summary: dict[str, Any], alpha: float = 0.05) -> dict[str, Any]
     return {"m": len(rows), "alpha": alpha}
 
 
-def question_blocks(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any], bool]]:
-    """``(where, block, tests_the_edge)`` for every edge cell and two-scale block: an edge cell tests the
-    question by construction; a two-scale block only when it sits at the edge (:func:`at_edge`)."""
-    out = [(f"{c['scale']}-scale ratio {c['ratio']:.2f}, {c['per_class']}/class", c, True)
-           for c in summary.get("edge", {}).get("cells", [])]
-    band = summary.get("edge", {}).get("band")
-    for t in twoscale_blocks(summary):
-        edge = t.get("at_edge")
-        if edge is None and band:
-            edge = at_edge(t, band)
-        out.append((_twoscale_name(t), t, bool(edge)))
-    return out
-
-
-def answer(summary: dict[str, Any]) -> str:
-    """One line: does backdrop move the edge? Read from the statuses of the edge and two-scale comparisons;
-    the power range is over the comparisons that test the question (those at the edge), and says which."""
-    qb = question_blocks(summary)
-    claims = [(where, r, edge) for where, b, edge in qb for r in b["comparisons"] if r.get("claim")]
-    if not claims:
-        return "Backdrop along the edge: no comparison recorded yet."
-    n = len(claims)
-
-    def names(st: str) -> list[str]:
-        return [f"`{r['name']}` ({where}, {report.fmt_ci(r)})" for where, r, _ in claims if r["claim"]["status"] == st]
-    counts = {st: sum(r["claim"]["status"] == st for _, r, _ in claims) for st in report.STATUSES}
-    gains = names("relevant gain") + names("significant gain")
-    if gains:
-        head = (f"Backdrop gains significantly in {len(gains)} of {n} comparisons (Holm over all {n}): "
-                + "; ".join(gains))
-    else:
-        head = f"Backdrop does not move the edge detectably: none of {n} comparisons is a significant gain after Holm over all {n}"
-    parts = [head]
-    worse = names("contradicted")
-    if worse:
-        parts.append("worse: " + "; ".join(worse))
-    unf = [f"`{r['name']}` ({where})" for where, r, _ in claims if r["claim"]["status"] == "unfinished"]
-    if unf:
-        parts.append(f"unfinished (no claim): {'; '.join(unf)}")
-    parts.append("statuses: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
-    edge_mdes = [r["claim"]["mde"] for _, r, e in claims if e and r["claim"]["mde"] is not None]
-    left = sorted({where for where, r, e in claims if not e})
-    if edge_mdes:
-        k = sum(1 for _, r, e in claims if e and r["claim"]["mde"] is not None)
-        power = (f"over the {k} comparisons at the edge the designs detect gains ≥ {min(edge_mdes):.3f}–"
-                 f"{max(edge_mdes):.3f} with 80 % power (MDE, Holm over {n})")
-        if left:
-            power += f"; left out as not at the edge: {', '.join(left)}"
-        parts.append(power)
-    return "; ".join(parts) + "."
-
-
 def write_summary(profile: "str | profiles.Profile", wall: float = 0.0) -> dict[str, Any]:
     """Summarize every record present and write ``results/<profile>/learnability.json``; returns it."""
     p = profiles.get(profile)
@@ -282,7 +224,6 @@ def write_summary(profile: "str | profiles.Profile", wall: float = 0.0) -> dict[
                            "map": summarize_map(p), "edge": summarize_edge(p, cells),
                            "twoscale": summarize_twoscale(p, cells), "wall_time_s": round(wall, 1)}
     out["family"] = study_family(out)
-    out["answer"] = answer(out)
     paths.write_json(paths.results_dir(p.name) / "learnability.json", out)
     return out
 
@@ -296,83 +237,6 @@ def load_summary(profile: "str | profiles.Profile") -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `backdrop-repro learnability --profile {name}` first")
     return json.loads(path.read_text())
-
-
-def _m(s: Optional[dict], ci: bool = False) -> str:
-    if not s:
-        return "—"
-    return report.fmt_ci(s, 2, signed=False) if ci else f"{s['mean']:.2f}"
-
-
-def map_table(summary: dict[str, Any], scale: str) -> str:
-    """Markdown: one row per cell of ``scale`` (CNN, its training accuracy, spectral net, likelihood, d')."""
-    rows = []
-    for r in summary["map"]:
-        if r["scale"] != scale:
-            continue
-        o = r["oracle"] or {}
-        mark = " ★" if r["edge"] else (" ◦" if r["band"] else "")
-        rows.append([f"{r['lengths'][0][0]:g} vs {r['lengths'][0][1]:g} ({r['ratio']:.3f})", r["per_class"],
-                     len(r["seeds"]), _m(r["cnn"], True) + mark, _m(r["cnn_train"]), _m(r["spectral"], True),
-                     f"{o['test_accuracy']:.2f}" if o else "—",
-                     f"{o['energy']['dprime']:.1f}" if o.get("energy") and o["energy"]["dprime"] is not None else "—"])
-    return report.markdown_table(["lengths (ratio)", "train/class", "seeds", "CNN test", "CNN train", "spectral net",
-                                  "likelihood", "d′ slope"], rows)
-
-
-def _comparison_rows(block: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for r in block["comparisons"]:
-        cl = r.get("claim") or {}
-        rows.append([r["name"], r.get("n", 0), report.fmt_ci(r) if r.get("n") else "—",
-                     report.fmt_p(r.get("p_study", r.get("p_holm"))),
-                     f"{cl['mde']:.3f}" if cl.get("mde") is not None else "—", cl.get("status", "—")])
-    return rows
-
-
-def edge_table(summary: dict[str, Any]) -> str:
-    """Markdown: every comparison along the edge and on the two-scale task."""
-    header = ["candidate", "seeds", "gain vs none (95 % CI)", "Holm p (study)", "MDE", "claim"]
-    parts = []
-    for c in summary["edge"]["cells"]:
-        parts.append(f"**{c['scale']} scale, {c['lengths'][0][0]:g} vs {c['lengths'][0][1]:g} px, {c['per_class']} "
-                     f"per class** (no backdrop: {_m(c['baseline'], True)})\n\n"
-                     + report.markdown_table(header, _comparison_rows(c)))
-    for t in twoscale_blocks(summary):
-        parts.append(f"**two-scale task** ({t['lengths'][0][0]:g}/{t['lengths'][0][1]:g} px × {t['lengths'][1][0]:g}/"
-                     f"{t['lengths'][1][1]:g} px, {t['per_class']} per class; no backdrop: {_m(t['baseline'], True)})\n\n"
-                     + report.markdown_table(header, _comparison_rows(t)))
-    return "\n\n".join(parts) if parts else "_No edge cell recorded yet._"
-
-
-def spectral_notes(summary: dict[str, Any], drop: float = 0.1) -> list[str]:
-    """Sentences for every map row where the spectral-energy net's mean falls by ``drop`` or more from
-    one training-set size to the next larger one (same scale and ratio), with the CNN beside it:
-    a model that can only gain from more data falling means some of its runs failed to train.
-    Example: ``spectral_notes({"map": []}) == []``."""
-    out = []
-    rows = [r for r in summary["map"] if r.get("spectral")]
-    for key in sorted({(r["scale"], r["ratio"]) for r in rows}):
-        line = sorted((r for r in rows if (r["scale"], r["ratio"]) == key), key=lambda r: r["per_class"])
-        for a, b in zip(line, line[1:]):
-            if a["spectral"]["mean"] - b["spectral"]["mean"] >= drop:
-                cnn = f", below the CNN's {_m(b['cnn'], True)}" if b.get("cnn") and b["cnn"]["mean"] > b["spectral"]["mean"] else ""
-                out.append(f"At the {key[0]} scale, ratio {key[1]:.3f}, the spectral-energy net falls from "
-                           f"{_m(a['spectral'], True)} ({a['per_class']}/class) to {_m(b['spectral'], True)} "
-                           f"({b['per_class']}/class){cnn}. More data cannot make its task harder, and its wide "
-                           f"interval over {b['spectral']['n']} seeds says some of its runs failed to train: where it "
-                           "falls, it bounds what a model of the likelihood classifier's form learns only from below.")
-    return out
-
-
-def _phi(x: float) -> float:
-    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
-
-
-def _learned(row: dict[str, Any]) -> str:
-    """The CNN's accuracy of a map row with whether it is above chance over seeds (pooled binomial: description)."""
-    lr = row.get("cnn_learned")
-    return report.learned_text(lr) if lr else _m(row["cnn"], True)
 
 
 def twoscale_band(band: Sequence[float]) -> tuple[float, float]:
@@ -390,24 +254,3 @@ def at_edge(block: dict[str, Any], band: Sequence[float]) -> Optional[bool]:
         return None
     lo, hi = twoscale_band(band)
     return bool(lo <= b["mean"] <= hi)
-
-
-def _twoscale_level(t: dict[str, Any], band: Sequence[float]) -> str:
-    """Whether the two-scale task itself sits at the edge: its no-backdrop 4-class accuracy against
-    ``band`` rescaled from 2 classes (chance 0.5) to 4 (chance 0.25), with its per-scale accuracy."""
-    b = t.get("baseline")
-    if not b:
-        return ""
-    lo, hi = twoscale_band(band)
-    per = t.get("baseline_scale_means")
-    scales = f" (small scale {per[0]:.2f}, large scale {per[-1]:.2f}; chance 0.5 each)" if per else ""
-    if lo <= b["mean"] <= hi:
-        return (f"The two-scale task sits at the edge: no backdrop reaches {_m(b, True)} on its 4 classes{scales}, "
-                f"inside the band rescaled to 4 classes [{lo:.2f}, {hi:.2f}].")
-    where = "below" if b["mean"] < lo else "above"
-    return (f"The two-scale task does **not** sit at the edge: no backdrop reaches {_m(b, True)} on its 4 classes"
-            f"{scales}, {where} the band rescaled to 4 classes [{lo:.2f}, {hi:.2f}] (chance 0.25). Combining two "
-            f"edge cells did not give a task the CNN learns partially, so its comparisons do not test backdrop at "
-            f"the edge.")
-
-

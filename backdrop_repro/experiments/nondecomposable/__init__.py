@@ -2,7 +2,7 @@
 
 Data flow: :mod:`.data` (the digits split and the scorer) → :mod:`.run` (settings ``NDConfig``
 from the profile, training, the experiment, its results JSON/CSV) → :mod:`.report` (reads a
-result: tables, comparisons, the verdict and the Findings text) ; :mod:`.fidelity` is the
+result: selection and comparisons; the words are :mod:`backdrop_repro.render`'s) ; :mod:`.fidelity` is the
 gradient diagnostic; :mod:`.cli` is the ``nondecomposable`` command.
 
 The public names of these modules are available here (``from backdrop_repro.experiments import
@@ -10,13 +10,11 @@ nondecomposable as nd; nd.run_experiment("smoke")``).
 """
 from .data import load_data, make_model, n_train
 from .fidelity import fidelity_table, gradient_fidelity
-from .report import (banner_text, comparison_table, comparisons, headline, select_best, setup_text,
-                     summary_table, verdict)
+from .report import comparisons, headline, select_best
 from .run import (METHODS, NDConfig, banner, check_runs, describe, fidelity, get_config, read_results, results_name,
                   run_experiment, train_run, write_results)
 
 __all__ = ["METHODS", "NDConfig", "get_config", "load_data", "make_model", "train_run", "fidelity", "run_experiment",
-           "results_name", "write_results", "read_results", "check_runs", "summary_table", "comparison_table",
-           "comparisons", "headline", "select_best", "verdict", "fidelity_table", "gradient_fidelity", "describe",
-           "banner", "n_train",
-           "setup_text", "banner_text"]
+           "results_name", "write_results", "read_results", "check_runs",
+           "comparisons", "headline", "select_best", "fidelity_table", "gradient_fidelity", "describe",
+           "banner", "n_train"]

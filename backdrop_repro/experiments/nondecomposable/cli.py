@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from .report import collect, comparison_table, summary_table, verdict
+from .report import collect
 from .run import get_config, read_results, run_experiment
 
 __all__ = ["add_cli"]
@@ -19,14 +19,20 @@ def _cmd(args: argparse.Namespace) -> None:
                              "comparisons of the committed runs)")
         read_results(paths.results_dir(p) / "nondecomposable.json")   # a NaN or missing AUC: one line, nothing summarised
         result = collect(p)
-        print(comparison_table(result), verdict(result), sep="\n\n")
+        print(_words(result), end="")
         print(f"\nrewrote {paths.results_dir(p) / 'nondecomposable.json'} (runs unchanged)")
         return
     overrides = {k: v for k, v in (("steps", args.steps), ("seeds", None if args.seeds is None else tuple(args.seeds)))
                  if v is not None}
     result = run_experiment(p, config=get_config(p, **overrides), progress=True, write=True)
-    print(summary_table(result), comparison_table(result), verdict(result), sep="\n\n")
+    print(_words(result), end="")
     print(f"\nwrote {paths.results_dir(p) / result['name']}.json (+ .csv) in {result['wall_s']:.1f} s")
+
+
+def _words(result: dict[str, Any]) -> str:
+    from ... import render, tables
+
+    return render.nd_tables(result) + "\n\n" + render.findings(tables.nondecomposable_rows(result))
 
 
 def add_cli(subparsers: Any) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from ..._shared import is_int, torch_generator
 from ...auc import pairwise_auc_loss
 from ...masking import BackdropMask
-from ...report import markdown_table
+from ...render import table as markdown_table
 
 __all__ = ["gradient_fidelity", "fidelity_table"]
 

@@ -24,7 +24,7 @@ verdict from :mod:`.report` (the package's standard of evidence).
 Example
 -------
 >>> res = run_experiment("smoke", progress=False, write=False)   # doctest: +SKIP
->>> print(verdict(res))                                           # doctest: +SKIP
+>>> res["headline"]["backdrop"]                                 # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from ...masking import BackdropMask
 from ...train import make_optimizer
 from .data import load_data, make_model, n_train
 from .fidelity import gradient_fidelity
-from .report import banner_text, comparisons, headline, setup_text
+from .report import comparisons, headline
 
 METHODS = ("full", "minibatch", "backdrop")
 _OPTIM_FIELDS = tuple(f.name for f in fields(profiles.OptimSection))
@@ -261,21 +261,25 @@ def fidelity(config: NDConfig, seed: int, data: Optional[dict[str, torch.Tensor]
 
 
 def describe(config: NDConfig | profiles.NDSection) -> str:
-    """Markdown describing the set-up of ``config`` for the notebook: :func:`.report.setup_text` with the
+    """Markdown describing the set-up of ``config`` for the notebook: :func:`backdrop_repro.render.nd_setup` with the
     training-split size counted on the data (:func:`.data.n_train`).
 
     Example: ``"digit 8" in describe(profiles.get("smoke").nondecomposable)``.
     """
-    return setup_text(config, n_train(config))
+    from ...render import nd_setup
+
+    return nd_setup(config, n_train(config))
 
 
 def banner(config: NDConfig | profiles.NDSection) -> str:
     """One line naming this experiment's own settings for the header of an executed notebook copy:
-    :func:`.report.banner_text` with the training-split size counted on the data (:func:`.data.n_train`).
+    :func:`backdrop_repro.render.nd_setup` (``banner``) with the training-split size counted on the data (:func:`.data.n_train`).
 
     Example: ``banner(profiles.get("smoke").nondecomposable)`` starts ``"digit 8 vs rest"``.
     """
-    return banner_text(config, n_train(config))
+    from ...render import nd_setup
+
+    return nd_setup(config, n_train(config), banner=True)
 
 
 def results_name(profile: str | profiles.Profile, config: NDConfig) -> str:
