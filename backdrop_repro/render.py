@@ -784,9 +784,14 @@ records scanned, {{ s.freshness.conflicts | length }} share a data seed with thi
 ## Deviations from the pre-registration
 
 {% for r in s.deviations %}
+{% if r.freshness %}
+- Not fresh: {{ r.freshness | length }} committed record(s) outside this study share a seed with it (first: \
+`{{ r.freshness[0] }}`); its runs are not independent of those records.
+{% else %}
 - {{ r.task }}, `{{ r.label }}`: the grammar says **{{ r.status }}**, the pre-registration's words say \
 **{{ r.prereg_decision }}** (the grammar was rewritten after the pre-registration was committed and before any \
 result was read).
+{% endif %}
 {% else %}
 None in the answers: every answer's status agrees with the pre-registration's own decision rule. Every planned run \
 has exactly one record; none was added or dropped. Runs cut off by the end of a work session left no record and were \

@@ -217,3 +217,18 @@ def test_confirm_flags_that_cannot_apply_are_one_line_with_the_cli_prefix(argv, 
     assert says in one_line_error(capsys, "confirm")
     from backdrop_repro import paths
     assert not (paths.output_root() / "results" / "smoke" / "preregistration.md").exists()     # nothing written
+
+
+def test_a_freshness_violation_is_a_stated_deviation(tmp_path, monkeypatch):
+    from backdrop_repro import render
+
+    monkeypatch.setenv("BACKDROP_REPRO_OUTPUT", str(tmp_path))
+    prereg.write("smoke")
+    run_study("smoke", jobs=1, progress=False)
+    seed = plan.plan_runs("smoke")[0].recipes()[0].seed
+    f = tmp_path / "results" / "other" / "gp_runs" / "abc.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"config": {"data": {"train": {"seed": seed}}}}))
+    s = report.summarize("smoke")
+    assert s["status"] == "complete" and {"freshness": ["results/other/gp_runs/abc.json"]} in s["deviations"]
+    assert "Not fresh: 1 committed record(s)" in render.confirm_md(s)

@@ -182,6 +182,8 @@ def summarize(profile: "str | profiles.Profile") -> dict[str, Any]:
         return out
     out["status"] = "complete"
     out.update(_compare(p, recs))
+    if not out["freshness"]["fresh"]:            # stated, never silent: the seeds were not all fresh
+        out["deviations"].append({"freshness": out["freshness"]["conflicts"]})
     return out
 
 
