@@ -57,7 +57,7 @@ notebooks-update: venv
 GPU_PROFILE ?= paper
 gpu-window:
 	@test -n "$(OUT)" || { echo "usage: make gpu-window OUT=dir [GPU_PROFILE=paper]"; exit 2; }
-	PYTHONUNBUFFERED=1 $(PYTHON) -m backdrop_repro.gpu_window --profile $(GPU_PROFILE) --out "$(OUT)"
+	PYTHONUNBUFFERED=1 $(PYTHON) scripts/gpu_window.py --profile $(GPU_PROFILE) --out "$(OUT)"
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done

@@ -440,7 +440,8 @@ def formulations(repeats: int, no_compile: bool) -> int:
     import json
     import subprocess
 
-    from backdrop_repro.gpu_window import run_work
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "scripts"))
+    from gpu_window import run_work
 
     load = os.getloadavg()[0]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

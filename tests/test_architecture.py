@@ -175,7 +175,7 @@ def test_one_run_core_one_model_factory_one_device_resolver_one_pool():
 
 
 def test_the_core_and_the_launchers_import_no_experiment_and_nothing_imports_back():
-    """The floors: core <- launchers <- (gp_sweep | learnability | confirm | gpu_window); no circle."""
+    """The floors: core <- launchers <- (gp_sweep | learnability | confirm); no circle."""
     subs = ("gp_sweep", "learnability", "confirm", "nondecomposable")
     for low in ("core", "launchers"):
         bad = [m for _, m in _imports(PACKAGE / "experiments" / f"{low}.py")
@@ -293,3 +293,10 @@ def test_run_one_keeps_an_edited_record_and_states_the_threads_it_trained_with(o
     assert json.loads(path.with_name(f"{path.name}.orig-1").read_text()) == edited
     assert json.loads(path.read_text())["config"] == spec.to_dict()
     assert rec["versions"]["machine"].endswith("torch threads 1"), rec["versions"]["machine"]
+
+
+def test_operations_live_outside_the_science_package():
+    """The GPU window (and its deadline pool) is a script in ``scripts/``: nothing in the package imports it."""
+    assert not (PACKAGE / "gpu_window.py").exists() and (PACKAGE.parent / "scripts" / "gpu_window.py").exists()
+    bad = {m: [i for _, i in _imports(p) if "gpu_window" in i] for m, p in MODULES.items()}
+    assert not {m: b for m, b in bad.items() if b}
