@@ -31,7 +31,8 @@ import torch
 
 from .. import paths, profiles, records
 from .._shared import resolve_device, torch_generator, torch_threads
-from ..models import TwoScaleCNN, keep_freed_memory
+from ..formulations import keep_freed_memory
+from ..models import TwoScaleCNN
 from ..spectral import SpectralEnergyNet
 from ..train import train
 
