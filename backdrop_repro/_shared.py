@@ -43,7 +43,8 @@ import numpy as np
 
 __all__ = ["is_int", "is_real", "check_int", "torch_threads", "tqdm_disable", "SEED_STREAMS", "seed_sequence",
            "torch_generator", "content_key", "check_writable", "PROBE_PREFIX", "check_device",
-           "check_members", "DEVICE_AUTO", "check_labels", "resolve_device"]
+           "check_members", "DEVICE_AUTO", "check_labels", "resolve_device", "OPTIMIZERS", "check_optim_real",
+           "check_optimizer"]
 
 
 # ----------------------------------------------------------------------------------- argument checks
@@ -66,6 +67,35 @@ def check_int(name: str, value: Any, low: Optional[int] = None, allow_none: bool
         accepted = "an int" + (f" >= {low}" if low is not None else "") + (" or None" if allow_none else "")
         raise ValueError(f"{name} must be {accepted}, got {value!r}")
     return int(value)
+
+
+#: the optimisers :func:`backdrop_repro.train.make_optimizer` builds
+OPTIMIZERS = ("adam", "sgd")
+#: the accepted values of every real optimiser setting: (test, words for the error message)
+OPTIM_REALS = {"lr": (lambda v: v > 0, "a real > 0"), "weight_decay": (lambda v: v >= 0, "a real >= 0"),
+               "momentum": (lambda v: 0 <= v < 1, "a real in [0, 1)")}
+
+
+def check_optim_real(kind: str, value: Any, name: Optional[str] = None) -> float:
+    """``float(value)`` if it is an accepted ``kind`` (``lr``, ``weight_decay``, ``momentum``): Python
+    or numpy numbers, never bools; else a one-line ``ValueError`` naming ``name`` (default ``kind``).
+    Example: ``check_optim_real("lr", np.float32(0.5)) == 0.5``."""
+    ok, accepted = OPTIM_REALS[kind]
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
+        raise ValueError(f"{name or kind} must be {accepted}, got {value!r}")
+    return float(value)
+
+
+def check_optimizer(obj: Any) -> None:
+    """The one check of an optimiser's settings, for any frozen dataclass with the fields ``optimizer``
+    (one of :data:`OPTIMIZERS`), ``lr``, ``weight_decay`` and ``momentum``: numpy scalars are stored as
+    Python numbers; a bad value raises a one-line ``ValueError`` naming the field and what it accepts.
+    Used by ``profiles.OptimSection`` and ``train.TrainConfig``."""
+    if not (isinstance(obj.optimizer, str) and obj.optimizer in OPTIMIZERS):
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {obj.optimizer!r}")
+    object.__setattr__(obj, "optimizer", str(obj.optimizer))
+    for name in OPTIM_REALS:
+        object.__setattr__(obj, name, check_optim_real(name, getattr(obj, name)))
 
 
 def check_members(name: str, values: Any, allowed: Any, hint: str = "") -> list:

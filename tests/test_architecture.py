@@ -248,15 +248,24 @@ def test_the_docs_list_every_profile():
     assert sorted(re.findall(r"`([^`]+)`", listed)) == sorted(n for n in profiles.names() if profiles.shipped(profiles.get(n)))
 
 
-def test_the_optimiser_fields_are_declared_once():
+def test_the_training_configuration_is_the_trainers_own_and_checked_once():
+    """``TrainConfig`` declares its optimiser fields itself (no profile class below the front doors), with
+    the names and defaults of a profile's ``OptimSection``; both go through one check; and every run's key
+    holds them flat, as before."""
     import dataclasses
+    import inspect
 
+    from backdrop_repro import train
     from backdrop_repro.train import TrainConfig
 
-    optim = {f.name for f in dataclasses.fields(profiles.OptimSection)}
-    assert optim == {"optimizer", "lr", "weight_decay", "momentum"}
-    assert not optim & set(TrainConfig.__annotations__)          # inherited from OptimSection, not declared again
-    assert optim <= set(TrainConfig().to_dict())                  # and still in every run's key, flat as before
+    optim = {f.name: f.default for f in dataclasses.fields(profiles.OptimSection)}
+    assert set(optim) == {"optimizer", "lr", "weight_decay", "momentum"}
+    assert profiles.OptimSection not in TrainConfig.__mro__
+    assert {k: TrainConfig.__dataclass_fields__[k].default for k in optim} == optim
+    assert set(optim) <= set(TrainConfig().to_dict())
+    assert "check_optimizer(self)" in inspect.getsource(TrainConfig)
+    assert "check_optimizer(self)" in inspect.getsource(profiles.OptimSection)
+    assert "OPTIMIZERS" in dir(train)
 
 
 # ------------------------------------------------------------------ issue 39: what run_one writes
@@ -294,6 +303,17 @@ def test_run_one_keeps_an_edited_record_and_states_the_threads_it_trained_with(o
     assert json.loads(path.read_text())["config"] == spec.to_dict()
     assert rec["versions"]["machine"].endswith("torch threads 1"), rec["versions"]["machine"]
 
+
+#: the layers below the front doors: they take a profile's sections (or plain arguments), never look one up
+LOWER = ("backdrop_repro.data", "backdrop_repro.gp", "backdrop_repro.train", "backdrop_repro.masking",
+         "backdrop_repro.models", "backdrop_repro.formulations")
+
+
+def test_the_lower_layers_do_not_import_the_profiles():
+    bad = {m: [f"line {n}: {i}" for n, i in _imports(p) if i == "backdrop_repro.profiles"]
+           for m, p in MODULES.items() if any(m == x or m.startswith(x + ".") for x in LOWER)}
+    assert len(bad) >= 10
+    assert not {m: b for m, b in bad.items() if b}, bad
 
 def test_operations_live_outside_the_science_package():
     """The GPU window (and its deadline pool) is a script in ``scripts/``: nothing in the package imports it."""
