@@ -56,7 +56,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ._shared import is_int, is_real
+from .checks import is_int, is_real
 
 NORMALIZATIONS = ("realized", "expected", "none")
 

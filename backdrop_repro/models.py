@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ._shared import check_int, is_real
+from .checks import check_int, is_real
 from .formulations import features_blocked
 from .masking import BackdropMask
 

@@ -12,10 +12,10 @@ A :class:`Profile` has one section per consumer:
 Every training section (``sweep``, ``nondecomposable``, ``learnability``) holds its optimiser in
 one :class:`OptimSection` (``optim``) of ``optimizer``, ``lr``, ``weight_decay`` and ``momentum``:
 a bad value fails when the profile is built, through the one check that
-:class:`~backdrop_repro.train.TrainConfig` uses too (``_shared.check_optimizer``). The sections read
+:class:`~backdrop_repro.train.TrainConfig` uses too (``checks.check_optimizer``). The sections read
 its fields as attributes (``p.sweep.lr``).
 
-This module imports only the argument checks (``_shared``), and no module below the front doors
+This module imports only the argument checks (:mod:`.checks`), and no module below the front doors
 (``data``, ``gp``, ``train``, ``masking``, ``models``) imports it: they take the sections as
 arguments. Adding a profile is one :func:`register` call (or one entry in :data:`PROFILES`)::
 
@@ -60,7 +60,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Optional, Union
 
-from ._shared import OPTIMIZERS, check_optim_real, check_optimizer
+from .checks import check_optim_real, check_optimizer, OPTIMIZERS
 
 __all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection",
            "ConfirmTask", "ConfirmSection", "Profile", "PROFILES", "names", "get", "register", "check", "from_dict",
@@ -71,7 +71,7 @@ __all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSecti
 
 @dataclass(frozen=True)
 class OptimSection:
-    """The optimiser of a training section (checked by ``_shared.check_optimizer``, as ``TrainConfig`` is).
+    """The optimiser of a training section (checked by ``checks.check_optimizer``, as ``TrainConfig`` is).
 
     ``optimizer`` (one of :data:`OPTIMIZERS`), ``lr`` (a real > 0), ``weight_decay`` (a real >= 0),
     ``momentum`` (SGD only, a real in [0, 1)). Numpy scalars are accepted and stored as Python

@@ -46,8 +46,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ._shared import OPTIMIZERS, check_labels, check_optimizer, resolve_device
-from .paths import atomic_path, free_disk
+from .checks import check_labels, check_optimizer, OPTIMIZERS, resolve_device
+from .machine import free_disk
+from .paths import atomic_path
 from .masking import BackdropMask
 
 __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "check_images", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
@@ -91,7 +92,7 @@ class TrainConfig:
     step, shared by the batch). lr, optimizer (``"adam"`` | ``"sgd"``), weight_decay, momentum
     (SGD only): the optimiser's fields (the trainer's own; a profile's
     ``OptimSection`` holds the same names, and both go through the one check
-    ``_shared.check_optimizer``). seed : data order. eval_every : evaluate every this many epochs (and always at
+    ``checks.check_optimizer``). seed : data order. eval_every : evaluate every this many epochs (and always at
     the last) on the training and validation data. test_every : evaluate on the test data every
     this many epochs (None: with every evaluation; the last epoch always). eval_batch_size :
     samples per evaluation forward pass. device : torch device. channels_last : NHWC memory

@@ -442,7 +442,7 @@ def formulations(repeats: int, no_compile: bool) -> int:
 
     from pathlib import Path
 
-    from backdrop_repro.paths import cpu_name
+    from backdrop_repro.machine import cpu_name
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))   # the GPU window: a script
     from gpu_window import run_work

@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # the package 
 
 # The sweep's plan, the run core and the worker processes, imported in this one place.
 from backdrop_repro import paths, profiles, records  # noqa: E402
-from backdrop_repro._shared import check_device, check_int, is_real, resolve_device  # noqa: E402
+from backdrop_repro.checks import check_device, check_int, is_real, resolve_device  # noqa: E402
 from backdrop_repro.experiments import core, launchers  # noqa: E402
 from backdrop_repro.experiments.core import build_model  # noqa: E402
 from backdrop_repro.experiments.gp_sweep.plan import RunSpec, find_record, plan_grid, runs_dir  # noqa: E402
@@ -195,7 +195,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
         out = {"step_s": step_s, "eval_sample_s": eval_s}
         if cuda:
             out["peak_bytes"] = float(torch.cuda.max_memory_allocated(dev))
-        del net, opt, x, xe
+        net = opt = x = xe = None           # free the device memory before emptying the cache
         if cuda:
             torch.cuda.empty_cache()
         return out

@@ -59,7 +59,7 @@ def _private_uses(path: Path) -> list[str]:
             if not src.startswith("backdrop_repro"):
                 continue
             for a in node.names:
-                if f"{src}.{a.name}" in MODULES:                     # a module (``_shared``, ``_common``)
+                if f"{src}.{a.name}" in MODULES:                     # a module (``checks``, ``_common``)
                     aliases[a.asname or a.name] = f"{src}.{a.name}"
                 elif a.name.startswith("_") and not a.name.startswith("__"):
                     found.append(f"line {node.lineno}: from {src} import {a.name}")
@@ -167,11 +167,11 @@ def test_one_run_core_one_model_factory_one_device_resolver_one_pool():
     assert _defs("run_one") == ["backdrop_repro.experiments.core"]
     assert _defs("build_model") == ["backdrop_repro.experiments.core"]
     assert _defs("load_data") == ["backdrop_repro.experiments.core", "backdrop_repro.experiments.nondecomposable.data"]
-    assert _defs("resolve_device") == ["backdrop_repro._shared"]
+    assert _defs("resolve_device") == ["backdrop_repro.checks"]
     makers = {m for m, p in MODULES.items() if "ProcessPoolExecutor(" in p.read_text() or "get_context(" in p.read_text()}
     assert makers == {"backdrop_repro.experiments.launchers"}
     resolvers = {m for m, p in MODULES.items() if "torch.cuda.is_available() else" in p.read_text()}
-    assert resolvers == {"backdrop_repro._shared"}          # "auto" -> cuda or cpu, written once
+    assert resolvers == {"backdrop_repro.checks"}          # "auto" -> cuda or cpu, written once
 
 
 def test_the_core_and_the_launchers_import_no_experiment_and_nothing_imports_back():

@@ -31,8 +31,11 @@ import numpy as np
 from .. import gp
 from .files import (FORMAT_VERSION, CacheError, GPDataset, read_dataset, read_meta,  # noqa: F401
                     write_dataset)
-from .._shared import check_writable, content_key, tqdm_disable
-from ..paths import TMP_PREFIX, available_memory, check_inside, clean_orphans, data_dir, folder_lock, free_disk
+from ..checks import tqdm_disable
+from ..paths import check_writable
+from ..seeds import content_key
+from ..machine import available_memory, free_disk
+from ..paths import check_inside, clean_orphans, data_dir, folder_lock, TMP_PREFIX
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
                       split_recipe)
 
@@ -96,7 +99,7 @@ def check_resources(recipe: Recipe, directory: str | Path | None = None) -> int:
     """Refuse (``ResourceError``, one line) a dataset that cannot fit, before generating it.
 
     Memory: the images are generated in memory, so :func:`estimate_bytes` must stay below
-    ``MEMORY_FRACTION`` (80 %) of :func:`backdrop_repro.paths.available_memory` (skipped where
+    ``MEMORY_FRACTION`` (80 %) of :func:`backdrop_repro.machine.available_memory` (skipped where
     that is unknown). Disk (if ``directory`` is given): the estimate must fit in the free space
     of its file system. Returns the estimate. Example: ``check_resources(SMOKE)`` -> ``131072``.
     """

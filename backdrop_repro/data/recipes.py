@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import gp
-from .._shared import is_int, is_real
+from ..checks import is_int, is_real
 
 __all__ = ["Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "class_spectrum", "MIN_SIZE_PER_LENGTH"]
 

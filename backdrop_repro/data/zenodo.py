@@ -36,8 +36,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from .._shared import tqdm_disable
-from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock, free_disk
+from ..checks import tqdm_disable
+from ..machine import free_disk
+from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock
 from .safe_pickle import fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
 
 DOI = "10.5281/zenodo.1252464"

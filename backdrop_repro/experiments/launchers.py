@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .. import paths, profiles
-from .._shared import check_device, check_int, tqdm_disable
+from ..checks import check_device, check_int, tqdm_disable
 from . import core
 
 try:                                   # the cluster extra (``pip install 'backdrop-repro[cluster]'``)

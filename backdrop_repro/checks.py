@@ -1,23 +1,12 @@
-"""The package's shared idioms, written once: argument checks, torch threads, the progress switch,
-named seed streams, content keys and the writability check.
+"""Argument checks, written once: numbers, labels, devices, the optimiser's settings, the progress switch.
 
-Every module that checks an argument, sets torch's thread count, shows a tqdm bar, derives a
-random stream from a seed, keys something by its content or writes into a folder uses these,
-so each idea has one policy:
-
-* **argument checks** (:func:`is_int`, :func:`is_real`, :func:`check_int`): numpy scalars are
-  accepted everywhere (``np.int64(3)`` is an int, ``np.float32(0.5)`` a real), bools never;
-* **threads** (:func:`torch_threads`): set for a block, the previous count restored after;
-* **progress** (:func:`tqdm_disable`): ``progress=False`` or ``TQDM_DISABLE=1`` silences a bar;
-  ``progress=True`` shows it on a terminal (tqdm's ``disable=None``);
-* **seed streams** (:func:`seed_sequence`, :func:`torch_generator`): one named stream per use of
-  a seed; the salts are those of the committed runs, so changing one changes every recorded run;
-* **content keys** (:func:`content_key`): a hex prefix of the sha256 of a JSON-able object's
-  canonical JSON (sorted keys); the callers' lengths are part of their records' names;
-* **writability** (:func:`check_writable`): create a folder and prove it writable with a probe;
-* **devices** (:func:`check_device`): a torch device name checked (spelling, availability) before
-  any work, one line naming it and what to use instead;
-* **members** (:func:`check_members`): values that must come from a fixed set (seeds of a profile).
+Every module that checks an argument uses these, so each idea has one policy: numpy scalars are
+accepted everywhere (``np.int64(3)`` is an int, ``np.float32(0.5)`` a real), bools never; a bad
+value is one ``ValueError`` naming the argument and what it accepts. Devices are checked (spelling,
+availability) before any work and resolved in one place (:func:`resolve_device`: ``"auto"`` is CUDA
+where torch sees a GPU, else the CPU). The optimiser's settings have one check
+(:func:`check_optimizer`), used by a profile's ``OptimSection`` and by ``train.TrainConfig``.
+``progress=False`` or ``TQDM_DISABLE=1`` silences a bar (:func:`tqdm_disable`).
 
 Imports nothing from the package (torch only inside the functions that need it).
 
@@ -25,29 +14,21 @@ Example
 -------
 >>> check_int("jobs", 2, low=1)
 2
->>> content_key({"b": 1, "a": [1, 2]}, 8)
-'3813f940'
+>>> check_optim_real("lr", 0.5)
+0.5
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import numbers
 import os
-import tempfile
-from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["is_int", "is_real", "check_int", "torch_threads", "tqdm_disable", "SEED_STREAMS", "seed_sequence",
-           "torch_generator", "content_key", "check_writable", "PROBE_PREFIX", "check_device",
-           "check_members", "DEVICE_AUTO", "check_labels", "resolve_device", "OPTIMIZERS", "check_optim_real",
-           "check_optimizer"]
+__all__ = ["is_int", "is_real", "check_int", "check_members", "check_labels", "OPTIMIZERS", "check_optim_real",
+           "check_optimizer", "DEVICE_AUTO", "check_device", "resolve_device", "tqdm_disable"]
 
 
-# ----------------------------------------------------------------------------------- argument checks
 def is_int(x: Any) -> bool:
     """True for Python and numpy integers (never bools)."""
     return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
@@ -190,24 +171,6 @@ def resolve_device(device: Optional[str], default: Optional[str] = None, what: s
     return d
 
 
-# ----------------------------------------------------------------------------------- threads
-@contextlib.contextmanager
-def torch_threads(n: Optional[int]) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (None or 0: leave the count as it is), then restore it.
-
-    Example: ``with torch_threads(1): train(...)``.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------------------- progress
 def _env_disabled() -> bool:
     return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
@@ -220,77 +183,3 @@ def tqdm_disable(progress: bool) -> Optional[bool]:
     Example: ``tqdm(items, disable=tqdm_disable(progress))``.
     """
     return True if not progress or _env_disabled() else None
-
-
-# ----------------------------------------------------------------------------------- seed streams
-#: the named random streams derived from one run's seed: ``("salt", s)`` is
-#: ``SeedSequence([seed, s])``; ``("offset", k)`` is a torch generator seeded with ``seed + k``.
-#: These values made the committed run records: keep them.
-SEED_STREAMS: dict[str, tuple[str, int]] = {
-    "gp_masks": ("offset", 10 ** 6),     # the backdrop masks of a GP-sweep network
-    "nd_split": ("salt", 7041),          # the non-decomposable experiment's data split
-    "nd_masks": ("salt", 991),           # its per-sample masks and minibatch order
-    "nd_fidelity": ("salt", 5003),       # its gradient-fidelity draws
-}
-
-
-def _stream(name: str) -> tuple[str, int]:
-    if name not in SEED_STREAMS:
-        raise ValueError(f"stream must be one of {tuple(SEED_STREAMS)}, got {name!r}")
-    return SEED_STREAMS[name]
-
-
-def seed_sequence(seed: int, stream: str) -> np.random.SeedSequence:
-    """``SeedSequence([seed, salt])`` of a ``("salt", ...)`` stream. Example: ``seed_sequence(0, "nd_split")``."""
-    kind, salt = _stream(stream)
-    if kind != "salt":
-        raise ValueError(f"stream {stream!r} is a torch generator stream: use torch_generator")
-    return np.random.SeedSequence([int(seed), salt])
-
-
-def torch_generator(seed: int, stream: str) -> "Any":
-    """A ``torch.Generator`` of the named stream of ``seed``. Example: ``torch_generator(3, "gp_masks")``."""
-    import torch
-
-    kind, value = _stream(stream)
-    start = int(seed) + value if kind == "offset" else int(seed_sequence(seed, stream).generate_state(1)[0])
-    return torch.Generator().manual_seed(start)
-
-
-# ----------------------------------------------------------------------------------- content keys
-def content_key(obj: Any, length: int) -> str:
-    """The first ``length`` hex digits of the sha256 of ``json.dumps(obj, sort_keys=True)``."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:length]
-
-
-# ----------------------------------------------------------------------------------- writability
-#: prefix of the probe file (the package's temporary-file prefix: orphan clean-ups remove it)
-PROBE_PREFIX = ".backdrop-tmp-probe-"
-
-
-def check_writable(folder: "str | os.PathLike", what: str = "folder",
-                   hint: str = "choose another folder or fix its permissions") -> Path:
-    """Create ``folder`` if needed and prove it writable with a probe file; else one clear error.
-
-    Raises ``NotADirectoryError`` (a path component is a file) or ``PermissionError`` (read-only),
-    both naming the path, then ``hint``. Example: ``check_writable(args.out, "--out")``.
-    """
-    folder = Path(folder)
-    for p in (folder, *folder.parents):
-        if p.exists() and not p.is_dir():
-            raise NotADirectoryError(f"{what} {folder}: {p} exists and is not a folder; choose a folder path")
-        if p.exists():
-            break
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{PROBE_PREFIX}pid{os.getpid()}.")
-        os.close(fd)
-        try:
-            os.unlink(probe)
-        except FileNotFoundError:       # a concurrent clean_orphans(folder, None) took it: still proven writable
-            pass
-    except PermissionError as err:
-        raise PermissionError(f"{what} {folder} is not writable ({err.strerror or err}); {hint}") from None
-    except OSError as err:
-        raise OSError(f"{what} {folder} cannot be written ({err.strerror or err})") from None
-    return folder
