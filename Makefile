@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 TESTOUT := $(CURDIR)/.test-out
 export MPLBACKEND := Agg
 
-.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab docs clean gpu-window
+.PHONY: venv reproduce notebooks figures test test-fast lint notebooks-update bench lab docs clean gpu-window
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,16 @@ reproduce: venv
 notebooks: reproduce
 figures: reproduce
 
-## Unit tests plus nbval: every notebook is re-executed at its committed (smoke) parameters and
-## its outputs compared with the committed ones. Outputs go to .test-out/, never to figures/.
+## Lint (ruff) and type checks (mypy on backdrop_repro/), configured in pyproject.toml; `make test` runs them first.
+lint: venv
+	$(BIN)/ruff check backdrop_repro scripts bench
+	$(BIN)/mypy
+
+## Lint and type checks, then the unit tests plus nbval: every notebook is re-executed at its committed
+## (smoke) parameters and its outputs compared with the committed ones. Outputs go to .test-out/, never to figures/.
 test: venv
+	$(BIN)/ruff check backdrop_repro scripts bench
+	$(BIN)/mypy
 	rm -rf $(TESTOUT) && mkdir -p $(TESTOUT)
 	BACKDROP_REPRO_OUTPUT=$(TESTOUT) BACKDROP_REPRO_DATA=$(TESTOUT)/data TQDM_DISABLE=1 \
 	  $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \

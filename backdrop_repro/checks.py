@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from typing import Any, Optional
+from typing import Any, Literal, Optional, overload
 
 import numpy as np
 
@@ -39,6 +39,10 @@ def is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
+@overload
+def check_int(name: str, value: Any, low: Optional[int] = ..., allow_none: Literal[False] = ...) -> int: ...
+@overload
+def check_int(name: str, value: Any, low: Optional[int] = ..., allow_none: bool = ...) -> Optional[int]: ...
 def check_int(name: str, value: Any, low: Optional[int] = None, allow_none: bool = False) -> Optional[int]:
     """``int(value)`` if it is an integer ``>= low`` (or None with ``allow_none``), else ``ValueError``
     naming the argument and the accepted range. Example: ``check_int("jobs", np.int64(2), low=1) == 2``."""
@@ -164,6 +168,7 @@ def resolve_device(device: Optional[str], default: Optional[str] = None, what: s
     Example: ``resolve_device(None, "cpu") == "cpu"``.
     """
     d = check_device(device or default or DEVICE_AUTO, what)
+    assert d is not None
     if d == DEVICE_AUTO:
         import torch
 

@@ -30,6 +30,8 @@ tensor([0., 1., 4., 5.])
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -73,7 +75,7 @@ def mask_rows(mask: BackdropMask, h: torch.Tensor, n: int, gh: int, gw: int, lev
     return backdrop(rows, per_row).view(h.shape)
 
 
-def features_blocked(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def features_blocked(net: Any, x: torch.Tensor) -> torch.Tensor:
     """The masked coarse feature map ``(N, width, H/downsample, W/downsample)`` of ``net`` (a
     ``TwoScaleCNN`` with ``kernel=2``) by the copy-free blocked formulation (module docstring)."""
     n, _, hgt, wid = x.shape

@@ -51,7 +51,7 @@ True
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -173,7 +173,7 @@ def _check_prob(mask_prob: float) -> float:
     return mask_prob
 
 
-def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
+def _check_dims(dims: Any) -> tuple[int, ...]:
     if is_int(dims):
         dims = (dims,)
     try:
@@ -182,13 +182,13 @@ def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}") from None
     if not dims or not all(is_int(d) for d in dims):
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}")
-    dims = tuple(int(d) for d in dims)
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"dims must not contain duplicates, got {dims!r}")
-    return dims
+    out = tuple(int(d) for d in dims)
+    if len(set(out)) != len(out):
+        raise ValueError(f"dims must not contain duplicates, got {out!r}")
+    return out
 
 
-def _check_pinned(pinned: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
+def _check_pinned(pinned: Any) -> Optional[tuple[int, ...]]:
     if pinned is None:
         return None
     if is_int(pinned):

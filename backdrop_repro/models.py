@@ -28,7 +28,7 @@ at least 2 x 2 cells.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import torch
 from torch import nn
@@ -63,7 +63,7 @@ def cell_layers(cl: float | Sequence[float], factor: float = 2.5) -> int:
     (5, 8)
     """
     many = isinstance(cl, (tuple, list)) or (hasattr(cl, "ndim") and getattr(cl, "ndim") == 1)
-    values = list(cl) if many else [cl]
+    values: list[Any] = list(cast(Sequence[float], cl)) if many else [cl]
     if not values or any(not (is_real(c) and c > 0 and math.isfinite(c)) for c in values):
         raise ValueError(f"cl must be a positive correlation length in pixels, or a sequence of them, got {cl!r}")
     cls = [float(c) for c in values]
@@ -168,7 +168,8 @@ class TwoScaleCNN(nn.Module):
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     @classmethod
     def for_scales(

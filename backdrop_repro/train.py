@@ -408,7 +408,7 @@ def train(
                     tr = evaluate(model, x, y, config.eval_batch_size, device)
                     rec.update(train_eval_loss=tr["loss"], train_accuracy=tr["accuracy"])
                     if xv is not None:
-                        va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=last and in_loop_test)
+                        va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=last and in_loop_test)  # type: ignore[arg-type]
                         rec.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
                         if "predictions" in va:
                             predictions["val"] = va["predictions"]
@@ -449,7 +449,7 @@ def train(
                 final = dict(next(h for h in history if h["epoch"] == best["epoch"]))
             if config.select == "val" or "test" not in predictions:
                 with autocast():
-                    va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=True) if xv is not None else None
+                    va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=True) if xv is not None else None  # type: ignore[arg-type,assignment]
                     te = evaluate(model, xt, yt, config.eval_batch_size, device, predictions=True)
                 if va is not None:
                     predictions["val"] = va.pop("predictions")

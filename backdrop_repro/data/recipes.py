@@ -193,4 +193,4 @@ def class_spectrum(recipe: Recipe, label: int) -> np.ndarray:
     if not is_int(label) or not 0 <= label < recipe.n_classes:
         raise ValueError(f"label must be an integer in [0, {recipe.n_classes}), got {label!r}")
     lengths = recipe.classes[int(label)]
-    return sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths))
+    return np.asarray(sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths)))

@@ -196,7 +196,7 @@ class ExtractMembers:
         self.what = what or f"a member matching {pattern!r}"
         self.single = single
 
-    def members(self, zip_path: os.PathLike) -> list[str]:
+    def members(self, zip_path: str | os.PathLike) -> list[str]:
         """Names of the members of ``zip_path`` that match (``ValueError`` if none)."""
         try:
             with zipfile.ZipFile(zip_path) as zf:
@@ -312,7 +312,7 @@ def _recipe_dict(recipe: Any, per_class: int) -> dict:
 
     if hasattr(recipe, "replace") and hasattr(recipe, "to_dict"):
         return recipe.replace(per_class=per_class).to_dict()
-    d = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(vars(recipe))
+    d = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) and not isinstance(recipe, type) else dict(vars(recipe))
     return {**d, "per_class": per_class}
 
 
@@ -391,7 +391,7 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
         for cl in args.cls or SAMPLE_LENGTHS:
             xs = fetch_samples(cl, progress=progress)
             print(f"correlation length {fmt_cl(cl)}: {len(xs)} samples of shape {xs[0].shape} "
-                  f"in {Path(xs[0].filename).parent}")
+                  f"in {Path(xs[0].filename).parent}")  # type: ignore[attr-defined]  # memory-mapped
 
 
 def add_cli(subparsers: Any) -> None:
