@@ -320,3 +320,11 @@ def test_operations_live_outside_the_science_package():
     assert not (PACKAGE / "gpu_window.py").exists() and (PACKAGE.parent / "scripts" / "gpu_window.py").exists()
     bad = {m: [i for _, i in _imports(p) if "gpu_window" in i] for m, p in MODULES.items()}
     assert not {m: b for m, b in bad.items() if b}
+
+
+def test_the_small_shared_modules_are_leaves():
+    """``checks``, ``seeds`` and ``machine`` (what ``_shared.py`` and ``paths.py`` mixed) import nothing from the
+    package (``machine`` reads the package's version only), so any module can use them without a circle."""
+    for leaf in ("checks", "seeds", "machine"):
+        inside = [m for _, m in _imports(PACKAGE / f"{leaf}.py") if m.startswith("backdrop_repro")]
+        assert set(inside) <= {"backdrop_repro"}, (leaf, inside)
