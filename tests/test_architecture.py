@@ -315,6 +315,7 @@ def test_the_lower_layers_do_not_import_the_profiles():
     assert len(bad) >= 10
     assert not {m: b for m, b in bad.items() if b}, bad
 
+
 def test_operations_live_outside_the_science_package():
     """The GPU window (and its deadline pool) is a script in ``scripts/``: nothing in the package imports it."""
     assert not (PACKAGE / "gpu_window.py").exists() and (PACKAGE.parent / "scripts" / "gpu_window.py").exists()

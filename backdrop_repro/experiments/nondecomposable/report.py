@@ -101,6 +101,7 @@ def collect(profile: "str | profiles.Profile", alpha: float = 0.05) -> dict[str,
     """Re-derive ``comparisons`` and ``headline`` of ``results/<profile>/nondecomposable.json`` from its
     runs (which stay as they are) and rewrite the JSON atomically (the CSV, one row per run, does not
     change). Trains nothing. Returns the result."""
+    import json
 
     from ... import paths, profiles
 
