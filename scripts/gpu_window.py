@@ -6,8 +6,9 @@ so this script spends it on results and ends inside a hard deadline (default 510
     python3 scripts/gpu_window.py --profile paper --out OUT_DIR
 
 It lives outside the science package (nothing in ``backdrop_repro`` imports it) and imports the
-package of the checkout it sits in. It runs on the machine's own Python (PyTorch, numpy, scipy and tqdm are all it needs; the data
-cache is pointed at a work folder, so pooch is never imported) and, in order:
+package of the checkout it sits in. It runs on the machine's own Python (PyTorch, numpy, scipy and
+tqdm are all it needs; the data cache is pointed at a work folder, so pooch is never imported) and,
+in order:
 
 1. starts generating the profile's datasets (one process per dataset, on the CPU cores) and,
    meanwhile, **measures one run**: training steps and evaluation forwards of the run's network at
