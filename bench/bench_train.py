@@ -27,7 +27,7 @@ of ``repeats`` timed steps after a warm-up step (the warm-up includes any compil
 layout of :mod:`backdrop_repro.formulations`, ``torch.compile`` on top) as a fraction of the
 GEMM rate at width 16 (the ``scaled`` network, 256², batch 8) and width 64 (the ``paper``
 network, 1024², batch 4), one thread, every row and its GEMM timed interleaved in one process;
-each allocator setting (glibc's default, :func:`~backdrop_repro.models.keep_freed_memory`) in
+each allocator setting (glibc's default, :func:`~backdrop_repro.formulations.keep_freed_memory`) in
 its own process; each block ends with the formulation that leads there on this CPU (named). Then
 the projected minutes of one ``paper`` run and of the ``scaled`` record on 2 cores (one run per
 core). A formulation stays in the package only while this bench shows it ahead on some CPU.

@@ -8,6 +8,7 @@ Sub-modules by topic: ``plots.masks`` (backdrop-demo), ``plots.gp`` (gp-generate
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
