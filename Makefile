@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 TESTOUT := $(CURDIR)/.test-out
 export MPLBACKEND := Agg
 
-.PHONY: venv reproduce notebooks figures test test-fast notebooks-update bench lab docs clean gpu-window
+.PHONY: venv reproduce notebooks figures test test-fast lint notebooks-update bench lab docs clean gpu-window
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,16 @@ reproduce: venv
 notebooks: reproduce
 figures: reproduce
 
-## Unit tests plus nbval: every notebook is re-executed at its committed (smoke) parameters and
-## its outputs compared with the committed ones. Outputs go to .test-out/, never to figures/.
+## Lint (ruff) and type checks (mypy on backdrop_repro/), configured in pyproject.toml; `make test` runs them first.
+lint: venv
+	$(BIN)/ruff check backdrop_repro scripts bench
+	$(BIN)/mypy
+
+## Lint and type checks, then the unit tests plus nbval: every notebook is re-executed at its committed
+## (smoke) parameters and its outputs compared with the committed ones. Outputs go to .test-out/, never to figures/.
 test: venv
+	$(BIN)/ruff check backdrop_repro scripts bench
+	$(BIN)/mypy
 	rm -rf $(TESTOUT) && mkdir -p $(TESTOUT)
 	BACKDROP_REPRO_OUTPUT=$(TESTOUT) BACKDROP_REPRO_DATA=$(TESTOUT)/data TQDM_DISABLE=1 \
 	  $(BIN)/python -m pytest tests notebooks --nbval --nbval-current-env \
@@ -57,7 +64,7 @@ notebooks-update: venv
 GPU_PROFILE ?= paper
 gpu-window:
 	@test -n "$(OUT)" || { echo "usage: make gpu-window OUT=dir [GPU_PROFILE=paper]"; exit 2; }
-	PYTHONUNBUFFERED=1 $(PYTHON) -m backdrop_repro.gpu_window --profile $(GPU_PROFILE) --out "$(OUT)"
+	PYTHONUNBUFFERED=1 $(PYTHON) scripts/gpu_window.py --profile $(GPU_PROFILE) --out "$(OUT)"
 
 bench: venv
 	for b in bench/bench_*.py; do $(BIN)/python "$$b" || exit 1; done

@@ -9,7 +9,7 @@ import warnings
 # executed notebook with an absolute path in it.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from .masking import BackdropMask, backdrop, backdrop_mask, draw_mask
+from .masking import BackdropMask, backdrop, backdrop_mask, draw_mask  # noqa: E402
 # public modules that moved into data/ and gp/: `from backdrop_repro import datasets, zenodo, oracle` keeps working
 from .data import datasets, zenodo  # noqa: E402
 from .gp import oracle  # noqa: E402

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._shared import is_real
+from .checks import is_real
 
 __all__ = ["SURROGATES", "exact_auc", "pairwise_auc_loss", "soft_auc"]
 

@@ -9,13 +9,51 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
-from . import paths, profiles
+from . import gp, paths, profiles
+from .data.datasets import SPLITS, build_dataset, split_recipe
 
 #: modules that register sub-commands (missing ones are skipped)
-CLI_MODULES = ("data.datasets", "data.zenodo", "experiments.gp_sweep.cli", "experiments.nondecomposable.cli",
+CLI_MODULES = ("data.zenodo", "experiments.gp_sweep.cli", "experiments.nondecomposable.cli",
                "experiments.learnability.cli", "experiments.confirm.cli")
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    rec = split_recipe(profiles.get(args.profile), args.split)     # the front door: resolved once
+    changes = {}
+    if args.method:
+        changes["method"] = args.method
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.per_class is not None:
+        changes["per_class"] = args.per_class
+    if changes:
+        rec = rec.replace(**changes)
+    ds = build_dataset(rec, directory=args.out, progress=True)
+    print(f"{len(ds)} images {tuple(ds.images.shape[1:])}, classes {ds.class_names} -> {ds.path}")
+
+
+def _folder(value: str) -> Path:
+    """An ``--out`` folder: a non-empty path (``''`` would be the working folder, ``Path('')`` is ``.``)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder, got {value!r}")
+    return Path(value)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    """``backdrop-repro generate [--profile P] [--split train|val|test] [--method ...] [--out DIR]``."""
+    p = sub.add_parser("generate", help="generate (or reuse) a multi-scale GP class dataset",
+                       description="Generate one split of a profile's GP crosses dataset into the "
+                                   "data cache (or --out), reusing a verified cached copy.")
+    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
+    p.add_argument("--split", choices=SPLITS, default="train")
+    p.add_argument("--method", choices=gp.METHODS, default=None, help="override the recipe's sampler")
+    p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    p.add_argument("--per-class", type=int, default=None, help="override samples per class")
+    p.add_argument("--out", type=_folder, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
+    p.set_defaults(func=_cmd_generate)
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> None:
@@ -33,6 +71,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backdrop-repro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
     for name in CLI_MODULES:
         try:
             mod = importlib.import_module(f"backdrop_repro.{name}")

@@ -217,7 +217,7 @@ def scale_budget(profile: str, fine_prob: float, coarse_prob: float) -> dict:
     from .models import TwoScaleCNN
 
     p = profiles.get(profile)
-    rec = split_recipe(profile, "train")
+    rec = split_recipe(p, "train")
     small = math.exp(np.mean(np.log(rec.scales[0])))
     large = math.exp(np.mean(np.log(rec.scales[1])))
     sw = p.sweep

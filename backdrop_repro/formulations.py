@@ -1,17 +1,25 @@
-"""GEMM formulations of :class:`~backdrop_repro.models.TwoScaleCNN` that no profile uses, and the
-layout helpers they share with the ``"blocked"`` formulation (which ``paper-cpu`` uses and
-``models.py`` keeps).
+"""CPU-speed options of :class:`~backdrop_repro.models.TwoScaleCNN`, opt-in and apart from the model.
 
-* :func:`features_s2d` is ``impl="s2d"``: NHWC maps, each k2/s2 convolution as space-to-depth (a
-  view and one copy into ``(pixels, 4 x width)`` rows) and one ``addmm``, ReLU in place. It
-  trained ``tests/data/formulation-s2d/`` and is a row of ``bench/bench_train.py``.
-* :func:`blocked_conv_stem` is ``stem="conv"`` of ``impl="blocked"``: ``nn.Conv2d``, then one
-  copy into the quadtree row order (``bench/bench_train.py``: slower than the im2col stem at
-  width 64, the paper's network; docs/performance.md).
+Nothing here changes what the network computes; each option is chosen by measurement
+(``python bench/bench_train.py --formulations`` prints which formulation leads on the CPU at hand):
 
-Both are reached through ``TwoScaleCNN(impl=..., stem=...)``; the masks are drawn by
-:mod:`backdrop_repro.masking` (``BackdropMask.apply_to`` with the map's logical NCHW shape), so
-every formulation draws the same masks from the same generator state.
+* ``impl="blocked"`` (the ``paper-cpu`` profile): the k2/s2 convolutions as plain GEMMs with no
+  layout copy. The stem writes its output rows in a hierarchical (quadtree) order ``(n, i_top,
+  j_top, i_bit(L-1), j_bit(L-1), ..., i_bit0, j_bit0)`` (the 5 x 5 patches of the image gathered
+  in that order with a column of ones, so the bias rides in the GEMM), so the 2 x 2 children of
+  every output pixel of every later layer are 4 adjacent rows: the input of each k2/s2 layer is a
+  *view* ``(pixels, 4 x width)`` of the previous ReLU's output, and each GEMM's output (and its
+  input gradient) is already in the next layer's order. The masks are drawn by
+  :func:`~backdrop_repro.masking.draw_mask` for the map's logical NCHW shape (the same generator
+  calls and ``last_mask`` as ``impl="conv"``) and reordered to the rows (:func:`mask_rows`).
+  Measured: ahead of ``nn.Conv2d`` in NHWC at width 64 (the paper's network) on the development
+  CPU (1.27-1.30x) and on an earlier AMD CPU; behind it at width 16 and on an AMD Zen 3
+  (``docs/performance.md``).
+* :func:`keep_freed_memory` (``paper-cpu`` too): glibc keeps freed memory between steps, so the
+  1024² maps are not page-faulted in again at every step (the largest single gain at width 64).
+
+``tests/test_models.py`` checks the outputs, every parameter's gradient and the input gradient of
+each formulation against the reference ``impl="conv"`` network, and the same masks drawn.
 
 Example
 -------
@@ -22,12 +30,14 @@ tensor([0., 1., 4., 5.])
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from .masking import BackdropMask
+from .masking import BackdropMask, backdrop, draw_mask
 
-__all__ = ["features_s2d", "blocked_conv_stem", "to_blocked", "gemm_weight", "mask_nhwc", "check_hw_mask"]
+__all__ = ["features_blocked", "mask_rows", "to_blocked", "gemm_weight", "keep_freed_memory"]
 
 
 def gemm_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -49,35 +59,68 @@ def to_blocked(t: torch.Tensor, levels: int) -> torch.Tensor:
     return v.permute(perm)
 
 
-def check_hw_mask(mask: BackdropMask) -> None:
-    """The GEMM formulations lay out masks over the H, W of an NCHW map only."""
+def mask_rows(mask: BackdropMask, h: torch.Tensor, n: int, gh: int, gw: int, levels: int) -> torch.Tensor:
+    """``mask`` applied to rows ``h`` ``(N * gh * gw, C)`` of a ``gh x gw`` grid in quadtree order of
+    ``levels``, exactly as ``mask`` masks the NCHW map ``(N, C, gh, gw)``: the same checks and draw,
+    the same ``last_mask``, the gradient of each row times its cell's normalised mask."""
     if tuple(mask.dims) != (-2, -1):
-        raise ValueError(f"impl 'blocked'/'s2d' support masks over dims (-2, -1) only, got {mask.dims}")
+        raise ValueError(f"impl 'blocked' supports masks over dims (-2, -1) only, got {mask.dims}")
+    if not mask.active or not (torch.is_grad_enabled() and h.requires_grad):
+        return h
+    keep, scaled = draw_mask((n, h.shape[-1], gh, gw), mask.mask_prob, mask.dims, mask.normalization,
+                             mask.generator, mask.pinned)
+    mask.last_mask = keep
+    rows = h.view(n, gh * gw, -1)
+    per_row = to_blocked(scaled.reshape(1, gh, gw), levels).reshape(1, gh * gw, 1)
+    return backdrop(rows, per_row).view(h.shape)
 
 
-def mask_nhwc(mask: BackdropMask, h: torch.Tensor) -> torch.Tensor:
-    """``mask`` applied to an NHWC map ``h`` exactly as it masks the NCHW map ``(N, C, H, W)``."""
-    check_hw_mask(mask)
-    n, hh, ww, c = h.shape
-    return mask.apply_to(h, shape=(n, c, hh, ww), arrange=lambda s: s.reshape(hh, ww, 1))
-
-
-def features_s2d(net, x: torch.Tensor) -> torch.Tensor:
-    """The masked coarse feature map of ``net`` (a ``TwoScaleCNN``, ``kernel=2``) by space-to-depth + GEMM."""
+def features_blocked(net: Any, x: torch.Tensor) -> torch.Tensor:
+    """The masked coarse feature map ``(N, width, H/downsample, W/downsample)`` of ``net`` (a
+    ``TwoScaleCNN`` with ``kernel=2``) by the copy-free blocked formulation (module docstring)."""
+    n, _, hgt, wid = x.shape
+    levels = net.n_fine + net.n_coarse
+    hs, ws = hgt // 2, wid // 2
+    th, tw = hs >> levels, ws >> levels
     stem = net.fine_features[0]
-    h = torch.relu_(stem(x.contiguous(memory_format=torch.channels_last))).permute(0, 2, 3, 1)
+    k, p = stem.kernel_size[0], stem.padding[0]
+    xp = nn.functional.pad(x.reshape(n, hgt, wid), (p, p, p, p))
+    r = xp.stride(1)
+    patches = xp.as_strided((n, hs, ws, k, k), (xp.stride(0), 2 * r, 2, r, 1))
+    # the patches and a column of ones (the bias folded into the GEMM: no bias pass)
+    rows = x.new_empty((n * hs * ws, k * k + 1))
+    rows.view(n, th, tw, *[2] * (2 * levels), k * k + 1)[..., :k * k].copy_(
+        to_blocked(patches, levels).reshape(n, th, tw, *[2] * (2 * levels), k * k))
+    rows[:, k * k] = 1.0
+    w = torch.cat([stem.weight.reshape(stem.out_channels, -1), stem.bias[:, None]], dim=1)
+    h = torch.mm(rows, w.t()).relu_()
     if net.n_fine == 0:
-        h = mask_nhwc(net.fine_mask, h)
-    for i, conv in enumerate(net._k2_convs()):
-        n, hh, ww, c = h.shape
-        rows = h.reshape(n, hh // 2, 2, ww // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
-        h = torch.addmm(conv.bias, rows, gemm_weight(conv)).relu_().view(n, hh // 2, ww // 2, -1)
+        h = mask_rows(net.fine_mask, h, n, hs, ws, levels)
+    for i, conv in enumerate(net.k2_convs()):
+        h = torch.addmm(conv.bias, h.view(-1, 4 * h.shape[-1]), gemm_weight(conv)).relu_()
         if i == net.n_fine - 1:
-            h = mask_nhwc(net.fine_mask, h)
-    return mask_nhwc(net.coarse_mask, h).permute(0, 3, 1, 2)
+            h = mask_rows(net.fine_mask, h, n, th << net.n_coarse, tw << net.n_coarse, net.n_coarse)
+    h = mask_rows(net.coarse_mask, h, n, th, tw, 0)
+    return h.view(n, th, tw, -1).permute(0, 3, 1, 2)
 
 
-def blocked_conv_stem(stem: nn.Conv2d, x: torch.Tensor, levels: int) -> torch.Tensor:
-    """The stem's ReLU output as rows ``(N * H/2 * W/2, C)`` in quadtree order of ``levels``: ``nn.Conv2d`` + one copy."""
-    y = stem(x.contiguous(memory_format=torch.channels_last)).permute(0, 2, 3, 1)
-    return to_blocked(y, levels).reshape(-1, stem.out_channels).relu_()
+def keep_freed_memory(limit_bytes: int = 2 ** 31) -> bool:
+    """Let glibc's malloc keep freed memory (CPU speed only: numbers are unchanged).
+
+    A 1024² width-64 feature map is 64 MB per sample; glibc serves blocks above 32 MB with a fresh
+    ``mmap`` and returns them at ``free``, so every such tensor of every step page-faults its
+    memory in again (a fresh 268 MB tensor: ~120 ms to fill, 40 ms when reused, on the
+    development CPU). This switches ``mmap`` off for ``malloc`` (``M_MMAP_MAX = 0``) and keeps up
+    to ``limit_bytes`` of freed heap (``M_TRIM_THRESHOLD``), for the whole process. Returns False
+    (and does nothing) where the C library is not glibc. Example: ``keep_freed_memory()`` -> True.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, int(limit_bytes)))

@@ -32,10 +32,8 @@ backward-only product. Two functional forms:
 
 * :func:`backdrop_mask` ``(x, mask_prob, ...)`` draws the mask itself and applies it; it returns
   the output and the 0/1 mask drawn (None when it draws none). It is to :class:`BackdropMask`
-  what ``torch.nn.functional.dropout`` is to ``nn.Dropout``: the layer keeps the arguments and
-  stores the mask in ``last_mask`` (:meth:`BackdropMask.apply_to`); the GEMM formulations of
-  :class:`~backdrop_repro.models.TwoScaleCNN` call it too, with the map's logical NCHW ``shape``
-  and an ``arrange`` that lays the mask out like their NHWC or row-ordered tensors.
+  what ``torch.nn.functional.dropout`` is to ``nn.Dropout``: the layer keeps the arguments,
+  calls it in ``forward`` and stores the mask drawn in ``last_mask``.
 * :func:`backdrop` ``(x, mask)`` applies a mask drawn beforehand (e.g. by :func:`draw_mask`).
 
 Example
@@ -53,12 +51,12 @@ True
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
-from ._shared import is_int, is_real
+from .checks import is_int, is_real
 
 NORMALIZATIONS = ("realized", "expected", "none")
 
@@ -128,8 +126,6 @@ def backdrop_mask(
     generator: Optional[torch.Generator] = None,
     pinned: Optional[Sequence[int]] = None,
     training: bool = True,
-    shape: Optional[Sequence[int]] = None,
-    arrange: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Functional backdrop mask (``F.dropout``-style): draw a mask and apply it to ``x``'s gradient.
 
@@ -138,10 +134,6 @@ def backdrop_mask(
     x : the tensor to mask; returned unchanged (it shares ``x``'s memory, see :class:`BackdropFunction`).
     mask_prob, dims, normalization, generator, pinned : as in :func:`draw_mask`.
     training : False: return ``x`` and draw nothing (as ``F.dropout(training=False)``).
-    shape : the shape the mask is drawn for (default ``x.shape``): the logical shape of a map
-        stored in another layout, e.g. ``(N, C, H, W)`` for an NHWC tensor.
-    arrange : maps the normalised mask (of :func:`draw_mask`'s shape for ``shape``) to a tensor
-        that broadcasts against ``x``, for such a layout (default: the mask as drawn).
 
     Returns
     -------
@@ -162,13 +154,10 @@ def backdrop_mask(
     pinned = _check_pinned(pinned)
     if not training or (mask_prob == 0 and pinned is None) or not (torch.is_grad_enabled() and x.requires_grad):
         return x, None
-    shape = x.shape if shape is None else shape
-    if len(shape) == 0:
+    if x.ndim == 0:
         raise ValueError(f"a backdrop mask over dims {tuple(dims)} needs a tensor with the masked dims, got a 0-d "
                          "tensor (a scalar has no cells to mask)")
-    keep, scaled = draw_mask(shape, mask_prob, dims, normalization, generator, pinned)
-    if arrange is not None:
-        scaled = arrange(scaled)
+    keep, scaled = draw_mask(x.shape, mask_prob, dims, normalization, generator, pinned)
     return BackdropFunction.apply(x, scaled.to(device=x.device, dtype=x.dtype)), keep
 
 
@@ -184,7 +173,7 @@ def _check_prob(mask_prob: float) -> float:
     return mask_prob
 
 
-def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
+def _check_dims(dims: Any) -> tuple[int, ...]:
     if is_int(dims):
         dims = (dims,)
     try:
@@ -193,13 +182,13 @@ def _check_dims(dims: Sequence[int]) -> tuple[int, ...]:
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}") from None
     if not dims or not all(is_int(d) for d in dims):
         raise ValueError(f"dims must be a non-empty sequence of distinct ints, got {dims!r}")
-    dims = tuple(int(d) for d in dims)
-    if len(set(dims)) != len(dims):
-        raise ValueError(f"dims must not contain duplicates, got {dims!r}")
-    return dims
+    out = tuple(int(d) for d in dims)
+    if len(set(out)) != len(out):
+        raise ValueError(f"dims must not contain duplicates, got {out!r}")
+    return out
 
 
-def _check_pinned(pinned: Optional[Sequence[int]]) -> Optional[tuple[int, ...]]:
+def _check_pinned(pinned: Any) -> Optional[tuple[int, ...]]:
     if pinned is None:
         return None
     if is_int(pinned):
@@ -352,7 +341,7 @@ class BackdropMask(nn.Module):
     A new mask is drawn at every forward pass in training mode when the input requires a
     gradient. In ``eval()`` mode, under ``torch.no_grad()`` and with ``mask_prob == 0`` (and no
     ``pinned`` cell) the layer returns its input and draws nothing. ``forward`` is
-    :func:`backdrop_mask` with the layer's settings (:meth:`apply_to`). The last drawn 0/1 mask is
+    :func:`backdrop_mask` with the layer's settings. The last drawn 0/1 mask is
     kept in ``last_mask`` (shape broadcastable to the input) for plotting. The output shares
     ``x``'s memory and may be modified in place (``nn.ReLU(inplace=True)``); an input with no
     elements (a masked dim of size 0) passes through with a gradient of the same (empty) shape.
@@ -388,22 +377,8 @@ class BackdropMask(nn.Module):
         return self.training and (self.mask_prob > 0 or self.pinned is not None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply_to(x)
-
-    def apply_to(
-        self,
-        x: torch.Tensor,
-        shape: Optional[Sequence[int]] = None,
-        arrange: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    ) -> torch.Tensor:
-        """:func:`backdrop_mask` with this layer's settings; the 0/1 mask drawn goes to ``last_mask``.
-
-        ``forward(x)`` is ``apply_to(x)``. ``shape`` and ``arrange`` (see :func:`backdrop_mask`)
-        let a model mask a map stored in another layout (NHWC, rows) exactly as ``forward``
-        masks the NCHW map of that ``shape``: the same generator calls, the same ``last_mask``.
-        """
         y, keep = backdrop_mask(x, self.mask_prob, self.dims, self.normalization, self.generator, self.pinned,
-                                training=self.training, shape=shape, arrange=arrange)
+                                training=self.training)
         if keep is not None:
             self.last_mask = keep
         return y

@@ -13,25 +13,11 @@ overlap and the masks "bleed" into each other.
 
 Formulations (``impl``; the same parameters, so the same ``init_seed`` gives the same network):
 
-* ``"conv"`` (default): ``nn.Conv2d`` layers (oneDNN on a CPU, cuDNN on a GPU). Every committed
-  run record was trained with it.
-* ``"s2d"``: each k2/s2 convolution as space-to-depth (a view and one copy of an NHWC map into
-  ``(pixels, 4 x width)`` rows) and one ``addmm`` (GEMM + bias), ReLU in place. No profile uses
-  it: it lives in :mod:`backdrop_repro.formulations`.
-* ``"blocked"`` (``paper-cpu``): the same GEMMs with no copy at all. The stem writes its output in a
-  hierarchical (quadtree) row order ``(n, i_top, j_top, i_bit(L-1), j_bit(L-1), ..., i_bit0,
-  j_bit0)``, so the 2 x 2 children of every output pixel of every later layer are 4 adjacent
-  rows, the input of each k2/s2 layer is a *view* ``(pixels, 4 x width)`` of the previous ReLU's
-  output and each GEMM's output is already in the next layer's order (its input gradient too).
-  The masks are drawn by :class:`BackdropMask` itself (``BackdropMask.apply_to`` with the map's
-  logical NCHW shape: the same generator calls and ``last_mask`` as ``"conv"``) and reordered to
-  the rows. The stem (``stem="im2col"``: the 5 x 5 patches of the image gathered in that order,
-  then one GEMM; ``stem="conv"``: ``nn.Conv2d`` then one reorder copy, in
-  :mod:`backdrop_repro.formulations` as no profile uses it) is chosen by measurement
-  (``bench/bench_train.py``).
-
-All three compute the same function to float32 rounding (``tests/test_models.py`` checks the
-outputs and every gradient against ``nn.Conv2d``); only ``"conv"`` supports ``kernel=3``.
+* ``"conv"`` (default): ``nn.Conv2d`` layers (oneDNN on a CPU, cuDNN on a GPU), the reference.
+  Every committed run record but ``paper-cpu``'s was trained with it; it alone supports ``kernel=3``.
+* ``"blocked"`` (``paper-cpu``): the k2/s2 convolutions as copy-free GEMMs, a CPU-speed option
+  that lives apart in :mod:`backdrop_repro.formulations` (its docstring; ``tests/test_models.py``
+  checks its outputs and every gradient against ``"conv"``).
 
 :meth:`TwoScaleCNN.for_scales` places the two masks for other image sizes and correlation
 lengths (its mask probabilities are required: no silent default): a mask's cell (the stride of the layer it follows) is the power of two nearest to
@@ -42,21 +28,21 @@ at least 2 x 2 cells.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import torch
 from torch import nn
 
-from ._shared import check_int, is_real
-from .formulations import blocked_conv_stem, check_hw_mask, features_s2d, gemm_weight, to_blocked
+from .checks import check_int, is_real
+from .formulations import features_blocked
 from .masking import BackdropMask
 
-__all__ = ["TwoScaleCNN", "cell_layers", "conv_flops", "IMPLS", "STEMS", "keep_freed_memory"]
+__all__ = ["TwoScaleCNN", "cell_layers", "conv_flops", "IMPLS", "STEMS"]
 
 #: formulations of the network (see the module docstring); ``"conv"`` is the default
-IMPLS = ("conv", "s2d", "blocked")
-#: stems of the ``"blocked"`` formulation
-STEMS = ("im2col", "conv")
+IMPLS = ("conv", "blocked")
+#: stems of the ``"blocked"`` formulation (a run's key records it)
+STEMS = ("im2col",)
 
 
 def _conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
@@ -77,7 +63,7 @@ def cell_layers(cl: float | Sequence[float], factor: float = 2.5) -> int:
     (5, 8)
     """
     many = isinstance(cl, (tuple, list)) or (hasattr(cl, "ndim") and getattr(cl, "ndim") == 1)
-    values = list(cl) if many else [cl]
+    values: list[Any] = list(cast(Sequence[float], cl)) if many else [cl]
     if not values or any(not (is_real(c) and c > 0 and math.isfinite(c)) for c in values):
         raise ValueError(f"cl must be a positive correlation length in pixels, or a sequence of them, got {cl!r}")
     cls = [float(c) for c in values]
@@ -103,9 +89,9 @@ class TwoScaleCNN(nn.Module):
     init : ``"torch"`` (PyTorch's default initialisers, default) or ``"he"`` (He-normal conv
         weights for ReLU, zero biases: keeps the activations' scale through the 5-9 layers, so
         training leaves the initial loss plateau much sooner).
-    impl : ``"conv"`` (default), ``"s2d"`` or ``"blocked"`` (module docstring): how the k2/s2
-        convolutions are computed; the parameters and their initialisation do not depend on it.
-    stem : ``"im2col"`` or ``"conv"``: the stem of ``impl="blocked"``.
+    impl : ``"conv"`` (default) or ``"blocked"`` (module docstring): how the k2/s2 convolutions
+        are computed; the parameters and their initialisation do not depend on it.
+    stem : ``"im2col"``: the stem of ``impl="blocked"`` (one choice left; a run's key records it).
     image_size : side of the square inputs the mask grids (:attr:`cells`) are stated for (None:
         unknown, and :attr:`cells` says so; :meth:`for_scales` sets it). The network itself takes
         any size divisible as below.
@@ -182,7 +168,8 @@ class TwoScaleCNN(nn.Module):
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                    nn.init.zeros_(m.bias)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
 
     @classmethod
     def for_scales(
@@ -260,81 +247,17 @@ class TwoScaleCNN(nn.Module):
         if x.shape[-1] % self.downsample or x.shape[-2] % self.downsample:
             raise ValueError(f"x's H and W must be multiples of {self.downsample}, got {tuple(x.shape[-2:])}")
         if self.impl == "blocked":
-            return self._features_blocked(x)
-        if self.impl == "s2d":
-            return features_s2d(self, x)
+            return features_blocked(self, x)
         h = self.fine_mask(self.fine_features(x))
         return self.coarse_mask(self.coarse_features(h))
 
-    # ---- the GEMM formulations ------------------------------------------------------------
-    def _k2_convs(self) -> list[nn.Conv2d]:
+    def k2_convs(self) -> list[nn.Conv2d]:
+        """The k/s2 convolutions after the stem, in order (the GEMMs of ``impl="blocked"``)."""
         convs = [m for m in self.fine_features if isinstance(m, nn.Conv2d)][1:]
         return convs + [m for m in self.coarse_features if isinstance(m, nn.Conv2d)]
 
-    def _features_blocked(self, x: torch.Tensor) -> torch.Tensor:
-        """Rows in quadtree order (module docstring): no layout copy after the stem."""
-        n, _, hgt, wid = x.shape
-        levels = self.n_fine + self.n_coarse
-        hs, ws = hgt // 2, wid // 2
-        th, tw = hs >> levels, ws >> levels
-        stem = self.fine_features[0]
-        if self.stem == "im2col":
-            k, p = stem.kernel_size[0], stem.padding[0]
-            xp = nn.functional.pad(x.reshape(n, hgt, wid), (p, p, p, p))
-            r = xp.stride(1)
-            patches = xp.as_strided((n, hs, ws, k, k), (xp.stride(0), 2 * r, 2, r, 1))
-            # the patches and a column of ones (the bias folded into the GEMM: no bias pass)
-            rows = x.new_empty((n * hs * ws, k * k + 1))
-            rows.view(n, th, tw, *[2] * (2 * levels), k * k + 1)[..., :k * k].copy_(
-                to_blocked(patches, levels).reshape(n, th, tw, *[2] * (2 * levels), k * k))
-            rows[:, k * k] = 1.0
-            w = torch.cat([stem.weight.reshape(stem.out_channels, -1), stem.bias[:, None]], dim=1)
-            h = torch.mm(rows, w.t()).relu_()
-        else:
-            h = blocked_conv_stem(stem, x, levels)
-        if self.n_fine == 0:
-            h = _mask_blocked(self.fine_mask, h, n, hs, ws, levels)
-        for i, conv in enumerate(self._k2_convs()):
-            h = torch.addmm(conv.bias, h.view(-1, 4 * h.shape[-1]), gemm_weight(conv)).relu_()
-            if i == self.n_fine - 1:
-                h = _mask_blocked(self.fine_mask, h, n, th << self.n_coarse, tw << self.n_coarse, self.n_coarse)
-        h = _mask_blocked(self.coarse_mask, h, n, th, tw, 0)
-        return h.view(n, th, tw, -1).permute(0, 3, 1, 2)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(-2, -1)))
-
-
-def keep_freed_memory(limit_bytes: int = 2 ** 31) -> bool:
-    """Let glibc's malloc keep freed memory (CPU speed only: numbers are unchanged).
-
-    A 1024² width-64 feature map is 64 MB per sample; glibc serves blocks above 32 MB with a fresh
-    ``mmap`` and returns them at ``free``, so every such tensor of every step page-faults its
-    memory in again (a fresh 268 MB tensor: ~120 ms to fill, 40 ms when reused, on the
-    development CPU). This switches ``mmap`` off for ``malloc`` (``M_MMAP_MAX = 0``) and keeps up
-    to ``limit_bytes`` of freed heap (``M_TRIM_THRESHOLD``), for the whole process. Returns False
-    (and does nothing) where the C library is not glibc. Example: ``keep_freed_memory()`` -> True.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, int(limit_bytes)))
-
-
-def _mask_blocked(mask: BackdropMask, h: torch.Tensor, n: int, gh: int, gw: int, levels: int) -> torch.Tensor:
-    """``mask`` applied to rows ``h`` (N * gh * gw, C) of a ``gh x gw`` grid in quadtree order of
-    ``levels``, exactly as it masks the NCHW map ``(N, C, gh, gw)`` (same draws, same ``last_mask``)."""
-    check_hw_mask(mask)
-    rows = h.view(n, gh * gw, -1)
-    y = mask.apply_to(rows, shape=(n, h.shape[-1], gh, gw),
-                      arrange=lambda s: to_blocked(s.reshape(1, gh, gw), levels).reshape(1, gh * gw, 1))
-    return h if y is rows else y.view(h.shape)
 
 
 def conv_flops(model: TwoScaleCNN, size: int, backward: bool = True) -> float:

@@ -299,7 +299,7 @@ def check_parameters(names: Sequence[str], parameters: Optional[dict]) -> dict:
 def _check_value(key: str, value: object, default: object) -> None:
     """One ``ValueError`` naming the parameter ``key`` unless ``value`` has the type of its ``default``
     (:func:`check_parameters`) and lies in :data:`PARAM_RANGES`."""
-    from ._shared import is_int, is_real
+    from .checks import is_int, is_real
 
     if isinstance(default, bool):
         ok, kind = isinstance(value, bool), "a bool"

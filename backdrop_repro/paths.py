@@ -1,4 +1,7 @@
-"""Paths, atomic writes and run metadata shared by every module.
+"""Folders and atomic writes: where the package reads and writes, and how a write never leaves half a file.
+
+The machine a result was made on (CPU, versions, memory and disk) is :mod:`.machine`; argument
+checks are :mod:`.checks`.
 
 Environment variables
 ---------------------
@@ -33,14 +36,14 @@ import contextlib
 import json
 import math
 import os
-import platform
 import re
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
+
+from .machine import free_disk
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -317,40 +320,6 @@ def clean_package_orphans(profile: str | None = None) -> list[Path]:
     return removed
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to this process (``MemAvailable``, capped by a cgroup limit), or None.
-
-    Example: ``available_memory() > 2**30`` on most machines.
-    """
-    avail = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                avail = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            avail = None
-    try:
-        cg = Path("/sys/fs/cgroup")
-        limit = (cg / "memory.max").read_text().strip()
-        if limit != "max":
-            room = int(limit) - int((cg / "memory.current").read_text())
-            avail = room if avail is None else min(avail, room)
-    except (OSError, ValueError):
-        pass
-    return avail
-
-
-def free_disk(folder: str | os.PathLike) -> int:
-    """Free bytes on the file system holding ``folder`` (or its nearest existing parent)."""
-    p = Path(folder).absolute()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return shutil.disk_usage(p).free
-
-
 def _finite(o: Any) -> Any:
     """``obj`` with every non-finite float replaced by its name as a string ("nan", "inf", "-inf"):
     strict JSON has no NaN, and a diverged run's record must still be readable everywhere."""
@@ -393,62 +362,34 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def cpu_id() -> str:
-    """The CPU's vendor, family, model and stepping numbers from ``/proc/cpuinfo`` (a virtual machine
-    often names only "AMD EPYC": the numbers tell generations apart), or ``""`` where none is known.
-    Example: ``cpu_id()`` -> ``'AuthenticAMD family 26 model 2 stepping 1'``.
+# ----------------------------------------------------------------------------------- writability
+#: prefix of the probe file (the package's temporary-file prefix: orphan clean-ups remove it)
+PROBE_PREFIX = ".backdrop-tmp-probe-"
+
+
+def check_writable(folder: "str | os.PathLike", what: str = "folder",
+                   hint: str = "choose another folder or fix its permissions") -> Path:
+    """Create ``folder`` if needed and prove it writable with a probe file; else one clear error.
+
+    Raises ``NotADirectoryError`` (a path component is a file) or ``PermissionError`` (read-only),
+    both naming the path, then ``hint``. Example: ``check_writable(args.out, "--out")``.
     """
-    fields: dict[str, str] = {}
+    folder = Path(folder)
+    for p in (folder, *folder.parents):
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(f"{what} {folder}: {p} exists and is not a folder; choose a folder path")
+        if p.exists():
+            break
     try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if not line.strip():
-                break                                   # the first processor is enough
-            k, _, v = line.partition(":")
-            fields.setdefault(k.strip(), v.strip())
-    except OSError:
-        pass
-    return " ".join(([fields["vendor_id"]] if fields.get("vendor_id") else [])
-                    + [f"{label} {fields[k]}" for k, label in (("cpu family", "family"), ("model", "model"),
-                                                                 ("stepping", "stepping")) if fields.get(k)])
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a result depends on, and the machine (stored in every results JSON).
-
-    ``machine``: architecture, CPU count and torch threads; ``cpu``: :func:`cpu_name`; ``cpu_id``:
-    :func:`cpu_id`; ``cpu_isa``: the instruction set torch's CPU kernels dispatch to
-    (``torch.backends.cpu.get_cpu_capability()``: ``DEFAULT``, ``AVX2``, ``AVX512``, ...);
-    ``cpu_cores``: ``os.cpu_count()``. Records made on CPUs of another model or instruction set can
-    differ by rounding (docs/reliability.md, "Cross-machine drift").
-    """
-    import numpy
-    import scipy
-    import torch
-
-    from . import __version__
-
-    return {
-        "backdrop_repro": __version__,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}",
-        "cpu": cpu_name(),
-        "cpu_id": cpu_id(),
-        "cpu_isa": str(torch.backends.cpu.get_cpu_capability()),
-        "cpu_cores": str(os.cpu_count()),
-    }
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`), so two records
-    can be told apart by machine. Example: ``cpu_name()`` -> ``'AMD EPYC'`` (``'unknown'`` if nothing says)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip() or "unknown"
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f"{PROBE_PREFIX}pid{os.getpid()}.")
+        os.close(fd)
+        try:
+            os.unlink(probe)
+        except FileNotFoundError:       # a concurrent clean_orphans(folder, None) took it: still proven writable
+            pass
+    except PermissionError as err:
+        raise PermissionError(f"{what} {folder} is not writable ({err.strerror or err}); {hint}") from None
+    except OSError as err:
+        raise OSError(f"{what} {folder} cannot be written ({err.strerror or err})") from None
+    return folder

@@ -10,13 +10,14 @@ A :class:`Profile` has one section per consumer:
 * ``demo``  (:class:`DemoSection`): sizes used by the two demo notebooks.
 
 Every training section (``sweep``, ``nondecomposable``, ``learnability``) holds its optimiser in
-one :class:`OptimSection` (``optim``), the one declaration and the one check of ``optimizer``,
-``lr``, ``weight_decay`` and ``momentum``: a bad value fails when the profile is built, and
-:class:`~backdrop_repro.train.TrainConfig` validates through the same class. The sections read its
-fields as attributes (``p.sweep.lr``).
+one :class:`OptimSection` (``optim``) of ``optimizer``, ``lr``, ``weight_decay`` and ``momentum``:
+a bad value fails when the profile is built, through the one check that
+:class:`~backdrop_repro.train.TrainConfig` uses too (``checks.check_optimizer``). The sections read
+its fields as attributes (``p.sweep.lr``).
 
-This module imports nothing from the package, so every other module (and every notebook) can
-read it. Adding a profile is one :func:`register` call (or one entry in :data:`PROFILES`)::
+This module imports only the argument checks (:mod:`.checks`), and no module below the front doors
+(``data``, ``gp``, ``train``, ``masking``, ``models``) imports it: they take the sections as
+arguments. Adding a profile is one :func:`register` call (or one entry in :data:`PROFILES`)::
 
     >>> from dataclasses import replace
     >>> p = replace(get("smoke"), name="tiny")
@@ -59,32 +60,18 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Optional, Union
 
+from .checks import check_optim_real, check_optimizer, OPTIMIZERS
+
 __all__ = ["OPTIMIZERS", "OptimSection", "DataSection", "SweepSection", "NDSection", "DemoSection", "LearnSection",
            "ConfirmTask", "ConfirmSection", "Profile", "PROFILES", "names", "get", "register", "check", "from_dict",
            "resolve", "shipped"]
 
 
-#: the optimisers of :class:`OptimSection` (built by :func:`backdrop_repro.train.make_optimizer`)
-OPTIMIZERS = ("adam", "sgd")
-
-
-#: the accepted values of every real optimiser setting: (test, words for the error message)
-_OPTIM_REALS = {"lr": (lambda v: v > 0, "a real > 0"), "weight_decay": (lambda v: v >= 0, "a real >= 0"),
-                "momentum": (lambda v: 0 <= v < 1, "a real in [0, 1)")}
-
-
-def _optim_real(kind: str, value: Any, name: Optional[str] = None) -> float:
-    """``float(value)`` if it is an accepted ``kind`` (``lr``, ``weight_decay``, ``momentum``): Python
-    or numpy numbers, never bools; else a one-line ``ValueError`` naming ``name`` (default ``kind``)."""
-    ok, accepted = _OPTIM_REALS[kind]
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
-        raise ValueError(f"{name or kind} must be {accepted}, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
 class OptimSection:
-    """The optimiser of a training section: the one place its settings are declared and checked.
+    """The optimiser of a training section (checked by ``checks.check_optimizer``, as ``TrainConfig`` is).
 
     ``optimizer`` (one of :data:`OPTIMIZERS`), ``lr`` (a real > 0), ``weight_decay`` (a real >= 0),
     ``momentum`` (SGD only, a real in [0, 1)). Numpy scalars are accepted and stored as Python
@@ -102,11 +89,7 @@ class OptimSection:
     momentum: float = 0.9
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.optimizer, str) and self.optimizer in OPTIMIZERS):
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        object.__setattr__(self, "optimizer", str(self.optimizer))
-        for name in _OPTIM_REALS:
-            object.__setattr__(self, name, _optim_real(name, getattr(self, name)))
+        check_optimizer(self)
 
 
 class _Optimised:
@@ -195,7 +178,7 @@ class SweepSection(_Optimised):
     with fewer training images per class keeps the cap in epochs).
     ``impl``: the network's formulation (:data:`backdrop_repro.models.IMPLS`); it enters a run's key
     only when it is not ``"conv"``, so the keys of the committed records do not change; ``"blocked"``
-    also records its ``stem`` and runs with :func:`~backdrop_repro.models.keep_freed_memory` (speed only).
+    also records its ``stem`` and runs with :func:`~backdrop_repro.formulations.keep_freed_memory` (speed only).
     ``eval_batch_size``: images per evaluation forward pass (64, the training loop's default, for every profile
     but ``paper-cpu``, whose 1024² maps at width 64 need 4: 64 images there are a 16 GiB activation).
     ``design``: None (the kind follows from the profile: confirmatory when ``configs`` are fixed and every seed
@@ -326,7 +309,7 @@ class LearnSection(_Optimised):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "spectral_lr", _optim_real("lr", self.spectral_lr, "spectral_lr"))
+        object.__setattr__(self, "spectral_lr", check_optim_real("lr", self.spectral_lr, "spectral_lr"))
         sizes = tuple(self.twoscale_sizes)
         if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in sizes):
             raise ValueError(f"twoscale_sizes must be a tuple of integers > 0 (training images per class), got {sizes!r}")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from . import paths, profiles
-from ._shared import check_writable
+from .paths import check_writable
 
 __all__ = ["reproduce"]
 

@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 
 from . import claims, paths, stats
 

@@ -46,10 +46,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ._shared import check_labels, resolve_device
-from .paths import atomic_path, free_disk
+from .checks import check_labels, check_optimizer, OPTIMIZERS, resolve_device
+from .machine import free_disk
+from .paths import atomic_path
 from .masking import BackdropMask
-from .profiles import OPTIMIZERS, OptimSection
 
 __all__ = ["TrainConfig", "train", "evaluate", "as_tensors", "check_images", "make_optimizer", "OPTIMIZERS", "CheckpointWriteError",
            "save_checkpoint"]
@@ -85,13 +85,14 @@ _BUDGET_DEFAULTS = {"patience": None, "loss_target": None, "select": "last"}
 
 
 @dataclass(frozen=True)
-class TrainConfig(OptimSection):
+class TrainConfig:
     """Hyper-parameters of one training run.
 
     epochs : passes over the training set. batch_size : samples per step (one mask draw per
     step, shared by the batch). lr, optimizer (``"adam"`` | ``"sgd"``), weight_decay, momentum
-    (SGD only): the optimiser's fields, declared and checked once, by
-    :class:`~backdrop_repro.profiles.OptimSection` (the base class). seed : data order. eval_every : evaluate every this many epochs (and always at
+    (SGD only): the optimiser's fields (the trainer's own; a profile's
+    ``OptimSection`` holds the same names, and both go through the one check
+    ``checks.check_optimizer``). seed : data order. eval_every : evaluate every this many epochs (and always at
     the last) on the training and validation data. test_every : evaluate on the test data every
     this many epochs (None: with every evaluation; the last epoch always). eval_batch_size :
     samples per evaluation forward pass. device : torch device. channels_last : NHWC memory
@@ -106,6 +107,10 @@ class TrainConfig(OptimSection):
     identity of fixed-budget runs is what it was before they existed.
     """
 
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
     epochs: int = 20
     batch_size: int = 8
     seed: int = 0
@@ -129,7 +134,7 @@ class TrainConfig(OptimSection):
             object.__setattr__(self, name, int(v))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        super().__post_init__()                     # the optimiser's one check (profiles.OptimSection)
+        check_optimizer(self)                       # the optimiser's one check (profiles.OptimSection's too)
         if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if self.select not in SELECTIONS:
@@ -403,7 +408,7 @@ def train(
                     tr = evaluate(model, x, y, config.eval_batch_size, device)
                     rec.update(train_eval_loss=tr["loss"], train_accuracy=tr["accuracy"])
                     if xv is not None:
-                        va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=last and in_loop_test)
+                        va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=last and in_loop_test)  # type: ignore[arg-type]
                         rec.update(val_loss=va["loss"], val_accuracy=va["accuracy"])
                         if "predictions" in va:
                             predictions["val"] = va["predictions"]
@@ -444,7 +449,7 @@ def train(
                 final = dict(next(h for h in history if h["epoch"] == best["epoch"]))
             if config.select == "val" or "test" not in predictions:
                 with autocast():
-                    va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=True) if xv is not None else None
+                    va = evaluate(model, xv, yv, config.eval_batch_size, device, predictions=True) if xv is not None else None  # type: ignore[arg-type,assignment]
                     te = evaluate(model, xt, yt, config.eval_batch_size, device, predictions=True)
                 if va is not None:
                     predictions["val"] = va.pop("predictions")

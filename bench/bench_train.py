@@ -23,13 +23,14 @@ Targets (issue 11): >= 50 % of the GEMM rate on a CPU, >= 40 % on CUDA. Each fig
 of ``repeats`` timed steps after a warm-up step (the warm-up includes any compilation).
 
 ``--formulations`` (issue 18) prints instead each formulation of the network
-(:data:`backdrop_repro.models.IMPLS`: ``nn.Conv2d`` in NCHW and NHWC, space-to-depth + GEMM,
-the copy-free blocked layout with either stem, ``torch.compile`` on top) as a fraction of the
+(:data:`backdrop_repro.models.IMPLS`: ``nn.Conv2d`` in NCHW and NHWC, the copy-free blocked
+layout of :mod:`backdrop_repro.formulations`, ``torch.compile`` on top) as a fraction of the
 GEMM rate at width 16 (the ``scaled`` network, 256², batch 8) and width 64 (the ``paper``
 network, 1024², batch 4), one thread, every row and its GEMM timed interleaved in one process;
-each allocator setting (glibc's default, :func:`~backdrop_repro.models.keep_freed_memory`) in
-its own process. Then the projected minutes of one ``paper`` run and of the ``scaled`` record
-on 2 cores (one run per core).
+each allocator setting (glibc's default, :func:`~backdrop_repro.formulations.keep_freed_memory`) in
+its own process; each block ends with the formulation that leads there on this CPU (named). Then
+the projected minutes of one ``paper`` run and of the ``scaled`` record on 2 cores (one run per
+core). A formulation stays in the package only while this bench shows it ahead on some CPU.
 
 Run: ``python bench/bench_train.py [--quick] [--no-compile] [--no-profile] [--device cuda] [--formulations]``
 (about 3-5 minutes with ``--quick`` on 2 cores; compiling takes a good part of it). The numbers
@@ -360,8 +361,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 # ---- issue 18: the formulations side by side ---------------------------------------------------
 FORMS = (("conv NCHW", "conv", "im2col", False), ("conv NHWC", "conv", "im2col", True),
-         ("s2d + GEMM", "s2d", "im2col", True), ("blocked, im2col stem", "blocked", "im2col", True),
-         ("blocked, conv stem", "blocked", "conv", True))
+         ("blocked", "blocked", "im2col", True))
 WIDTHS = {16: ("scaled", 8), 64: ("paper", 4)}      # width: (profile whose network it is, batch)
 
 
@@ -397,7 +397,7 @@ def _formulation_child(spec: str, repeats: int, no_compile: bool) -> int:
     """One process: ``spec`` = "<allocator>,<width>"; prints one JSON line of seconds per step."""
     import json
 
-    from backdrop_repro.models import keep_freed_memory
+    from backdrop_repro.formulations import keep_freed_memory
 
     alloc, width = spec.split(",")
     width = int(width)
@@ -410,7 +410,7 @@ def _formulation_child(spec: str, repeats: int, no_compile: bool) -> int:
         rows[label] = _form_step(width, impl, stem, cl)
     if not no_compile and width == 16:
         try:
-            rows["blocked + torch.compile"] = _form_step(width, "blocked", "conv", True, True)
+            rows["blocked + torch.compile"] = _form_step(width, "blocked", "im2col", True, True)
             rows["conv NHWC + torch.compile"] = _form_step(width, "conv", "im2col", True, True)
         except Exception as err:  # noqa: BLE001
             print(f"# compile rows skipped: {type(err).__name__}", file=sys.stderr)
@@ -440,7 +440,12 @@ def formulations(repeats: int, no_compile: bool) -> int:
     import json
     import subprocess
 
-    from backdrop_repro.gpu_window import run_work
+    from pathlib import Path
+
+    from backdrop_repro.machine import cpu_name
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))   # the GPU window: a script
+    from gpu_window import run_work
 
     load = os.getloadavg()[0]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -448,6 +453,8 @@ def formulations(repeats: int, no_compile: bool) -> int:
           f"{torch.__version__}; load average {load:.1f} on {cores} cores"
           + (" -- NOT IDLE: only ratios within one block (one process, rows interleaved) mean anything"
              if load > 0.5 * cores else " (idle)"))
+    cpu = cpu_name()
+    print(f"CPU: {cpu}")
     best: dict[tuple[str, int], dict] = {}
     for width in (16, 64):
         for alloc in ("default", "keep"):
@@ -471,6 +478,8 @@ def formulations(repeats: int, no_compile: bool) -> int:
                       f"{100 * r['flops'] / r['s'] / gemm:>8.1f}% {base / r['s'] if base else float('nan'):>11.2f}x "
                       f"{r['warm_s']:>9.1f}")
                 best[(alloc + " " + k, width)] = {"sps": r["batch"] / r["s"], "frac": r["flops"] / r["s"] / gemm}
+            lead = max(res, key=lambda k: res[k]["batch"] / res[k]["s"])
+            print(f"  leads on this CPU ({cpu}): {lead}")
     # projections: one run per core (1 thread each), evaluation at the training step's efficiency
     paper = gp_sweep.plan_grid("paper", ["none"], [0])[0]
     pw = run_work(paper)

@@ -59,7 +59,7 @@ def _private_uses(path: Path) -> list[str]:
             if not src.startswith("backdrop_repro"):
                 continue
             for a in node.names:
-                if f"{src}.{a.name}" in MODULES:                     # a module (``_shared``, ``_common``)
+                if f"{src}.{a.name}" in MODULES:                     # a module (``checks``, ``_common``)
                     aliases[a.asname or a.name] = f"{src}.{a.name}"
                 elif a.name.startswith("_") and not a.name.startswith("__"):
                     found.append(f"line {node.lineno}: from {src} import {a.name}")
@@ -167,15 +167,15 @@ def test_one_run_core_one_model_factory_one_device_resolver_one_pool():
     assert _defs("run_one") == ["backdrop_repro.experiments.core"]
     assert _defs("build_model") == ["backdrop_repro.experiments.core"]
     assert _defs("load_data") == ["backdrop_repro.experiments.core", "backdrop_repro.experiments.nondecomposable.data"]
-    assert _defs("resolve_device") == ["backdrop_repro._shared"]
+    assert _defs("resolve_device") == ["backdrop_repro.checks"]
     makers = {m for m, p in MODULES.items() if "ProcessPoolExecutor(" in p.read_text() or "get_context(" in p.read_text()}
     assert makers == {"backdrop_repro.experiments.launchers"}
     resolvers = {m for m, p in MODULES.items() if "torch.cuda.is_available() else" in p.read_text()}
-    assert resolvers == {"backdrop_repro._shared"}          # "auto" -> cuda or cpu, written once
+    assert resolvers == {"backdrop_repro.checks"}          # "auto" -> cuda or cpu, written once
 
 
 def test_the_core_and_the_launchers_import_no_experiment_and_nothing_imports_back():
-    """The floors: core <- launchers <- (gp_sweep | learnability | confirm | gpu_window); no circle."""
+    """The floors: core <- launchers <- (gp_sweep | learnability | confirm); no circle."""
     subs = ("gp_sweep", "learnability", "confirm", "nondecomposable")
     for low in ("core", "launchers"):
         bad = [m for _, m in _imports(PACKAGE / "experiments" / f"{low}.py")
@@ -248,15 +248,24 @@ def test_the_docs_list_every_profile():
     assert sorted(re.findall(r"`([^`]+)`", listed)) == sorted(n for n in profiles.names() if profiles.shipped(profiles.get(n)))
 
 
-def test_the_optimiser_fields_are_declared_once():
+def test_the_training_configuration_is_the_trainers_own_and_checked_once():
+    """``TrainConfig`` declares its optimiser fields itself (no profile class below the front doors), with
+    the names and defaults of a profile's ``OptimSection``; both go through one check; and every run's key
+    holds them flat, as before."""
     import dataclasses
+    import inspect
 
+    from backdrop_repro import train
     from backdrop_repro.train import TrainConfig
 
-    optim = {f.name for f in dataclasses.fields(profiles.OptimSection)}
-    assert optim == {"optimizer", "lr", "weight_decay", "momentum"}
-    assert not optim & set(TrainConfig.__annotations__)          # inherited from OptimSection, not declared again
-    assert optim <= set(TrainConfig().to_dict())                  # and still in every run's key, flat as before
+    optim = {f.name: f.default for f in dataclasses.fields(profiles.OptimSection)}
+    assert set(optim) == {"optimizer", "lr", "weight_decay", "momentum"}
+    assert profiles.OptimSection not in TrainConfig.__mro__
+    assert {k: TrainConfig.__dataclass_fields__[k].default for k in optim} == optim
+    assert set(optim) <= set(TrainConfig().to_dict())
+    assert "check_optimizer(self)" in inspect.getsource(TrainConfig)
+    assert "check_optimizer(self)" in inspect.getsource(profiles.OptimSection)
+    assert "OPTIMIZERS" in dir(train)
 
 
 # ------------------------------------------------------------------ issue 39: what run_one writes
@@ -293,3 +302,30 @@ def test_run_one_keeps_an_edited_record_and_states_the_threads_it_trained_with(o
     assert json.loads(path.with_name(f"{path.name}.orig-1").read_text()) == edited
     assert json.loads(path.read_text())["config"] == spec.to_dict()
     assert rec["versions"]["machine"].endswith("torch threads 1"), rec["versions"]["machine"]
+
+
+#: the layers below the front doors: they take a profile's sections (or plain arguments), never look one up
+LOWER = ("backdrop_repro.data", "backdrop_repro.gp", "backdrop_repro.train", "backdrop_repro.masking",
+         "backdrop_repro.models", "backdrop_repro.formulations")
+
+
+def test_the_lower_layers_do_not_import_the_profiles():
+    bad = {m: [f"line {n}: {i}" for n, i in _imports(p) if i == "backdrop_repro.profiles"]
+           for m, p in MODULES.items() if any(m == x or m.startswith(x + ".") for x in LOWER)}
+    assert len(bad) >= 10
+    assert not {m: b for m, b in bad.items() if b}, bad
+
+
+def test_operations_live_outside_the_science_package():
+    """The GPU window (and its deadline pool) is a script in ``scripts/``: nothing in the package imports it."""
+    assert not (PACKAGE / "gpu_window.py").exists() and (PACKAGE.parent / "scripts" / "gpu_window.py").exists()
+    bad = {m: [i for _, i in _imports(p) if "gpu_window" in i] for m, p in MODULES.items()}
+    assert not {m: b for m, b in bad.items() if b}
+
+
+def test_the_small_shared_modules_are_leaves():
+    """``checks``, ``seeds`` and ``machine`` (what ``_shared.py`` and ``paths.py`` mixed) import nothing from the
+    package (``machine`` reads the package's version only), so any module can use them without a circle."""
+    for leaf in ("checks", "seeds", "machine"):
+        inside = [m for _, m in _imports(PACKAGE / f"{leaf}.py") if m.startswith("backdrop_repro")]
+        assert set(inside) <= {"backdrop_repro"}, (leaf, inside)

@@ -76,7 +76,7 @@ def test_main_maps_expected_failures(monkeypatch, capsys, exc, status):
     def boom(args):
         raise exc
 
-    monkeypatch.setattr(datasets, "_cmd_generate", boom)
+    monkeypatch.setattr(cli, "_cmd_generate", boom)
     assert cli.main(["generate", "--profile", "smoke"]) == status
     if status == 130:
         assert "Traceback" not in capsys.readouterr().err
@@ -89,7 +89,7 @@ def test_main_maps_expected_failures(monkeypatch, capsys, exc, status):
 def test_a_bug_keeps_its_traceback(monkeypatch):
     from backdrop_repro.data import datasets
 
-    monkeypatch.setattr(datasets, "_cmd_generate", lambda args: {}["missing"])
+    monkeypatch.setattr(cli, "_cmd_generate", lambda args: {}["missing"])
     with pytest.raises(KeyError):
         cli.main(["generate", "--profile", "smoke"])
 
@@ -101,7 +101,7 @@ def test_memory_error_without_a_message_says_what_to_do(monkeypatch, capsys):
     def boom(args):
         raise MemoryError()
 
-    monkeypatch.setattr(datasets, "_cmd_generate", boom)
+    monkeypatch.setattr(cli, "_cmd_generate", boom)
     assert cli.main(["generate", "--profile", "smoke"]) == 2
     assert "out of memory" in one_line_error(capsys, "generate")
 
@@ -112,7 +112,7 @@ def test_debug_shows_the_traceback_of_an_expected_failure(monkeypatch, capsys):
     def boom(args):
         raise ValueError("per_class must be an int")
 
-    monkeypatch.setattr(datasets, "_cmd_generate", boom)
+    monkeypatch.setattr(cli, "_cmd_generate", boom)
     assert cli.main(["generate", "--profile", "smoke"]) == 2
     one_line_error(capsys, "generate")
     for argv in (["--debug", "generate", "--profile", "smoke"], ["generate", "--profile", "smoke", "--debug"]):

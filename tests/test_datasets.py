@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from backdrop_repro import cli, gp, paths
+from backdrop_repro import cli, gp, paths, profiles
 from backdrop_repro.data import datasets
 from backdrop_repro.data import files as dataset_files
 from backdrop_repro.paths import data_dir
@@ -32,7 +32,7 @@ def test_paper_recipe_classes_names_and_order():
     assert PAPER.scales == ((9.5, 10.0), (80.0, 140.0)) and PAPER.power == (0.75, 1.25)
     assert PAPER.classes == [(9.5, 80.0), (10.0, 80.0), (9.5, 140.0), (10.0, 140.0)]
     assert PAPER.class_names == {0: "9.5-80", 1: "10-80", 2: "9.5-140", 3: "10-140"}
-    quick = datasets.split_recipe("quick", "train")
+    quick = datasets.split_recipe(profiles.get("quick"), "train")
     assert quick.scales == PAPER.scales and quick.power == PAPER.power and quick.size == 256
     assert PAPER.replace(size=512).size == 512 and PAPER.size == 1024
     with pytest.raises(Exception):
@@ -241,7 +241,7 @@ def test_cli_generate(tmp_path, capsys):
     assert cli.main(["generate", "--profile", "smoke", "--method", "faithful", "--per-class", "2",
                      "--out", str(out)]) == 0
     ds = datasets.read_dataset(out)
-    assert ds.recipe == datasets.split_recipe("smoke", "train").replace(method="faithful", per_class=2)
+    assert ds.recipe == datasets.split_recipe(profiles.get("smoke"), "train").replace(method="faithful", per_class=2)
     assert "8 images (64, 64)" in capsys.readouterr().out
 
 

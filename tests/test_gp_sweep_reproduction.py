@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from backdrop_repro import paths
-from backdrop_repro._shared import content_key
+from backdrop_repro import machine, paths
+from backdrop_repro.seeds import content_key
 from backdrop_repro.experiments.gp_sweep import reproduction as R
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +275,7 @@ def test_drift_sd_is_the_upper_limit_of_the_measured_drift():
 def test_every_record_names_its_cpu():
     import torch
 
-    v = paths.versions()
+    v = machine.versions()
     assert v["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
     assert int(v["cpu_cores"]) >= 1 and v["cpu"]
     if Path("/proc/cpuinfo").exists():

@@ -1,9 +1,10 @@
-"""The prepared GPU-window command (``backdrop_repro.gpu_window``), rehearsed on the CPU at smoke scale (so a
+"""The prepared GPU-window command (``scripts/gpu_window.py``), rehearsed on the CPU at smoke scale (so a
 GPU window is never spent on a crash): sizing, several runs in flight, the sweep's own records, the hard
 deadline. It answers bad arguments with one line before any work, refuses a non-empty ``--out``, obeys
 ``--work``, packs what finished on Ctrl-C, and its workers die with their parent."""
 import json
 import os
+import sys
 import tarfile
 import textwrap
 import time
@@ -12,8 +13,11 @@ from pathlib import Path
 import pytest
 from helpers import pids_of_a_killed_script, survivors
 
-from backdrop_repro import gpu_window as gw
 from backdrop_repro.experiments import gp_sweep
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))        # a script, outside the package: its workers import it by this name
+import gpu_window as gw  # noqa: E402
 
 
 def test_plan_window_puts_the_paired_configurations_first():
@@ -235,8 +239,9 @@ def test_ctrl_c_in_the_pool_stops_the_workers_and_says_so():
 
 # ------------------------------------------------------------------ the workers die with their parent
 _POOL = textwrap.dedent("""
-    import os, signal, threading, time
-    from backdrop_repro import gpu_window as gw
+    import os, signal, sys, threading, time
+    sys.path.insert(0, SCRIPTS)
+    import gpu_window as gw
 
     if __name__ == "__main__":
         def kill():
@@ -252,6 +257,6 @@ _POOL = textwrap.dedent("""
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc")
 def test_window_workers_die_with_their_parent(tmp_path):
-    kids = pids_of_a_killed_script(tmp_path, _POOL)
+    kids = pids_of_a_killed_script(tmp_path, _POOL.replace("SCRIPTS", repr(str(SCRIPTS))))
     assert len(kids) >= 2                       # the two workers (and the queues' resource tracker)
     assert not survivors(kids)

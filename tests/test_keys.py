@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from backdrop_repro import profiles
-from backdrop_repro._shared import content_key
+from backdrop_repro.seeds import content_key
 
 ROOT = Path(__file__).resolve().parent.parent
 

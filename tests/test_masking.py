@@ -354,20 +354,6 @@ def test_functional_form_draws_the_layers_mask():
     assert torch.equal(g.get_state(), state)
 
 
-def test_functional_form_in_another_layout():
-    """``shape`` + ``arrange``: an NHWC tensor masked as its NCHW map is (same draw, same gradient)."""
-    x = torch.randn(2, 3, 4, 5)
-    xa = x.clone().requires_grad_(True)
-    xb = x.permute(0, 2, 3, 1).contiguous().requires_grad_(True)
-    ya, ka = backdrop_mask(xa, 0.5, generator=gen(22))
-    layer = BackdropMask(0.5, generator=gen(22))
-    yb = layer.apply_to(xb, shape=(2, 3, 4, 5), arrange=lambda s: s.reshape(4, 5, 1))
-    assert torch.equal(layer.last_mask, ka) and ka.shape == (1, 1, 4, 5)
-    ya.sum().backward()
-    yb.sum().backward()
-    assert torch.equal(xb.grad.permute(0, 3, 1, 2), xa.grad)
-
-
 # ------------------------------------------------------------------ mask shapes, 0-d tensors, torch.func.grad
 @pytest.mark.parametrize("shape", [(1, 1, 4.5, 4), (1, 1, True, 4), (1, 1, -4, 4), (1, 1, "4", 4)])
 def test_mask_shapes_must_be_integers(shape):

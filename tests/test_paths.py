@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backdrop_repro import cli, paths
+from backdrop_repro import cli, machine, paths
 from backdrop_repro.experiments import launchers
 from backdrop_repro.experiments.gp_sweep import run
 
@@ -166,9 +166,9 @@ def test_orphans_of_killed_runs_are_removed_on_the_next_run_everywhere(monkeypat
 
 # ------------------------------------------------------------------ memory and disk
 def test_available_memory_and_free_disk_are_plausible(tmp_path):
-    mem = paths.available_memory()
+    mem = machine.available_memory()
     assert mem is None or 2 ** 20 < mem < 2 ** 60
-    assert 0 <= paths.free_disk(tmp_path / "not" / "yet") < 2 ** 70
+    assert 0 <= machine.free_disk(tmp_path / "not" / "yet") < 2 ** 70
 
 
 # ------------------------------------------------------------------ issue 39: a write error names the file or the folder

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from backdrop_repro import reproduce
-from backdrop_repro._shared import check_writable
+from backdrop_repro.paths import check_writable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,8 +44,8 @@ def test_check_writable_leaves_no_file(tmp_path):
 def test_check_writable_survives_a_concurrent_clean_up(tmp_path, monkeypatch):
     """A build holding the folder's lock may remove every temporary file (clean_orphans(d, None)),
     the probe of a writer still checking the folder included: that writer must not fail."""
-    from backdrop_repro import _shared, paths
-    real = _shared.tempfile.mkstemp
+    from backdrop_repro import paths
+    real = paths.tempfile.mkstemp
 
     def mkstemp_then_cleaned(**kwargs):
         fd, name = real(**kwargs)
@@ -54,7 +54,7 @@ def test_check_writable_survives_a_concurrent_clean_up(tmp_path, monkeypatch):
         assert [p.name for p in removed] == [os.path.basename(name)]
         return fd, name
 
-    monkeypatch.setattr(_shared.tempfile, "mkstemp", mkstemp_then_cleaned)
+    monkeypatch.setattr(paths.tempfile, "mkstemp", mkstemp_then_cleaned)
     assert check_writable(tmp_path / "d") == tmp_path / "d"
     assert list((tmp_path / "d").iterdir()) == []
 

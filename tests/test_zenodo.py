@@ -245,15 +245,16 @@ def test_offline_error_is_one_line_and_suggests_generate(monkeypatch, capsys):
     with pytest.raises(ConnectionError, match=zenodo.OFFLINE_COMMAND):
         zenodo.fetch_samples(10, progress=False, url=url)
 
+    from backdrop_repro import cli, profiles
     from backdrop_repro.cli import build_parser, main
     from backdrop_repro.data import datasets
 
     # the hint's command is one the CLI accepts, and it asks for the paper's recipe
     prog, *argv = zenodo.OFFLINE_COMMAND.split()
     args = build_parser().parse_args(argv)
-    assert prog == "backdrop-repro" and args.func is datasets._cmd_generate
+    assert prog == "backdrop-repro" and args.func is cli._cmd_generate
     assert (args.profile, args.method) == ("paper", "faithful")
-    assert datasets.split_recipe(args.profile, args.split).replace(method=args.method) == datasets.PAPER
+    assert datasets.split_recipe(profiles.get(args.profile), args.split).replace(method=args.method) == datasets.PAPER
 
     monkeypatch.setenv(zenodo.URL_ENV, url)
     assert main(["fetch", "dataset", "--no-progress"]) == 2

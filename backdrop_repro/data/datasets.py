@@ -1,4 +1,4 @@
-"""Generating, caching and reading the datasets of class recipes, and the ``generate`` CLI.
+"""Generating, caching and reading the datasets of class recipes (``backdrop-repro generate``: :mod:`..cli`).
 
 The recipes (:class:`Recipe`, :data:`PAPER`, :data:`SMOKE`, :func:`split_recipe`,
 :func:`class_spectrum`) live in :mod:`backdrop_repro.data.recipes` and are re-exported here. A class
@@ -23,25 +23,26 @@ Example
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from .. import gp, profiles
+from .. import gp
 from .files import (FORMAT_VERSION, CacheError, GPDataset, read_dataset, read_meta,  # noqa: F401
                     write_dataset)
-from .._shared import check_writable, content_key, tqdm_disable
-from ..paths import TMP_PREFIX, available_memory, check_inside, clean_orphans, data_dir, folder_lock, free_disk
+from ..checks import tqdm_disable
+from ..paths import check_writable
+from ..seeds import content_key
+from ..machine import available_memory, free_disk
+from ..paths import check_inside, clean_orphans, data_dir, folder_lock, TMP_PREFIX
 from .recipes import (MIN_SIZE_PER_LENGTH, PAPER, SMOKE, SPLITS, Recipe, class_spectrum,  # noqa: F401
                       split_recipe)
 
 __all__ = [
     "Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "FORMAT_VERSION", "CacheError", "GPDataset",
     "class_spectrum", "base_field_plan", "generate", "write_dataset", "read_dataset",
-    "build_dataset", "recipe_key", "add_cli", "estimate_bytes", "check_resources", "ResourceError",
+    "build_dataset", "recipe_key", "estimate_bytes", "check_resources", "ResourceError",
 ]
 
 #: a dataset may use at most this fraction of the available memory (it is generated in memory)
@@ -98,7 +99,7 @@ def check_resources(recipe: Recipe, directory: str | Path | None = None) -> int:
     """Refuse (``ResourceError``, one line) a dataset that cannot fit, before generating it.
 
     Memory: the images are generated in memory, so :func:`estimate_bytes` must stay below
-    ``MEMORY_FRACTION`` (80 %) of :func:`backdrop_repro.paths.available_memory` (skipped where
+    ``MEMORY_FRACTION`` (80 %) of :func:`backdrop_repro.machine.available_memory` (skipped where
     that is unknown). Disk (if ``directory`` is given): the estimate must fit in the free space
     of its file system. Returns the estimate. Example: ``check_resources(SMOKE)`` -> ``131072``.
     """
@@ -223,42 +224,3 @@ def build_dataset(recipe: Recipe, cache_dir: str | Path | None = None, progress:
                 "order": "interleaved: label = index % n_classes"}
         write_dataset(directory, images, labels, meta)
         return read_dataset(directory)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI: backdrop-repro generate
-# --------------------------------------------------------------------------------------------
-def _cmd_generate(args: argparse.Namespace) -> None:
-    rec = split_recipe(profiles.get(args.profile), args.split)     # the front door: resolved once
-    changes = {}
-    if args.method:
-        changes["method"] = args.method
-    if args.seed is not None:
-        changes["seed"] = args.seed
-    if args.per_class is not None:
-        changes["per_class"] = args.per_class
-    if changes:
-        rec = rec.replace(**changes)
-    ds = build_dataset(rec, directory=args.out, progress=True)
-    print(f"{len(ds)} images {tuple(ds.images.shape[1:])}, classes {ds.class_names} -> {ds.path}")
-
-
-def _folder(value: str) -> Path:
-    """An ``--out`` folder: a non-empty path (``''`` would be the working folder, ``Path('')`` is ``.``)."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError(f"must name a folder, got {value!r}")
-    return Path(value)
-
-
-def add_cli(subparsers: Any) -> None:
-    """Register ``backdrop-repro generate [--profile P] [--split train|val|test] [--method ...] [--out DIR]``."""
-    p = subparsers.add_parser("generate", help="generate (or reuse) a multi-scale GP class dataset",
-                              description="Generate one split of a profile's GP crosses dataset into the "
-                                          "data cache (or --out), reusing a verified cached copy.")
-    p.add_argument("--profile", choices=profiles.names(), default=profiles.DEFAULT)
-    p.add_argument("--split", choices=SPLITS, default="train")
-    p.add_argument("--method", choices=gp.METHODS, default=None, help="override the recipe's sampler")
-    p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
-    p.add_argument("--per-class", type=int, default=None, help="override samples per class")
-    p.add_argument("--out", type=_folder, default=None, help="dataset folder (default: cache/gp/<recipe key>)")
-    p.set_defaults(func=_cmd_generate)

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._shared import check_labels, check_writable
-from ..paths import atomic_path, clean_orphans, folder_lock, versions, write_json
+from ..checks import check_labels
+from ..paths import check_writable
+from ..machine import versions
+from ..paths import atomic_path, clean_orphans, folder_lock, write_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from .recipes import Recipe
@@ -118,7 +120,7 @@ def read_meta(directory: Path) -> dict:
 
 
 def _check_class_labels(labels: Any, class_names: Any = None) -> np.ndarray:
-    """int64 labels: integers >= 0 (:func:`~backdrop_repro._shared.check_labels`: 1.7 is refused, never
+    """int64 labels: integers >= 0 (:func:`~backdrop_repro.checks.check_labels`: 1.7 is refused, never
     truncated) and, given ``class_names``, among its keys. ``ValueError`` naming the strays."""
     out = check_labels(labels, "labels")
     if class_names:

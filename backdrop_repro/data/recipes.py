@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import gp, profiles
-from .._shared import is_int, is_real
+from .. import gp
+from ..checks import is_int, is_real
 
 __all__ = ["Recipe", "PAPER", "SMOKE", "SPLITS", "split_recipe", "class_spectrum", "MIN_SIZE_PER_LENGTH"]
 
@@ -153,17 +153,21 @@ SMOKE = Recipe(size=64, scales=((2.0, 3.0), (8.0, 14.0)), power=(0.75, 1.25), pe
 SPLITS = ("train", "val", "test")
 
 
-def split_recipe(profile: "str | profiles.Profile", split: str = "train", per_class: int | None = None,
-           method: str | None = None, run_seed: int | None = None) -> Recipe:
-    """The :class:`Recipe` of one split of a profile's data (see :mod:`backdrop_repro.profiles`).
+def split_recipe(data: Any, split: str = "train", per_class: int | None = None,
+                 method: str | None = None, run_seed: int | None = None) -> Recipe:
+    """The :class:`Recipe` of one split of a profile's data.
 
-    ``split`` is ``"train"``, ``"val"`` or ``"test"`` (independent seeds); ``per_class`` and
-    ``method`` override the profile's (data-size curve, robustness row); ``run_seed`` picks the
-    run's own training/validation sets when the profile has ``per_seed_data``.
-    A :class:`~backdrop_repro.profiles.Profile` is read as it is (no look-up in the table).
-    Example: ``split_recipe("default", "test").per_class == 250``.
+    ``data`` is a profile's data section (:class:`~backdrop_repro.profiles.DataSection`) or the
+    resolved profile holding it (its ``.data``); a profile's name is looked up at a front door
+    (``profiles.get``), never here. ``split`` is ``"train"``, ``"val"`` or ``"test"`` (independent
+    seeds); ``per_class`` and ``method`` override the profile's (data-size curve, robustness row);
+    ``run_seed`` picks the run's own training/validation sets when the profile has ``per_seed_data``.
+    Example: ``split_recipe(profiles.get("default"), "test").per_class == 250``.
     """
-    d = (profile if isinstance(profile, profiles.Profile) else profiles.get(profile)).data
+    if isinstance(data, str):
+        raise TypeError(f"split_recipe takes a profile's data section or the resolved profile, not its name "
+                        f"{data!r}: pass profiles.get({data!r})")
+    d = getattr(data, "data", data)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     n = {"train": d.per_class, "val": d.val_per_class, "test": d.test_per_class}[split]
@@ -189,4 +193,4 @@ def class_spectrum(recipe: Recipe, label: int) -> np.ndarray:
     if not is_int(label) or not 0 <= label < recipe.n_classes:
         raise ValueError(f"label must be an integer in [0, {recipe.n_classes}), got {label!r}")
     lengths = recipe.classes[int(label)]
-    return sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths))
+    return np.asarray(sum(p * p * _length_spectrum(recipe.size, cl, recipe.method) for p, cl in zip(recipe.power, lengths)))

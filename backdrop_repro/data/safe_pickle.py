@@ -129,8 +129,8 @@ class RestrictedUnpickler(pickle._Unpickler):   # the pure-Python unpickler: BUI
         raise UnsafePickleError(f"{self.source}: persistent ids are not allowed")
 
     def _load_build_checked(self) -> None:
-        state = self.stack[-1]
-        inst = self.stack[-2]
+        state = self.stack[-1]          # type: ignore[attr-defined]  # the pure-Python unpickler's stack
+        inst = self.stack[-2]           # type: ignore[attr-defined]
         if isinstance(inst, np.dtype):
             # (version, endian, subarray, names, fields, elsize, alignment, flags[, metadata])
             ok = (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
@@ -151,9 +151,9 @@ class RestrictedUnpickler(pickle._Unpickler):   # the pure-Python unpickler: BUI
                 raise UnsafePickleError(f"{self.source}: unexpected array state {shown!r}")
         else:
             raise UnsafePickleError(f"{self.source}: setting the state of a {type(inst).__name__} is not allowed")
-        pickle._Unpickler.load_build(self)
+        pickle._Unpickler.load_build(self)          # type: ignore[attr-defined]
 
-    dispatch[pickle.BUILD[0]] = _load_build_checked
+    dispatch[pickle.BUILD[0]] = _load_build_checked     # type: ignore[assignment]
 
 
 class _BoundedFile:
@@ -178,7 +178,7 @@ class _BoundedFile:
     def readinto(self, buf: Any) -> int:
         if len(buf) > self.size - self.f.tell():
             self.read(len(buf))
-        return self.f.readinto(buf)
+        return self.f.readinto(buf)     # type: ignore[attr-defined]  # a binary file
 
 
 def safe_load_pickle(path: os.PathLike, source: Optional[str] = None) -> Any:
@@ -190,7 +190,7 @@ def safe_load_pickle(path: os.PathLike, source: Optional[str] = None) -> Any:
     source = source or Path(path).name
     with open(path, "rb") as f:
         try:
-            obj = RestrictedUnpickler(_BoundedFile(f, source), source=source).load()
+            obj = RestrictedUnpickler(_BoundedFile(f, source), source=source).load()  # type: ignore[arg-type]
         except UnsafePickleError:
             raise
         except MemoryError:

@@ -36,8 +36,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from .._shared import tqdm_disable
-from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock, free_disk
+from ..checks import tqdm_disable
+from ..machine import free_disk
+from ..paths import atomic_path, check_inside, clean_orphans, data_dir, folder_lock
 from .safe_pickle import fmt_cl, parse_authors_dataset, pickle_member_name, safe_load_pickle
 
 DOI = "10.5281/zenodo.1252464"
@@ -195,7 +196,7 @@ class ExtractMembers:
         self.what = what or f"a member matching {pattern!r}"
         self.single = single
 
-    def members(self, zip_path: os.PathLike) -> list[str]:
+    def members(self, zip_path: str | os.PathLike) -> list[str]:
         """Names of the members of ``zip_path`` that match (``ValueError`` if none)."""
         try:
             with zipfile.ZipFile(zip_path) as zf:
@@ -311,7 +312,7 @@ def _recipe_dict(recipe: Any, per_class: int) -> dict:
 
     if hasattr(recipe, "replace") and hasattr(recipe, "to_dict"):
         return recipe.replace(per_class=per_class).to_dict()
-    d = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) else dict(vars(recipe))
+    d = dataclasses.asdict(recipe) if dataclasses.is_dataclass(recipe) and not isinstance(recipe, type) else dict(vars(recipe))
     return {**d, "per_class": per_class}
 
 
@@ -390,7 +391,7 @@ def _cmd_fetch(args: argparse.Namespace) -> None:
         for cl in args.cls or SAMPLE_LENGTHS:
             xs = fetch_samples(cl, progress=progress)
             print(f"correlation length {fmt_cl(cl)}: {len(xs)} samples of shape {xs[0].shape} "
-                  f"in {Path(xs[0].filename).parent}")
+                  f"in {Path(xs[0].filename).parent}")  # type: ignore[attr-defined]  # memory-mapped
 
 
 def add_cli(subparsers: Any) -> None:

@@ -5,7 +5,7 @@ The GP sweep (:class:`.gp_sweep.plan.RunSpec`, and its likelihood-classifier ref
 the confirmatory study (:class:`.confirm.plan.ConfirmSpec`) and the GPU window all run through
 :func:`run_one` here. A spec says *what* a run is (:class:`Spec`: its key, data recipes, budget, network
 options, record path); this module says *how* it runs, once: datasets (:func:`load_data`), the network
-(:func:`build_model`), the device (:func:`backdrop_repro._shared.resolve_device`), the training loop
+(:func:`build_model`), the device (:func:`backdrop_repro.checks.resolve_device`), the training loop
 (:func:`backdrop_repro.train.train`), per-scale metrics (:func:`scale_metrics`), the likelihood
 classifier for specs of model ``"oracle"`` (:func:`score_oracle`) and the record, written atomically.
 *Where* runs go (processes here, SLURM, a GPU window's deadline pool) is a launcher
@@ -29,9 +29,12 @@ from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from .. import paths, profiles, records
-from .._shared import resolve_device, torch_generator, torch_threads
-from ..models import TwoScaleCNN, keep_freed_memory
+from .. import machine, paths, profiles, records
+from ..checks import resolve_device
+from ..machine import torch_threads
+from ..seeds import torch_generator
+from ..formulations import keep_freed_memory
+from ..models import TwoScaleCNN
 from ..spectral import SpectralEnergyNet
 from ..train import train
 
@@ -215,7 +218,7 @@ def run_one(spec: Spec, device: Optional[str] = None, reuse: bool = True, progre
             else:
                 final.update(scale_metrics(spec, tr, va, te, predictions))
         name = device_name(dev)
-        versions = paths.versions()         # inside the block: its torch threads are the run's, not the caller's
+        versions = machine.versions()         # inside the block: its torch threads are the run's, not the caller's
     rec = {"key": spec.key, "config": spec.to_dict(), "label": spec.label, "history": history, "final": final,
            "predictions": {k: "".join(map(str, v)) for k, v in predictions.items()},
            "wall_time_s": round(wall, 2), "device": name, "versions": versions,

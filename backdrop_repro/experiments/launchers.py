@@ -1,4 +1,4 @@
-"""Where runs train: three launchers behind one signature, above the run core.
+"""Where runs train: two launchers behind one signature, above the run core.
 
 A launcher is called as ``launcher(specs, device=None, reuse=True, progress=True, desc="runs")`` and
 runs every spec without a record (:func:`.core.pending`) through :func:`.core.run_one`, which writes
@@ -15,9 +15,6 @@ resumes, and the results of several calls, launchers or machines merge by key. I
   node sees, and SLURM's job accounting (``sacct``, checked first). A task at its time limit is requeued
   and resumes its run from the run's checkpoint; a failed task is listed in ``failed`` (its state and
   reason); the next call submits it again. A Ctrl-C cancels the arrays the call submitted.
-* :class:`Deadline`: the GPU window's pool (:mod:`backdrop_repro.gpu_window`): specs in order, ``jobs``
-  at a time, a run started only if its expected duration ends before a hard deadline, the runs in
-  flight stopped at it.
 
 Every worker process comes from one place (:func:`worker_pool`, :func:`spawn`: the ``spawn`` start
 method and :func:`die_with_parent`, so a ``kill -9`` of the caller leaves no worker behind).
@@ -35,19 +32,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import shutil
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from .. import paths, profiles
-from .._shared import check_device, check_int, tqdm_disable
+from ..checks import check_device, check_int, tqdm_disable
 from . import core
 
 try:                                   # the cluster extra (``pip install 'backdrop-repro[cluster]'``)
@@ -55,12 +50,12 @@ try:                                   # the cluster extra (``pip install 'backd
 except ImportError:                    # pragma: no cover - submitit calls only ``checkpoint``, so the class still works
     _Checkpointable = object
 
-__all__ = ["Launcher", "LAUNCHERS", "CLUSTERS", "LaunchError", "Local", "Submitit", "Deadline", "get", "make_executor",
+__all__ = ["Launcher", "LAUNCHERS", "CLUSTERS", "LaunchError", "Local", "Submitit", "get", "make_executor",
            "worker_pool", "spawn", "die_with_parent", "PARENT_CHECK_S", "CLUSTER_DEFAULTS", "add_cli_arguments",
            "check_cli_args", "cli_options", "cli_flag", "RunShard", "check_accounting", "signal_delay_s", "MAX_REQUEUES",
            "SHORT_TIME_MIN"]
 
-#: the launchers a command line can name (the deadline pool is the GPU window's own: it needs a deadline)
+#: the launchers a command line can name (the GPU window's deadline pool is scripts/gpu_window.py's own)
 LAUNCHERS = ("local", "submitit")
 #: where submitit runs the jobs: ``slurm`` (sbatch job arrays) or ``local`` (subprocesses on this
 #: machine, submitit's LocalExecutor: the same code path without SLURM, used by the tests)
@@ -117,7 +112,7 @@ def worker_pool(jobs: int) -> ProcessPoolExecutor:
 
 def spawn(target: Callable[..., None], *args: Any) -> Any:
     """One started worker process running ``target(*args, parent_pid)`` (the target calls
-    :func:`die_with_parent` with the last argument); returns the process. The deadline pool's workers."""
+    :func:`die_with_parent` with the last argument); returns the process (the GPU window's workers)."""
     proc = _CONTEXT.Process(target=target, args=(*args, os.getpid()), daemon=True)
     proc.start()
     return proc
@@ -530,135 +525,6 @@ class Submitit:
                 failed.append(f"job {job.job_id} (runs {', '.join(s.key for s in shard)}): {_failure(job, err, slurm)} "
                               f"-- {_logs(job)}")
         return {"submitted": len(todo), "jobs": n, "failed": failed}
-
-
-# --------------------------------------------------------------------------------------------
-# the deadline pool (the GPU window's)
-# --------------------------------------------------------------------------------------------
-def _deadline_worker(wid: int, tasks: Any, results: Any, device: Optional[str], threads: int, rehearsal_s: float,
-                     reuse: bool, parent: int) -> None:
-    """Worker process: take specs from ``tasks`` until None; run each through :func:`.core.run_one`."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the caller stops its workers (a Ctrl-C is its to handle)
-    die_with_parent(parent)
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    while True:
-        spec = tasks.get()
-        if spec is None:
-            return
-        t = time.monotonic()
-        try:
-            if rehearsal_s > 0:
-                time.sleep(rehearsal_s)
-            else:
-                core.run_one(spec, device=device, reuse=reuse, progress=False)
-            results.put(("done", wid, spec.key, time.monotonic() - t, ""))
-        except Exception:  # noqa: BLE001 - reported, the pool goes on
-            results.put(("error", wid, spec.key, time.monotonic() - t, traceback.format_exc()))
-
-
-class Deadline:
-    """Specs in order, ``jobs`` at a time, until ``deadline`` (``time.monotonic()`` seconds).
-
-    A run is started only when ``now + estimate <= deadline``; the estimate is ``first_estimate_s``
-    until runs finish, then 1.1 x the longest of the last ``jobs`` finished runs (the runs in flight
-    share the device). At the deadline (or on Ctrl-C) the workers still busy are terminated; records
-    are written atomically, so what finished is kept. ``threads``: torch threads per worker;
-    ``rehearsal_s`` > 0 sleeps instead of training (the tests' dry run). The call returns, besides the
-    common keys, ``runs`` (one row per run: key, label, seed, config, level, s, worker, status, end_s),
-    ``stop`` (why it ended), ``estimate_s`` and ``interrupted``. The data must be built beforehand.
-    """
-
-    name = "deadline"
-
-    def __init__(self, jobs: int, deadline: float, first_estimate_s: float, log: Callable[[str], None] = print,
-                 threads: int = 1, rehearsal_s: float = 0.0):
-        self.jobs, self.deadline, self.first_estimate_s = check_int("jobs", jobs, low=1), deadline, first_estimate_s
-        self.log, self.threads, self.rehearsal_s = log, threads, rehearsal_s
-
-    @staticmethod
-    def _row(spec: core.Spec, **kw: Any) -> dict[str, Any]:
-        return {"key": spec.key, "label": spec.label, "config": getattr(spec, "config", None),
-                "level": getattr(spec, "level", None), "seed": spec.seed, **kw}
-
-    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
-                 progress: bool = True, desc: str = "runs") -> dict[str, Any]:
-        log, deadline = self.log, self.deadline
-        tasks, results = queue_pair()
-        jobs = max(1, min(self.jobs, len(specs)))
-        procs = [spawn(_deadline_worker, w, tasks, results, device, self.threads, self.rehearsal_s, reuse)
-                 for w in range(jobs)]
-        by_key = {s.key: s for s in specs}
-        todo = list(specs)
-        busy: dict[int, tuple[str, float]] = {}
-        idle = list(range(jobs))
-        done: list[dict[str, Any]] = []
-        walls: list[float] = []
-        estimate = self.first_estimate_s
-        stop = "all planned runs finished"
-        t_pool = time.monotonic()
-        interrupted = False
-        started = 0
-        try:
-            while True:
-                now = time.monotonic()
-                while idle and todo:
-                    if now + estimate > deadline:
-                        break
-                    spec = todo.pop(0)
-                    w = idle.pop(0)
-                    busy[w] = (spec.key, now)
-                    tasks.put(spec)
-                    started += 1
-                    log(f"start  {spec.label:<26} seed {spec.seed:<3} {spec.key} on worker {w} "
-                        f"(expected {estimate:.0f} s)")
-                if not busy:
-                    if todo:
-                        stop = (f"deadline: {len(todo)} planned runs left, the next would need ~{estimate:.0f} s, "
-                                f"{max(0.0, deadline - now):.0f} s left")
-                    break
-                if now >= deadline:
-                    stop = f"deadline: {len(busy)} runs in flight stopped, {len(todo)} not started"
-                    break
-                try:
-                    status, w, key, secs, err = results.get(timeout=min(2.0, max(0.05, deadline - now)))
-                except queue.Empty:
-                    continue
-                busy.pop(w, None)
-                idle.append(w)
-                s = by_key[key]
-                done.append(self._row(s, s=round(secs, 2), worker=w, status=status,
-                                      end_s=round(time.monotonic() - t_pool, 2)))
-                if status == "done":
-                    walls.append(secs)
-                    estimate = 1.1 * max(walls[-jobs:])
-                    log(f"done   {s.label:<26} seed {s.seed:<3} {key} in {secs:.1f} s")
-                else:
-                    log(f"FAILED {s.label:<26} seed {s.seed:<3} {key}:\n{err}")
-        except KeyboardInterrupt:
-            interrupted = True
-            stop = f"interrupted (Ctrl-C): {len(busy)} runs in flight stopped, {len(todo)} not started"
-        finally:
-            for _ in procs:
-                tasks.put(None)
-            t_end = time.monotonic() + (1.0 if busy else 10.0)
-            for p in procs:
-                if busy:
-                    p.terminate()
-                p.join(max(0.1, t_end - time.monotonic()))
-                if p.is_alive():
-                    p.kill()
-                    p.join(5)
-        for w, (key, t) in busy.items():
-            done.append(self._row(by_key[key], s=round(time.monotonic() - t, 2), worker=w,
-                                  status="stopped (Ctrl-C)" if interrupted else "stopped at the deadline"))
-        log(f"stop: {stop}")
-        failed = [f"{r['key']} ({r['label']}, seed {r['seed']})" for r in done if r["status"] == "error"]
-        return {"submitted": started, "jobs": jobs, "failed": failed, "runs": done, "stop": stop,
-                "estimate_s": round(estimate, 2), "interrupted": interrupted}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Shared low-level helpers of the GP samplers (:mod:`.fields`, :mod:`.faithful`).
 
 Argument validation, seeding and per-sample standardisation. Imports only
-:mod:`backdrop_repro._shared` from the package, so both sampler modules can use it without an
+:mod:`backdrop_repro.checks` from the package, so both sampler modules can use it without an
 import cycle; :mod:`.fields` exports the public names (:func:`child_seeds`, :func:`standardize`); the argument
 checks (:func:`check_n`, :func:`check_cl`, :func:`check_count`, :func:`check_dtype`) and :func:`as_seedseq` are
 shared by the two sampler modules.
@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .._shared import is_int, is_real
+from ..checks import is_int, is_real
 
 __all__ = ["child_seeds", "standardize", "check_n", "check_cl", "check_count", "check_dtype", "as_seedseq"]
 

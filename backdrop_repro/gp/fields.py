@@ -44,7 +44,7 @@ import functools
 import numpy as np
 import scipy.fft as sfft
 
-from .._shared import is_int
+from ..checks import is_int
 from ._common import check_cl, check_count, check_dtype, check_n, child_seeds, standardize
 from .faithful import LARGE_SCALE_MIN, LARGE_UPSCALE, large_effective_length, patch_lag_cov_1d, sample_faithful
 

@@ -63,7 +63,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._shared import is_real
+from ..checks import is_real
 
 __all__ = ["SpectralOracle", "oracle_for_recipe", "recipe_components", "standardised_spectrum",
            "is_exact", "MODES", "AMPLITUDES"]

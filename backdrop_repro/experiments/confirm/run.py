@@ -17,7 +17,8 @@ from ... import profiles
 import json
 from pathlib import Path
 
-from ..._shared import check_device, check_int, check_writable
+from ...checks import check_device, check_int
+from ...paths import check_writable
 from .. import launchers
 from .plan import PreregistrationError, check_preregistration, plan_runs, records_dir, section
 

@@ -5,7 +5,8 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from ..._shared import check_device, check_int, check_members, check_writable
+from ...checks import check_device, check_int, check_members
+from ...paths import check_writable
 from .. import launchers
 from . import plan as gs
 from . import reproduction

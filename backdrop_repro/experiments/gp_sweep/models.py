@@ -11,11 +11,12 @@ from typing import Sequence
 
 import torch
 
-from ..._shared import torch_threads, tqdm_disable
+from ...checks import tqdm_disable
+from ...machine import torch_threads
 from ...models import TwoScaleCNN
 from ...train import train
 from .plan import RunSpec, ckpt_path
-from ..._shared import resolve_device
+from ...checks import resolve_device
 from ..core import build_model, load_data
 
 __all__ = ["ensure_models", "load_model"]

@@ -37,7 +37,8 @@ import numpy as np
 
 from ... import paths, profiles
 from ... import records as _records
-from ..._shared import content_key, is_int
+from ...checks import is_int
+from ...seeds import content_key
 from ...train import TrainConfig
 
 __all__ = ["CONFIGS", "STUDIES", "RunSpec", "plan_grid", "plan_studies", "plan_runs", "select_best", "collect",

@@ -16,7 +16,7 @@ import csv
 import io
 from typing import Any, Optional, Sequence
 
-from ... import paths, profiles, report
+from ... import machine, paths, profiles, report
 from . import plan as gs
 from . import reproduction
 from .reproduction import ReproductionError
@@ -320,7 +320,7 @@ def write_tables(profile: str | profiles.Profile, wall: float = 0.0) -> dict[str
              "runs": [{k: r[k] for k in ("key", "label", "config", "final", "history", "wall_time_s", "device")}
                       for r in records],
              "run_wall_time_s": round(sum(r["wall_time_s"] for r in records), 1), "this_call_wall_time_s": round(wall, 1),
-             "timing": timing(records), "versions": paths.versions()}
+             "timing": timing(records), "versions": machine.versions()}
     out = paths.results_dir(p.name)
     paths.write_json(out / "gp_sweep.json", sweep)
     paths.write_text(out / "gp_sweep.csv", _csv_text(records))

@@ -24,7 +24,7 @@ import time
 from typing import Any, Optional, Sequence
 
 from ... import paths, profiles
-from ..._shared import check_device, check_members
+from ...checks import check_device, check_members
 from .. import launchers
 from ..core import build_model, load_data, run_one, scale_metrics
 from .plan import ReferenceSpec, RunSpec, collect, plan_grid, plan_runs, reference_specs

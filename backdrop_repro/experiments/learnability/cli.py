@@ -5,7 +5,8 @@ import argparse
 from typing import Any
 
 from ... import paths, profiles
-from ..._shared import check_device, check_int, check_writable
+from ...checks import check_device, check_int
+from ...paths import check_writable
 from .. import launchers
 from .plan import PARTS, map_cells, section
 from .report import write_summary

@@ -46,7 +46,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ... import paths, profiles, records
-from ..._shared import content_key
+from ...seeds import content_key
 from ...data.recipes import Recipe
 from ...train import TrainConfig
 from ..gp_sweep.plan import read_record

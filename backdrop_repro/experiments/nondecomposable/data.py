@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._shared import seed_sequence
+from ...seeds import seed_sequence
 from ...profiles import NDSection
 
 __all__ = ["load_data", "make_model", "n_train"]

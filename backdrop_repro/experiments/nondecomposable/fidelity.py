@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._shared import is_int, torch_generator
+from ...checks import is_int
+from ...seeds import torch_generator
 from ...auc import pairwise_auc_loss
 from ...masking import BackdropMask
 from ...render import table as markdown_table

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ... import report
+from ... import profiles, report
 
 __all__ = ["select_best", "comparisons", "headline", "collect", "MARGIN_AUC"]
 

@@ -38,8 +38,11 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ... import paths, profiles
-from ..._shared import check_writable, content_key, is_int, is_real, torch_generator, torch_threads, tqdm_disable
+from ... import machine, paths, profiles
+from ...checks import is_int, is_real, tqdm_disable
+from ...machine import torch_threads
+from ...paths import check_writable
+from ...seeds import content_key, torch_generator
 from ...auc import SURROGATES, exact_auc, pairwise_auc_loss
 from ...masking import BackdropMask
 from ...train import make_optimizer
@@ -353,7 +356,7 @@ def run_experiment(profile: str | profiles.Profile = profiles.DEFAULT, config: O
     result["comparisons"] = comparisons(result)
     result["headline"] = headline(result)
     with torch_threads(1):                  # the threads every run trained with (train_run, fidelity)
-        versions = paths.versions()
+        versions = machine.versions()
     result.update(versions=versions, torch_threads_used=1, wall_s=round(time.perf_counter() - t0, 2))
     if write:
         write_results(result, p, folder)

@@ -3,10 +3,12 @@
 A GPU machine comes now and then for about 15 minutes in all (start-up and transfers included),
 so this script spends it on results and ends inside a hard deadline (default 510 s, 8.5 min)::
 
-    python3 -m backdrop_repro.gpu_window --profile paper --out OUT_DIR
+    python3 scripts/gpu_window.py --profile paper --out OUT_DIR
 
-It runs on the machine's own Python (PyTorch, numpy, scipy and tqdm are all it needs; the data
-cache is pointed at a work folder, so pooch is never imported) and, in order:
+It lives outside the science package (nothing in ``backdrop_repro`` imports it) and imports the
+package of the checkout it sits in. It runs on the machine's own Python (PyTorch, numpy, scipy and
+tqdm are all it needs; the data cache is pointed at a work folder, so pooch is never imported) and,
+in order:
 
 1. starts generating the profile's datasets (one process per dataset, on the CPU cores) and,
    meanwhile, **measures one run**: training steps and evaluation forwards of the run's network at
@@ -34,7 +36,8 @@ any work, each bad one a one-line error (exit 2). ``--work`` (data cache and run
 Runs already recorded there are listed as ``already recorded`` and never counted as runs this window
 trained (nor in its runs per minute). On Ctrl-C (exit 130), as at the deadline, the runs in flight
 are stopped and what finished is packed. Workers (data and runs) die with the window's process
-(``PR_SET_PDEATHSIG`` and a watch on the parent), so a ``kill -9`` leaves none behind.
+(``PR_SET_PDEATHSIG`` and a watch on the parent), so a ``kill -9`` leaves none behind. The deadline
+pool (:class:`Deadline`) is this script's own: no other command needs a deadline.
 
 The same script runs at ``smoke`` scale on a CPU in the test suite (``tests/test_gpu_window.py``),
 so a GPU window is never spent on a crash. Where a pure-Python package is missing on the GPU
@@ -47,22 +50,26 @@ import json
 import math
 import os
 import platform
+import queue
 import sys
 import tarfile
 import tempfile
 import time
+import traceback
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-# The sweep's plan, the run core and the deadline launcher, imported in this one place.
-from . import profiles, records
-from ._shared import check_device, check_int, is_real, resolve_device
-from .experiments import launchers
-from .experiments.core import build_model
-from .experiments.gp_sweep.plan import RunSpec, find_record, plan_grid, runs_dir
-from .train import make_optimizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # the package of this checkout
 
-__all__ = ["run_window", "plan_window", "run_work", "main"]
+# The sweep's plan, the run core and the worker processes, imported in this one place.
+from backdrop_repro import paths, profiles, records  # noqa: E402
+from backdrop_repro.checks import check_device, check_int, is_real, resolve_device  # noqa: E402
+from backdrop_repro.experiments import core, launchers  # noqa: E402
+from backdrop_repro.experiments.core import build_model  # noqa: E402
+from backdrop_repro.experiments.gp_sweep.plan import RunSpec, find_record, plan_grid, runs_dir  # noqa: E402
+from backdrop_repro.train import make_optimizer  # noqa: E402
+
+__all__ = ["run_window", "plan_window", "run_work", "Deadline", "main"]
 
 #: the configurations of the window, in priority order: the pair the paper's claim rests on first
 TIERS = (("none", "demo"), ("fine", "coarse"))
@@ -189,7 +196,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
         out = {"step_s": step_s, "eval_sample_s": eval_s}
         if cuda:
             out["peak_bytes"] = float(torch.cuda.max_memory_allocated(dev))
-        del net, opt, x, xe
+        net = opt = x = xe = None           # free the device memory before emptying the cache
         if cuda:
             torch.cuda.empty_cache()
         return out
@@ -202,7 +209,7 @@ def probe(spec: RunSpec, device: str, steps: int = 6) -> dict[str, float]:
 # data, in parallel on the CPU cores
 # --------------------------------------------------------------------------------------------
 def _build_one(recipe: Any) -> str:
-    from .data.datasets import build_dataset
+    from backdrop_repro.data.datasets import build_dataset
 
     ds = build_dataset(recipe, progress=False)
     return str(ds.path)
@@ -210,7 +217,7 @@ def _build_one(recipe: Any) -> str:
 
 def _start_data(specs: Sequence[RunSpec], workers: int):
     """Start building every distinct dataset of ``specs`` (one process each); returns (pool, futures)."""
-    from .data.datasets import recipe_key
+    from backdrop_repro.data.datasets import recipe_key
 
     recipes = {}
     for s in specs:
@@ -221,15 +228,141 @@ def _start_data(specs: Sequence[RunSpec], workers: int):
 
 
 # --------------------------------------------------------------------------------------------
-# the runs: the deadline launcher
+# the runs: the deadline pool
 # --------------------------------------------------------------------------------------------
+def _deadline_worker(wid: int, tasks: Any, results: Any, device: Optional[str], threads: int, rehearsal_s: float,
+                     reuse: bool, parent: int) -> None:
+    """Worker process: take specs from ``tasks`` until None; run each through :func:`.core.run_one`."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # the caller stops its workers (a Ctrl-C is its to handle)
+    launchers.die_with_parent(parent)
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    while True:
+        spec = tasks.get()
+        if spec is None:
+            return
+        t = time.monotonic()
+        try:
+            if rehearsal_s > 0:
+                time.sleep(rehearsal_s)
+            else:
+                core.run_one(spec, device=device, reuse=reuse, progress=False)
+            results.put(("done", wid, spec.key, time.monotonic() - t, ""))
+        except Exception:  # noqa: BLE001 - reported, the pool goes on
+            results.put(("error", wid, spec.key, time.monotonic() - t, traceback.format_exc()))
+
+
+class Deadline:
+    """Specs in order, ``jobs`` at a time, until ``deadline`` (``time.monotonic()`` seconds).
+
+    A run is started only when ``now + estimate <= deadline``; the estimate is ``first_estimate_s``
+    until runs finish, then 1.1 x the longest of the last ``jobs`` finished runs (the runs in flight
+    share the device). At the deadline (or on Ctrl-C) the workers still busy are terminated; records
+    are written atomically, so what finished is kept. ``threads``: torch threads per worker;
+    ``rehearsal_s`` > 0 sleeps instead of training (the tests' dry run). The call returns, besides the
+    common keys, ``runs`` (one row per run: key, label, seed, config, level, s, worker, status, end_s),
+    ``stop`` (why it ended), ``estimate_s`` and ``interrupted``. The data must be built beforehand.
+    """
+
+    name = "deadline"
+
+    def __init__(self, jobs: int, deadline: float, first_estimate_s: float, log: Callable[[str], None] = print,
+                 threads: int = 1, rehearsal_s: float = 0.0):
+        self.jobs, self.deadline, self.first_estimate_s = check_int("jobs", jobs, low=1), deadline, first_estimate_s
+        self.log, self.threads, self.rehearsal_s = log, threads, rehearsal_s
+
+    @staticmethod
+    def _row(spec: core.Spec, **kw: Any) -> dict[str, Any]:
+        return {"key": spec.key, "label": spec.label, "config": getattr(spec, "config", None),
+                "level": getattr(spec, "level", None), "seed": spec.seed, **kw}
+
+    def __call__(self, specs: Sequence[core.Spec], device: Optional[str] = None, reuse: bool = True,
+                 progress: bool = True, desc: str = "runs") -> dict[str, Any]:
+        log, deadline = self.log, self.deadline
+        tasks, results = launchers.queue_pair()
+        jobs = max(1, min(self.jobs, len(specs)))
+        procs = [launchers.spawn(_deadline_worker, w, tasks, results, device, self.threads, self.rehearsal_s, reuse)
+                 for w in range(jobs)]
+        by_key = {s.key: s for s in specs}
+        todo = list(specs)
+        busy: dict[int, tuple[str, float]] = {}
+        idle = list(range(jobs))
+        done: list[dict[str, Any]] = []
+        walls: list[float] = []
+        estimate = self.first_estimate_s
+        stop = "all planned runs finished"
+        t_pool = time.monotonic()
+        interrupted = False
+        started = 0
+        try:
+            while True:
+                now = time.monotonic()
+                while idle and todo:
+                    if now + estimate > deadline:
+                        break
+                    spec = todo.pop(0)
+                    w = idle.pop(0)
+                    busy[w] = (spec.key, now)
+                    tasks.put(spec)
+                    started += 1
+                    log(f"start  {spec.label:<26} seed {spec.seed:<3} {spec.key} on worker {w} "
+                        f"(expected {estimate:.0f} s)")
+                if not busy:
+                    if todo:
+                        stop = (f"deadline: {len(todo)} planned runs left, the next would need ~{estimate:.0f} s, "
+                                f"{max(0.0, deadline - now):.0f} s left")
+                    break
+                if now >= deadline:
+                    stop = f"deadline: {len(busy)} runs in flight stopped, {len(todo)} not started"
+                    break
+                try:
+                    status, w, key, secs, err = results.get(timeout=min(2.0, max(0.05, deadline - now)))
+                except queue.Empty:
+                    continue
+                busy.pop(w, None)
+                idle.append(w)
+                s = by_key[key]
+                done.append(self._row(s, s=round(secs, 2), worker=w, status=status,
+                                      end_s=round(time.monotonic() - t_pool, 2)))
+                if status == "done":
+                    walls.append(secs)
+                    estimate = 1.1 * max(walls[-jobs:])
+                    log(f"done   {s.label:<26} seed {s.seed:<3} {key} in {secs:.1f} s")
+                else:
+                    log(f"FAILED {s.label:<26} seed {s.seed:<3} {key}:\n{err}")
+        except KeyboardInterrupt:
+            interrupted = True
+            stop = f"interrupted (Ctrl-C): {len(busy)} runs in flight stopped, {len(todo)} not started"
+        finally:
+            for _ in procs:
+                tasks.put(None)
+            t_end = time.monotonic() + (1.0 if busy else 10.0)
+            for p in procs:
+                if busy:
+                    p.terminate()
+                p.join(max(0.1, t_end - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join(5)
+        for w, (key, t) in busy.items():
+            done.append(self._row(by_key[key], s=round(time.monotonic() - t, 2), worker=w,
+                                  status="stopped (Ctrl-C)" if interrupted else "stopped at the deadline"))
+        log(f"stop: {stop}")
+        failed = [f"{r['key']} ({r['label']}, seed {r['seed']})" for r in done if r["status"] == "error"]
+        return {"submitted": started, "jobs": jobs, "failed": failed, "runs": done, "stop": stop,
+                "estimate_s": round(estimate, 2), "interrupted": interrupted}
+
+
 def run_pool(specs: Sequence[RunSpec], jobs: int, deadline: float, first_estimate_s: float, device: str,
              log: Any = print, threads: int = 1, rehearsal_s: float = 0.0) -> dict[str, Any]:
     """Run ``specs`` in order, ``jobs`` at a time, until ``deadline`` (monotonic s) through
-    :class:`~backdrop_repro.experiments.launchers.Deadline` (every run through the run core's ``run_one``).
+    :class:`Deadline` (every run through the run core's ``run_one``).
     Returns ``{"runs": [{key, label, seed, config, level, s, worker, status, end_s}], "stop": reason,
     "estimate_s": ..., "interrupted": ...}``."""
-    res = launchers.Deadline(jobs, deadline, first_estimate_s, log, threads, rehearsal_s)(specs, device=device)
+    res = Deadline(jobs, deadline, first_estimate_s, log, threads, rehearsal_s)(specs, device=device)
     return {k: res[k] for k in ("runs", "stop", "estimate_s", "interrupted")}
 
 
@@ -246,7 +379,7 @@ def _gpu_free_bytes() -> Optional[int]:
 
 
 def _data_bytes(spec: RunSpec) -> int:
-    from .data.datasets import estimate_bytes
+    from backdrop_repro.data.datasets import estimate_bytes
 
     return sum(estimate_bytes(r) for r in spec.recipes())
 
@@ -431,8 +564,6 @@ def _pack(out: Path, p: profiles.Profile, summary: dict[str, Any], t0: float, lo
     """Write ``records.tar.gz`` (every usable record of the profile in the run-records folder, read
     through :mod:`backdrop_repro.records`; malformed ones are listed, not packed) and ``window.json``
     into ``out`` (atomically); returns the summary."""
-    from . import paths
-
     summary.setdefault("elapsed_s", round(time.monotonic() - t0, 1))
     rdir = runs_dir(p)
     found = [records.inspect(f) for f in sorted(rdir.glob("*.json"))] if rdir.exists() else []
@@ -451,7 +582,7 @@ def _pack(out: Path, p: profiles.Profile, summary: dict[str, Any], t0: float, lo
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line: 0 when runs finished, 1 when none did, 2 a bad argument (one line), 130 Ctrl-C."""
-    ap = argparse.ArgumentParser(prog="python3 -m backdrop_repro.gpu_window", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python3 scripts/gpu_window.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="a new or empty folder for records.tar.gz, timing.log, "
                                                             "window.json")
     ap.add_argument("--profile", default="paper", choices=profiles.names())
