@@ -278,7 +278,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ctrl_c_while_workers_start_prints_no_worker_traceback(tmp_path):
     env = {**os.environ, "BACKDROP_REPRO_OUTPUT": str(tmp_path / "out"), "BACKDROP_REPRO_DATA": str(tmp_path / "data"),
            "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "backdrop_repro.cli", "sweep", "--profile", "smoke", "--jobs", "2"],
+    # the smoke sweep with runs long enough (400 epochs) that the sweep cannot end between two looks at /proc
+    script = ("from dataclasses import replace; from backdrop_repro import cli, profiles; p = profiles.get('smoke'); "
+              "profiles.register(replace(p, name='smoke-long', sweep=replace(p.sweep, epochs=400))); "
+              "raise SystemExit(cli.main(['sweep', '--profile', 'smoke-long', '--jobs', '2']))")
+    proc = subprocess.Popen([sys.executable, "-c", script],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     # events, not times (a busy machine stretches every step): the signal goes once a worker process exists
     # (still importing) and the parent handles SIGINT again (it ignores it while the pool spawns its workers)
