@@ -50,3 +50,12 @@ def pids_of_a_killed_script(tmp_path, source: str) -> list:
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
     return [int(p) for p in proc.stdout.split()]
+
+
+def sigint_as_a_terminal_gives_it() -> None:
+    """``preexec_fn`` of a child a test will Ctrl-C: SIGINT back to its default, whatever the harness did (a shell
+    starts background jobs with SIGINT ignored, and a child inherits that; Python then never raises
+    KeyboardInterrupt)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

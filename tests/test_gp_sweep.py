@@ -282,8 +282,10 @@ def test_ctrl_c_while_workers_start_prints_no_worker_traceback(tmp_path):
     script = ("from dataclasses import replace; from backdrop_repro import cli, profiles; p = profiles.get('smoke'); "
               "profiles.register(replace(p, name='smoke-long', sweep=replace(p.sweep, epochs=400))); "
               "raise SystemExit(cli.main(['sweep', '--profile', 'smoke-long', '--jobs', '2']))")
-    proc = subprocess.Popen([sys.executable, "-c", script],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    from helpers import sigint_as_a_terminal_gives_it
+
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, preexec_fn=sigint_as_a_terminal_gives_it)
     # events, not times (a busy machine stretches every step): the signal goes once a worker process exists
     # (still importing) and the parent handles SIGINT again (it ignores it while the pool spawns its workers)
     try:

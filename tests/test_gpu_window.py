@@ -235,11 +235,13 @@ def test_ctrl_c_in_the_pool_stops_the_workers_and_says_so():
     done = threading.Event()
     before = children()
     t = time.monotonic()
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)   # a harness may start us with SIGINT ignored
     try:
         res = gw.run_pool(specs, jobs=2, deadline=t + 600, first_estimate_s=1.0, device="cpu",
                           log=ctrl_c_once_both_run, rehearsal_s=600)
     finally:
         done.set()                          # a watcher still waiting never signals a later test
+        signal.signal(signal.SIGINT, handler)
     assert time.monotonic() - t < 300       # unstopped, each run would sleep 600 s: a bound a loaded CPU keeps
     assert res["interrupted"] and res["stop"].startswith("interrupted (Ctrl-C)")
     assert [r["status"] for r in res["runs"]] == ["stopped (Ctrl-C)"] * 2

@@ -132,7 +132,10 @@ def _background_sweep(out: Path, *flags: str) -> subprocess.Popen:
     """The smoke grid's seed-1 runs (5) one task at a time, as a command in the background."""
     cmd = [sys.executable, "-m", "backdrop_repro.cli", "sweep", "--profile", "smoke", "--seeds", "1", "--no-studies",
            *SLURM, "--array-parallelism", "1", "--slurm-folder", str(out / "logs"), *flags]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from helpers import sigint_as_a_terminal_gives_it
+
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_a_terminal_gives_it)
 
 
 def test_a_cancel_and_a_ctrl_c_mid_array_then_the_rerun_equals_an_uninterrupted_run(out, monkeypatch, capsys):
