@@ -59,3 +59,15 @@ def sigint_as_a_terminal_gives_it() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop(proc) -> None:
+    """Terminate a server a test started, then kill it if it has not ended within 30 s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)

@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers import stop
 
 pytest.importorskip("sphinx")
 pytest.importorskip("myst_nb")
@@ -184,12 +185,7 @@ def _render(url: str, profile_dir: Path) -> dict:
             ws.close()
         raise AssertionError("unreachable")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install -y chromium)")

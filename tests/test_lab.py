@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import stop
 
 from backdrop_repro.notebooks import NOTEBOOKS
 
@@ -84,12 +85,7 @@ def lab(tmp_path):
             time.sleep(0.5)
         yield base, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
         log.close()
 
 
